@@ -1,0 +1,352 @@
+"""`loyalpump edge …`: the station's own commands, each one store transaction or a read."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ServiceError
+from ..services.members import add_plate, find_member, register_member
+from ..services.points import adjust_points, expire_points, redeem_points, verify_ledger
+from ..services.rules import install_ruleset
+from ..services.sales import SaleInput, list_sales, record_sale, reverse_sale
+from ..services.station import Station, open_station
+from ..services.status import station_status
+from ..services.tiers import recalculate_tiers
+from ..services.users import add_user
+from ..settings import load_settings
+from .output import emit, emit_table, fail
+
+__all__ = ["edge_app"]
+
+edge_app = typer.Typer(
+    help="The station agent: store, members, sales, points.", no_args_is_help=True
+)
+member_app = typer.Typer(help="Members: register, show, plates.", no_args_is_help=True)
+sale_app = typer.Typer(help="Manual sale entry and reversal.", no_args_is_help=True)
+rules_app = typer.Typer(help="Rule sets.", no_args_is_help=True)
+user_app = typer.Typer(help="Cashier-page logins.", no_args_is_help=True)
+edge_app.add_typer(member_app, name="member")
+edge_app.add_typer(sale_app, name="sale")
+edge_app.add_typer(rules_app, name="rules")
+edge_app.add_typer(user_app, name="user")
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="LOYALPUMP_CONFIG", help="Path to station.toml."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+PhoneOption = Annotated[str | None, typer.Option("--phone", help="Member's mobile number.")]
+PlateOption = Annotated[str | None, typer.Option("--plate", help="Member's licence plate.")]
+UserOption = Annotated[
+    str | None, typer.Option("--user", help="Who is acting (recorded in the audit log).")
+]
+
+
+def _actor(user: str | None) -> str:
+    return user or f"cli:{getpass.getuser()}"
+
+
+@contextmanager
+def _station(config: Path, *, create: bool = False) -> Iterator[Station]:
+    station = open_station(load_settings(config), create=create)
+    try:
+        yield station
+    finally:
+        station.close()
+
+
+def _decimal(value: str, name: str) -> Decimal:
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation:
+        fail(f"--{name}: {value!r} is not a decimal number")
+        raise  # unreachable: fail() exits
+    if not number.is_finite():
+        fail(f"--{name}: {value!r} is not a finite number")
+    return number
+
+
+def _one_identifier(phone: str | None, plate: str | None) -> None:
+    if (phone is None) == (plate is None):
+        fail("give exactly one of --phone or --plate")
+
+
+@edge_app.command("init")
+def init(config: ConfigOption) -> None:
+    """Create or migrate the station store and its member keys (idempotent)."""
+    with _station(config, create=True) as station:
+        typer.echo(
+            f"station {station.station_id}: store ready at {station.store.path} "
+            f"(schema {station.store.schema_version})"
+        )
+
+
+@edge_app.command("status")
+def status(config: ConfigOption, as_json: JsonOption = False) -> None:
+    """Store, drivers, sync backlog, rules version, last contact with the cloud."""
+    with _station(config) as station:
+        emit(station_status(station), as_json=as_json)
+
+
+@edge_app.command("verify")
+def verify(config: ConfigOption, as_json: JsonOption = False) -> None:
+    """Recompute every balance and lot from the ledger; exit 1 if anything differs."""
+    with _station(config) as station:
+        problems = verify_ledger(station) + station.store.integrity_problems()
+    emit(
+        {"ok": not problems, "problems": problems},
+        as_json=as_json,
+        text="ledger verified: no differences" if not problems else "\n".join(problems),
+    )
+    if problems:
+        raise typer.Exit(1)
+
+
+@edge_app.command("expire")
+def expire(config: ConfigOption) -> None:
+    """Book expiry for points past their date (the nightly job, run now)."""
+    with _station(config) as station:
+        typer.echo(f"expired {expire_points(station)} points")
+
+
+@edge_app.command("recalc-tiers")
+def recalc_tiers(config: ConfigOption, as_json: JsonOption = False) -> None:
+    """Recalculate every member's tier now (the nightly job, run now)."""
+    with _station(config) as station:
+        changes = recalculate_tiers(station)
+    rows = [{"member_id": c.member_id, "from": c.old, "to": c.new} for c in changes]
+    emit(rows, as_json=as_json, text=f"{len(rows)} tier changes")
+
+
+@user_app.command("add")
+def user_add(
+    config: ConfigOption,
+    name: Annotated[str, typer.Option("--name")],
+    role: Annotated[str, typer.Option("--role", help="cashier or manager")],
+    pin: Annotated[str, typer.Option("--pin")],
+    user: UserOption = None,
+) -> None:
+    """Create a cashier-page login."""
+    with _station(config) as station:
+        add_user(station, name=name, role=role, pin=pin, actor=_actor(user))
+    typer.echo(f"user {name} ({role}) added")
+
+
+@member_app.command("add")
+def member_add(
+    config: ConfigOption,
+    phone: Annotated[str, typer.Option("--phone", help="Mainland mobile number.")],
+    plate: Annotated[list[str] | None, typer.Option("--plate", help="Plate (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    move_plates: Annotated[
+        bool, typer.Option("--move-plates", help="Take plates from their current owner.")
+    ] = False,
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a member locally (queued for the cloud); the operator attests consent."""
+    with _station(config) as station:
+        view = register_member(
+            station,
+            phone=phone,
+            plates=plate or [],
+            name=name,
+            consent_channel="cli",
+            actor=_actor(user),
+            move_plates=move_plates,
+        )
+    emit(view.to_dict(), as_json=as_json)
+
+
+@member_app.command("show")
+def member_show(
+    config: ConfigOption,
+    phone: PhoneOption = None,
+    plate: PlateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A member's tier, spendable points and plates."""
+    _one_identifier(phone, plate)
+    with _station(config) as station:
+        view = find_member(station, phone=phone, plate=plate)
+    emit(view.to_dict(), as_json=as_json)
+
+
+@member_app.command("add-plate")
+def member_add_plate(
+    config: ConfigOption,
+    phone: Annotated[str, typer.Option("--phone")],
+    new_plate: Annotated[str, typer.Option("--new-plate", help="The plate to attach.")],
+    move: Annotated[bool, typer.Option("--move", help="Take it from its current owner.")] = False,
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Attach another plate to a member (a plate belongs to one member at a time)."""
+    with _station(config) as station:
+        member = find_member(station, phone=phone)
+        view = add_plate(station, member.member_id, new_plate, actor=_actor(user), move=move)
+    emit(view.to_dict(), as_json=as_json)
+
+
+def _parse_at(station: Station, at: str | None) -> datetime:
+    if at is None:
+        return station.now()
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        fail(f"--at: {at!r} is not an ISO 8601 date-time")
+        raise
+    return moment if moment.tzinfo else moment.replace(tzinfo=station.zone)
+
+
+@sale_app.command("add")
+def sale_add(
+    config: ConfigOption,
+    pump: Annotated[int, typer.Option("--pump", help="Fuelling point number.")],
+    grade: Annotated[str, typer.Option("--grade", help="Grade code of the rule set.")],
+    litres: Annotated[str, typer.Option("--litres")],
+    amount: Annotated[str, typer.Option("--amount", help="Yuan, 2 decimals.")],
+    at: Annotated[str | None, typer.Option("--at", help="End time, ISO 8601.")] = None,
+    nozzle: Annotated[int | None, typer.Option("--nozzle")] = None,
+    unit_price: Annotated[str | None, typer.Option("--unit-price")] = None,
+    phone: PhoneOption = None,
+    plate: PlateOption = None,
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Key in a sale by hand (dispenser link down); audited, earns points like any sale."""
+    if phone is not None and plate is not None:
+        fail("give at most one of --phone or --plate")
+    with _station(config) as station:
+        member_id = None
+        if phone is not None or plate is not None:
+            member_id = find_member(station, phone=phone, plate=plate).member_id
+        outcome = record_sale(
+            station,
+            SaleInput(
+                source="manual",
+                pump=pump,
+                nozzle=nozzle,
+                grade=grade,
+                litres=_decimal(litres, "litres"),
+                amount=_decimal(amount, "amount"),
+                unit_price=None if unit_price is None else _decimal(unit_price, "unit-price"),
+                ended_at=_parse_at(station, at),
+                member_id=member_id,
+                actor=_actor(user),
+            ),
+        )
+    emit(outcome.sale.to_dict(), as_json=as_json)
+
+
+@sale_app.command("reverse")
+def sale_reverse(
+    config: ConfigOption,
+    sale_id: Annotated[str, typer.Option("--sale", help="The sale id.")],
+    reason: Annotated[str, typer.Option("--reason")],
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reverse a sale's points with a reason (audited)."""
+    with _station(config) as station:
+        view = reverse_sale(station, sale_id, actor=_actor(user), reason=reason)
+    emit(view.to_dict(), as_json=as_json)
+
+
+@edge_app.command("sales")
+def sales(
+    config: ConfigOption,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent sales with source, member and points."""
+    with _station(config) as station:
+        rows = [view.to_dict() for view in list_sales(station, limit)]
+    if as_json:
+        emit(rows, as_json=True)
+    else:
+        emit_table(
+            rows,
+            [
+                "ended_at",
+                "source",
+                "pump",
+                "nozzle",
+                "grade",
+                "litres",
+                "amount",
+                "member_id",
+                "points",
+                "status",
+            ],
+        )
+
+
+@edge_app.command("redeem")
+def redeem(
+    config: ConfigOption,
+    points: Annotated[int, typer.Option("--points")],
+    phone: PhoneOption = None,
+    plate: PlateOption = None,
+    redemption_id: Annotated[
+        str | None, typer.Option("--id", help="Idempotency key: a retry is booked once.")
+    ] = None,
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Redeem points for yuan off; refused beyond the balance."""
+    _one_identifier(phone, plate)
+    with _station(config) as station:
+        member = find_member(station, phone=phone, plate=plate)
+        result = redeem_points(
+            station, member.member_id, points, actor=_actor(user), redemption_id=redemption_id
+        )
+    emit(result.to_dict(), as_json=as_json)
+
+
+@edge_app.command("adjust")
+def adjust(
+    config: ConfigOption,
+    points: Annotated[int, typer.Option("--points", help="Positive adds, negative deducts.")],
+    reason: Annotated[str, typer.Option("--reason")],
+    phone: PhoneOption = None,
+    plate: PlateOption = None,
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A manager's manual points correction, with a reason (audited)."""
+    _one_identifier(phone, plate)
+    with _station(config) as station:
+        member = find_member(station, phone=phone, plate=plate)
+        balance = adjust_points(
+            station, member.member_id, points, actor=_actor(user), reason=reason
+        )
+    emit({"member_id": member.member_id, "points": balance}, as_json=as_json)
+
+
+@rules_app.command("load")
+def rules_load(
+    config: ConfigOption,
+    file: Annotated[Path, typer.Argument(help="Rule-set JSON document.")],
+    user: UserOption = None,
+) -> None:
+    """Install a rule set locally (for a station that has never reached the cloud)."""
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        raise ServiceError("rules.file", f"{file}: {exc.strerror}") from exc
+    with _station(config) as station:
+        ruleset, created = install_ruleset(station, text, actor=_actor(user))
+    state = "installed" if created else "already installed"
+    typer.echo(
+        f"rule set {ruleset.version} ({ruleset.name}) {state}, "
+        f"effective from {ruleset.effective_from.isoformat()}"
+    )
