@@ -44,7 +44,8 @@ def _context() -> Context:
     """Exact arithmetic whatever the caller's decimal context; a rounded product raises.
 
     Operands carry a few digits each, so 100 digits of precision never round; trapping
-    Inexact makes sure the single rounding of a receipt is the one the rule set names.
+    Inexact makes sure the single rounding of a receipt is the one the rule set names
+    (to_integral_value, which does that rounding, does not signal Inexact).
     """
     return Context(
         prec=100,
@@ -231,7 +232,7 @@ def price_sale(ruleset: RuleSet, sale: SaleFacts, tier_code: str) -> PointsRecei
     after_tier = ctx.multiply(base, tier.multiplier)
     factor = bonus.multiplier if bonus is not None else _ONE
     exact = ctx.multiply(after_tier, factor)
-    points = int(exact.quantize(_ONE, rounding=_ROUNDINGS[ruleset.rounding], context=ctx))
+    points = int(exact.to_integral_value(rounding=_ROUNDINGS[ruleset.rounding], context=ctx))
 
     steps = (
         ReceiptStep("base", base_text, base, base),
@@ -268,6 +269,8 @@ def price_sale(ruleset: RuleSet, sale: SaleFacts, tier_code: str) -> PointsRecei
 def _discount_fen(ctx: Context, litres: Decimal, amount: Decimal, per_litre: Decimal) -> int:
     """litres x discount in yuan, half-up to fen, never more than the sale's own amount."""
     fen = ctx.multiply(ctx.multiply(litres, per_litre), _FEN_PER_YUAN)
-    due = int(fen.quantize(_ONE, rounding=ROUND_HALF_UP, context=ctx))
-    cap = int(ctx.multiply(amount, _FEN_PER_YUAN).quantize(_ONE, rounding=ROUND_DOWN, context=ctx))
+    due = int(fen.to_integral_value(rounding=ROUND_HALF_UP, context=ctx))
+    cap = int(
+        ctx.multiply(amount, _FEN_PER_YUAN).to_integral_value(rounding=ROUND_DOWN, context=ctx)
+    )
     return min(due, cap)

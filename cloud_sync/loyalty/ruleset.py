@@ -520,10 +520,13 @@ def _parse_tiers(c: _Checker, value: object) -> list[Tier | None]:
             c.fault(path + ".qualify", "is required on every tier above the first")
         else:
             qualify = _parse_qualify(c, raw_qualify, path + ".qualify")
-        if len(c.faults) != before or code is None or name is None:
-            tiers.append(None)
-            continue
-        if multiplier is None or discount is None:
+        if (
+            len(c.faults) != before
+            or code is None
+            or name is None
+            or multiplier is None
+            or discount is None
+        ):
             tiers.append(None)
             continue
         tiers.append(
@@ -658,6 +661,10 @@ def _parse_bonus(c: _Checker, value: object, path: str) -> Bonus | None:
         if "multiplier" in body
         else None
     )
+    if multiplier is not None and multiplier < 1:
+        # The contract's bonus is 1 when none applies; a smaller one would make a sale that
+        # meets a condition (say, a bigger amount) earn less than one that does not.
+        c.fault(path + ".multiplier", "must be at least 1; a bonus never lowers points")
     raw = body.get("weekdays")
     weekdays = _parse_weekdays(c, raw, path + ".weekdays") if raw is not None else None
     raw = body.get("dates")
@@ -730,6 +737,30 @@ _TOP_REQUIRED = (
     "rounding",
 )
 _TOP_OPTIONAL = ("new_member_tier", "bonuses", "expiry")
+# The contract's order of sections: faults are reported in it, as a reader meets them.
+_SECTION_ORDER = (
+    "version",
+    "name",
+    "effective_from",
+    "timezone",
+    "grades",
+    "earn",
+    "tiers",
+    "new_member_tier",
+    "bonuses",
+    "redeem",
+    "rounding",
+    "expiry",
+)
+_SECTION_OF = re.compile(r"\$(?:\.([A-Za-z_][A-Za-z0-9_]*)|\['((?:[^'\\]|\\.)*)'\])?")
+
+
+def _section_rank(fault: Fault) -> int:
+    match = _SECTION_OF.match(fault.path)
+    key = (match.group(1) or match.group(2)) if match else None
+    if key is None:
+        return -1
+    return _SECTION_ORDER.index(key) if key in _SECTION_ORDER else len(_SECTION_ORDER)
 
 
 def _parse_trial_section(c: _Checker, top: dict[str, object]) -> TrialGrant | None:
@@ -831,7 +862,7 @@ def parse_ruleset(document: object) -> RuleSet:
         or redeem is None
         or rounding is None
     ):
-        raise RuleSetError(c.faults)
+        raise RuleSetError(sorted(c.faults, key=_section_rank))
     return RuleSet(
         version=version,
         name=name,

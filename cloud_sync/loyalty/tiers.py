@@ -85,7 +85,7 @@ def tier_at(
     """The tier a member holds at `at` (the sale's end time): qualified or trial, the higher.
 
     Activity is over the windows BEFORE the sale (see qualified_tier). The new-member trial
-    runs from registered_at (inclusive) for `days` x 24 hours (exclusive end).
+    runs from registered_at (inclusive) for `days` days (exclusive end).
     """
     for name, moment in (("registered_at", registered_at), ("at", at)):
         if moment.tzinfo is None or moment.utcoffset() is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from ..errors import ServiceError
 from ..settings import ConfigError
@@ -32,12 +32,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(args=args, prog_name="loyalpump", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
-        raise SystemExit(2) from None
-    except click.ClickException as exc:
-        fail(exc.format_message().replace("\n", " "))
-    except click.exceptions.Abort:
+    except TyperException as exc:
+        # typer vendors click: usage errors arrive as TyperException subclasses
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help(), err=True)
+            raise SystemExit(2) from None
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        fail(str(message).replace("\n", " "))
+    except typer.Abort:
         fail("aborted", 130)
     except (ServiceError, ConfigError, StoreError) as exc:
         fail(str(exc))
