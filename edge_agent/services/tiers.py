@@ -20,6 +20,7 @@ __all__ = ["TierChange", "current_tier", "recalculate_tiers", "tier_for_sale"]
 
 _ML_PER_LITRE = Decimal(1000)
 _FEN_PER_YUAN = Decimal(100)
+_RECALC_BATCH = 500  # members per transaction: one fsync per batch, short write locks
 
 
 @dataclass(frozen=True)
@@ -74,35 +75,42 @@ def current_tier(station: Station, tx: Tx, member: MemberRow, now: datetime) -> 
     return _decide(tx, member, ruleset, now, include_end=True).code
 
 
+def _recalculate_one(station: Station, tx: Tx, member_id: str, now: datetime) -> TierChange | None:
+    member = get_member(tx, member_id)
+    if member is None:
+        return None
+    tier = current_tier(station, tx, member, now)
+    if tier is None or tier == member.tier:
+        return None
+    at = now.isoformat()
+    set_member_tier(tx, member_id, tier, at)
+    record_audit(
+        tx,
+        at=at,
+        actor="system:tiers",
+        action="member.tier_changed",
+        subject=member_id,
+        details={"from": member.tier, "to": tier},
+    )
+    append_event(
+        tx,
+        "member.tier_changed",
+        {"member_id": member_id, "from": member.tier, "to": tier, "at": at},
+        at,
+    )
+    return TierChange(member_id, member.tier, tier)
+
+
 def recalculate_tiers(station: Station) -> list[TierChange]:
     """Nightly job: upgrade and downgrade cached tiers as windows roll and trials end."""
     now = station.now()
-    at = now.isoformat()
     changes: list[TierChange] = []
     with station.store.read() as tx:
         ids = member_ids(tx)
-    for member_id in ids:
+    for start in range(0, len(ids), _RECALC_BATCH):
         with station.store.write() as tx:
-            member = get_member(tx, member_id)
-            if member is None:
-                continue
-            tier = current_tier(station, tx, member, now)
-            if tier is None or tier == member.tier:
-                continue
-            set_member_tier(tx, member_id, tier, at)
-            record_audit(
-                tx,
-                at=at,
-                actor="system:tiers",
-                action="member.tier_changed",
-                subject=member_id,
-                details={"from": member.tier, "to": tier},
-            )
-            append_event(
-                tx,
-                "member.tier_changed",
-                {"member_id": member_id, "from": member.tier, "to": tier, "at": at},
-                at,
-            )
-            changes.append(TierChange(member_id, member.tier, tier))
+            for member_id in ids[start : start + _RECALC_BATCH]:
+                change = _recalculate_one(station, tx, member_id, now)
+                if change is not None:
+                    changes.append(change)
     return changes

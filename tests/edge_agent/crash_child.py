@@ -1,11 +1,13 @@
 """The process `test_crash.py` kills: it records sales in a loop until SIGKILL arrives.
 
-Usage: python crash_child.py DATA_DIR MEMBER_ID RUN [RETRY_KEY ...]
+Usage: python crash_child.py DATA_DIR MEMBER_ID, then one line on stdin: RUN [RETRY_KEY ...]
 
 The store, its rule set and the member already exist (the test sets them up once, so this
-program imports only what recording a sale needs and starts fast). The child first re-sends
-each RETRY_KEY (a driver retrying the sale it was busy with when the station died), then
-records `crash:RUN:0`, `crash:RUN:1`, ... for ever. It prints
+program imports only what recording a sale needs). It imports, then waits for its stdin line
+before touching the store: the test starts the next child while the current one runs, so
+interpreter start-up overlaps the previous run instead of adding to it. The child then opens
+the store, re-sends each RETRY_KEY (a driver retrying the sale it was busy with when the
+station died) and records `crash:RUN:0`, `crash:RUN:1`, ... for ever. It prints
 
     READY
     COMMITTED <sale_id> <source_key> <1 if created, 0 if already recorded>
@@ -48,10 +50,14 @@ def sale_for(source_key: str, member_id: str) -> SaleInput:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 4:
+    if len(argv) != 3:
         sys.stderr.write(__doc__ or "")
         return 2
-    data_dir, member_id, run = Path(argv[1]), argv[2], argv[3]
+    data_dir, member_id = Path(argv[1]), argv[2]
+    command = sys.stdin.readline().split()
+    if not command:
+        return 0  # the test ended without needing this child
+    run, retries = command[0], command[1:]
     settings = StationSettings.model_validate({"station": {"id": "S001", "data_dir": data_dir}})
     station = open_station(settings)
     out = sys.stdout
@@ -63,7 +69,7 @@ def main(argv: list[str]) -> int:
         out.write(f"COMMITTED {outcome.sale.sale_id} {source_key} {int(outcome.created)}\n")
         out.flush()
 
-    for source_key in argv[4:]:
+    for source_key in retries:
         send(source_key)
     index = 0
     while True:

@@ -50,6 +50,18 @@ class _Child:
     proc: subprocess.Popen[bytes]
     buffer: bytearray = field(default_factory=bytearray)
 
+    @classmethod
+    def spawn(cls, data_dir: Path, member_id: str) -> _Child:
+        """Start a child; it imports, then waits for `start` before it opens the store."""
+        command = [sys.executable, str(CHILD), str(data_dir), member_id]
+        pipe = subprocess.PIPE
+        return cls(subprocess.Popen(command, stdin=pipe, stdout=pipe, stderr=pipe))
+
+    def start(self, run: int, retries: list[str]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(" ".join([str(run), *retries]).encode() + b"\n")
+        self.proc.stdin.close()
+
     def read_until(self, marker: bytes, timeout: float) -> bool:
         """Read output until a complete line starting with `marker` arrived (or time ran out)."""
         assert self.proc.stdout is not None
@@ -68,22 +80,29 @@ class _Child:
         return True
 
     def kill(self) -> int | None:
-        """SIGKILL the child; the exit status if it had already died on its own."""
-        died_before = self.proc.poll()
-        if died_before is None:
+        """SIGKILL the child; the exit status if it had already ended on its own."""
+        ended_before = self.proc.poll()
+        if ended_before is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         assert self.proc.stdout is not None
         self.buffer += self.proc.stdout.read()
-        return died_before
+        return ended_before
 
     def lines(self) -> list[bytes]:
         """Complete lines only: a half-written line was never an acknowledgement."""
         return bytes(self.buffer).split(b"\n")[:-1]
 
     def stderr(self) -> str:
+        self.kill()
         assert self.proc.stderr is not None
         return self.proc.stderr.read().decode(errors="replace")
+
+    def close(self) -> None:
+        self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def _setup_store(data_dir: Path) -> str:
@@ -103,61 +122,63 @@ def test_sigkill_never_loses_or_duplicates_an_acknowledged_sale(tmp_path: Path) 
     acknowledged: dict[str, str] = {}  # source_key -> sale_id
     last_key: str | None = None
     started = time.monotonic()
-    kills = {"startup": 0, "first_sale": 0, "running": 0}
+    kills = {"opening": 0, "first_sale": 0, "running": 0}
     retried = 0
-    for run in range(RUNS):
-        retries: list[str] = []
-        if last_key is not None and rng.random() < 0.3:
-            prefix, index = last_key.rsplit(":", 1)
-            retries = [last_key, f"{prefix}:{int(index) + 1}"]
-            retried += 1
-        child = _Child(
-            subprocess.Popen(
-                [sys.executable, str(CHILD), str(data_dir), member_id, str(run), *retries],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        )
-        mode = rng.random()
-        if mode < 0.05:
-            # While it imports and opens the store: right after the previous kill.
-            kills["startup"] += 1
-            time.sleep(rng.uniform(0, 0.3))
-        elif mode < 0.15:
-            # Around the first transaction after recovery.
-            kills["first_sale"] += 1
-            assert child.read_until(b"READY", START_TIMEOUT_S), (
-                f"run {run}: child never opened the store {where}\n{child.stderr()}"
-            )
-            time.sleep(rng.uniform(0, 0.02))
-        else:
-            kills["running"] += 1
-            assert child.read_until(b"COMMITTED", START_TIMEOUT_S), (
-                f"run {run}: child never committed a sale {where}\n{child.stderr()}"
-            )
-            time.sleep(rng.uniform(0, 0.15))
-        died_on_its_own = child.kill()
-        assert died_on_its_own is None, (
-            f"run {run}: child exited with {died_on_its_own} before the kill {where}\n"
-            f"{child.stderr()}"
-        )
-        assert child.proc.returncode == -signal.SIGKILL
-
-        reported = [line.split() for line in child.lines() if line.startswith(b"COMMITTED")]
-        for position, parts in enumerate(reported):
-            assert len(parts) == 4, f"run {run}: garbled line {parts!r} {where}"
-            sale_id, key, created = (part.decode() for part in parts[1:])
-            if key in acknowledged:
-                assert acknowledged[key] == sale_id, (
-                    f"run {run}: {key} acknowledged as {acknowledged[key]}, now as {sale_id} "
-                    f"{where}"
+    following = _Child.spawn(data_dir, member_id)
+    try:
+        for run in range(RUNS):
+            retries: list[str] = []
+            if last_key is not None and rng.random() < 0.3:
+                prefix, index = last_key.rsplit(":", 1)
+                retries = [last_key, f"{prefix}:{int(index) + 1}"]
+                retried += 1
+            child = following
+            child.start(run, retries)
+            # The next child starts its interpreter while this one runs.
+            following = _Child.spawn(data_dir, member_id)
+            mode = rng.random()
+            if mode < 0.05:
+                # While it opens the store, right after the previous kill (WAL recovery).
+                kills["opening"] += 1
+                time.sleep(rng.uniform(0, 0.01))
+            elif mode < 0.15:
+                # Around its first transaction (a retry when there is one).
+                kills["first_sale"] += 1
+                assert child.read_until(b"READY", START_TIMEOUT_S), (
+                    f"run {run}: child never opened the store {where}\n{child.stderr()}"
                 )
-                assert created == "0", f"run {run}: {key} recorded twice {where}"
-            if position == 0 and retries:
-                assert key == retries[0]
-                assert created == "0", f"run {run}: retried {key} was recorded again {where}"
-            acknowledged[key] = sale_id
-            last_key = key
+                time.sleep(rng.uniform(0, 0.02))
+            else:
+                kills["running"] += 1
+                assert child.read_until(b"COMMITTED", START_TIMEOUT_S), (
+                    f"run {run}: child never committed a sale {where}\n{child.stderr()}"
+                )
+                time.sleep(rng.uniform(0, 0.15))
+            ended_on_its_own = child.kill()
+            assert ended_on_its_own is None, (
+                f"run {run}: child exited with {ended_on_its_own} before the kill {where}\n"
+                f"{child.stderr()}"
+            )
+            assert child.proc.returncode == -signal.SIGKILL
+            child.close()
+
+            reported = [line.split() for line in child.lines() if line.startswith(b"COMMITTED")]
+            for position, parts in enumerate(reported):
+                assert len(parts) == 4, f"run {run}: garbled line {parts!r} {where}"
+                sale_id, key, created = (part.decode() for part in parts[1:])
+                if key in acknowledged:
+                    assert acknowledged[key] == sale_id, (
+                        f"run {run}: {key} acknowledged as {acknowledged[key]}, now as "
+                        f"{sale_id} {where}"
+                    )
+                    assert created == "0", f"run {run}: {key} recorded twice {where}"
+                if position == 0 and retries:
+                    assert key == retries[0]
+                    assert created == "0", f"run {run}: retried {key} was recorded again {where}"
+                acknowledged[key] = sale_id
+                last_key = key
+    finally:
+        following.close()
     elapsed = time.monotonic() - started
 
     assert len(acknowledged) >= RUNS * 0.8, f"too few sales acknowledged {where}"
@@ -244,30 +265,20 @@ def test_crash_child_records_and_deduplicates(tmp_path: Path) -> None:
     """The child itself, without kills: a retried key is acknowledged again, not re-recorded."""
     data_dir = tmp_path / "data"
     member_id = _setup_store(data_dir)
-    first = _Child(
-        subprocess.Popen(
-            [sys.executable, str(CHILD), str(data_dir), member_id, "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    )
+    first = _Child.spawn(data_dir, member_id)
+    first.start(0, [])
     assert first.read_until(b"COMMITTED", START_TIMEOUT_S), first.stderr()
-    first.kill()
+    first.close()
     acked = {
         parts[2].decode(): parts[1].decode()
         for parts in (line.split() for line in first.lines())
         if parts[0] == b"COMMITTED"
     }
     key = next(iter(acked))
-    second = _Child(
-        subprocess.Popen(
-            [sys.executable, str(CHILD), str(data_dir), member_id, "1", key],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    )
+    second = _Child.spawn(data_dir, member_id)
+    second.start(1, [key])
     assert second.read_until(b"COMMITTED", START_TIMEOUT_S), second.stderr()
-    second.kill()
+    second.close()
     retry = next(line.split() for line in second.lines() if line.startswith(b"COMMITTED"))
     assert retry == [b"COMMITTED", acked[key].encode(), key.encode(), b"0"]
     _check_store(data_dir, member_id, acked, "(no kills mid-way)")

@@ -40,5 +40,5 @@ def test_token_and_token_file_together_are_refused(tmp_path: Path) -> None:
         '[station]\nid = "S9"\ndata_dir = "d"\n[cloud]\ntoken = "x"\ntoken_file = "/t"\n',
         encoding="utf-8",
     )
-    with pytest.raises(ConfigError, match="cloud: .*not both"):
+    with pytest.raises(ConfigError, match=r"cloud: .*not both"):
         load_settings(path)
