@@ -8,9 +8,9 @@ from decimal import Decimal
 from cloud_sync.loyalty.ruleset import (
     RuleSet,
     RuleSetError,
-    parse_ruleset_json,
     ruleset_in_force,
 )
+from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
 
 from ..errors import ServiceError
 from ..store.audit import record_audit

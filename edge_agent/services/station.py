@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.loyalty.ruleset import RuleSet, parse_ruleset_json
+from cloud_sync.loyalty.ruleset import RuleSet
+from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
 
 from ..errors import ServiceError
 from ..settings import StationSettings

@@ -22,7 +22,8 @@ from cloud_sync.loyalty.pricing import (
     price_sale,
     receipt_from_dict,
 )
-from cloud_sync.loyalty.ruleset import RuleSet, parse_ruleset, parse_ruleset_json
+from cloud_sync.loyalty.ruleset import RuleSet
+from cloud_sync.loyalty.ruleset_parser import parse_ruleset, parse_ruleset_json
 
 RULESETS = Path(__file__).resolve().parents[2] / "config" / "rulesets"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

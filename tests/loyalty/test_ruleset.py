@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -12,18 +13,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cloud_sync.loyalty import ruleset as ruleset_module
 from cloud_sync.loyalty.ruleset import (
     Fault,
     RedemptionRefused,
     RuleSet,
     RuleSetError,
     canonical_json,
-    parse_ruleset,
-    parse_ruleset_json,
     points_expire_at,
     redemption_value_fen,
     ruleset_in_force,
 )
+from cloud_sync.loyalty.ruleset_parser import parse_ruleset, parse_ruleset_json
 
 RULESETS = Path(__file__).resolve().parents[2] / "config" / "rulesets"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -565,3 +566,16 @@ def test_redemption_refusals(policy: tuple[int, int], points: int, code: str, te
 
 def test_redemption_multiple_of_three_accepted() -> None:
     assert redemption_value_fen(with_redeem(150, 0), 300) == 200
+
+
+def test_model_module_does_not_import_the_parser() -> None:
+    """ruleset_parser builds RuleSet values; the model importing it back would be a cycle."""
+    source = Path(ruleset_module.__file__ or "").read_text(encoding="utf-8")
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not {m for m in imported if m.startswith(("cloud_sync", "."))}
+    assert not hasattr(ruleset_module, "parse_ruleset")

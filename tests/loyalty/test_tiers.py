@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.loyalty.ruleset import RuleSet, parse_ruleset
+from cloud_sync.loyalty.ruleset import RuleSet
+from cloud_sync.loyalty.ruleset_parser import parse_ruleset
 from cloud_sync.loyalty.tiers import (
     Activity,
     TierDecision,
