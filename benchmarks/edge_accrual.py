@@ -6,8 +6,9 @@ What it measures, in one run and in one directory (so on one disk):
    installed, into a file store (WAL, synchronous=FULL): commits per second and the
    p50/p99/max latency of one call.
 2. The raw SQLite single-row commit rate in the same directory: a plain `sqlite3`
-   connection, WAL, synchronous=FULL, one INSERT + COMMIT per row, as many rows as sales;
-   then the ratio accrual rate / raw rate (target >= 0.5) and accrual p99 (target < 20 ms).
+   connection, WAL, synchronous=FULL, one INSERT + COMMIT per row, as many rows as sales,
+   run in blocks alternating with the sales (--rounds) so both see the same disk; then
+   the ratio accrual rate / raw rate (target >= 0.5) and accrual p99 (target < 20 ms).
 3. `find_member` by phone and by plate with N members in the store (default 1,000,000,
    bulk-inserted with the station's own keys in ~50k-row store transactions): populate
    time, then p50/p99/max of random look-ups after a warm-up (target p99 < 2 ms each).
@@ -24,6 +25,7 @@ the end unless --keep. The figures are printed as a table, then as one line
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -92,6 +94,7 @@ class Options:
     lookups: int
     warmup: int
     batch: int
+    rounds: int
     seed: int
     parent: Path
     keep: bool
@@ -214,53 +217,87 @@ def sale_inputs(count: int, member_ids: Sequence[str], rng: random.Random) -> li
     return inputs
 
 
-def bench_accrual(station: Station, inputs: Sequence[SaleInput], warmup: int) -> Throughput:
-    """Time `record_sale` per call; the first `warmup` calls are run but not counted."""
-    for sale in inputs[:warmup]:
-        record_sale(station, sale)
-    timed = inputs[warmup:]
-    samples: list[int] = []
+class Timer:
+    """Per-call latencies and the summed wall time of the timed stretches."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.elapsed_ns = 0
+
+    def result(self) -> Throughput:
+        return Throughput(len(self.samples), self.elapsed_ns / 1e9, Latency.of(self.samples))
+
+
+def accrue(station: Station, sales: Sequence[SaleInput], timer: Timer | None) -> None:
+    """Record `sales` one `record_sale` call each; timed when a timer is given."""
     clock = time.perf_counter_ns
     started = clock()
-    for sale in timed:
+    for sale in sales:
         before = clock()
         outcome = record_sale(station, sale)
-        samples.append(clock() - before)
+        if timer is not None:
+            timer.samples.append(clock() - before)
         if not outcome.created or outcome.sale.points <= 0:
             raise RuntimeError(f"sale {sale.source_key} was not recorded with points: {outcome}")
-    elapsed = (clock() - started) / 1e9
-    return Throughput(len(timed), elapsed, Latency.of(samples))
+    if timer is not None:
+        timer.elapsed_ns += clock() - started
 
 
-def bench_raw(path: Path, count: int, warmup: int) -> Throughput:
-    """Plain sqlite3, WAL, synchronous=FULL: one INSERT + COMMIT per row."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+class RawWriter:
+    """Plain sqlite3 beside the store: WAL, synchronous=FULL, one INSERT + COMMIT per row."""
+
+    _SQL = "INSERT INTO rows (id, body) VALUES (?, ?)"
+    _BODY = "x" * 400  # about the size of one sale row
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None)
+        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
+            self._conn.close()
             raise RuntimeError(f"{path}: cannot switch to WAL (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE rows (id TEXT PRIMARY KEY, body TEXT NOT NULL) STRICT")
-        body = "x" * 400  # about one sale row
-        rows = [(uuid7(), body) for _ in range(warmup + count)]
-        sql = "INSERT INTO rows (id, body) VALUES (?, ?)"
-        for row in rows[:warmup]:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(sql, row)
-            conn.execute("COMMIT")
-        samples: list[int] = []
-        clock = time.perf_counter_ns
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("CREATE TABLE rows (id TEXT PRIMARY KEY, body TEXT NOT NULL) STRICT")
+
+    def write(self, count: int, timer: Timer | None) -> None:
+        rows = [(uuid7(), self._BODY) for _ in range(count)]
+        conn, sql, clock = self._conn, self._SQL, time.perf_counter_ns
         started = clock()
-        for row in rows[warmup:]:
+        for row in rows:
             before = clock()
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(sql, row)
             conn.execute("COMMIT")
-            samples.append(clock() - before)
-        elapsed = (clock() - started) / 1e9
+            if timer is not None:
+                timer.samples.append(clock() - before)
+        if timer is not None:
+            timer.elapsed_ns += clock() - started
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def bench_commits(
+    station: Station, raw_path: Path, inputs: Sequence[SaleInput], warmup: int, rounds: int
+) -> tuple[Throughput, Throughput]:
+    """(record_sale, raw) timings, interleaved in `rounds` blocks of equal counts.
+
+    Alternating blocks lets both see the same disk weather (other writers, the host's
+    flushes), so the ratio compares like with like; each side first runs `warmup`
+    untimed commits.
+    """
+    accrual, raw = Timer(), Timer()
+    writer = RawWriter(raw_path)
+    try:
+        accrue(station, inputs[:warmup], None)
+        writer.write(warmup, None)
+        timed = inputs[warmup:]
+        bounds = [len(timed) * step // rounds for step in range(rounds + 1)]
+        for low, high in itertools.pairwise(bounds):
+            accrue(station, timed[low:high], accrual)
+            writer.write(high - low, raw)
     finally:
-        conn.close()
-    return Throughput(count, elapsed, Latency.of(samples))
+        writer.close()
+    return accrual.result(), raw.result()
 
 
 def _check_generated(phone_numbers: Sequence[int], plate_codes: Sequence[int]) -> None:
@@ -401,6 +438,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--lookups", type=_positive, default=2000, help="timed look-ups (2000)")
     parser.add_argument("--warmup", type=_positive, default=200, help="untimed look-ups (200)")
     parser.add_argument("--batch", type=_positive, default=50_000, help="rows per populate tx")
+    parser.add_argument(
+        "--rounds", type=_positive, default=10, help="alternating sale/raw blocks (10)"
+    )
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     parser.add_argument(
         "--dir",
@@ -417,6 +457,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         lookups=args.lookups,
         warmup=args.warmup,
         batch=args.batch,
+        rounds=min(args.rounds, args.sales),
         seed=args.seed,
         parent=args.dir,
         keep=args.keep,
@@ -440,15 +481,19 @@ def run(options: Options) -> dict[str, Any]:
             member_ids = register_accrual_members(station, options.accrual_members, rng)
             sale_warmup = min(50, options.sales)
             inputs = sale_inputs(sale_warmup + options.sales, member_ids, rng)
-            progress(f"recording {options.sales} sales (+{sale_warmup} warm-up)")
-            accrual = bench_accrual(station, inputs, sale_warmup)
-            progress(f"raw sqlite: {options.sales} single-row commits (+{sale_warmup} warm-up)")
-            raw = bench_raw(work / "raw.sqlite3", options.sales, sale_warmup)
+            progress(
+                f"{options.sales} record_sale calls and {options.sales} raw sqlite commits "
+                f"(+{sale_warmup} warm-up each) in {options.rounds} alternating rounds"
+            )
+            accrual, raw = bench_commits(
+                station, work / "raw.sqlite3", inputs, sale_warmup, options.rounds
+            )
             progress(f"populating {options.members:,} members")
             population = populate(station, options.members, options.batch, rng, progress)
-            store_bytes = sum(
-                path.stat().st_size for path in (work / "station").glob("station.sqlite3*")
-            )
+            store_file = station.settings.store_path
+            store_bytes = store_file.stat().st_size
+            wal_file = store_file.with_name(store_file.name + "-wal")
+            wal_bytes = wal_file.stat().st_size if wal_file.exists() else 0
             progress(f"looking up {options.lookups} members by phone, then by plate")
             by_phone = bench_lookups(
                 station, population, "phone", options.lookups, options.warmup, rng
@@ -493,6 +538,7 @@ def run(options: Options) -> dict[str, Any]:
         "populate_insert_s": round(population.insert_seconds, 1),
         "populate_rate_per_s": round(population.count / population.seconds, 1),
         "store_mb": round(store_bytes / 1e6, 1),
+        "wal_mb": round(wal_bytes / 1e6, 1),
         "lookups": by_phone.count,
         "phone_p50_ms": round(by_phone.p50_ms, 3),
         "phone_p99_ms": round(by_phone.p99_ms, 3),
@@ -533,7 +579,7 @@ def report(result: dict[str, Any]) -> str:
         (f"populate {members:,} members s", f"{result['populate_s']:.1f}", "", ""),
         ("  of which crypto + rows s", f"{result['populate_prepare_s']:.1f}", "", ""),
         ("  of which insert + commit s", f"{result['populate_insert_s']:.1f}", "", ""),
-        ("store size MB", f"{result['store_mb']:.1f}", "", ""),
+        ("store file MB (+ WAL MB)", f"{result['store_mb']:.1f} (+{result['wal_mb']:.1f})", "", ""),
         ("find_member by phone p50 ms", ms("phone_p50_ms"), "", ""),
         (
             "find_member by phone p99 ms",

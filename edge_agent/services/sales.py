@@ -10,14 +10,14 @@ from typing import Any
 
 from cloud_sync.loyalty.lots import InsufficientPoints, allocate
 from cloud_sync.loyalty.pricing import PointsReceipt, SaleFacts, price_sale
-from cloud_sync.loyalty.ruleset import points_expire_at, ruleset_in_force
+from cloud_sync.loyalty.ruleset import RuleSet, points_expire_at, ruleset_in_force
 
 from ..errors import ServiceError
 from ..store import Tx
 from ..store.audit import record_audit
 from ..store.ids import uuid7
 from ..store.ledger import Credit, Debit, book_credit, book_debit, lot_of_sale, lots_of_member
-from ..store.members import MemberRow, get_member, set_member_tier
+from ..store.members import MemberRow, get_member
 from ..store.outbox import append_event
 from ..store.sales import (
     SaleRow,
@@ -29,7 +29,7 @@ from ..store.sales import (
     sale_by_source_key,
 )
 from .station import Station
-from .tiers import current_tier, tier_for_sale
+from .tiers import tier_for_sale
 
 __all__ = [
     "SaleInput",
@@ -129,7 +129,8 @@ def _scaled(value: Decimal, scale: int, what: str, maximum: Decimal) -> int:
     return int(scaled)
 
 
-def _view(row: SaleRow) -> SaleView:
+def _view(row: SaleRow, receipt: dict[str, Any] | None = None) -> SaleView:
+    """The sale as callers see it; pass `receipt` when it is already at hand as a dict."""
     return SaleView(
         sale_id=row.sale_id,
         source=row.source,
@@ -145,7 +146,7 @@ def _view(row: SaleRow) -> SaleView:
         tier=row.tier,
         ruleset_version=row.ruleset_version,
         status=row.status,
-        receipt=None if row.receipt is None else json.loads(row.receipt),
+        receipt=receipt if receipt is not None or row.receipt is None else json.loads(row.receipt),
     )
 
 
@@ -157,56 +158,56 @@ def _price(
     litres: Decimal,
     amount: Decimal,
     ended_at: datetime,
-) -> PointsReceipt | None:
+) -> tuple[PointsReceipt, RuleSet] | None:
+    """Price a member's sale under the rule set in force at its end; None without rules."""
     ruleset = ruleset_in_force(station.rulesets(tx), ended_at)
     if ruleset is None:
         return None
     decision = tier_for_sale(tx, member, ruleset, ended_at)
     facts = SaleFacts(grade=grade, litres=litres, amount=amount, ended_at=ended_at)
-    return price_sale(ruleset, facts, decision.code)
+    return price_sale(ruleset, facts, decision.code), ruleset
 
 
 def _book_points(
-    station: Station,
     tx: Tx,
     sale_id: str,
     member: MemberRow,
-    receipt: PointsReceipt | None,
+    priced: tuple[PointsReceipt, RuleSet] | None,
     ended_at: datetime,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """Book the earning lot for a priced sale and refresh the member's cached tier."""
-    entries: list[dict[str, Any]] = []
-    if receipt is not None and receipt.points > 0:
-        ruleset = ruleset_in_force(station.rulesets(tx), ended_at)
-        expires_at = None if ruleset is None else points_expire_at(ruleset, ended_at)
-        entry_id = book_credit(
-            tx,
-            Credit(
-                member_id=member.member_id,
-                kind="earn",
-                points=receipt.points,
-                booked_at=now.isoformat(),
-                expires_at=expires_at,
-                sale_id=sale_id,
-            ),
-        )
-        entries.append(
-            {
-                "entry_id": entry_id,
-                "kind": "earn",
-                "points": receipt.points,
-                "expires_at": None if expires_at is None else expires_at.isoformat(),
-            }
-        )
-    tier = current_tier(station, tx, member, now)
-    if tier is not None and tier != member.tier:
-        set_member_tier(tx, member.member_id, tier, now.isoformat())
-    return entries
+    """Book the earning lot of a priced sale, expiring as its rule set says.
+
+    The member's cached tier is left to the nightly recalculation: every decision that
+    matters (pricing, the member card) computes the tier live from the rolling windows.
+    """
+    if priced is None or priced[0].points <= 0:
+        return []
+    receipt, ruleset = priced
+    expires_at = points_expire_at(ruleset, ended_at)
+    entry_id = book_credit(
+        tx,
+        Credit(
+            member_id=member.member_id,
+            kind="earn",
+            points=receipt.points,
+            booked_at=now.isoformat(),
+            expires_at=expires_at,
+            sale_id=sale_id,
+        ),
+    )
+    return [
+        {
+            "entry_id": entry_id,
+            "kind": "earn",
+            "points": receipt.points,
+            "expires_at": None if expires_at is None else expires_at.isoformat(),
+        }
+    ]
 
 
-def _sale_event(row: SaleRow, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    payload = _view(row).to_dict()
+def _sale_event(view: SaleView, row: SaleRow, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    payload = view.to_dict()
     payload.update(
         source_key=row.source_key,
         started_at=row.started_at,
@@ -252,11 +253,13 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
             if member is None or member.status != "active":
                 raise ServiceError("member.not_found", f"no member {sale.member_id}")
         ended_at = sale.ended_at.astimezone(station.zone)
-        receipt = (
+        priced = (
             None
             if member is None
             else _price(station, tx, member, sale.grade, sale.litres, sale.amount, ended_at)
         )
+        receipt = None if priced is None else priced[0]
+        receipt_dict = None if receipt is None else receipt.to_dict()
         row = SaleRow(
             sale_id=sale_id,
             source=sale.source,
@@ -274,17 +277,13 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
             points=0 if receipt is None else receipt.points,
             tier=None if receipt is None else receipt.tier,
             ruleset_version=None if receipt is None else receipt.ruleset_version,
-            receipt=None if receipt is None else json.dumps(receipt.to_dict(), ensure_ascii=False),
+            receipt=None if receipt is None else json.dumps(receipt_dict, ensure_ascii=False),
             status="recorded",
             recorded_at=now.isoformat(),
             recorded_by=sale.actor,
         )
         insert_sale(tx, row)
-        entries = (
-            []
-            if member is None
-            else _book_points(station, tx, sale_id, member, receipt, ended_at, now)
-        )
+        entries = [] if member is None else _book_points(tx, sale_id, member, priced, ended_at, now)
         if sale.source == "manual":
             record_audit(
                 tx,
@@ -299,8 +298,9 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
                     "amount": str(sale.amount),
                 },
             )
-        append_event(tx, "sale.recorded", _sale_event(row, entries), now.isoformat())
-        return SaleOutcome(_view(row), created=True)
+        view = _view(row, receipt_dict)
+        append_event(tx, "sale.recorded", _sale_event(view, row, entries), now.isoformat())
+        return SaleOutcome(view, created=True)
 
 
 def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str) -> SaleOutcome:
@@ -321,7 +321,8 @@ def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str)
             raise ServiceError("member.not_found", f"no member {member_id}")
         ended_at = datetime.fromisoformat(row.ended_at)
         litres, amount = Decimal(row.litres_ml) / 1000, Decimal(row.amount_fen) / 100
-        receipt = _price(station, tx, member, row.grade, litres, amount, ended_at)
+        priced = _price(station, tx, member, row.grade, litres, amount, ended_at)
+        receipt = None if priced is None else priced[0]
         if not attach_sale_member(
             tx,
             sale_id,
@@ -332,7 +333,7 @@ def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str)
             receipt=None if receipt is None else json.dumps(receipt.to_dict(), ensure_ascii=False),
         ):
             raise ServiceError("sale.already_attached", "another member is already on this sale")
-        entries = _book_points(station, tx, sale_id, member, receipt, ended_at, now)
+        entries = _book_points(tx, sale_id, member, priced, ended_at, now)
         record_audit(
             tx,
             at=now.isoformat(),
@@ -420,11 +421,6 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
             },
             now.isoformat(),
         )
-        member = None if row.member_id is None else get_member(tx, row.member_id)
-        if member is not None:
-            tier = current_tier(station, tx, member, now)
-            if tier is not None and tier != member.tier:
-                set_member_tier(tx, member.member_id, tier, now.isoformat())
         updated = get_sale(tx, sale_id)
         assert updated is not None
         return _view(updated)

@@ -61,7 +61,9 @@ CREATE TABLE sales (
     recorded_at TEXT NOT NULL,
     recorded_by TEXT
 ) STRICT;
-CREATE INDEX sales_by_member_time ON sales (member_id, ended_at_ms) WHERE member_id IS NOT NULL;
+-- Covering index for tier windows: sums of a member's litres, amount and visits by time.
+CREATE INDEX sales_by_member_time ON sales (member_id, ended_at_ms, status, litres_ml, amount_fen)
+WHERE member_id IS NOT NULL;
 CREATE INDEX sales_by_time ON sales (ended_at_ms);
 
 -- The points ledger is append-only: corrections are new entries.
