@@ -52,14 +52,17 @@ def allocate(
 ) -> list[tuple[int, int]]:
     """Return (lot_id, points) pairs covering `points`, or raise InsufficientPoints.
 
-    `first` names a lot to drain before the usual order: a sale's reversal takes back the
-    points that sale earned before touching anything else.
+    `first` names a lot to drain before the usual order, expired or not: a sale's reversal
+    takes back the points that sale earned before touching anything else.
     """
     if points <= 0:
         raise ValueError("points to allocate must be positive")
     ordered = spend_order(lots, at)
     if first is not None:
-        ordered.sort(key=lambda lot: lot.lot_id != first)
+        # The named lot goes first even if it has expired unbooked: reversing a sale whose
+        # points already lapsed takes back those lapsed points, not the member's live ones.
+        own = [lot for lot in lots if lot.lot_id == first and lot.remaining > 0]
+        ordered = own + [lot for lot in ordered if lot.lot_id != first]
     available = sum(lot.remaining for lot in ordered)
     if available < points:
         raise InsufficientPoints(points, available)
