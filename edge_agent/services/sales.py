@@ -16,7 +16,15 @@ from ..errors import ServiceError
 from ..store import Tx
 from ..store.audit import record_audit
 from ..store.ids import uuid7
-from ..store.ledger import Credit, Debit, book_credit, book_debit, lot_of_sale, lots_of_member
+from ..store.ledger import (
+    Credit,
+    Debit,
+    book_credit,
+    book_debit,
+    expired_from_lot,
+    lot_of_sale,
+    lots_of_member,
+)
 from ..store.members import MemberRow, get_member
 from ..store.outbox import append_event
 from ..store.sales import (
@@ -374,16 +382,19 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
         if row.status == "reversed":
             raise ServiceError("sale.reversed", "this sale was already reversed")
         entries: list[dict[str, Any]] = []
-        if row.member_id is not None and row.points > 0:
-            own_lot = lot_of_sale(tx, sale_id)
+        own_lot = lot_of_sale(tx, sale_id)
+        # Points of this sale that already lapsed are gone once; taking them back again
+        # from the member's live points would punish them for the nightly job's timing.
+        take_back = row.points - (0 if own_lot is None else expired_from_lot(tx, own_lot))
+        if row.member_id is not None and take_back > 0:
             try:
                 allocations = allocate(
-                    lots_of_member(tx, row.member_id), row.points, now, first=own_lot
+                    lots_of_member(tx, row.member_id), take_back, now, first=own_lot
                 )
             except InsufficientPoints as exc:
                 raise ServiceError(
                     "points.insufficient",
-                    f"cannot reverse: the member has spent these points ({exc})",
+                    f"cannot reverse: the member has already redeemed these points ({exc})",
                 ) from exc
             entry_id = book_debit(
                 tx,
@@ -397,7 +408,7 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
                     reason=reason,
                 ),
             )
-            entries.append({"entry_id": entry_id, "kind": "reverse", "points": -row.points})
+            entries.append({"entry_id": entry_id, "kind": "reverse", "points": -take_back})
         mark_sale_reversed(tx, sale_id)
         record_audit(
             tx,

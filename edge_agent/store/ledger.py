@@ -25,6 +25,7 @@ __all__ = [
     "booked_balance",
     "entries_of_member",
     "entry_by_op_id",
+    "expired_from_lot",
     "expired_lots",
     "ledger_discrepancies",
     "lot_of_sale",
@@ -183,6 +184,17 @@ def lot_of_sale(tx: Tx, sale_id: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def expired_from_lot(tx: Tx, lot_entry_id: int) -> int:
+    """Points of a lot that expiry entries have already written off."""
+    row = tx.execute(
+        "SELECT coalesce(sum(d.points), 0) FROM lot_debits d "
+        "JOIN ledger e ON e.entry_id = d.debit_entry_id "
+        "WHERE d.lot_entry_id = ? AND e.kind = 'expire'",
+        [lot_entry_id],
+    ).fetchone()
+    return int(row[0])
+
+
 def booked_balance(tx: Tx, member_id: str) -> int:
     row = tx.execute("SELECT points FROM balances WHERE member_id = ?", [member_id]).fetchone()
     return 0 if row is None else int(row[0])
@@ -255,10 +267,16 @@ _CHECKS: tuple[tuple[str, str], ...] = (
            WHERE s.points <> coalesce(e.points, 0)""",
     ),
     (
-        "reversed sale without its reversal entry",
-        """SELECT s.sale_id, s.points, coalesce(-r.points, 0)
-           FROM sales s LEFT JOIN ledger r ON r.sale_id = s.sale_id AND r.kind = 'reverse'
-           WHERE s.status = 'reversed' AND s.points > 0 AND coalesce(-r.points, 0) <> s.points""",
+        "reversed sale: reversal plus lapsed points differ from its points",
+        """SELECT s.sale_id, s.points, coalesce(-r.points, 0) + coalesce(x.lapsed, 0)
+           FROM sales s
+           LEFT JOIN ledger r ON r.sale_id = s.sale_id AND r.kind = 'reverse'
+           LEFT JOIN ledger c ON c.sale_id = s.sale_id AND c.kind = 'earn'
+           LEFT JOIN (SELECT d.lot_entry_id, sum(d.points) AS lapsed FROM lot_debits d
+                      JOIN ledger e ON e.entry_id = d.debit_entry_id AND e.kind = 'expire'
+                      GROUP BY d.lot_entry_id) x ON x.lot_entry_id = c.entry_id
+           WHERE s.status = 'reversed' AND s.points > 0
+             AND coalesce(-r.points, 0) + coalesce(x.lapsed, 0) <> s.points""",
     ),
 )
 

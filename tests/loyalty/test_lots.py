@@ -55,6 +55,7 @@ def test_allocation_takes_exactly_what_is_asked_from_live_lots(
     by_id = {item.lot_id: item for item in lots}
     for lot_id, p in taken:
         assert 0 < p <= by_id[lot_id].remaining
-        assert by_id[lot_id].expires_at is None or by_id[lot_id].expires_at > NOW
+        expires_at = by_id[lot_id].expires_at
+        assert expires_at is None or expires_at > NOW
     expiries = [by_id[lot_id].expires_at or datetime.max.replace(tzinfo=UTC) for lot_id, _ in taken]
     assert expiries == sorted(expiries)
