@@ -23,6 +23,7 @@ __all__ = [
     "StationSection",
     "StationSettings",
     "WebSettings",
+    "driver_name",
     "load_settings",
 ]
 
@@ -39,6 +40,7 @@ class StationSection(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
     data_dir: Path
     timezone: str = "Asia/Shanghai"
+    attach_window_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 30
 
     @field_validator("timezone")
     @classmethod
@@ -77,8 +79,12 @@ class DartPumpSettings(_Strict):
     price_decimals: Annotated[int, Field(ge=0, le=4)] = 2
 
 
+_DRIVER_NAME = r"^[A-Za-z0-9_-]{1,32}$"
+
+
 class DartDriverSettings(_Strict):
     kind: Literal["dart"]
+    name: Annotated[str | None, Field(pattern=_DRIVER_NAME)] = None  # part of every sale key
     port: str
     baudrate: Literal[9600, 19200] = 9600
     mode: Literal["master", "sniffer"] = "master"
@@ -88,6 +94,7 @@ class DartDriverSettings(_Strict):
 
 class IfsfDriverSettings(_Strict):
     kind: Literal["ifsf-fdc"]
+    name: Annotated[str | None, Field(pattern=_DRIVER_NAME)] = None  # part of every sale key
     host: str
     port: Annotated[int, Field(ge=1, le=65535)] = 4710
     header: Literal["plain", "md5", "md5-noid"] = "plain"
@@ -104,6 +111,13 @@ class StationSettings(_Strict):
     web: WebSettings = WebSettings()
     drivers: list[DriverSettings] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _driver_names_unique(self) -> StationSettings:
+        names = [driver_name(driver, index) for index, driver in enumerate(self.drivers)]
+        if len(set(names)) != len(names):
+            raise ValueError("drivers: two links have the same name; name them explicitly")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.station.timezone)
@@ -111,6 +125,16 @@ class StationSettings(_Strict):
     @property
     def store_path(self) -> Path:
         return self.station.data_dir / "station.sqlite3"
+
+
+def driver_name(driver: DartDriverSettings | IfsfDriverSettings, index: int) -> str:
+    """A link's name: explicit, or the kind and its position (`dart1`, `ifsf-fdc2`).
+
+    The name is part of every sale key, so renaming a link (or reordering unnamed links)
+    makes the agent treat sales it already recorded as new ones; name links explicitly on
+    sites whose configuration changes.
+    """
+    return driver.name or f"{driver.kind}{index + 1}"
 
 
 def _describe(error: ValidationError) -> str:

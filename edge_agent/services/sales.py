@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -324,6 +324,13 @@ def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str)
             raise ServiceError("sale.already_attached", "another member is already on this sale")
         if row.status != "recorded":
             raise ServiceError("sale.reversed", "this sale was reversed")
+        window = timedelta(minutes=station.settings.station.attach_window_min)
+        if now - datetime.fromisoformat(row.recorded_at) > window:
+            raise ServiceError(
+                "sale.attach_window",
+                f"a member can be attached within {window.seconds // 60 + window.days * 1440} "
+                "minutes of the sale; a manager can adjust points instead",
+            )
         member = get_member(tx, member_id)
         if member is None or member.status != "active":
             raise ServiceError("member.not_found", f"no member {member_id}")

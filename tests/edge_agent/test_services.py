@@ -206,13 +206,13 @@ def test_bad_quantities_are_refused(station: Station, litres: str, amount: str, 
 def test_attach_member_later_prices_at_the_sale_time_and_first_cashier_wins(
     station: Station, clock: FakeClock
 ) -> None:
-    tuesday = datetime(2026, 11, 24, 8, 0, tzinfo=SHANGHAI)
+    tuesday = datetime(2026, 11, 24, 23, 50, tzinfo=SHANGHAI)
     clock.now = tuesday
     sale = record_sale(station, _sale(station, "25", key="ifsf:fdc1:1:42"))
     assert sale.sale.member_id is None and sale.sale.points == 0
     first = _member(station, "13800138000")
     second = _member(station, "13900139000")
-    clock.advance(days=1)  # Wednesday now; the sale still ended on member day
+    clock.advance(minutes=15)  # Wednesday now; the sale still ended on member day
     attached = attach_member(station, sale.sale.sale_id, first, actor="cashier1")
     assert attached.sale.points == 50
     with pytest.raises(ServiceError) as refused:
@@ -220,6 +220,15 @@ def test_attach_member_later_prices_at_the_sale_time_and_first_cashier_wins(
     assert refused.value.code == "sale.already_attached"
     assert find_member(station, phone="13900139000").points == 0
     assert verify_ledger(station) == []
+
+
+def test_attaching_a_member_is_refused_after_the_window(station: Station, clock: FakeClock) -> None:
+    sale = record_sale(station, _sale(station, "25", key="dart:link1:50:1:1234.56"))
+    member_id = _member(station)
+    clock.advance(minutes=31)
+    with pytest.raises(ServiceError) as refused:
+        attach_member(station, sale.sale.sale_id, member_id, actor="cashier1")
+    assert refused.value.code == "sale.attach_window"
 
 
 # --- tiers -----------------------------------------------------------------------------
