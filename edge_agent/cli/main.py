@@ -13,6 +13,8 @@ from ..settings import ConfigError
 from ..store import StoreError
 from .edge import edge_app
 from .output import fail
+from .run import run_command
+from .sim import sim_app
 
 __all__ = ["app", "main"]
 
@@ -25,6 +27,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(edge_app, name="edge")
+app.add_typer(sim_app, name="sim")
+edge_app.command("run")(run_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
