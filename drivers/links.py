@@ -7,7 +7,9 @@ answer within milliseconds; the asyncio application runs each serial driver in a
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import termios
 import threading
 import time
 from collections import deque
@@ -35,16 +37,19 @@ class SerialLink:
 
     def __init__(self, port: serial.SerialBase) -> None:
         self._port = port
+        self._timeout: float | None = None
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         try:
-            self._port.timeout = timeout
+            if timeout != self._timeout:  # each change reprograms the port (tcsetattr)
+                self._port.timeout = timeout
+                self._timeout = timeout
             first = bytes(self._port.read(1))
             if not first:
                 return b""
             waiting = min(int(getattr(self._port, "in_waiting", 0)), max_bytes - 1)
             return first + (bytes(self._port.read(waiting)) if waiting > 0 else b"")
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise LinkError(f"serial read failed: {exc}") from exc
 
     def write(self, data: bytes) -> None:
@@ -59,8 +64,18 @@ class SerialLink:
             self._port.close()
 
 
+def _is_pseudo_terminal(url: str) -> bool:
+    return os.path.realpath(url).startswith("/dev/pts/")
+
+
 def open_serial(url: str, baudrate: int, *, parity: str = serial.PARITY_ODD) -> SerialLink:
-    """Open a DART line: 8 data bits, odd parity, 1 stop bit by default."""
+    """Open a DART line: 8 data bits, odd parity, 1 stop bit by default.
+
+    A pseudo-terminal (a simulator's line) carries bytes, not bits: Linux refuses a parity
+    setting on it, so parity is left off there.
+    """
+    if parity != serial.PARITY_NONE and _is_pseudo_terminal(url):
+        parity = serial.PARITY_NONE
     try:
         port = serial.serial_for_url(
             url,
@@ -71,7 +86,7 @@ def open_serial(url: str, baudrate: int, *, parity: str = serial.PARITY_ODD) -> 
             timeout=0.05,
             exclusive=None,
         )
-    except (serial.SerialException, OSError, ValueError) as exc:
+    except (serial.SerialException, OSError, ValueError, termios.error) as exc:
         raise LinkError(f"cannot open {url}: {exc}") from exc
     return SerialLink(port)
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from drivers.dart.driver import DartDriver, DartPumpConfig
-from drivers.ifsf.client import FdcClient
-
 from drivers.counters import LinkCounters
+from drivers.dart.driver import DartDriver, DartPumpConfig
 from drivers.events import FuelSale, PumpStatus, SaleSink, StatusSink
+from drivers.ifsf.client import FdcClient
 from drivers.links import ByteLink, open_serial
 
 from .services.ingest import ingest_fuel_sale
@@ -100,6 +99,9 @@ def build_drivers(settings: StationSettings, clock: Callable[[], datetime]) -> l
                 passphrase=config.passphrase,
                 products=dict(config.products),
                 zone=settings.zone,
+                interface_version=config.interface_version,
+                application_sender=config.application_sender,
+                workstation_id=config.workstation_id,
                 counters=counters,
                 clock=clock,
                 logger=logging.getLogger(f"drivers.{name}"),

@@ -100,6 +100,9 @@ class IfsfDriverSettings(_Strict):
     header: Literal["plain", "md5", "md5-noid"] = "plain"
     passphrase: str = Field(default="", repr=False)
     products: dict[int, str] = Field(default_factory=dict)
+    interface_version: Literal["01.00", "00.07"] = "01.00"
+    application_sender: Annotated[str, Field(min_length=1, max_length=32)] = "loyalpump"
+    workstation_id: Annotated[str, Field(min_length=1, max_length=32)] = "LP1"
 
 
 DriverSettings = Annotated[DartDriverSettings | IfsfDriverSettings, Field(discriminator="kind")]

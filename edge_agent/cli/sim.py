@@ -131,7 +131,10 @@ def sim_fdc(
         fail("--header must be plain, md5 or md5-noid")
     stop = _stop_on_signals()
     sink, report = _reporter(ground_truth)
-    print(f"fdc listening on {host}:{port}", file=sys.stderr, flush=True)
+
+    def listening(bound: int) -> None:
+        print(f"fdc listening on {host}:{bound}", file=sys.stderr, flush=True)
+
     try:
         fdc_simulator.serve(
             host,
@@ -145,7 +148,10 @@ def sim_fdc(
             passphrase=passphrase,
             stop=stop,
             on_sale_completed=report,
+            on_listening=listening,
         )
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     finally:
         if sink is not None:
             sink.close()

@@ -1,0 +1,77 @@
+"""Turn a completed filling into the application's `FuelSale`, with a key that survives restarts.
+
+A DART pump has no transaction number and no clock. What it does keep is a volume total per
+nozzle (DC101) that only ever grows, so the total right after a sale names that sale:
+`dart:{link}:{address:02X}:{nozzle}:{volume_total}`. Seen again after an agent restart (the
+pump still shows the completed filling), the same sale gets the same key.
+
+When no totals can be had (a listener on a bus whose controller never asks for them, a pump
+that does not answer CD101), the key falls back to a fingerprint of what was seen,
+`dart:{link}:{address:02X}:{nozzle}:fp:{volume}:{amount}:{observed_at}`, flagged
+`details["key_basis"] = "fingerprint"`. Because it contains the time of observation, such a
+sale seen again after a restart gets a different key and can be counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from ..events import FuelSale
+from .pump import CompletedFilling
+
+__all__ = ["build_sale", "fingerprint_key", "totals_key"]
+
+
+def totals_key(link: str, address: int, nozzle: int, volume_total: Decimal) -> str:
+    return f"dart:{link}:{address:02X}:{nozzle}:{volume_total}"
+
+
+def fingerprint_key(
+    link: str, address: int, nozzle: int, volume: Decimal, amount: Decimal, observed_at: datetime
+) -> str:
+    return f"dart:{link}:{address:02X}:{nozzle}:fp:{volume}:{amount}:{observed_at.isoformat()}"
+
+
+def build_sale(
+    *,
+    link: str,
+    address: int,
+    fuelling_point: int,
+    grades: Mapping[int, str],
+    filling: CompletedFilling,
+    mode: str,
+) -> FuelSale:
+    """The FuelSale for `filling`; `grades` maps nozzle numbers to the rule set's grade codes."""
+    details = {
+        "address": f"0x{address:02X}",
+        "mode": mode,
+        "dart_status": str(int(filling.final_state)),
+        "seen": "live" if filling.seen_live else "already-completed",
+    }
+    if filling.volume_total is not None:
+        key = totals_key(link, address, filling.nozzle, filling.volume_total)
+        details |= {"key_basis": "totals", "volume_total": str(filling.volume_total)}
+    else:
+        key = fingerprint_key(
+            link, address, filling.nozzle, filling.volume, filling.amount, filling.completed_at
+        )
+        details["key_basis"] = "fingerprint"
+    if filling.nozzle_inferred:
+        details["nozzle_basis"] = "price"  # the display's price named the nozzle
+    grade = grades.get(filling.nozzle)
+    if grade is None:
+        details["grade"] = f"nozzle {filling.nozzle} has no grade in the site map"
+    return FuelSale(
+        sale_key=key,
+        source="dart",
+        fuelling_point=fuelling_point,
+        nozzle=filling.nozzle,
+        grade=grade,
+        volume=filling.volume,
+        amount=filling.amount,
+        unit_price=filling.unit_price,
+        ended_at=filling.completed_at,
+        details=details,
+    )

@@ -1,0 +1,136 @@
+"""Shared pieces of the DART tests: a simulator on a real pty, a driver on its slave side,
+and the exactly-once judgement of what the driver emitted against the simulator's truth."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
+import serial
+
+from drivers.counters import LinkCounters
+from drivers.dart.driver import DartDriver, DartPumpConfig
+from drivers.events import FuelSale, PumpStatus
+from drivers.links import ByteLink, open_serial
+
+GRADES = {1: "92", 2: "95"}
+SaleFacts = tuple[int, int | None, Decimal, Decimal, Decimal | None]
+
+
+def pump_configs(count: int) -> list[DartPumpConfig]:
+    return [DartPumpConfig(0x50 + i, i + 1, GRADES) for i in range(count)]
+
+
+def slave_factory(path: str) -> Callable[[], ByteLink]:
+    """The driver's link: pyserial on the pty's slave (a pty has no parity bit to set)."""
+    return lambda: open_serial(path, 9600, parity=serial.PARITY_NONE)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def running(target: Callable[[threading.Event], object]) -> Iterator[threading.Event]:
+    """Run `target(stop)` in a thread for the duration of the block."""
+    stop = threading.Event()
+    thread = threading.Thread(target=target, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+class Recorder:
+    """The application's side: collects what the driver delivers."""
+
+    def __init__(self) -> None:
+        self.sales: list[FuelSale] = []
+        self.statuses: list[PumpStatus] = []
+
+    async def on_sale(self, sale: FuelSale) -> None:
+        self.sales.append(sale)
+
+    async def on_status(self, status: PumpStatus) -> None:
+        self.statuses.append(status)
+
+    @property
+    def keys(self) -> set[str]:
+        return {sale.sale_key for sale in self.sales}
+
+
+def make_driver(
+    path: str,
+    mode: Literal["master", "sniffer"],
+    pumps: int,
+    counters: LinkCounters,
+) -> DartDriver:
+    return DartDriver(
+        name="bus1",
+        link_factory=slave_factory(path),
+        pumps=pump_configs(pumps),
+        mode=mode,
+        clock=now,
+        counters=counters,
+        reply_timeout_s=0.15,
+        cycle_s=0.002,
+        backoff_s=(0.05, 0.5),
+    )
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+def facts(sale: FuelSale) -> SaleFacts:
+    return (sale.fuelling_point, sale.nozzle, sale.volume, sale.amount, sale.unit_price)
+
+
+def truth_facts(truth: dict[str, str]) -> SaleFacts:
+    return (
+        int(truth["fuelling_point"]),
+        int(truth["nozzle"]),
+        Decimal(truth["volume"]),
+        Decimal(truth["amount"]),
+        Decimal(truth["unit_price"]),
+    )
+
+
+def assert_exactly_once(sales: Sequence[FuelSale], truth: Sequence[dict[str, str]]) -> None:
+    """Every true sale maps to exactly one key; a key never names two different sales.
+
+    Re-emissions under the same key are allowed (the application dedupes by key).
+    """
+    by_key: dict[str, SaleFacts] = {}
+    for sale in sales:
+        seen = by_key.setdefault(sale.sale_key, facts(sale))
+        assert seen == facts(sale), f"{sale.sale_key} names two sales: {seen} / {facts(sale)}"
+        assert sale.details["key_basis"] == "totals"
+        assert sale.grade == GRADES[sale.nozzle or 0]
+    emitted = Counter(by_key.values())
+    expected = Counter(truth_facts(t) for t in truth)
+    assert emitted == expected, f"missing {expected - emitted}, extra {emitted - expected}"
+    for sale in sales:  # exact decimals, not just equal values
+        match = next(t for t in truth if truth_facts(t) == facts(sale))
+        assert str(sale.volume) == match["volume"]
+        assert str(sale.amount) == match["amount"]
+        assert str(sale.unit_price) == match["unit_price"]
