@@ -7,6 +7,8 @@ arrival, and reads the store's `recorded_at` (taken inside the committing transa
 the same sale. Prints p50/p99/max over the run, and one `RESULT {json}` line.
 
     .venv/bin/python benchmarks/driver_latency.py [--driver fdc|dart] [--sales 300]
+
+Target: p99 under one second (a member expects points right after paying).
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=300)
     parser.add_argument("--pumps", type=int, default=4)
     parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="first sales left out of the figures (they may wait for the agent to start)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lp-latency-"))
@@ -134,7 +142,7 @@ def main() -> None:
             datetime.fromisoformat(recorded_at).timestamp()
         )
     latencies: list[float] = []
-    for stamp, sale in listener.sales:
+    for index, (stamp, sale) in enumerate(listener.sales):
         key = (
             int(sale["fuelling_point"]),
             int(sale["nozzle"]),
@@ -143,14 +151,17 @@ def main() -> None:
         )
         recorded = by_sale.get(key)
         if recorded:
-            latencies.append((recorded.pop(0) - stamp) * 1000)
+            latency = (recorded.pop(0) - stamp) * 1000
+            if index >= args.warmup:
+                latencies.append(latency)
     shutil.rmtree(work, ignore_errors=True)
     if not latencies:
         raise SystemExit("no sale was matched; is the driver working?")
     p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
     verdict = "pass" if p99 < TARGET_P99_MS else "short"
     print(
-        f"driver latency ({args.driver}): {len(latencies)} of {len(listener.sales)} sales matched"
+        f"driver latency ({args.driver}): {len(latencies)} sales after a warm-up of "
+        f"{args.warmup}, of {len(listener.sales)} simulated"
     )
     print(f"  p50 {p50:8.1f} ms   p99 {p99:8.1f} ms   max {max(latencies):8.1f} ms")
     print(f"  target p99 < {TARGET_P99_MS:.0f} ms: {verdict}")
