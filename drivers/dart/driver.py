@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from ..counters import LinkCounters
@@ -79,9 +80,13 @@ class DartDriver:
     async def run(self, on_sale: SaleSink, on_status: StatusSink | None = None) -> None:
         loop = asyncio.get_running_loop()
         stop = threading.Event()
-        worker = asyncio.ensure_future(
-            asyncio.to_thread(self._work, self._outlet(loop, on_sale, on_status), stop)
+        # The bus gets a thread of its own for its whole life: borrowing one from the loop's
+        # shared executor would starve the sinks (and every other bus) on a small machine.
+        bus_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dart-{self.name}")
+        worker = loop.run_in_executor(
+            bus_thread, self._work, self._outlet(loop, on_sale, on_status), stop
         )
+        bus_thread.shutdown(wait=False)  # the running job keeps its thread; nothing else may
         try:
             await asyncio.shield(worker)
         except asyncio.CancelledError:

@@ -61,6 +61,7 @@ class CompletedFilling:
     seen_live: bool  # False: the pump was already completed when we first saw it
     volume_total: Decimal | None  # None: no totals, the driver falls back to a fingerprint
     nozzle_inferred: bool = False  # nozzle and price recovered from the amount (identify.py)
+    nozzle_unknown: bool = False  # no nozzle fits: recorded with its figures, nozzle unknown
 
 
 @dataclass
@@ -73,11 +74,17 @@ class _Pending:
     volume: Decimal | None = None
     amount: Decimal | None = None
     nozzle_inferred: bool = False
+    nozzle_unknown: bool = False
+    provisional: tuple[Decimal, Decimal] | None = None  # the last DC2 seen while filling
     totals_asked: bool = False
     volume_total: Decimal | None = None
     without_totals: bool = False
     frozen: bool = False  # the pump moved on: what it shows now is not this sale
     done: bool = False  # acknowledged by the application, or dropped
+
+
+UNKNOWN_NOZZLE = 0
+"""Nozzle number of a completed filling whose nozzle the pump no longer shows."""
 
 
 class PumpTracker:
@@ -151,6 +158,7 @@ class PumpTracker:
             seen_live=pending.seen_live,
             volume_total=pending.volume_total,
             nozzle_inferred=pending.nozzle_inferred,
+            nozzle_unknown=pending.nozzle_unknown,
         )
 
     def acknowledge(self) -> None:
@@ -158,9 +166,16 @@ class PumpTracker:
             self._pending.done = True
 
     def abandon(self, reason: str) -> None:
-        """Give up on an open sale that cannot be completed (the pump never sends its data)."""
-        if self._pending is not None and not self._pending.done:
-            self._pending.done = True
+        """The pump never sent the finished filling's data: use the last figures seen while
+        it was filling if there are any (a sale is never dropped for a lost answer), else
+        give up with `reason`."""
+        pending = self._pending
+        if pending is None or pending.done:
+            return
+        if pending.volume is None and pending.provisional is not None:
+            pending.volume, pending.amount = pending.provisional
+        if pending.volume is None or pending.nozzle is None:
+            pending.done = True
             self.dropped.append(reason)
 
     def mark_offline(self) -> BoardUpdate | None:
@@ -223,6 +238,8 @@ class PumpTracker:
         filling = self._filling if seen_live else None
         nozzle, price = filling if filling is not None else (None, None)
         self._pending = _Pending(self._at, final, seen_live, nozzle, price)
+        if seen_live and self._volume is not None and self._amount is not None:
+            self._pending.provisional = (self._volume, self._amount)
 
     def _leave_completed(self) -> None:
         """The pump was reset: an open sale goes out without totals, or is dropped."""
@@ -266,8 +283,11 @@ class PumpTracker:
             nozzles=self._nozzles,
         )
         if found is None:
-            pending.done = True
-            self.dropped.append("completed filling seen with a nozzle lifted; no nozzle fits")
+            # Never drop a sale the pump reports: record its exact figures with the nozzle
+            # unknown (no grade, so no points until a manager corrects it).
+            pending.nozzle, pending.price = UNKNOWN_NOZZLE, None
+            pending.nozzle_unknown = True
+            pending.without_totals = True
             return
         pending.nozzle, pending.price = found
         pending.nozzle_inferred = True

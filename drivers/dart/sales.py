@@ -10,6 +10,11 @@ that does not answer CD101), the key falls back to a fingerprint of what was see
 `dart:{link}:{address:02X}:{nozzle}:fp:{volume}:{amount}:{observed_at}`, flagged
 `details["key_basis"] = "fingerprint"`. Because it contains the time of observation, such a
 sale seen again after a restart gets a different key and can be counted twice.
+
+A filling found completed after the fact, with the next customer's nozzle already lifted and
+no nozzle matching its price, is still a sale: it is recorded with its exact figures, the
+nozzle unknown, under `dart:{link}:{address:02X}:unknown:{volume}:{amount}`. That key is
+stable while the pump shows that filling, so a restart does not double it.
 """
 
 from __future__ import annotations
@@ -50,7 +55,10 @@ def build_sale(
         "dart_status": str(int(filling.final_state)),
         "seen": "live" if filling.seen_live else "already-completed",
     }
-    if filling.volume_total is not None:
+    if filling.nozzle_unknown:
+        key = f"dart:{link}:{address:02X}:unknown:{filling.volume}:{filling.amount}"
+        details |= {"key_basis": "display", "nozzle_basis": "unknown"}
+    elif filling.volume_total is not None:
         key = totals_key(link, address, filling.nozzle, filling.volume_total)
         details |= {"key_basis": "totals", "volume_total": str(filling.volume_total)}
     else:
@@ -60,14 +68,14 @@ def build_sale(
         details["key_basis"] = "fingerprint"
     if filling.nozzle_inferred:
         details["nozzle_basis"] = "price"  # the display's price named the nozzle
-    grade = grades.get(filling.nozzle)
-    if grade is None:
+    grade = None if filling.nozzle_unknown else grades.get(filling.nozzle)
+    if grade is None and not filling.nozzle_unknown:
         details["grade"] = f"nozzle {filling.nozzle} has no grade in the site map"
     return FuelSale(
         sale_key=key,
         source="dart",
         fuelling_point=fuelling_point,
-        nozzle=filling.nozzle,
+        nozzle=None if filling.nozzle_unknown else filling.nozzle,
         grade=grade,
         volume=filling.volume,
         amount=filling.amount,

@@ -138,7 +138,7 @@ def fuel_sale_trx_from_device(device: Device) -> FuelSaleTrx:
         fuelling_point=point,
         transaction_seq_no=seq,
         pump_no=pump_no,
-        nozzle=_int(device.value("NozzleNo"), "NozzleNo"),
+        nozzle=_optional_int(device.value("NozzleNo")),
         state=device.value("State"),
         amount=parse_decimal(device.value("Amount"), "Amount"),
         volume=parse_decimal(device.value("Volume"), "Volume"),
@@ -151,14 +151,22 @@ def fuel_sale_trx_from_device(device: Device) -> FuelSaleTrx:
     )
 
 
+def _optional_int(text: str | None) -> int | None:
+    """A number the sale can do without (a nozzle, a listed device): None when unreadable."""
+    try:
+        return _int(text, "number")
+    except MalformedMessage:
+        return None
+
+
 def available_transactions(response: ServiceResponse) -> list[tuple[int, str]]:
     """(fuelling point, TransactionSeqNo) pairs listed by GetAvailableFuelSaleTrxs."""
     found: list[tuple[int, str]] = []
     for top in response.devices:
         for device in top.walk():
-            point = _int(device.device_id, "DeviceID") if device.device_id != "*" else None
+            point = _optional_int(device.device_id) if device.device_id != "*" else None
             if point is None:
-                continue
+                continue  # not a fuelling point number: skip it, never fail the listing
             for seq in device.values("TransactionSeqNo"):
                 if seq and (point, seq) not in found:
                     found.append((point, seq))
@@ -204,11 +212,15 @@ def to_fuel_sale(
     ):
         if value is not None:
             details[key] = value
-    if trx.end_timestamp is not None:
-        ended_at = parse_timestamp(trx.end_timestamp, zone)
-    else:
-        ended_at = fallback_end
+    ended_at = fallback_end
+    if trx.end_timestamp is None:
         details["end_time_source"] = "no EndTimeStamp; message or driver time used"
+    else:
+        try:
+            ended_at = parse_timestamp(trx.end_timestamp, zone)
+        except MalformedMessage:
+            # A sale is never lost over its clock: keep the raw text (it is in the key).
+            details["end_time_source"] = "unreadable EndTimeStamp; message or driver time used"
     started_at = None
     if trx.start_timestamp is not None:
         try:

@@ -15,6 +15,7 @@ from drivers.dart.messages import (
     PumpState,
 )
 from drivers.dart.pump import BoardUpdate, PumpTracker
+from drivers.dart.sales import build_sale
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 PRICE = Decimal("7.85")
@@ -167,12 +168,22 @@ def test_already_completed_with_another_nozzle_lifted_is_told_by_its_price() -> 
     )
 
 
-def test_already_completed_with_a_nozzle_lifted_and_no_fitting_nozzle_is_dropped() -> None:
+def test_already_completed_with_a_nozzle_lifted_and_no_fitting_nozzle_is_kept() -> None:
+    """No nozzle can be named, but the pump reported a sale: it is recorded, nozzle unknown."""
     pump = Pump(nozzles=(1, 2, 3))  # two nozzles of unknown price could have sold it
     lifted = nozzle(2, True, Decimal("8.36"))
     pump.send(status(PumpState.FILLING_COMPLETED), volume("10.00", "78.50"), lifted)
-    assert not pump.tracker.sale_open
-    assert "no nozzle fits" in pump.tracker.dropped[0]
+    assert pump.tracker.sale_open
+    assert pump.tracker.dropped == []
+    sale = pump.tracker.ready_sale()
+    assert sale is not None
+    assert sale.nozzle_unknown
+    assert (sale.volume, sale.amount) == (Decimal("10.00"), Decimal("78.50"))
+    built = build_sale(
+        link="bus1", address=0x50, fuelling_point=1, grades={1: "92"}, filling=sale, mode="master"
+    )
+    assert (built.nozzle, built.grade) == (None, None)
+    assert built.sale_key == "dart:bus1:50:unknown:10.00:78.50"
 
 
 def test_lift_and_hang_up_without_fuel_is_not_a_sale() -> None:

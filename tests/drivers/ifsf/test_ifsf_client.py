@@ -288,13 +288,19 @@ def test_only_finalised_well_formed_sales_are_emitted() -> None:
         collector = Collector()
         client = scripted_client(fdc)
         task = asyncio.create_task(client.run(collector.on_sale))
-        await wait_until(lambda: client.counters.malformed >= 2, 5, "the malformed sales")
-        await wait_until(lambda: len(collector.by_key) >= 1, 5, "the good sale")
+        await wait_until(lambda: client.counters.malformed >= 1, 5, "the malformed sale")
+        await wait_until(lambda: len(collector.by_key) >= 2, 5, "the good sales")
         await asyncio.sleep(0.2)
         await stop(task)
         await fdc.close()
-        assert sorted(collector.by_key) == ["ifsf:fdc:1:5:2026-11-23T10:15:30"]
-        assert collector.deliveries == 1
+        # An unreadable EndTimeStamp costs the sale its end time, never the sale itself.
+        assert sorted(collector.by_key) == [
+            "ifsf:fdc:1:4:yesterday",
+            "ifsf:fdc:1:5:2026-11-23T10:15:30",
+        ]
+        assert collector.deliveries == 2
+        unreadable = collector.by_key["ifsf:fdc:1:4:yesterday"]
+        assert "unreadable EndTimeStamp" in unreadable.details["end_time_source"]
 
     run(body())
 
