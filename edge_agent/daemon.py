@@ -1,20 +1,27 @@
-"""The station daemon: every configured dispenser link feeding the store, in one process.
+"""The station daemon: dispenser links feeding the store and the cashier page, in one process.
 
-`run_station` opens the store, starts one task per `[[drivers]]` table and waits for the
-stop event. A driver hands each completed sale to `ingest_fuel_sale` in a worker thread and
-acknowledges it only after the commit returned, so stopping (or killing) the daemon at any
-moment loses nothing: an unacknowledged sale is seen again and recorded once by its key.
+`run_station` opens the store, starts one task per `[[drivers]]` table and the web page
+(uvicorn on `[web]`), and waits for the stop event. A driver hands each completed sale to
+`ingest_fuel_sale` in a worker thread and acknowledges it only after the commit returned,
+so stopping (or killing) the daemon at any moment loses nothing: an unacknowledged sale is
+seen again and recorded once by its key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import random
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+import uvicorn
 
 from drivers.counters import LinkCounters
 from drivers.dart.driver import DartDriver, DartPumpConfig
@@ -22,11 +29,21 @@ from drivers.events import FuelSale, PumpStatus, SaleSink, StatusSink
 from drivers.ifsf.client import FdcClient
 from drivers.links import ByteLink, open_serial
 
+from .errors import ServiceError
 from .services.ingest import ingest_fuel_sale
 from .services.station import Station, open_station
 from .settings import DartDriverSettings, IfsfDriverSettings, StationSettings, driver_name
+from .web.app import build_app
+from .web.live import LiveBoard
 
-__all__ = ["DriverHandle", "StationRuntime", "build_drivers", "run_station"]
+__all__ = [
+    "DriverHandle",
+    "StationRuntime",
+    "build_drivers",
+    "deliver_sale",
+    "quarantine_sale",
+    "run_station",
+]
 
 log = logging.getLogger(__name__)
 _RESTART_DELAY_MAX_S = 30.0
@@ -50,8 +67,36 @@ class StationRuntime:
 
     station: Station
     drivers: list[DriverHandle]
-    pumps: dict[tuple[str, int], PumpStatus] = field(default_factory=dict)
+    live: LiveBoard = field(default_factory=LiveBoard)
     sales_ingested: dict[str, int] = field(default_factory=dict)
+    sales_quarantined: int = 0
+    writer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    )  # one thread writes the store: sales never wait behind other work for a thread
+
+
+def quarantine_sale(runtime: StationRuntime, sale: FuelSale, error: ServiceError) -> None:
+    """Append a sale the store refused to `quarantine.jsonl` (fsynced) and log it loudly."""
+    record = {
+        "sale_key": sale.sale_key,
+        "source": sale.source,
+        "fuelling_point": sale.fuelling_point,
+        "nozzle": sale.nozzle,
+        "grade": sale.grade,
+        "volume": str(sale.volume),
+        "amount": str(sale.amount),
+        "unit_price": None if sale.unit_price is None else str(sale.unit_price),
+        "ended_at": sale.ended_at.isoformat(),
+        "details": dict(sale.details),
+        "refused": f"{error.code}: {error}",
+    }
+    path = runtime.station.settings.station.data_dir / "quarantine.jsonl"
+    with path.open("a", encoding="utf-8") as sink:
+        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sink.flush()
+        os.fsync(sink.fileno())
+    runtime.sales_quarantined += 1
+    log.error("sale %s refused by the store (%s); kept in %s", sale.sale_key, error, path)
 
 
 def _serial_factory(url: str, baudrate: int) -> Callable[[], ByteLink]:
@@ -110,29 +155,47 @@ def build_drivers(settings: StationSettings, clock: Callable[[], datetime]) -> l
     return handles
 
 
+async def deliver_sale(runtime: StationRuntime, link: str, sale: FuelSale) -> None:
+    """A driver's sink: commit the sale (on the store's own thread) before returning.
+
+    A sale the store refuses (an impossible pump number or quantity) is kept in the
+    quarantine file and acknowledged: retrying it would block its pump or link for ever.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        outcome = await loop.run_in_executor(
+            runtime.writer, ingest_fuel_sale, runtime.station, sale
+        )
+    except ServiceError as exc:
+        await loop.run_in_executor(runtime.writer, quarantine_sale, runtime, sale, exc)
+        return
+    if outcome.created:
+        runtime.sales_ingested[link] = runtime.sales_ingested.get(link, 0) + 1
+        runtime.live.sale_recorded(outcome.sale.sale_id)
+        log.info(
+            "sale %s: fuelling point %s nozzle %s %s L %s yuan",
+            outcome.sale.sale_id,
+            sale.fuelling_point,
+            sale.nozzle,
+            sale.volume,
+            sale.amount,
+        )
+
+
 async def _supervise(runtime: StationRuntime, handle: DriverHandle) -> None:
     """Run a driver for ever; an unexpected crash restarts it after a growing delay."""
 
     async def on_sale(sale: FuelSale) -> None:
-        outcome = await asyncio.to_thread(ingest_fuel_sale, runtime.station, sale)
-        if outcome.created:
-            runtime.sales_ingested[handle.name] = runtime.sales_ingested.get(handle.name, 0) + 1
-            log.info(
-                "sale %s: fuelling point %s nozzle %s %s L %s yuan",
-                outcome.sale.sale_id,
-                sale.fuelling_point,
-                sale.nozzle,
-                sale.volume,
-                sale.amount,
-            )
+        await deliver_sale(runtime, handle.name, sale)
 
     async def on_status(status: PumpStatus) -> None:
-        runtime.pumps[(handle.name, status.fuelling_point)] = status
+        runtime.live.update_pump(status)
 
     delay = 1.0
     while True:
         try:
             await handle.driver.run(on_sale, on_status)
+            log.warning("driver %s returned; it is not restarted", handle.name)
             return
         except asyncio.CancelledError:
             raise
@@ -156,6 +219,18 @@ async def run_station(
         asyncio.create_task(_supervise(runtime, handle), name=f"driver:{handle.name}")
         for handle in runtime.drivers
     ]
+    web = uvicorn.Server(
+        uvicorn.Config(
+            build_app(station, live=runtime.live),
+            host=settings.web.host,
+            port=settings.web.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    web_task = asyncio.create_task(web.serve(), name="web")
+    web_task.add_done_callback(lambda _: stop.set())  # the page failing to bind stops us
     log.info(
         "station %s running with %d driver(s): %s",
         settings.station.id,
@@ -165,12 +240,17 @@ async def run_station(
     try:
         await stop.wait()
     finally:
+        deadline = time.monotonic() + grace_s  # one budget for the whole shutdown
+        web.should_exit = True
+        runtime.live.close()  # ends the pages' event streams, or uvicorn waits for them
         for task in tasks:
             task.cancel()
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            _, pending = await asyncio.wait(tasks, timeout=grace_s * 0.75)
             for task in pending:
-                log.warning("driver task %s did not stop within %.0f s", task.get_name(), grace_s)
+                log.warning("driver task %s did not stop in time", task.get_name())
+        await asyncio.wait([web_task], timeout=max(0.1, deadline - time.monotonic()))
+        runtime.writer.shutdown(wait=True)  # the sale being written finishes first
         station.close()
         log.info("station %s stopped", settings.station.id)
     return runtime

@@ -1,0 +1,314 @@
+"""The JSON API of the cashier page (contracts §4): thin glue between HTTP and the services.
+
+Service calls are blocking SQLite work, so each runs in the thread pool; a refusal becomes
+a 4xx with {"error": code, "message": text in the user's language}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import ServiceError
+from ..services.members import find_member, register_member
+from ..services.points import redeem_points
+from ..services.sales import SaleInput, attach_member, list_sales, record_sale, reverse_sale
+from ..services.users import check_pin
+from .auth import COOKIE_NAME, Session, WebError
+from .context import (
+    current_session,
+    lang_of,
+    manager_session,
+    passive_session,
+    web_context,
+    write_session,
+)
+from .i18n import translate
+from .views import build_member_card, pump_dict, sync_state
+
+__all__ = ["api_router", "login_user", "set_session_cookie"]
+
+_SaleId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginIn(_Body):
+    name: str = Field(min_length=1, max_length=32)
+    pin: str = Field(min_length=1, max_length=64)
+
+
+class MemberIn(_Body):
+    phone: str = Field(max_length=32)
+    plate: str | None = Field(default=None, max_length=16)
+    name: str | None = Field(default=None, max_length=64)
+    consent: bool
+
+
+class AttachIn(_Body):
+    q: str = Field(min_length=1, max_length=32)
+
+
+class RedeemIn(_Body):
+    member_id: str = Field(min_length=1, max_length=64)
+    points: int = Field(ge=1, le=10_000_000, strict=True)
+    redemption_id: str | None = Field(default=None, min_length=8, max_length=64)
+
+
+class ManualSaleIn(_Body):
+    pump: int = Field(ge=1, le=99)
+    nozzle: int | None = Field(default=None, ge=1, le=99)
+    grade: str = Field(min_length=1, max_length=16)
+    litres: Decimal = Field(gt=0, max_digits=9, decimal_places=3)
+    amount: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
+
+
+class ReversalIn(_Body):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+def set_session_cookie(request: Request, response: Response, session: Session) -> None:
+    response.set_cookie(
+        COOKIE_NAME,
+        session.token,
+        httponly=True,
+        samesite="strict",
+        secure=web_context(request).secure_cookies,
+        path="/",
+    )
+
+
+async def login_user(request: Request, name: str, pin: str) -> Session:
+    """Check a PIN under the rate limit; raises WebError 429 / 401, or opens a session."""
+    ctx = web_context(request)
+    client = request.client.host if request.client else "?"
+    wait = ctx.limiter.retry_after(name, client)
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        raise WebError(
+            429,
+            "login.rate_limited",
+            translate(lang_of(request), "login.rate_limited", minutes=minutes),
+        )
+    user = await run_in_threadpool(check_pin, ctx.station, name, pin)
+    if user is None:
+        ctx.limiter.failed(name, client)
+        raise WebError(401, "login.failed")
+    ctx.limiter.succeeded(name, client)
+    ctx.sessions.end(request.cookies.get(COOKIE_NAME))
+    return ctx.sessions.create(user.name, user.role)
+
+
+def api_router() -> APIRouter:
+    """Build the /api/v1 routes (built per app: nothing is created at import time)."""
+    router = APIRouter(prefix="/api/v1")
+
+    @router.post("/login")
+    async def login(request: Request, body: LoginIn) -> JSONResponse:
+        session = await login_user(request, body.name, body.pin)
+        response = JSONResponse(
+            {"user": session.user, "role": session.role, "csrf_token": session.csrf_token}
+        )
+        set_session_cookie(request, response, session)
+        return response
+
+    @router.post("/logout")
+    async def logout(
+        request: Request, session: Annotated[Session, Depends(write_session)]
+    ) -> JSONResponse:
+        web_context(request).sessions.end(session.token)
+        response = JSONResponse({"status": "logged_out"})
+        response.delete_cookie(COOKIE_NAME, path="/")
+        return response
+
+    @router.get("/pumps")
+    async def pumps(
+        request: Request, _: Annotated[Session, Depends(passive_session)]
+    ) -> dict[str, Any]:
+        return {"pumps": [pump_dict(p) for p in web_context(request).live.pumps()]}
+
+    @router.get("/sales")
+    async def sales(
+        request: Request,
+        _: Annotated[Session, Depends(passive_session)],
+        limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    ) -> dict[str, Any]:
+        found = await run_in_threadpool(list_sales, web_context(request).station, limit)
+        return {"sales": [s.to_dict() for s in found]}
+
+    @router.get("/members/lookup")
+    async def lookup(
+        request: Request,
+        _: Annotated[Session, Depends(current_session)],
+        q: Annotated[str, Query(min_length=1, max_length=32)],
+    ) -> dict[str, Any]:
+        station = web_context(request).station
+
+        def work() -> dict[str, Any]:
+            view = find_member(station, q=q)
+            return build_member_card(station, view.member_id, view).to_dict()
+
+        return {"member": await run_in_threadpool(work)}
+
+    @router.post("/members", status_code=201)
+    async def create_member(
+        request: Request, body: MemberIn, session: Annotated[Session, Depends(write_session)]
+    ) -> dict[str, Any]:
+        if not body.consent:
+            raise ServiceError("consent.required", "the member's consent is required")
+        station = web_context(request).station
+        view = await run_in_threadpool(
+            lambda: register_member(
+                station,
+                phone=body.phone,
+                plates=[body.plate] if body.plate else [],
+                name=body.name,
+                consent_channel="web",
+                actor=f"user:{session.user}",
+            )
+        )
+        return {"member": view.to_dict()}
+
+    @router.post("/sales/{sale_id}/member")
+    async def attach(
+        request: Request,
+        sale_id: _SaleId,
+        body: AttachIn,
+        session: Annotated[Session, Depends(write_session)],
+    ) -> dict[str, Any]:
+        ctx = web_context(request)
+
+        def work() -> dict[str, Any]:
+            member = find_member(ctx.station, q=body.q)
+            outcome = attach_member(
+                ctx.station, sale_id, member.member_id, actor=f"user:{session.user}"
+            )
+            card = build_member_card(ctx.station, member.member_id)
+            return {
+                "sale": outcome.sale.to_dict(),
+                "receipt": outcome.sale.receipt,
+                "member": card.to_dict(),
+                "created": outcome.created,
+            }
+
+        answer = await run_in_threadpool(work)
+        ctx.live.sale_recorded(sale_id)
+        return answer
+
+    @router.post("/redemptions", status_code=201)
+    async def redeem(
+        request: Request, body: RedeemIn, session: Annotated[Session, Depends(write_session)]
+    ) -> dict[str, Any]:
+        station = web_context(request).station
+        done = await run_in_threadpool(
+            lambda: redeem_points(
+                station,
+                body.member_id,
+                body.points,
+                actor=f"user:{session.user}",
+                redemption_id=body.redemption_id,
+            )
+        )
+        return {"redemption": done.to_dict(), "created": done.created}
+
+    @router.post("/sales", status_code=201)
+    async def manual_sale(
+        request: Request,
+        body: ManualSaleIn,
+        session: Annotated[Session, Depends(manager_session)],
+    ) -> dict[str, Any]:
+        ctx = web_context(request)
+        sale = SaleInput(
+            source="manual",
+            pump=body.pump,
+            nozzle=body.nozzle,
+            grade=body.grade,
+            litres=body.litres,
+            amount=body.amount,
+            ended_at=ctx.station.now(),
+            actor=f"user:{session.user}",
+        )
+        outcome = await run_in_threadpool(record_sale, ctx.station, sale)
+        ctx.live.sale_recorded(outcome.sale.sale_id)
+        return {"sale": outcome.sale.to_dict()}
+
+    @router.post("/sales/{sale_id}/reversal")
+    async def reversal(
+        request: Request,
+        sale_id: _SaleId,
+        body: ReversalIn,
+        session: Annotated[Session, Depends(manager_session)],
+    ) -> dict[str, Any]:
+        ctx = web_context(request)
+        view = await run_in_threadpool(
+            lambda: reverse_sale(
+                ctx.station, sale_id, actor=f"user:{session.user}", reason=body.reason
+            )
+        )
+        ctx.live.sale_recorded(sale_id)
+        return {"sale": view.to_dict()}
+
+    @router.get("/status")
+    async def status(
+        request: Request, _: Annotated[Session, Depends(passive_session)]
+    ) -> dict[str, Any]:
+        return await run_in_threadpool(sync_state, web_context(request).station)
+
+    @router.get("/events")
+    async def events(
+        request: Request, session: Annotated[Session, Depends(passive_session)]
+    ) -> StreamingResponse:
+        return StreamingResponse(
+            _event_stream(request, session.token),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    return router
+
+
+async def _event_stream(request: Request, token: str) -> AsyncIterator[str]:
+    """SSE: an event per board change, a comment as keep-alive; ends with the session.
+
+    The stream also ends after `sse_max_s` (the browser reconnects by itself), so a closed
+    tab or a stopping server never holds a connection for long.
+    """
+    ctx = web_context(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.sse_max_s
+    updates = ctx.live.subscribe()
+    waiting: asyncio.Future[str] | None = None
+    yield "retry: 3000\nevent: ready\ndata: {}\n\n"
+    try:
+        while loop.time() < deadline:
+            if waiting is None:
+                waiting = asyncio.ensure_future(anext(updates))
+            done, _ = await asyncio.wait({waiting}, timeout=ctx.sse_keepalive_s)
+            if ctx.sessions.get(token, touch=False) is None or await request.is_disconnected():
+                return
+            if not done:
+                yield ": keep-alive\n\n"
+                continue
+            try:
+                name = waiting.result()
+            except StopAsyncIteration:
+                return
+            waiting = None
+            yield f"event: {name}\ndata: {{}}\n\n"
+    finally:
+        if waiting is None:
+            await updates.aclose()
+        else:  # cancelling the pending read also finishes the subscription
+            waiting.cancel()
+            with suppress(asyncio.CancelledError, StopAsyncIteration):
+                await waiting

@@ -1,0 +1,212 @@
+"""The cashier page's FastAPI app, built per station: routes, guards, headers, error answers.
+
+`build_app` creates everything (sessions, limiter, counters, templates) when called, never at
+import, so tests and the daemon each get their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import ServiceError
+from ..services.station import Station
+from ..services.status import station_status
+from .api import api_router
+from .auth import COOKIE_NAME, SessionStore, WebError
+from .context import WebContext, lang_of, render, status_for, web_context
+from .fragments import fragments_router
+from .i18n import LANGS, error_text
+from .live import LiveBoard
+from .metrics import render_metrics
+from .pages import pages_router
+
+__all__ = ["build_app"]
+
+_STATIC = Path(__file__).parent / "static"
+_MAX_BODY = 64 * 1024
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _needs_session(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/v1/") and path != "/api/v1/login"
+
+
+def _route_family(request: Request) -> str:
+    """A bounded metrics label for requests no route answered (refused early, static, 404)."""
+    for prefix in ("/static/", "/api/v1/", "/ui/"):
+        if request.url.path.startswith(prefix):
+            return prefix + "*"
+    return "unmatched"
+
+
+def _is_fragment(request: Request) -> bool:
+    return request.url.path.startswith("/ui/") or request.headers.get("HX-Request") == "true"
+
+
+def _refusal(
+    request: Request, status: int, code: str, message: str | None = None, english: str | None = None
+) -> Response:
+    """A refusal shaped for its caller: JSON for the API, a fragment for htmx, else a page.
+
+    `english` is the service's own sentence, shown to English readers for codes the
+    catalogue does not know yet.
+    """
+    lang = lang_of(request)
+    text = message or error_text(lang, code, english)
+    if _is_api(request):
+        return JSONResponse({"error": code, "message": text}, status_code=status)
+    if status == 401:
+        if _is_fragment(request):
+            return PlainTextResponse(text, status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
+    if _is_fragment(request):
+        return render(request, "_error.html", status=status, message=text, code=code)
+    session = web_context(request).sessions.get(request.cookies.get(COOKIE_NAME), touch=False)
+    if code == "auth.forbidden":
+        return render(request, "forbidden.html", status=403, session=session, message=text)
+    return render(request, "error.html", status=status, session=session, message=text, code=code)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    async def web_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WebError)
+        response = _refusal(request, exc.status, exc.code, exc.message)
+        if exc.status == 429:
+            response.headers["Retry-After"] = "300"
+        return response
+
+    async def service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        return _refusal(request, status_for(exc.code), exc.code, english=str(exc))
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        fields = [
+            {"loc": [str(part) for part in err.get("loc", ())], "type": err.get("type")}
+            for err in exc.errors()[:20]
+        ]
+        response = _refusal(request, 422, "request.invalid")
+        if isinstance(response, JSONResponse):
+            text = error_text(lang_of(request), "request.invalid")
+            return JSONResponse(
+                {"error": "request.invalid", "message": text, "fields": fields}, status_code=422
+            )
+        return response
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = f"http.{exc.status_code}"
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    app.add_exception_handler(WebError, web_error)
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def _install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def around(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        ctx = web_context(request)
+        asked = request.query_params.get("lang")
+        cookie_lang = request.cookies.get("lang")
+        request.state.lang = (
+            asked if asked in LANGS else cookie_lang if cookie_lang in LANGS else LANGS[0]
+        )
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > _MAX_BODY:
+            response: Response = _refusal(request, 413, "request.too_large")
+        elif _needs_session(request) and not ctx.sessions.get(
+            request.cookies.get(COOKIE_NAME), touch=False
+        ):
+            response = _refusal(request, 401, "auth.required")  # even for unknown API paths
+        else:
+            response = await call_next(request)
+        if asked in LANGS:
+            response.set_cookie("lang", asked, samesite="strict", path="/", max_age=31536000)
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Content-Security-Policy", _CSP)
+        if not request.url.path.startswith("/static/"):
+            headers.setdefault("Cache-Control", "no-store")
+        route = getattr(request.scope.get("route"), "path", None)
+        ctx.requests.count(request.method, route or _route_family(request), response.status_code)
+        return response
+
+
+def _install_probes(app: FastAPI) -> None:
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        station = web_context(request).station
+
+        def writable() -> None:
+            with station.store.write():
+                pass  # an empty BEGIN IMMEDIATE/COMMIT proves the store takes writes
+
+        try:
+            await run_in_threadpool(writable)
+        except Exception as exc:  # any failure means "not healthy", with its kind
+            body = {"status": "error", "store": "unwritable", "reason": type(exc).__name__}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", "store": "writable"})
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> PlainTextResponse:
+        ctx = web_context(request)
+        status = await run_in_threadpool(station_status, ctx.station)
+        text = render_metrics(
+            status,
+            ctx.requests,
+            sessions=ctx.sessions.count(),
+            listeners=ctx.live.subscriber_count(),
+        )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+def build_app(
+    station: Station,
+    *,
+    live: LiveBoard | None = None,
+    idle_timeout_s: float = 900,
+    secure_cookies: bool = False,
+) -> FastAPI:
+    """The cashier page for `station`; `live` is the daemon's pump board (a quiet one if None)."""
+    app = FastAPI(title="loyalpump station", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = WebContext(
+        station=station,
+        live=live if live is not None else LiveBoard(),
+        sessions=SessionStore(idle_timeout_s=idle_timeout_s),
+        secure_cookies=secure_cookies,
+    )
+    _install_handlers(app)
+    _install_middleware(app)
+    _install_probes(app)
+    app.include_router(api_router())
+    app.include_router(fragments_router())
+    app.include_router(pages_router())
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    return app
