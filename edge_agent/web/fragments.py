@@ -240,21 +240,8 @@ async def lookup_fragment(request: Request, session: Session, q: str) -> HTMLRes
                 q=q.strip(),
                 signup=signup_link(q),
             )
-        return render(
-            request,
-            "_search_error.html",
-            status=status_for(exc.code),
-            session=session,
-            message=error_text(lang_of(request), exc.code),
-        )
-    return render(
-        request,
-        "_member_card.html",
-        session=session,
-        card=card,
-        redeem_result=None,
-        redeem_error=None,
-    )
+        return _search_error(request, session, exc.code)
+    return _card(request, session, card)
 
 
 async def card_fragment(request: Request, session: Session, member_id: str) -> HTMLResponse:
@@ -262,21 +249,8 @@ async def card_fragment(request: Request, session: Session, member_id: str) -> H
     try:
         card = await run_in_threadpool(build_member_card, station, member_id)
     except ServiceError as exc:
-        return render(
-            request,
-            "_search_error.html",
-            status=status_for(exc.code),
-            session=session,
-            message=error_text(lang_of(request), exc.code),
-        )
-    return render(
-        request,
-        "_member_card.html",
-        session=session,
-        card=card,
-        redeem_result=None,
-        redeem_error=None,
-    )
+        return _search_error(request, session, exc.code)
+    return _card(request, session, card)
 
 
 def _card(request: Request, session: Session, card: MemberCard) -> HTMLResponse:
@@ -287,6 +261,16 @@ def _card(request: Request, session: Session, card: MemberCard) -> HTMLResponse:
         card=card,
         redeem_result=None,
         redeem_error=None,
+    )
+
+
+def _search_error(request: Request, session: Session, code: str) -> HTMLResponse:
+    return render(
+        request,
+        "_search_error.html",
+        status=status_for(code),
+        session=session,
+        message=error_text(lang_of(request), code),
     )
 
 
