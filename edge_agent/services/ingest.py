@@ -13,7 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from drivers.events import FuelSale
 
-from .sales import SaleInput, SaleOutcome, record_sale
+from ..store.sales import last_sale_on_pump
+from .sales import SaleInput, SaleOutcome, record_sale, sale_view
 from .station import Station
 
 __all__ = ["UNMAPPED_GRADE", "ingest_fuel_sale"]
@@ -32,8 +33,27 @@ def _exact(value: Decimal, quantum: Decimal, what: str, sale: FuelSale) -> Decim
     return rounded
 
 
+def _already_recorded_display(station: Station, sale: FuelSale) -> SaleOutcome | None:
+    """A DART filling read back from the pump's display (nozzle unknown) is the pump's last
+    filling: if the last sale recorded for that pump has the same figures, it is that sale,
+    seen again after a restart under a key that could not name its nozzle."""
+    if sale.details.get("key_basis") != "display":
+        return None
+    with station.store.read() as tx:
+        last = last_sale_on_pump(tx, sale.source, sale.fuelling_point)
+    if last is None or (last.litres_ml, last.amount_fen) != (
+        int(sale.volume * 1000),
+        int(sale.amount * 100),
+    ):
+        return None
+    return SaleOutcome(sale_view(station, last.sale_id), created=False)
+
+
 def ingest_fuel_sale(station: Station, sale: FuelSale) -> SaleOutcome:
     """Record a dispenser sale (durably, before the driver acknowledges it)."""
+    seen = _already_recorded_display(station, sale)
+    if seen is not None:
+        return seen
     grade = sale.grade or UNMAPPED_GRADE
     if sale.grade is None:
         log.warning(

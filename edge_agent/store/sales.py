@@ -15,6 +15,7 @@ __all__ = [
     "count_sales",
     "get_sale",
     "insert_sale",
+    "last_sale_on_pump",
     "mark_sale_reversed",
     "recent_sales",
     "sale_by_source_key",
@@ -128,3 +129,12 @@ def attach_sale_member(
         [member_id, points, tier, ruleset_version, receipt, sale_id],
     )
     return cursor.rowcount == 1
+
+
+def last_sale_on_pump(tx: Tx, source: str, pump: int) -> SaleRow | None:
+    """The most recently recorded sale of a fuelling point from one kind of source."""
+    sql = (
+        f"SELECT {_COLUMNS} FROM sales WHERE source = ? AND pump = ? "  # noqa: S608
+        "ORDER BY rowid DESC LIMIT 1"
+    )
+    return _sale(tx.execute(sql, [source, pump]).fetchone())

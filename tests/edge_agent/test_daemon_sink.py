@@ -47,3 +47,36 @@ def test_a_sale_the_store_refuses_is_quarantined_not_retried(station: Station) -
     assert "sale.pump" in kept[0]["refused"]
     assert runtime.sales_quarantined == 1
     assert list_sales(station, 10) == []
+
+
+def test_a_filling_read_back_without_its_nozzle_is_matched_to_the_pump_last_sale(
+    station: Station,
+) -> None:
+    runtime = StationRuntime(station, [])
+    recorded = _sale("dart:bus1:50:1:1234.56", 1)
+    asyncio.run(deliver_sale(runtime, "bus1", recorded))
+    again = FuelSale(
+        sale_key="dart:bus1:50:unknown:20.00:150.00",
+        source=recorded.source,
+        fuelling_point=1,
+        nozzle=None,
+        grade=None,
+        volume=Decimal("20.00"),
+        amount=Decimal("150.00"),
+        unit_price=None,
+        ended_at=recorded.ended_at,
+        details={"key_basis": "display", "nozzle_basis": "unknown"},
+    )
+    asyncio.run(deliver_sale(runtime, "bus1", again))  # the same filling, after a restart
+    assert len(list_sales(station, 10)) == 1
+    other = FuelSale(
+        **{
+            **again.__dict__,
+            "sale_key": "dart:bus1:50:unknown:5.00:37.50",
+            "volume": Decimal("5.00"),
+            "amount": Decimal("37.50"),
+        }
+    )
+    asyncio.run(deliver_sale(runtime, "bus1", other))  # a different filling is recorded
+    newest = list_sales(station, 10)[0]
+    assert (newest.litres, newest.grade) == (Decimal("5.000"), "unmapped")

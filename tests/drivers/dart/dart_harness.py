@@ -118,13 +118,23 @@ def truth_facts(truth: dict[str, str]) -> SaleFacts:
 def assert_exactly_once(sales: Sequence[FuelSale], truth: Sequence[dict[str, str]]) -> None:
     """Every true sale maps to exactly one key; a key never names two different sales.
 
-    Re-emissions under the same key are allowed (the application dedupes by key). A sale
+    Re-emissions under the same key are allowed (the application dedupes by key), and so is
+    a display-keyed re-emission of the pump's last sale (the application matches it against
+    the last sale recorded for that pump, see edge_agent/services/ingest.py). A sale
     whose nozzle the pump no longer showed (found completed after a restart, the next
     nozzle already lifted, no price deciding it) is kept with its nozzle unknown: it must
     still match a true sale by fuelling point, volume and amount.
     """
     by_key: dict[str, SaleFacts] = {}
+    last_on_pump: dict[int, tuple[Decimal, Decimal]] = {}
     for sale in sales:
+        figures = (sale.volume, sale.amount)
+        if (
+            sale.details.get("key_basis") == "display"
+            and last_on_pump.get(sale.fuelling_point) == figures
+        ):
+            continue  # the application's rule: the pump's last sale, seen again (ingest.py)
+        last_on_pump[sale.fuelling_point] = figures
         seen = by_key.setdefault(sale.sale_key, facts(sale))
         assert seen == facts(sale), f"{sale.sale_key} names two sales: {seen} / {facts(sale)}"
         if sale.details.get("nozzle_basis") == "unknown":
