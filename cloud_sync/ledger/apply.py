@@ -1,0 +1,297 @@
+"""Push: a station's batch applied exactly once, in one transaction, in `seq` order.
+
+The batch is classified before anything is written: a known event id with the same payload
+hash is a duplicate (answered with its stored result), with another hash a conflict; an
+unknown id at a sequence number the cloud already holds is a conflict too; a jump past the
+high-water mark is a gap. Only then are the new events applied, one after another, against
+a working set loaded in bulk, and written back with one statement per table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, insert, select, update
+
+from cloud_sync.loyalty.privacy import MemberKeys
+from cloud_sync.wire import EventResult, PushRequest, PushResponse, WireEvent
+
+from .book import Book
+from .changes import append_changes, bump_counter
+from .context import Context
+from .database import Database
+from .errors import EventConflict, LedgerError, SequenceGap
+from .handlers import HANDLERS
+from .keys import KeyRing
+from .payload import Payload, Rejected
+from .rulesets import RuleBook, RuleLookup
+from .schema import events, high_water, stations
+from .stations import load_station_keys, require_station
+
+__all__ = ["push"]
+
+_MAX_EVENT_ID = 64
+
+
+@dataclass
+class _Item:
+    raw: dict[str, Any]
+    event_id: str
+    seq: int
+    digest: str
+    body: str
+    event: WireEvent | None
+    fault: str | None
+
+
+Status = Literal["applied", "duplicate", "rejected"]
+
+
+@dataclass
+class _Known:
+    digest: str
+    status: str
+    reason: str | None
+
+
+def _read(raw: dict[str, Any], epoch: int) -> _Item:
+    event_id, seq = raw.get("event_id"), raw.get("seq")
+    if (
+        not isinstance(event_id, str)
+        or not event_id
+        or len(event_id) > _MAX_EVENT_ID
+        or isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or seq < 1
+    ):
+        raise LedgerError("batch.invalid", "an event has no readable event_id and seq")
+    body = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    try:
+        event = WireEvent.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        fault = f"envelope.invalid: {where}: {first['msg']}"
+        return _Item(raw, event_id, seq, digest, body, None, fault)
+    if event.epoch != epoch:
+        raise LedgerError(
+            "batch.invalid", f"event {event_id} is of epoch {event.epoch}, the batch of {epoch}"
+        )
+    return _Item(raw, event_id, seq, digest, body, event, None)
+
+
+def _lock_high_water(db: Database, conn: Connection, station_id: str, request: PushRequest) -> int:
+    """The (station, epoch) mark, locked: two pushes of one station run one after the other."""
+    where = (high_water.c.station_id == station_id, high_water.c.epoch == request.epoch)
+    stmt = select(high_water.c.high_water).where(*where).with_for_update()
+    mark = conn.execute(stmt).scalar_one_or_none()
+    if mark is None:
+        first = request.epoch_first_seq
+        db.insert_ignore(
+            conn,
+            high_water,
+            [
+                {
+                    "station_id": station_id,
+                    "epoch": request.epoch,
+                    "first_seq": first,
+                    "high_water": first - 1,
+                }
+            ],
+        )
+        mark = conn.execute(stmt).scalar_one()
+    return int(mark)
+
+
+def _classify(
+    items: Sequence[_Item], known: dict[str, _Known], mark: int, epoch: int
+) -> list[tuple[_Item, _Known | None]]:
+    """Decide every event's fate before writing anything; raise for conflicts and gaps."""
+    plan: list[tuple[_Item, _Known | None]] = []
+    top = mark
+    for item in items:
+        earlier = known.get(item.event_id)
+        if earlier is not None:
+            if earlier.digest != item.digest:
+                raise EventConflict(
+                    item.event_id,
+                    f"event {item.event_id} was received before with another payload",
+                )
+            plan.append((item, earlier))
+            continue
+        if item.seq <= top:
+            raise EventConflict(
+                item.event_id,
+                f"sequence {item.seq} of epoch {epoch} already holds another event "
+                f"than {item.event_id}",
+            )
+        if item.seq > top + 1:
+            raise SequenceGap(mark + 1, epoch)
+        top = item.seq
+        known[item.event_id] = _Known(item.digest, "pending", None)
+        plan.append((item, None))
+    return plan
+
+
+def _preload(book: Book, items: Sequence[_Item]) -> None:
+    """Load every member, sale and redemption the batch names, in a few statements."""
+    member_ids: set[str] = set()
+    sale_ids: set[str] = set()
+    redemption_ids: set[str] = set()
+    debtors: set[str] = set()
+    reversed_sales: set[str] = set()
+    for item in items:
+        if item.event is None:
+            continue
+        payload = item.event.payload
+        kind = item.event.kind
+        for key in ("member_id", "from_member"):
+            value = payload.get(key)
+            if isinstance(value, str):
+                member_ids.add(value)
+        sale_id = payload.get("sale_id")
+        if isinstance(sale_id, str):
+            sale_ids.add(sale_id)
+            if kind == "sale.reversed":
+                reversed_sales.add(sale_id)
+        redemption_id = payload.get("redemption_id")
+        if isinstance(redemption_id, str):
+            redemption_ids.add(redemption_id)
+        points = payload.get("points")
+        member_id = payload.get("member_id")
+        if isinstance(member_id, str) and (
+            kind == "points.redeemed"
+            or (kind == "points.adjusted" and isinstance(points, int) and points < 0)
+        ):
+            debtors.add(member_id)
+    book.load_members(member_ids)
+    book.preload_sales(sale_ids)
+    book.preload_redemptions(redemption_ids)
+    for sale_id in reversed_sales:
+        sale = book.sale(sale_id)
+        if sale is not None and sale.member_id is not None:
+            debtors.add(sale.member_id)
+    survivors = [m.member_id for m in (book.active(d) for d in sorted(debtors)) if m is not None]
+    book.preload_lots(survivors)
+
+
+def _apply(ctx: Context, item: _Item) -> tuple[Status, str | None]:
+    event = item.event
+    if event is None:
+        return "rejected", item.fault
+    handler = HANDLERS.get(event.kind)
+    if handler is None:
+        return "rejected", f"kind.unknown: no event kind {event.kind!r}"
+    ctx.event_id = item.event_id
+    try:
+        handler(ctx, Payload(event.kind, event.payload))
+    except Rejected as exc:
+        return "rejected", exc.reason
+    return "applied", None
+
+
+def push(
+    db: Database,
+    chain: MemberKeys,
+    rules: RuleBook,
+    station_id: str,
+    request: PushRequest,
+    now: datetime,
+) -> PushResponse:
+    if request.station_id != station_id:
+        raise LedgerError(
+            "station.mismatch",
+            f"station {station_id} cannot push events of station {request.station_id}",
+        )
+    items = sorted((_read(raw, request.epoch) for raw in request.events), key=lambda i: i.seq)
+
+    def work(conn: Connection) -> PushResponse:
+        require_station(conn, station_id)
+        mark = _lock_high_water(db, conn, station_id, request)
+        ids = [item.event_id for item in items]
+        rows = conn.execute(
+            select(
+                events.c.event_id, events.c.payload_hash, events.c.status, events.c.reason
+            ).where(events.c.event_id.in_(ids))
+        )
+        known = {r.event_id: _Known(r.payload_hash, r.status, r.reason) for r in rows}
+        plan = _classify(items, known, mark, request.epoch)
+        fresh = [item for item, earlier in plan if earlier is None]
+        outcome: dict[str, tuple[Status, str | None]] = {}
+        if fresh:
+            book = Book(conn, now, lock=db.dialect == "postgresql")
+            keys = KeyRing(chain, lambda: load_station_keys(conn, chain, station_id))
+            ctx = Context(book, keys, RuleLookup(rules, conn), station_id)
+            _preload(book, fresh)
+            for item in fresh:
+                outcome[item.event_id] = _apply(ctx, item)
+            book.flush()
+            _store_events(conn, station_id, request.epoch, fresh, outcome, now)
+            conn.execute(
+                update(high_water)
+                .where(high_water.c.station_id == station_id, high_water.c.epoch == request.epoch)
+                .values(high_water=fresh[-1].seq)
+            )
+            rows_changed = [("member", m) for m in book.touched]
+            rows_changed += [("deny", m) for m in book.deny_touched]
+            append_changes(db, conn, rows_changed, now)
+        duplicates = len(plan) - len(fresh)
+        if duplicates:
+            bump_counter(db, conn, "events_duplicate", duplicates)
+        conn.execute(
+            update(stations)
+            .where(stations.c.station_id == station_id)
+            .values(last_push_at=now.isoformat())
+        )
+        results = [
+            EventResult(event_id=item.event_id, seq=item.seq, status=status, reason=reason)
+            for item, earlier in plan
+            for status, reason in [
+                outcome[item.event_id] if earlier is None else ("duplicate", earlier.reason)
+            ]
+        ]
+        return PushResponse(
+            station_id=station_id,
+            epoch=request.epoch,
+            high_water=fresh[-1].seq if fresh else mark,
+            results=results,
+        )
+
+    return db.transact(work)
+
+
+def _store_events(
+    conn: Connection,
+    station_id: str,
+    epoch: int,
+    items: Sequence[_Item],
+    outcome: dict[str, tuple[Status, str | None]],
+    now: datetime,
+) -> None:
+    received = now.isoformat()
+    rows = []
+    for item in items:
+        status, reason = outcome[item.event_id]
+        kind = item.raw.get("kind")
+        rows.append(
+            {
+                "event_id": item.event_id,
+                "station_id": station_id,
+                "epoch": epoch,
+                "seq": item.seq,
+                "kind": kind[:64] if isinstance(kind, str) else "",
+                "payload_hash": item.digest,
+                "status": status,
+                "reason": reason,
+                "received_at": received,
+                "body": item.body,
+            }
+        )
+    conn.execute(insert(events), rows)

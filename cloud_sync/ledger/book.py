@@ -1,0 +1,401 @@
+"""One transaction's working set: the rows a push (or a job) reads and changes.
+
+Rows are loaded once, in bulk where the batch names them, changed in memory while the
+events are applied in order, and written back at the end with one executemany per table
+and kind of change. On PostgreSQL member and plate rows are read FOR UPDATE, so two
+stations touching one member queue instead of overwriting each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+
+from .schema import journals, lines, lots, members, plates, redemptions, sales
+
+__all__ = ["Book", "Lot", "Member", "Plate", "Sale", "new_id"]
+
+_CHUNK = 500
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(eq=False)
+class _Row:
+    """A table row held in memory; `new` rows are inserted, `dirty` ones updated."""
+
+    new: bool = field(default=False, init=False, repr=False)
+    dirty: bool = field(default=False, init=False, repr=False)
+
+    def values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+
+@dataclass(eq=False)
+class Member(_Row):
+    member_id: str
+    phone_index: str | None
+    phone_sealed: str | None
+    phone_masked: str
+    name_sealed: str | None
+    key_id: str
+    registered_at: str
+    registered_station: str | None
+    consent_at: str | None
+    consent_channel: str | None
+    tier: str | None
+    status: str
+    merged_into: str | None
+    overdraft: int
+    denied: bool
+    event_id: str | None
+
+
+@dataclass(eq=False)
+class Lot(_Row):
+    lot_id: str
+    member_id: str
+    points: int
+    remaining: int
+    expired: int
+    expires_at: str | None
+    expires_ms: int | None
+    earned_ms: int
+    source: str
+    sale_id: str | None
+    journal_id: str
+
+
+@dataclass(eq=False)
+class Sale(_Row):
+    sale_id: str
+    station_id: str
+    event_id: str
+    member_id: str | None
+    grade: str
+    litres: str
+    amount: str
+    ended_at: str
+    points: int
+    tier: str | None
+    ruleset_version: int | None
+    recomputed: int | None
+    status: str
+
+
+@dataclass(eq=False)
+class Plate(_Row):
+    plate_index: str
+    member_id: str
+    plate_sealed: str
+    attached_at: str
+
+
+_MEMBER_CHANGES = ("tier", "status", "merged_into", "overdraft", "denied")
+_LOT_CHANGES = ("member_id", "remaining", "expired")
+_SALE_CHANGES = ("member_id", "points", "tier", "ruleset_version", "recomputed", "status")
+_PLATE_CHANGES = ("member_id", "plate_sealed", "attached_at")
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class Book:
+    def __init__(self, conn: Connection, now: datetime, *, lock: bool) -> None:
+        self.conn = conn
+        self.now = now
+        self.booked_at = now.isoformat()
+        self._lock = lock
+        self._members: dict[str, Member | None] = {}
+        self._lots: dict[str, Lot] = {}
+        self._member_lots: dict[str, list[Lot]] = {}
+        self._unloaded_new_lots: dict[str, list[Lot]] = {}
+        self._sales: dict[str, Sale | None] = {}
+        self._plates: dict[str, Plate | None] = {}
+        self._redemptions: dict[str, bool] = {}
+        self._moves: list[tuple[str, str]] = []
+        self.journals: list[dict[str, Any]] = []
+        self.lines: list[dict[str, Any]] = []
+        self.redemptions: list[dict[str, Any]] = []
+        self.touched: dict[str, None] = {}
+        self.deny_touched: dict[str, None] = {}
+
+    # ------------------------------------------------------------------ members
+
+    def load_members(self, member_ids: Iterable[str]) -> None:
+        wanted = sorted({m for m in member_ids if m not in self._members})
+        for chunk in _chunks(wanted):
+            stmt = select(members).where(members.c.member_id.in_(chunk))
+            stmt = stmt.order_by(members.c.member_id)
+            if self._lock:
+                stmt = stmt.with_for_update()
+            for row in self.conn.execute(stmt):
+                self._members[row.member_id] = Member(**row._mapping)
+            for member_id in chunk:
+                self._members.setdefault(member_id, None)
+
+    def member(self, member_id: str) -> Member | None:
+        if member_id not in self._members:
+            self.load_members([member_id])
+        return self._members[member_id]
+
+    def active(self, member_id: str) -> Member | None:
+        """The member, or the one it was merged into: later events follow the survivor."""
+        member = self.member(member_id)
+        hops = 0
+        while member is not None and member.status == "merged" and hops < 64:
+            member = None if member.merged_into is None else self.member(member.merged_into)
+            hops += 1
+        return member if member is not None and member.status == "active" else None
+
+    def active_by_phone(self, phone_index: str) -> Member | None:
+        for member in self._members.values():
+            if (
+                member is not None
+                and member.status == "active"
+                and member.phone_index == phone_index
+            ):
+                return member
+        found = self.conn.execute(
+            select(members.c.member_id).where(
+                members.c.phone_index == phone_index, members.c.status == "active"
+            )
+        ).scalars()
+        for member_id in list(found):
+            member = self.member(member_id)
+            if member is not None and member.status == "active":
+                return member
+        return None
+
+    def add_member(self, member: Member) -> None:
+        member.new = True
+        self._members[member.member_id] = member
+        self._member_lots[member.member_id] = []
+
+    def touch(self, member: Member) -> None:
+        """The member's state changed: stations hear of it in the changes feed."""
+        self.touched[member.member_id] = None
+
+    def touch_deny(self, member: Member) -> None:
+        self.deny_touched[member.member_id] = None
+
+    def merge_rows(self, loser: str, survivor: str) -> None:
+        """Hand every row of `loser` (lots, plates, earlier losers) to `survivor`."""
+        self.preload_lots([loser, survivor])
+        moved = self._member_lots.pop(loser, [])
+        for lot in moved:
+            lot.member_id = survivor
+            lot.dirty = True
+        self._member_lots[loser] = []
+        self._member_lots[survivor].extend(moved)
+        for plate in self._plates.values():
+            if plate is not None and plate.member_id == loser:
+                plate.member_id = survivor
+                plate.dirty = True
+        for member in self._members.values():
+            if member is not None and member.merged_into == loser:
+                member.merged_into = survivor
+                member.dirty = True
+        self._moves.append((loser, survivor))
+
+    # ------------------------------------------------------------------ lots
+
+    def preload_lots(self, member_ids: Iterable[str]) -> None:
+        wanted = sorted({m for m in member_ids if m not in self._member_lots})
+        for chunk in _chunks(wanted):
+            stmt = select(lots).where(lots.c.member_id.in_(chunk), lots.c.remaining > 0)
+            for row in self.conn.execute(stmt):
+                self._remember_lot(row._mapping)
+            for member_id in chunk:
+                self._member_lots[member_id] = []
+        wanted_set = set(wanted)
+        for lot in self._lots.values():
+            if lot.member_id in wanted_set and not lot.new:
+                self._member_lots[lot.member_id].append(lot)
+        for member_id in wanted:
+            self._member_lots[member_id].extend(self._unloaded_new_lots.pop(member_id, []))
+
+    def _remember_lot(self, values: Any) -> Lot:
+        lot = self._lots.get(values["lot_id"])
+        if lot is None:
+            lot = Lot(**values)
+            self._lots[lot.lot_id] = lot
+        return lot
+
+    def lots_of(self, member_id: str) -> list[Lot]:
+        """The member's lots that still hold points, plus any booked in this transaction."""
+        if member_id not in self._member_lots:
+            self.preload_lots([member_id])
+        return self._member_lots[member_id]
+
+    def lots_of_sale(self, sale_id: str) -> list[Lot]:
+        for row in self.conn.execute(select(lots).where(lots.c.sale_id == sale_id)):
+            self._remember_lot(row._mapping)
+        return [lot for lot in self._lots.values() if lot.sale_id == sale_id]
+
+    def add_lot(self, lot: Lot) -> None:
+        lot.new = True
+        self._lots[lot.lot_id] = lot
+        if lot.member_id in self._member_lots:
+            self._member_lots[lot.member_id].append(lot)
+        else:
+            self._unloaded_new_lots.setdefault(lot.member_id, []).append(lot)
+
+    # ------------------------------------------------------------------ sales, plates
+
+    def preload_sales(self, sale_ids: Iterable[str]) -> None:
+        wanted = sorted({s for s in sale_ids if s not in self._sales})
+        for chunk in _chunks(wanted):
+            for row in self.conn.execute(select(sales).where(sales.c.sale_id.in_(chunk))):
+                self._sales[row.sale_id] = Sale(**row._mapping)
+            for sale_id in chunk:
+                self._sales.setdefault(sale_id, None)
+
+    def sale(self, sale_id: str) -> Sale | None:
+        if sale_id not in self._sales:
+            self.preload_sales([sale_id])
+        return self._sales[sale_id]
+
+    def add_sale(self, sale: Sale) -> None:
+        sale.new = True
+        self._sales[sale.sale_id] = sale
+
+    def plate(self, plate_index: str) -> Plate | None:
+        if plate_index not in self._plates:
+            stmt = select(plates).where(plates.c.plate_index == plate_index)
+            if self._lock:
+                stmt = stmt.with_for_update()
+            row = self.conn.execute(stmt).first()
+            self._plates[plate_index] = None if row is None else Plate(**row._mapping)
+        return self._plates[plate_index]
+
+    def set_plate(self, plate_index: str, member_id: str, sealed: str, at: str) -> None:
+        plate = self.plate(plate_index)
+        if plate is None:
+            plate = Plate(plate_index, member_id, sealed, at)
+            plate.new = True
+            self._plates[plate_index] = plate
+            return
+        plate.member_id, plate.plate_sealed, plate.attached_at = member_id, sealed, at
+        plate.dirty = True
+
+    # ------------------------------------------------------------------ redemptions
+
+    def preload_redemptions(self, ids: Iterable[str]) -> None:
+        wanted = sorted({i for i in ids if i not in self._redemptions})
+        for chunk in _chunks(wanted):
+            stmt = select(redemptions.c.redemption_id).where(redemptions.c.redemption_id.in_(chunk))
+            found = set(self.conn.execute(stmt).scalars())
+            for redemption_id in chunk:
+                self._redemptions[redemption_id] = redemption_id in found
+
+    def redemption_exists(self, redemption_id: str) -> bool:
+        self.preload_redemptions([redemption_id])
+        return self._redemptions[redemption_id]
+
+    def add_redemption(self, row: dict[str, Any]) -> None:
+        self._redemptions[row["redemption_id"]] = True
+        self.redemptions.append(row)
+
+    # ------------------------------------------------------------------ journals
+
+    def journal(
+        self,
+        kind: str,
+        postings: Iterable[tuple[str, int]],
+        *,
+        at: str,
+        event_id: str | None = None,
+        station_id: str | None = None,
+        member_id: str | None = None,
+        journal_id: str | None = None,
+    ) -> str | None:
+        """Book one balanced journal; None when every line is zero (nothing moved)."""
+        booked = [(account, points) for account, points in postings if points]
+        if not booked:
+            return None
+        if sum(points for _, points in booked) != 0:
+            raise AssertionError(f"unbalanced {kind} journal: {booked}")
+        journal_id = journal_id or new_id()
+        self.journals.append(
+            {
+                "journal_id": journal_id,
+                "kind": kind,
+                "event_id": event_id,
+                "station_id": station_id,
+                "member_id": member_id,
+                "at": at,
+                "booked_at": self.booked_at,
+            }
+        )
+        self.lines.extend(
+            {"journal_id": journal_id, "account": account, "points": points}
+            for account, points in booked
+        )
+        return journal_id
+
+    # ------------------------------------------------------------------ write back
+
+    def _update(self, table: Table, key: str, columns: Sequence[str], rows: list[Any]) -> None:
+        if not rows:
+            return
+        stmt = (
+            update(table)
+            .where(table.c[key] == bindparam(f"k_{key}"))
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
+        params = [
+            {f"k_{key}": getattr(r, key), **{f"v_{c}": getattr(r, c) for c in columns}}
+            for r in rows
+        ]
+        self.conn.execute(stmt, params)
+
+    def _insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(table), list(rows))
+
+    def flush(self) -> None:
+        """Write every change back: members first (the others refer to them)."""
+        held = [m for m in self._members.values() if m is not None]
+        # A loser turns 'merged' before its survivor (same phone) is inserted 'active'.
+        self._update(
+            members, "member_id", _MEMBER_CHANGES, [m for m in held if m.dirty and not m.new]
+        )
+        self._insert(members, [m.values() for m in held if m.new])
+        for loser, survivor in self._moves:
+            self.conn.execute(
+                update(members).where(members.c.merged_into == loser).values(merged_into=survivor)
+            )
+            self.conn.execute(
+                update(lots).where(lots.c.member_id == loser).values(member_id=survivor)
+            )
+            self.conn.execute(
+                update(plates).where(plates.c.member_id == loser).values(member_id=survivor)
+            )
+        held_plates = [p for p in self._plates.values() if p is not None]
+        self._update(
+            plates, "plate_index", _PLATE_CHANGES, [p for p in held_plates if p.dirty and not p.new]
+        )
+        self._insert(plates, [p.values() for p in held_plates if p.new])
+        held_sales = [s for s in self._sales.values() if s is not None]
+        self._insert(sales, [s.values() for s in held_sales if s.new])
+        self._update(
+            sales, "sale_id", _SALE_CHANGES, [s for s in held_sales if s.dirty and not s.new]
+        )
+        self._insert(journals, self.journals)
+        self._insert(lines, self.lines)
+        held_lots = list(self._lots.values())
+        self._insert(lots, [lot.values() for lot in held_lots if lot.new])
+        self._update(
+            lots, "lot_id", _LOT_CHANGES, [lot for lot in held_lots if lot.dirty and not lot.new]
+        )
+        self._insert(redemptions, self.redemptions)

@@ -1,0 +1,181 @@
+"""Opening the ledger's database: engine settings per backend, transactions, migrations.
+
+SQLite (the default, one file) runs in WAL mode with synchronous=FULL, a busy timeout and
+foreign keys, and every write transaction starts with BEGIN IMMEDIATE so two writers queue
+instead of failing half-way. PostgreSQL runs at READ COMMITTED with explicit row locks; a
+transaction that loses a deadlock or a uniqueness race is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import StaticPool
+
+from .errors import LedgerError
+from .schema import V1_TABLES, schema_version
+
+__all__ = ["SCHEMA_VERSION", "Database", "normalize_url"]
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 30_000
+_ATTEMPTS = 4
+# PostgreSQL states worth a second run of the whole transaction: serialization failure,
+# deadlock, and a unique key another transaction took between our read and our write.
+_RETRY_STATES = frozenset({"40001", "40P01", "23505"})
+_MIGRATION_LOCK = 0x6C70_6D69  # pg_advisory_xact_lock keys: "lpmi", "lpch"
+_CHANGES_LOCK = 0x6C70_6368
+
+
+def _migrate_1(conn: Connection) -> None:
+    for table in V1_TABLES:
+        table.create(conn, checkfirst=True)
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1}
+
+
+def normalize_url(url: str) -> str:
+    """postgresql:// (as people write it) means psycopg 3, the driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_engine(url: str, *, create: bool) -> Engine:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:")
+    if not in_memory:
+        path = Path(database)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.exists():
+            raise LedgerError("schema.missing", f"no ledger database at {path}")
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        poolclass=StaticPool if in_memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we say BEGIN ourselves, see _on_begin
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Database:
+    """One engine and the ways the ledger uses it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Database:
+        url = normalize_url(url)
+        backend = make_url(url).get_backend_name()
+        if backend == "sqlite":
+            engine = _sqlite_engine(url, create=create)
+        elif backend == "postgresql":
+            engine = create_engine(url, pool_pre_ping=True)
+        else:
+            raise LedgerError("database.unsupported", f"unsupported database {backend!r}")
+        db = cls(engine)
+        try:
+            db.transact(lambda conn: db._migrate(conn, create=create))
+        except BaseException:
+            engine.dispose()
+            raise
+        return db
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def transact(
+        self, work: Callable[[Connection], _T], *, write: bool = True, snapshot: bool = False
+    ) -> _T:
+        """Run `work` in one transaction, again from scratch if PostgreSQL asks for a retry.
+
+        `snapshot` gives the whole transaction one view of the data (REPEATABLE READ) where
+        answers must agree with each other, such as a changes page and its high-water mark.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self.engine.connect() as conn:
+                    if self.dialect == "sqlite":
+                        conn.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")
+                    elif snapshot:
+                        conn.execution_options(isolation_level="REPEATABLE READ")
+                    with conn.begin():
+                        return work(conn)
+            except DBAPIError as exc:
+                state = getattr(exc.orig, "sqlstate", None)
+                if attempt + 1 < _ATTEMPTS and state in _RETRY_STATES:
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, work: Callable[[Connection], _T]) -> _T:
+        return self.transact(work, write=False)
+
+    def lock_changes(self, conn: Connection) -> None:
+        """Serialize appends to the changes log until commit, so ids appear in commit order.
+
+        Without it a reader could see change 101 before change 100 commits, move its cursor
+        past 100 and never see it. SQLite writers are serialized already.
+        """
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CHANGES_LOCK})")
+
+    def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows whose primary key is not taken yet; leave the others as they are."""
+        if not rows:
+            return
+        stmt = pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+        conn.execute(stmt.on_conflict_do_nothing(), list(rows))
+
+    def _migrate(self, conn: Connection, *, create: bool) -> None:
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        if inspect(conn).has_table("schema_version"):
+            current = conn.execute(select(schema_version.c.version)).scalar_one_or_none() or 0
+        elif create:
+            current = 0
+        else:
+            raise LedgerError("schema.missing", "the database holds no ledger; open it with create")
+        if current > SCHEMA_VERSION:
+            raise LedgerError(
+                "schema.newer",
+                f"the ledger database is at schema {current}, newer than this program "
+                f"({SCHEMA_VERSION}); upgrade loyalpump",
+            )
+        if current == SCHEMA_VERSION:
+            return
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            _MIGRATIONS[version](conn)
+        conn.execute(schema_version.delete())
+        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))

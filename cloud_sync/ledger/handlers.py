@@ -1,0 +1,270 @@
+"""One function per event kind: read and check the payload, then change the working set.
+
+Every check comes before the first change, so an event that is rejected leaves nothing
+behind; the whole batch then goes on with the next event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from cloud_sync.loyalty.pricing import SaleFacts, price_sale
+from cloud_sync.loyalty.ruleset import points_expire_at
+
+from .book import Sale
+from .context import Context
+from .members import attach_plate, register_member
+from .payload import Payload, Rejected, parse_moment
+from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, redeem
+
+__all__ = ["HANDLERS"]
+
+
+def _earn_credits(p: Payload, points: int) -> list[Credit]:
+    """The station's earn entries: one lot each, at the expiry the station declared."""
+    credits: list[Credit] = []
+    for entry in p.objects("ledger"):
+        if entry.get("kind") != "earn":
+            continue
+        value = entry.get("points")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise Rejected("payload.invalid", f"{p.kind} earn entries need positive points")
+        raw_expiry = entry.get("expires_at")
+        try:
+            expires = None if raw_expiry is None else parse_moment(str(raw_expiry))
+        except ValueError:
+            raise Rejected(
+                "payload.invalid", f"{p.kind} earn entry expires_at is not a time"
+            ) from None
+        credits.append(Credit(value, expires))
+    if sum(c.points for c in credits) != points:
+        raise Rejected(
+            "sale.ledger_mismatch",
+            f"{p.kind} claims {points} points but its earn entries hold "
+            f"{sum(c.points for c in credits)}",
+        )
+    return credits
+
+
+def _recompute(
+    ctx: Context,
+    version: int | None,
+    receipt: Mapping[str, Any] | None,
+    facts: SaleFacts,
+) -> int | None:
+    """The cloud's own pricing under the declared version and the receipt's tier.
+
+    None (unverified) when the version was never published here or the receipt names no
+    tier the rules know: the station's points are honoured either way.
+    """
+    if version is None or receipt is None:
+        return None
+    ruleset = ctx.rules.version(version)
+    if ruleset is None:
+        return None
+    tier = receipt.get("tier")
+    if not isinstance(tier, str):
+        return None
+    try:
+        return price_sale(ruleset, facts, tier).points
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        return None
+
+
+def _book_earn(
+    ctx: Context,
+    sale: Sale,
+    credits: list[Credit],
+    recomputed: int | None,
+    at: datetime,
+) -> None:
+    if sale.member_id is None or (sale.points == 0 and not recomputed):
+        return
+    member = ctx.member(sale.member_id)
+    credit(
+        ctx.book,
+        member,
+        credits,
+        kind="earn",
+        counter=ISSUED,
+        booking=ctx.booking(at),
+        recomputed=recomputed,
+        sale_id=sale.sale_id,
+    )
+
+
+def sale_recorded(ctx: Context, p: Payload) -> None:
+    sale_id = p.text("sale_id")
+    if ctx.book.sale(sale_id) is not None:
+        raise Rejected("sale.exists", f"sale {sale_id} was recorded by an earlier event")
+    p.text("source")
+    grade = p.text("grade")
+    litres, amount = p.decimal("litres"), p.decimal("amount")
+    ended_at = p.moment("ended_at")
+    points = p.integer("points", low=0)
+    member_id = p.opt_text("member_id")
+    member = None if member_id is None else ctx.member(member_id)
+    if member is None and points:
+        raise Rejected("sale.no_member", "a sale without a member earns no points")
+    credits = _earn_credits(p, points)
+    version = p.opt_integer("ruleset_version")
+    facts = SaleFacts(grade=grade, litres=litres, amount=amount, ended_at=ended_at)
+    recomputed = (
+        None if member is None else _recompute(ctx, version, p.opt_object("receipt"), facts)
+    )
+    sale = Sale(
+        sale_id=sale_id,
+        station_id=ctx.station_id,
+        event_id=ctx.event_id,
+        member_id=None if member is None else member.member_id,
+        grade=grade,
+        litres=str(litres),
+        amount=str(amount),
+        ended_at=ended_at.isoformat(),
+        points=points,
+        tier=p.opt_text("tier"),
+        ruleset_version=version,
+        recomputed=recomputed,
+        status="recorded",
+    )
+    ctx.book.add_sale(sale)
+    _book_earn(ctx, sale, credits, recomputed, ended_at)
+
+
+def sale_member_attached(ctx: Context, p: Payload) -> None:
+    sale_id = p.text("sale_id")
+    sale = ctx.book.sale(sale_id)
+    if sale is None:
+        raise Rejected("sale.unknown", f"no sale {sale_id}")
+    if sale.status != "recorded":
+        raise Rejected("sale.reversed", f"sale {sale_id} was reversed")
+    if sale.member_id is not None:
+        raise Rejected("sale.already_attached", f"sale {sale_id} already has a member")
+    member = ctx.member(p.text("member_id"))
+    points = p.integer("points", low=0)
+    credits = _earn_credits(p, points)
+    version = p.opt_integer("ruleset_version")
+    at = p.opt_moment("at")
+    ended_at = parse_moment(sale.ended_at)
+    facts = SaleFacts(sale.grade, Decimal(sale.litres), Decimal(sale.amount), ended_at)
+    recomputed = _recompute(ctx, version, p.opt_object("receipt"), facts)
+    sale.member_id = member.member_id
+    sale.points = points
+    sale.tier = p.opt_text("tier")
+    sale.ruleset_version = version
+    sale.recomputed = recomputed
+    sale.dirty = True
+    _book_earn(ctx, sale, credits, recomputed, at or ended_at)
+
+
+def sale_reversed(ctx: Context, p: Payload) -> None:
+    """Take back the sale's own lot first; what was spent elsewhere is written off."""
+    sale_id = p.text("sale_id")
+    sale = ctx.book.sale(sale_id)
+    if sale is None:
+        raise Rejected("sale.unknown", f"no sale {sale_id}")
+    if sale.status == "reversed":
+        raise Rejected("sale.reversed", f"sale {sale_id} was already reversed")
+    at = p.moment("at")
+    member = None if sale.member_id is None else ctx.member(sale.member_id)
+    sale.status = "reversed"
+    sale.dirty = True
+    if member is None or sale.points <= 0:
+        return
+    own = ctx.book.lots_of_sale(sale_id)
+    # Points of this sale whose expiry was booked are gone once; never take them twice.
+    take_back = sale.points - sum(lot.expired for lot in own)
+    if take_back > 0:
+        debit(
+            ctx.book,
+            member,
+            take_back,
+            kind="reverse",
+            counter=ISSUED,
+            booking=ctx.booking(at),
+            first=own,
+        )
+
+
+def points_redeemed(ctx: Context, p: Payload) -> None:
+    redemption_id = p.text("redemption_id")
+    if ctx.book.redemption_exists(redemption_id):
+        raise Rejected("redemption.exists", f"redemption {redemption_id} was booked before")
+    member = ctx.member(p.text("member_id"))
+    points = p.integer("points", low=1)
+    value_fen = p.integer("value_fen", low=0)
+    at = p.moment("at")
+    allowance_id = p.opt_text("allowance_id")
+    shortfall = redeem(ctx.book, member, points, ctx.booking(at))
+    ctx.book.add_redemption(
+        {
+            "redemption_id": redemption_id,
+            "station_id": ctx.station_id,
+            "member_id": member.member_id,
+            "points": points,
+            "value_fen": value_fen,
+            "allowance_id": allowance_id,
+            "shortfall": shortfall,
+            "at": at.isoformat(),
+            "event_id": ctx.event_id,
+        }
+    )
+
+
+def points_adjusted(ctx: Context, p: Payload) -> None:
+    member = ctx.member(p.text("member_id"))
+    points = p.integer("points")
+    if points == 0:
+        raise Rejected("payload.invalid", "points.adjusted needs non-zero points")
+    at = p.moment("at")
+    if points < 0:
+        debit(
+            ctx.book, member, -points, kind="adjust", counter=ADJUSTMENTS, booking=ctx.booking(at)
+        )
+        return
+    if p.has("expires_at"):
+        expires = p.opt_moment("expires_at")
+    else:
+        ruleset = ctx.rules.in_force(at)
+        expires = None if ruleset is None else points_expire_at(ruleset, at)
+    credit(
+        ctx.book,
+        member,
+        [Credit(points, expires)],
+        kind="adjust",
+        counter=ADJUSTMENTS,
+        booking=ctx.booking(at),
+    )
+
+
+def points_expired(ctx: Context, p: Payload) -> None:
+    """Recorded only: the cloud expires lots by their dates itself (expire_lots)."""
+    ctx.member(p.text("member_id"))
+    p.integer("points", low=0)
+
+
+def tier_changed(ctx: Context, p: Payload) -> None:
+    member = ctx.member(p.text("member_id"))
+    tier = p.opt_text("tier") or p.opt_text("to")
+    if tier is None:
+        raise Rejected("payload.missing", "member.tier_changed needs 'tier'")
+    if member.tier != tier:
+        member.tier = tier
+        member.dirty = True
+        ctx.book.touch(member)
+
+
+HANDLERS: dict[str, Callable[[Context, Payload], None]] = {
+    "member.registered": register_member,
+    "plate.attached": attach_plate,
+    "sale.recorded": sale_recorded,
+    "sale.member_attached": sale_member_attached,
+    "sale.reversed": sale_reversed,
+    "points.redeemed": points_redeemed,
+    "points.adjusted": points_adjusted,
+    "points.expired": points_expired,
+    "member.tier_changed": tier_changed,
+}

@@ -1,0 +1,276 @@
+"""The cloud ledger's tables (SQLAlchemy Core), one definition for SQLite and PostgreSQL.
+
+Times are stored twice where the ledger compares them: the ISO text as given (with its
+offset, for people and for the wire) and UTC epoch milliseconds (for ordering and expiry),
+so no backend's date-time quirks ever decide whether a lot is live.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+__all__ = [
+    "V1_TABLES",
+    "allowances",
+    "changes",
+    "counters",
+    "events",
+    "high_water",
+    "journals",
+    "lines",
+    "lots",
+    "members",
+    "metadata",
+    "plates",
+    "redemptions",
+    "rulesets",
+    "sales",
+    "schema_version",
+    "settings",
+    "station_keys",
+    "stations",
+]
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+_ID = String(64)
+_TIME = String(40)
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("station_id", String(32), primary_key=True),
+    Column("name", Text),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("added_at", _TIME, nullable=False),
+    Column("keys_uploaded_at", _TIME),  # first enrolment call (POST /sync/enrol)
+    Column("last_push_at", _TIME),
+)
+
+station_keys = Table(
+    "station_keys",
+    metadata,
+    Column("station_id", String(32), ForeignKey("stations.station_id"), nullable=False),
+    Column("key_id", _ID, nullable=False),
+    Column("sealed", Text, nullable=False),  # the station's keys sealed with the chain's key
+    Column("uploaded_at", _TIME, nullable=False),
+    PrimaryKeyConstraint("station_id", "key_id"),
+)
+
+high_water = Table(
+    "high_water",
+    metadata,
+    Column("station_id", String(32), ForeignKey("stations.station_id"), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("high_water", BigInteger, nullable=False),
+    PrimaryKeyConstraint("station_id", "epoch"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("event_id", _ID, nullable=False, unique=True),
+    Column("station_id", String(32), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # applied | rejected
+    Column("reason", Text),
+    Column("received_at", _TIME, nullable=False),
+    Column("body", Text, nullable=False),  # the event exactly as pushed (JSON)
+    UniqueConstraint("station_id", "epoch", "seq"),
+)
+Index("ix_events_status", events.c.status, events.c.id)
+
+members = Table(
+    "members",
+    metadata,
+    Column("member_id", _ID, primary_key=True),
+    Column("phone_index", String(64)),
+    Column("phone_sealed", Text),
+    Column("phone_masked", String(32), nullable=False),
+    Column("name_sealed", Text),
+    Column("key_id", _ID, nullable=False),
+    Column("registered_at", _TIME, nullable=False),
+    Column("registered_station", String(32)),
+    Column("consent_at", _TIME),
+    Column("consent_channel", String(32)),
+    Column("tier", String(32)),
+    Column("status", String(16), nullable=False),  # active | merged
+    Column("merged_into", _ID),
+    Column("overdraft", BigInteger, nullable=False),
+    Column("denied", Boolean, nullable=False),
+    Column("event_id", _ID),
+)
+# One active member per phone: a concurrent second registration fails and is retried as a merge.
+Index(
+    "ux_members_active_phone",
+    members.c.phone_index,
+    unique=True,
+    sqlite_where=text("status = 'active'"),
+    postgresql_where=text("status = 'active'"),
+)
+Index("ix_members_merged_into", members.c.merged_into)
+
+plates = Table(
+    "plates",
+    metadata,
+    Column("plate_index", String(64), primary_key=True),
+    Column("member_id", _ID, ForeignKey("members.member_id"), nullable=False),
+    Column("plate_sealed", Text, nullable=False),
+    Column("attached_at", _TIME, nullable=False),
+)
+Index("ix_plates_member", plates.c.member_id)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("sale_id", _ID, primary_key=True),
+    Column("station_id", String(32), nullable=False),
+    Column("event_id", _ID, nullable=False),
+    Column("member_id", _ID, ForeignKey("members.member_id")),
+    Column("grade", String(16), nullable=False),
+    Column("litres", String(24), nullable=False),
+    Column("amount", String(24), nullable=False),
+    Column("ended_at", _TIME, nullable=False),
+    Column("points", BigInteger, nullable=False),  # what the station claimed (honoured)
+    Column("tier", String(32)),
+    Column("ruleset_version", Integer),
+    Column("recomputed", BigInteger),  # the cloud's own pricing; NULL: unverified
+    Column("status", String(16), nullable=False),  # recorded | reversed
+)
+Index("ix_sales_variance", sales.c.station_id, sales.c.ruleset_version)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("lot_id", String(40), primary_key=True),
+    Column("member_id", _ID, ForeignKey("members.member_id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("expired", BigInteger, nullable=False),  # points whose expiry was booked
+    Column("expires_at", _TIME),
+    Column("expires_ms", BigInteger),
+    Column("earned_ms", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),  # earn | adjust
+    Column("sale_id", _ID),
+    Column("journal_id", String(40), nullable=False),
+)
+Index("ix_lots_member", lots.c.member_id)
+Index("ix_lots_sale", lots.c.sale_id)
+Index(
+    "ix_lots_expiring",
+    lots.c.expires_ms,
+    sqlite_where=text("remaining > 0"),
+    postgresql_where=text("remaining > 0"),
+)
+
+journals = Table(
+    "journals",
+    metadata,
+    Column("journal_id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("event_id", _ID),
+    Column("station_id", String(32)),
+    Column("member_id", _ID),
+    Column("at", _TIME, nullable=False),  # the fact's own time (the event's)
+    Column("booked_at", _TIME, nullable=False),
+)
+
+lines = Table(
+    "lines",
+    metadata,
+    Column("line_id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("journal_id", String(40), ForeignKey("journals.journal_id"), nullable=False),
+    Column("account", String(80), nullable=False),
+    Column("points", BigInteger, nullable=False),
+)
+
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("redemption_id", _ID, primary_key=True),
+    Column("station_id", String(32), nullable=False),
+    Column("member_id", _ID, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("value_fen", BigInteger, nullable=False),
+    Column("allowance_id", String(40)),
+    Column("shortfall", BigInteger, nullable=False),  # overdraft this redemption created
+    Column("at", _TIME, nullable=False),
+    Column("event_id", _ID, nullable=False),
+)
+Index("ix_redemptions_allowance", redemptions.c.allowance_id)
+
+rulesets = Table(
+    "rulesets",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("effective_from", _TIME, nullable=False),
+    Column("document", Text, nullable=False),  # the exact text that was signed
+    Column("signature", Text, nullable=False),
+    Column("signing_key_id", String(64), nullable=False),
+    Column("published_at", _TIME, nullable=False),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # ruleset | member | deny
+    Column("ref", _ID, nullable=False),
+    Column("at", _TIME, nullable=False),
+)
+
+allowances = Table(
+    "allowances",
+    metadata,
+    Column("allowance_id", String(40), primary_key=True),
+    Column("station_id", String(32), ForeignKey("stations.station_id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("per_member_cap", BigInteger, nullable=False),
+    Column("max_snapshot_age_s", Integer, nullable=False),
+    Column("granted_at", _TIME, nullable=False),
+    Column("granted_ms", BigInteger, nullable=False),
+    Column("expires_at", _TIME, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+Index("ix_allowances_station", allowances.c.station_id, allowances.c.granted_ms)
+
+# What migration 1 creates; a later migration lists its own DDL instead of growing this.
+V1_TABLES = tuple(metadata.sorted_tables)

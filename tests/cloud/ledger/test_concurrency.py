@@ -1,0 +1,75 @@
+"""Two pushes at once: one station's batches queue on its high-water row; two stations
+registering one phone at the same moment still end with one member."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from cloud_sync.ledger import CloudLedger
+from cloud_sync.loyalty.privacy import MemberKeys
+
+from .conftest import NOW
+from .fake_station import FakeStation, member_id
+
+
+def _together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls on threads released at the same instant; re-raise any failure."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except BaseException as exc:  # handed to the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_the_same_batch_pushed_twice_at_once_is_applied_once(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    for i in range(200):
+        station.sale(mid, "1.00", NOW + timedelta(seconds=i))
+    request = station.request()
+    first, second = _together(
+        lambda: ledger.push("S001", request, NOW), lambda: ledger.push("S001", request, NOW)
+    )
+    statuses = sorted({r.status for r in first.results} | {r.status for r in second.results})
+    assert statuses == ["applied", "duplicate"]
+    assert ledger.member(mid, NOW)["points"] == 200  # type: ignore[index]
+    assert ledger.ledger_problems() == []
+
+
+def test_one_phone_registered_at_two_stations_at_once_is_one_member(
+    ledger: CloudLedger, station: FakeStation, chain_keys: MemberKeys
+) -> None:
+    ledger.add_station("S002", None, NOW)
+    other = FakeStation("S002", chain_keys)
+    for n in range(3):
+        phone = f"1380013800{n}"
+        station.register(phone, NOW, mid=member_id(10 * n + 2))
+        other.register(phone, NOW, mid=member_id(10 * n + 1))
+        station.sale(member_id(10 * n + 2), "10.00", NOW)
+        other.sale(member_id(10 * n + 1), "20.00", NOW)
+    a, b = station.request(), other.request()
+    _together(lambda: ledger.push("S001", a, NOW), lambda: ledger.push("S002", b, NOW))
+    for n in range(3):
+        view = ledger.member(member_id(10 * n + 2), NOW)
+        assert view is not None
+        assert (view["member_id"], view["points"]) == (member_id(10 * n + 1), 30)
+    assert ledger.totals()["members"] == 3
+    assert ledger.ledger_problems() == []

@@ -1,0 +1,184 @@
+"""The chain ledger's points: earn, redeem, overdraft and its repayment, reversal, expiry,
+adjustments and variance; every scenario ends with a healthy ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cloud_sync.ledger import CloudLedger
+
+from .conftest import NOW
+from .fake_station import FakeStation
+
+
+def _view(ledger: CloudLedger, mid: str, days: float = 0) -> dict[str, object]:
+    found = ledger.member(mid, NOW + timedelta(days=days))
+    assert found is not None
+    return found
+
+
+def test_overdraft_denies_the_member_and_later_earnings_repay_it(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    allowance = ledger.changes("S001", 0, 100, NOW).allowance
+    assert allowance is not None
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "300.00", NOW + timedelta(minutes=1))
+    station.redeem(mid, 200, NOW + timedelta(minutes=2), allowance_id=allowance.allowance_id)
+    ledger.push("S001", station.request(), NOW)
+    assert (_view(ledger, mid)["points"], _view(ledger, mid)["denied"]) == (100, False)
+
+    # Redeemed offline at another till on a stale balance: the cloud never refuses it.
+    station.redeem(mid, 250, NOW + timedelta(minutes=3), allowance_id=allowance.allowance_id)
+    result = ledger.push("S001", station.request(), NOW)
+    assert result.results[0].status == "applied"
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (-150, 150, True)
+    deny = ledger.changes("S001", 0, 1000, NOW).deny
+    assert [(d.member_id, d.denied, d.overdraft) for d in deny] == [(mid, True, 150)]
+
+    station.sale(mid, "100.00", NOW + timedelta(minutes=4))
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (-50, 50, True)
+
+    station.sale(mid, "80.00", NOW + timedelta(minutes=5))
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (30, 0, False)
+    assert view["lots"] == [{"points": 30, "expires_at": "2027-03-02T10:05:00+08:00"}]
+    deny = ledger.changes("S001", 0, 1000, NOW).deny
+    assert [(d.member_id, d.denied, d.overdraft) for d in deny] == [(mid, False, 0)]
+
+    totals = ledger.totals()
+    assert totals["redemption_overdraft"] == 150
+    assert totals["total_overdraft"] == 0
+    assert totals["allowances_granted_points"] >= 50_000
+    assert ledger.ledger_problems() == []
+
+
+def test_redemption_spends_the_soonest_expiring_lot_first(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "100.00", NOW)
+    station.adjust(mid, 100, NOW, expires_at=(NOW + timedelta(days=10)).isoformat())
+    station.redeem(mid, 150, NOW + timedelta(minutes=1))
+    ledger.changes("S001", 0, 10, NOW)  # the station's allowance covers what it redeems
+    ledger.push("S001", station.request(), NOW)
+    lots = _view(ledger, mid)["lots"]
+    assert lots == [{"points": 50, "expires_at": "2027-03-02T10:00:00+08:00"}]
+    assert ledger.ledger_problems() == []
+
+
+def test_reversal_takes_back_its_own_lot_then_writes_off_what_was_spent(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    first = station.sale(mid, "100.00", NOW)
+    station.sale(mid, "50.00", NOW + timedelta(hours=1))
+    station.redeem(mid, 120, NOW + timedelta(hours=2))  # 100 from the first lot, 20 from the second
+    ledger.changes("S001", 0, 10, NOW)
+    ledger.push("S001", station.request(), NOW)
+    assert _view(ledger, mid)["points"] == 30
+
+    station.reverse(first, mid, 100, NOW + timedelta(hours=3))
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    # 30 taken back from the second lot; the 70 already spent are written off, not owed.
+    assert (view["points"], view["overdraft"], view["denied"]) == (0, 0, False)
+    assert ledger.totals()["redemption_overdraft"] == 0
+
+    station.reverse(first, mid, 100, NOW + timedelta(hours=4))
+    again = ledger.push("S001", station.request(), NOW)
+    assert again.results[0].status == "rejected"
+    assert (again.results[0].reason or "").startswith("sale.reversed")
+    assert ledger.ledger_problems() == []
+
+
+def test_attaching_a_member_later_earns_and_a_second_attach_is_rejected(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    other = station.register("13900139000", NOW)
+    sale_id = station.sale(None, "40.00", NOW)
+    station.attach(sale_id, mid, "40.00", NOW + timedelta(minutes=2))
+    station.attach(sale_id, other, "40.00", NOW + timedelta(minutes=3))
+    response = ledger.push("S001", station.request(), NOW)
+    assert [r.status for r in response.results] == ["applied"] * 4 + ["rejected"]
+    assert (response.results[-1].reason or "").startswith("sale.already_attached")
+    assert _view(ledger, mid)["points"] == 40
+    assert _view(ledger, other)["points"] == 0
+
+    station.reverse(sale_id, mid, 40, NOW + timedelta(minutes=5))
+    ledger.push("S001", station.request(), NOW)
+    assert _view(ledger, mid)["points"] == 0
+    assert ledger.ledger_problems() == []
+
+
+def test_expiry_is_booked_by_the_cloud_once_and_never_taken_back_twice(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    sale_id = station.sale(mid, "40.00", NOW)  # expires after 12 months
+    station.adjust(mid, 50, NOW, expires_at=(NOW + timedelta(days=1)).isoformat())
+    station.adjust(mid, 20, NOW)  # no date given: the rules in force say 12 months
+    station.emit("points.expired", {"member_id": mid, "points": 5, "lots": [1], "at": "x"}, NOW)
+    response = ledger.push("S001", station.request(), NOW)
+    assert [r.status for r in response.results] == ["applied"] * 5
+
+    assert _view(ledger, mid)["points"] == 110
+    assert _view(ledger, mid, days=2)["points"] == 60  # lapsed points never count, booked or not
+    assert ledger.expire_lots(NOW + timedelta(days=2)) == 50
+    assert ledger.expire_lots(NOW + timedelta(days=2)) == 0
+    assert _view(ledger, mid, days=2)["points"] == 60
+
+    later = NOW + timedelta(days=400)
+    assert _view(ledger, mid, days=400)["points"] == 0
+    assert ledger.expire_lots(later) == 60
+    station.reverse(sale_id, mid, 40, later)
+    ledger.push("S001", station.request(), later)
+    view = _view(ledger, mid, days=400)
+    assert (view["points"], view["overdraft"]) == (0, 0)  # the lapsed points went once
+    assert ledger.ledger_problems() == []
+
+
+def test_negative_adjustment_beyond_the_balance_is_written_off(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "40.00", NOW)
+    station.adjust(mid, -100, NOW + timedelta(minutes=1))
+    station.adjust(mid, 0, NOW + timedelta(minutes=1))
+    response = ledger.push("S001", station.request(), NOW)
+    assert [r.status for r in response.results] == ["applied"] * 3 + ["rejected"]
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (0, 0, False)
+    assert ledger.ledger_problems() == []
+
+
+def test_variance_report_compares_claims_with_the_rules(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "40.00", NOW)  # priced right: 40
+    station.sale(mid, "40.00", NOW, claimed=45)  # the station claims 45 for 40 litres
+    station.sale(mid, "40.00", NOW, version=99)  # rules this cloud never published
+    station.sale(None, "40.00", NOW)  # no member: no points, not in the report
+    ledger.push("S001", station.request(), NOW)
+
+    assert _view(ledger, mid)["points"] == 125  # the station's receipts are honoured
+    report = {row["ruleset_version"]: row for row in ledger.variance_report()}
+    assert report[3] == {
+        "station_id": "S001",
+        "ruleset_version": 3,
+        "sales": 2,
+        "points_claimed": 85,
+        "points_recomputed": 80,
+        "variance": 5,
+        "sales_differing": 1,
+        "unverified": 0,
+    }
+    assert report[99]["unverified"] == 1
+    assert report[99]["variance"] == 0
+    assert ledger.ledger_problems() == []

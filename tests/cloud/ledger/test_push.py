@@ -1,0 +1,143 @@
+"""Push semantics: exactly once, in order, never blocked by one bad event."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cloud_sync.ledger import CloudLedger, EventConflict, LedgerError, SequenceGap
+
+from .conftest import NOW
+from .fake_station import FakeStation
+
+
+def test_push_applies_and_replay_answers_the_stored_results(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "40.00", NOW + timedelta(minutes=5))
+    station.sale(None, "10.00", NOW + timedelta(minutes=6))
+    request = station.request()
+
+    first = ledger.push("S001", request, NOW)
+    assert first.high_water == 3
+    assert [r.status for r in first.results] == ["applied"] * 3
+    assert ledger.member(mid, NOW)["points"] == 40  # type: ignore[index]
+
+    again = ledger.push("S001", request, NOW)
+    assert again.high_water == 3
+    assert [r.status for r in again.results] == ["duplicate"] * 3
+    assert [r.event_id for r in again.results] == [r.event_id for r in first.results]
+    assert ledger.member(mid, NOW)["points"] == 40  # type: ignore[index]
+    totals = ledger.totals()
+    assert totals["events_applied"] == 3
+    assert totals["events_duplicate"] == 3
+    assert ledger.stations()[0]["high_water"] == 3
+    assert ledger.ledger_problems() == []
+
+
+def test_same_event_id_with_another_payload_is_a_conflict(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "40.00", NOW)
+    request = station.request()
+    ledger.push("S001", request, NOW)
+    altered = [dict(e) for e in request.events]
+    altered[1] = {**altered[1], "payload": {**altered[1]["payload"], "points": 400}}
+
+    with pytest.raises(EventConflict) as caught:
+        ledger.push("S001", station.request(altered), NOW)
+    assert caught.value.event_id == altered[1]["event_id"]
+    assert caught.value.code == "event_conflict"
+    assert ledger.member(mid, NOW)["points"] == 40  # type: ignore[index]
+    assert ledger.ledger_problems() == []
+
+
+def test_a_gap_answers_the_expected_sequence_and_writes_nothing(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    ledger.push("S001", station.request(), NOW)
+    station.sale(mid, "40.00", NOW)  # seq 2, lost on the way
+    station.request()
+    station.sale(mid, "20.00", NOW)  # seq 3
+
+    with pytest.raises(SequenceGap) as caught:
+        ledger.push("S001", station.request(), NOW)
+    assert (caught.value.expected_seq, caught.value.epoch) == (2, 1)
+    assert ledger.member(mid, NOW)["points"] == 0  # type: ignore[index]
+    assert ledger.ledger_problems() == []
+
+
+def test_a_sequence_number_reused_for_another_event_is_a_conflict(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    ledger.push("S001", station.request(), NOW)
+    station.seq = 0  # the station forgot it already used seq 1
+    station.sale(mid, "40.00", NOW)
+    request = station.request()
+
+    with pytest.raises(EventConflict) as caught:
+        ledger.push("S001", request, NOW)
+    assert caught.value.event_id == request.events[0]["event_id"]
+    assert ledger.ledger_problems() == []
+
+
+def test_bad_events_are_rejected_quarantined_and_never_block_the_queue(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.emit("sale.recorded", {"sale_id": "x"}, NOW)  # payload missing its fields
+    station.emit("coupon.issued", {"member_id": mid}, NOW)  # a kind this cloud does not know
+    station.emit("points.redeemed", {"redemption_id": "r", "member_id": "nobody"}, NOW)
+    broken = station.emit("points.adjusted", {}, NOW)
+    broken.pop("created_at")  # the envelope itself is malformed, but id and seq are readable
+    station.sale(mid, "40.00", NOW)
+
+    response = ledger.push("S001", station.request(), NOW)
+    assert response.high_water == 6
+    statuses = [(r.status, (r.reason or "").split(":")[0]) for r in response.results]
+    assert statuses == [
+        ("applied", ""),
+        ("rejected", "payload.missing"),
+        ("rejected", "kind.unknown"),
+        ("rejected", "member.unknown"),
+        ("rejected", "envelope.invalid"),
+        ("applied", ""),
+    ]
+    quarantine = ledger.quarantined()
+    assert len(quarantine) == 4
+    assert {q["kind"] for q in quarantine} >= {"coupon.issued", "sale.recorded"}
+    assert all(q["reason"] for q in quarantine)
+    assert ledger.member(mid, NOW)["points"] == 40  # type: ignore[index]
+    assert ledger.totals()["events_rejected"] == 4
+    assert ledger.ledger_problems() == []
+
+
+def test_unreadable_envelope_refuses_the_batch(ledger: CloudLedger, station: FakeStation) -> None:
+    station.register("13800138000", NOW)
+    request = station.request()
+    events = [{"kind": "member.registered", "payload": {}}]  # no event id, no seq
+    with pytest.raises(LedgerError) as caught:
+        ledger.push("S001", station.request([*request.events, *events]), NOW)
+    assert caught.value.code == "batch.invalid"
+    with pytest.raises(LedgerError) as mismatch:
+        ledger.push("S002", request, NOW)
+    assert mismatch.value.code == "station.mismatch"
+
+
+def test_a_new_epoch_starts_at_its_declared_first_sequence(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    ledger.push("S001", station.request(), NOW)
+    station.epoch, station.seq = 2, 40  # restored from a backup: epoch 2 starts at 41
+    station.sale(mid, "40.00", NOW)
+    response = ledger.push("S001", station.request(epoch_first_seq=41), NOW)
+    assert (response.epoch, response.high_water) == (2, 41)
+    listed = ledger.stations()[0]
+    assert listed["epochs"] == [{"epoch": 1, "high_water": 1}, {"epoch": 2, "high_water": 41}]
+    assert ledger.ledger_problems() == []
