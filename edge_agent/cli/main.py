@@ -11,6 +11,7 @@ from typer.exceptions import TyperException
 from ..errors import ServiceError
 from ..settings import ConfigError
 from ..store import StoreError
+from .cloud import cloud_app
 from .edge import edge_app
 from .output import fail
 from .run import run_command
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(edge_app, name="edge")
 app.add_typer(sim_app, name="sim")
+app.add_typer(cloud_app, name="cloud")
 edge_app.command("run")(run_command)
 
 

@@ -1,0 +1,122 @@
+"""HQ routes (admin token): rule sets, members, the offline-redemption switch, reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, StrictBool
+from starlette.concurrency import run_in_threadpool
+
+from cloud_sync.ledger import LedgerError
+from cloud_sync.loyalty.ruleset import RuleSetError
+
+from .context import ApiProblem, cloud_context
+from .rules import publish_ruleset
+
+__all__ = ["PolicyBody", "admin_router"]
+
+_RULESET_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The rule-set JSON document itself; its exact text is signed.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+class PolicyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offline_redemption: StrictBool
+
+
+def _without_secrets(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if "token" not in key}
+
+
+def admin_router() -> APIRouter:
+    router = APIRouter(
+        prefix="/api/v1",
+        tags=["HQ (admin token)"],
+        dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
+    )
+
+    @router.post("/rulesets", status_code=201, openapi_extra=_RULESET_BODY)
+    async def publish(request: Request) -> JSONResponse:
+        """Validate, sign and publish a rule set to every station."""
+        context = cloud_context(request)
+        raw = await request.body()
+        try:
+            published = await run_in_threadpool(
+                publish_ruleset, context.ledger, context.signing_key, raw, context.now()
+            )
+        except RuleSetError as exc:
+            raise ApiProblem(422, "rules.invalid", str(exc)) from exc
+        except LedgerError as exc:
+            if exc.code == "rules.version_taken":
+                raise ApiProblem(409, exc.code, str(exc)) from exc
+            raise ApiProblem(422, exc.code, str(exc)) from exc
+        return JSONResponse(published.to_dict(), status_code=201)
+
+    @router.get("/rulesets")
+    def rulesets(request: Request) -> list[dict[str, Any]]:
+        """Every published rule set, as the ledger keeps them."""
+        return cloud_context(request).ledger.rulesets()
+
+    @router.get("/members/{member_id}")
+    def member(member_id: str, request: Request) -> dict[str, Any]:
+        """The chain-wide view of one member."""
+        context = cloud_context(request)
+        found = context.ledger.member(member_id, context.now())
+        if found is None:
+            raise ApiProblem(404, "not_found", f"no member {member_id}")
+        return found
+
+    @router.get("/members")
+    def find_member(
+        request: Request,
+        phone: Annotated[str | None, Query(description="Mainland mobile number.")] = None,
+        plate: Annotated[str | None, Query(description="Licence plate.")] = None,
+    ) -> dict[str, Any]:
+        """Find a member by phone or by plate (exactly one)."""
+        if (phone is None) == (plate is None):
+            raise ApiProblem(422, "invalid", "give exactly one of phone or plate")
+        context = cloud_context(request)
+        found = context.ledger.find_member(phone=phone, plate=plate, now=context.now())
+        if found is None:
+            raise ApiProblem(404, "not_found", "no member with that phone or plate")
+        return found
+
+    @router.get("/policy", response_model=PolicyBody)
+    def policy(request: Request) -> PolicyBody:
+        """HQ's offline-redemption switch."""
+        return PolicyBody(offline_redemption=cloud_context(request).ledger.offline_redemption())
+
+    @router.put("/policy", response_model=PolicyBody)
+    def set_policy(body: PolicyBody, request: Request) -> PolicyBody:
+        """Turn offline redemption on or off; stations see it at their next pull."""
+        context = cloud_context(request)
+        context.ledger.set_offline_redemption(body.offline_redemption, context.now())
+        return PolicyBody(offline_redemption=context.ledger.offline_redemption())
+
+    @router.get("/reports/variance")
+    def variance(request: Request) -> list[dict[str, Any]]:
+        """Where the cloud's recomputed points differ from the stations' receipts."""
+        return cloud_context(request).ledger.variance_report()
+
+    @router.get("/quarantine")
+    def quarantine(
+        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        """Events stored as rejected, newest first, for HQ to look at."""
+        return cloud_context(request).ledger.quarantined(limit)
+
+    @router.get("/stations")
+    def stations(request: Request) -> list[dict[str, Any]]:
+        """Enrolled stations (never their tokens)."""
+        return [_without_secrets(row) for row in cloud_context(request).ledger.stations()]
+
+    return router

@@ -1,0 +1,120 @@
+"""Station routes: enrolment, the idempotent event push, the changes feed.
+
+The gate has already turned the bearer token into a station id; every body that names a
+station must name that one. Ledger calls are synchronous, so the handlers are plain `def`
+and run in the threadpool.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPBearer
+
+from cloud_sync.ledger import EventConflict, LedgerError, SequenceGap
+from cloud_sync.loyalty.privacy import MemberKeys
+from cloud_sync.wire import (
+    ChangesResponse,
+    EnrolRequest,
+    EnrolResponse,
+    MemberKeysWire,
+    PushRequest,
+    PushResponse,
+)
+
+from .context import ApiProblem, cloud_context, station_of
+
+__all__ = ["sync_router"]
+
+
+def _same_station(request: Request, named: str) -> str:
+    station_id = station_of(request)
+    if named != station_id:
+        raise ApiProblem(403, "forbidden", f"this token belongs to station {station_id}")
+    return station_id
+
+
+def _keys_of(wire: list[MemberKeysWire]) -> list[MemberKeys]:
+    keys = []
+    for index, item in enumerate(wire):
+        try:
+            keys.append(
+                MemberKeys(
+                    key_id=item.key_id,
+                    encryption_key=base64.b64decode(item.encryption_key, validate=True),
+                    index_key=base64.b64decode(item.index_key, validate=True),
+                )
+            )
+        except (binascii.Error, ValueError) as exc:
+            detail = f"station_keys.{index}: {exc}"
+            raise ApiProblem(422, "invalid", detail) from exc
+    return keys
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def sync_router() -> APIRouter:
+    router = APIRouter(
+        prefix="/api/v1/sync",
+        tags=["sync (station token)"],
+        dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
+    )
+
+    @router.post("/enrol", response_model=EnrolResponse)
+    def enrol(body: EnrolRequest, request: Request) -> EnrolResponse:
+        """Hand over the station's old member keys; answer the chain keys and signing key."""
+        context = cloud_context(request)
+        station_id = _same_station(request, body.station_id)
+        context.ledger.enrol(station_id, _keys_of(body.station_keys), context.now())
+        chain = context.chain_keys
+        return EnrolResponse(
+            station_id=station_id,
+            member_keys=MemberKeysWire(
+                key_id=chain.key_id,
+                encryption_key=_b64(chain.encryption_key),
+                index_key=_b64(chain.index_key),
+            ),
+            signing_key_id=context.signing_key_id,
+            signing_public_key=context.signing_public_key,
+        )
+
+    @router.post("/events", response_model=PushResponse)
+    def push(body: PushRequest, request: Request) -> PushResponse:
+        """Apply a contiguous batch of one epoch's events, once, in one transaction."""
+        context = cloud_context(request)
+        station_id = _same_station(request, body.station_id)
+        try:
+            response = context.ledger.push(station_id, body, context.now())
+        except SequenceGap as exc:
+            context.metrics.conflict("sequence_gap")
+            raise ApiProblem(
+                409, "sequence_gap", str(exc), expected_seq=exc.expected_seq, epoch=exc.epoch
+            ) from exc
+        except EventConflict as exc:
+            context.metrics.conflict("event_conflict")
+            raise ApiProblem(409, "event_conflict", str(exc), event_id=exc.event_id) from exc
+        except LedgerError as exc:
+            if exc.code == "batch.invalid":
+                raise ApiProblem(422, "invalid", str(exc)) from exc
+            raise
+        context.metrics.push_answered([result.status for result in response.results])
+        return response
+
+    @router.get("/changes", response_model=ChangesResponse)
+    def changes(
+        request: Request,
+        since: Annotated[int, Query(ge=0, description="The cursor of the last page applied.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> ChangesResponse:
+        """A page of rule sets, member deltas and deny entries, plus allowance and switch."""
+        context = cloud_context(request)
+        page = context.ledger.changes(station_of(request), since, limit, context.now())
+        context.metrics.changes_page()
+        return page
+
+    return router
