@@ -1,7 +1,8 @@
 """The station daemon: dispenser links feeding the store and the cashier page, in one process.
 
-`run_station` opens the store, starts one task per `[[drivers]]` table and the web page
-(uvicorn on `[web]`), and waits for the stop event. A driver hands each completed sale to
+`run_station` opens the store, starts one task per `[[drivers]]` table, the web page
+(uvicorn on `[web]`) and, when `[cloud] url` is set, the sync engine in a thread of its own
+(one cycle at a time), and waits for the stop event. A driver hands each completed sale to
 `ingest_fuel_sale` in a worker thread and acknowledges it only after the commit returned,
 so stopping (or killing) the daemon at any moment loses nothing: an unacknowledged sale is
 seen again and recorded once by its key.
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,7 @@ from drivers.links import ByteLink, open_serial
 from .errors import ServiceError
 from .services.ingest import ingest_fuel_sale
 from .services.station import Station, open_station
+from .services.sync import build_engine
 from .settings import DartDriverSettings, IfsfDriverSettings, StationSettings, driver_name
 from .web.app import build_app
 from .web.live import LiveBoard
@@ -47,6 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _RESTART_DELAY_MAX_S = 30.0
+_SYNC_HTTP_TIMEOUT_S = 5.0  # a request in flight at shutdown ends within the grace budget
 
 
 class _Driver(Protocol):
@@ -205,6 +209,24 @@ async def _supervise(runtime: StationRuntime, handle: DriverHandle) -> None:
             delay = min(delay * 2, _RESTART_DELAY_MAX_S)
 
 
+def _start_sync(station: Station, stop: threading.Event) -> threading.Thread | None:
+    """Push and pull every `sync_interval_s` in a thread of its own, until `stop` is set."""
+    cloud = station.settings.cloud
+    if not cloud.url:
+        log.info("no [cloud] url: this station does not sync")
+        return None
+    engine = build_engine(station, timeout=_SYNC_HTTP_TIMEOUT_S)
+    thread = threading.Thread(
+        target=engine.run_forever,
+        args=(stop, float(cloud.sync_interval_s)),
+        name="sync",
+        daemon=True,
+    )
+    thread.start()
+    log.info("syncing with %s every %d s", cloud.url, cloud.sync_interval_s)
+    return thread
+
+
 async def run_station(
     settings: StationSettings,
     stop: asyncio.Event,
@@ -231,6 +253,8 @@ async def run_station(
     )
     web_task = asyncio.create_task(web.serve(), name="web")
     web_task.add_done_callback(lambda _: stop.set())  # the page failing to bind stops us
+    sync_stop = threading.Event()
+    sync_thread = _start_sync(station, sync_stop)
     log.info(
         "station %s running with %d driver(s): %s",
         settings.station.id,
@@ -241,6 +265,7 @@ async def run_station(
         await stop.wait()
     finally:
         deadline = time.monotonic() + grace_s  # one budget for the whole shutdown
+        sync_stop.set()
         web.should_exit = True
         runtime.live.close()  # ends the pages' event streams, or uvicorn waits for them
         for task in tasks:
@@ -250,6 +275,10 @@ async def run_station(
             for task in pending:
                 log.warning("driver task %s did not stop in time", task.get_name())
         await asyncio.wait([web_task], timeout=max(0.1, deadline - time.monotonic()))
+        if sync_thread is not None:
+            await asyncio.to_thread(sync_thread.join, max(0.1, deadline - time.monotonic()))
+            if sync_thread.is_alive():
+                log.warning("the sync cycle did not stop in time; it ends with the store")
         runtime.writer.shutdown(wait=True)  # the sale being written finishes first
         station.close()
         log.info("station %s stopped", settings.station.id)

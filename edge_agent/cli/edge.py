@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,6 +20,7 @@ from ..services.rules import install_ruleset
 from ..services.sales import SaleInput, list_sales, record_sale, reverse_sale
 from ..services.station import Station, open_station
 from ..services.status import station_status
+from ..services.sync import sync_once
 from ..services.tiers import recalculate_tiers
 from ..services.users import add_user
 from ..settings import load_settings
@@ -94,6 +96,43 @@ def status(config: ConfigOption, as_json: JsonOption = False) -> None:
     """Store, drivers, sync backlog, rules version, last contact with the cloud."""
     with _station(config) as station:
         emit(station_status(station), as_json=as_json)
+
+
+@edge_app.command("sync")
+def sync(config: ConfigOption, as_json: JsonOption = False) -> None:
+    """One push+pull cycle with the cloud now; exit 0 when the backlog is empty after it."""
+    settings = load_settings(config)
+    if not settings.cloud.url:
+        fail(f"{config}: cloud.url is not set; this station has no cloud to sync with")
+    # The outcome is reported below in one line; log records would add more to stderr.
+    logging.getLogger().addHandler(logging.NullHandler())
+    with _station(config) as station:
+        result = sync_once(station)
+    summary = {
+        "ok": result.ok,
+        "pushed": result.pushed,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "rewound": result.rewound,
+        "pages": result.pages,
+        "backlog": result.backlog_after.pending,
+        "oldest_pending": result.backlog_after.oldest_created_at,
+        "error": result.error,
+        "alert": result.alert,
+    }
+    emit(
+        summary,
+        as_json=as_json,
+        text=(
+            f"pushed {result.pushed} (duplicates {result.duplicates}, rejected "
+            f"{result.rejected}), pulled {result.pages} page(s), backlog "
+            f"{result.backlog_after.pending}"
+        ),
+    )
+    if not result.ok:
+        fail(f"sync failed: {' '.join(str(result.error).split())}", 1)
+    if result.backlog_after.pending:
+        fail(f"{result.backlog_after.pending} events still wait for the cloud", 1)
 
 
 @edge_app.command("verify")

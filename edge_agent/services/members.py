@@ -1,10 +1,17 @@
-"""Registering, finding and showing members. Plaintext personal data lives only here, in memory."""
+"""Registering, finding and showing members. Plaintext personal data lives only here, in memory.
+
+A member's points are the chain's view when the cloud has sent a snapshot of the member:
+the snapshot's live lots minus its overdraft, plus this station's own events the cloud had
+not seen when it built the snapshot. Without a snapshot the local ledger is the whole truth.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cloud_sync.loyalty.identity import (
     IdentityError,
@@ -14,7 +21,7 @@ from cloud_sync.loyalty.identity import (
     parse_identifier,
 )
 from cloud_sync.loyalty.lots import spendable
-from cloud_sync.loyalty.privacy import blind_index, decrypt_field, encrypt_field
+from cloud_sync.loyalty.privacy import DecryptionError, blind_index, encrypt_field
 
 from ..errors import ServiceError
 from ..store import Tx
@@ -28,25 +35,100 @@ from ..store.members import (
     insert_member,
     member_by_phone_index,
     member_by_plate_index,
+    members_merged_into,
     plate_owner,
     plates_of,
     set_member_tier,
     set_plate_owner,
 )
-from ..store.outbox import append_event
+from ..store.outbox import append_event, member_events_after
+from ..store.sync import MemberSnapshot, get_snapshot
 from .station import Station
 from .tiers import current_tier
 
 __all__ = [
+    "Balance",
     "MemberView",
     "add_plate",
+    "event_points",
     "find_member",
+    "member_balance",
     "member_view",
     "register_member",
     "resolve_member",
+    "survivor_of",
 ]
 
 _EXPIRY_NOTICE_DAYS = 30
+_MAX_MERGE_HOPS = 16
+log = logging.getLogger(__name__)
+_SALE_KINDS = frozenset({"sale.recorded", "sale.member_attached", "sale.reversed"})
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A member's points now: the chain view with a snapshot, else the local ledger."""
+
+    points: int
+    expiring_30d: int
+    snapshot: MemberSnapshot | None
+    local_points: int  # spendable in this station's own lots
+
+
+def event_points(kind: str, payload: dict[str, Any]) -> int:
+    """How an own outbox event moves the member's chain balance."""
+    if kind in _SALE_KINDS:
+        return sum(int(entry.get("points", 0)) for entry in payload.get("ledger") or [])
+    if kind == "points.redeemed":
+        return -int(payload["points"])
+    if kind == "points.adjusted":
+        return int(payload["points"])
+    return 0  # points.expired: the cloud expires lots by their date itself
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def member_balance(tx: Tx, member_id: str, now: datetime) -> Balance:
+    lots = lots_of_member(tx, member_id)
+    local = spendable(lots, now)
+    soon = now + timedelta(days=_EXPIRY_NOTICE_DAYS)
+    snapshot = get_snapshot(tx, member_id)
+    if snapshot is None:
+        expiring = sum(
+            lot.remaining
+            for lot in lots
+            if lot.expires_at is not None and now < lot.expires_at <= soon
+        )
+        return Balance(local, expiring, None, local)
+    live = [
+        (lot.points, _moment(lot.expires_at))
+        for lot in snapshot.lots
+        if lot.expires_at is None or datetime.fromisoformat(lot.expires_at) > now
+    ]
+    own = member_events_after(
+        tx,
+        [member_id, *members_merged_into(tx, member_id)],
+        snapshot.as_of_epoch,
+        snapshot.as_of_seq,
+    )
+    chain = (
+        sum(points for points, _ in live)
+        - snapshot.overdraft
+        + sum(event_points(event.kind, event.payload) for event in own)
+    )
+    expiring = sum(points for points, at in live if at is not None and at <= soon)
+    return Balance(max(0, chain), expiring, snapshot, local)
+
+
+def survivor_of(tx: Tx, member: MemberRow | None) -> MemberRow | None:
+    """The member itself, or the member it was merged into (following merges)."""
+    for _ in range(_MAX_MERGE_HOPS):
+        if member is None or member.status != "merged" or member.merged_into is None:
+            return member
+        member = get_member(tx, member.merged_into)
+    return None
 
 
 @dataclass(frozen=True)
@@ -256,6 +338,7 @@ def resolve_member(
     else:
         member = member_by_plate_index(tx, _plate_index(station, value))
         shown = value
+    member = survivor_of(tx, member)
     if member is None or member.status != "active":
         raise ServiceError("member.not_found", f"{shown} is not a member yet")
     return member
@@ -271,36 +354,38 @@ def find_member(
 
 
 def member_view(station: Station, member_id: str) -> MemberView:
+    """A member by id; a member merged into another shows as the survivor."""
     now = station.now()
     with station.store.read() as tx:
-        if get_member(tx, member_id) is None:
+        member = survivor_of(tx, get_member(tx, member_id))
+        if member is None:
             raise ServiceError("member.not_found", f"no member {member_id}")
-        return _view(station, tx, member_id, now)
+        return _view(station, tx, member.member_id, now)
+
+
+def _opened(station: Station, field_name: str, token: str) -> str | None:
+    try:
+        return station.decrypt(field_name, token)
+    except DecryptionError as exc:
+        log.warning("a member's %s cannot be shown: %s", field_name, exc)
+        return None
 
 
 def _view(station: Station, tx: Tx, member_id: str, now: datetime) -> MemberView:
     member = get_member(tx, member_id)
     if member is None:
         raise ServiceError("member.not_found", f"no member {member_id}")
-    lots = lots_of_member(tx, member_id)
-    soon = now + timedelta(days=_EXPIRY_NOTICE_DAYS)
-    expiring = sum(
-        lot.remaining for lot in lots if lot.expires_at is not None and now < lot.expires_at <= soon
-    )
+    balance = member_balance(tx, member_id, now)
     tier = current_tier(station, tx, member, now)
+    plates = (_opened(station, "plate", row.plate_sealed) for row in plates_of(tx, member_id))
     return MemberView(
         member_id=member.member_id,
         phone_masked=member.phone_masked,
-        name=None
-        if member.name_sealed is None
-        else decrypt_field(station.keys, "name", member.name_sealed),
-        plates=tuple(
-            decrypt_field(station.keys, "plate", row.plate_sealed)
-            for row in plates_of(tx, member_id)
-        ),
+        name=None if member.name_sealed is None else _opened(station, "name", member.name_sealed),
+        plates=tuple(plate for plate in plates if plate is not None),
         tier=tier if tier is not None else (member.tier or "standard"),
-        points=spendable(lots, now),
-        points_expiring_30d=expiring,
+        points=balance.points,
+        points_expiring_30d=balance.expiring_30d,
         booked_points=booked_balance(tx, member_id),
         registered_at=member.registered_at,
     )

@@ -1,10 +1,18 @@
-"""Spending, correcting and expiring points; and recomputing every balance from the ledger."""
+"""Spending, correcting and expiring points; and recomputing every balance from the ledger.
+
+At a station enrolled in the chain every redemption draws on the offline allowance the
+cloud granted (docs/sync.md): refused when the allowance is missing, expired or spent, past
+the member's cap, on a stale snapshot, for a member on the deny list, or while HQ's switch
+is off and the cloud has not been reached lately. A member's points held elsewhere in the
+chain (known from the snapshot) are spent through a chain draw once local lots run out.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from cloud_sync.loyalty.lots import InsufficientPoints, allocate, spendable
+from cloud_sync.loyalty.lots import InsufficientPoints, Lot, allocate, spendable
 from cloud_sync.loyalty.ruleset import (
     RedemptionRefused,
     points_expire_at,
@@ -13,6 +21,7 @@ from cloud_sync.loyalty.ruleset import (
 )
 
 from ..errors import ServiceError
+from ..store import Tx
 from ..store.audit import record_audit
 from ..store.ids import uuid7
 from ..store.ledger import (
@@ -26,12 +35,98 @@ from ..store.ledger import (
     lots_of_member,
 )
 from ..store.members import get_member
-from ..store.outbox import append_event, outbox_gaps
+from ..store.outbox import append_event, outbox_gaps, redeemed_under_allowance
+from ..store.sync import SyncState, denied_overdraft, get_allowance, get_sync_state
+from .members import Balance, member_balance
 from .station import Station
 
-__all__ = ["Redemption", "adjust_points", "expire_points", "redeem_points", "verify_ledger"]
+__all__ = [
+    "Redemption",
+    "adjust_points",
+    "contact_window_s",
+    "expire_points",
+    "redeem_points",
+    "verify_ledger",
+]
 
 _MAX_ADJUSTMENT = 10_000_000
+
+
+def contact_window_s(station: Station) -> int:
+    """How recent the last cloud contact must be to count as online."""
+    return max(60, 3 * station.settings.cloud.sync_interval_s)
+
+
+def _older_than(moment: str | None, now: datetime, seconds: int) -> bool:
+    return moment is None or now - datetime.fromisoformat(moment) > timedelta(seconds=seconds)
+
+
+def _allowance_for(
+    station: Station, tx: Tx, state: SyncState, member_id: str, points: int, balance: Balance
+) -> str:
+    """The allowance id a redemption at an enrolled station draws on, or a refusal."""
+    now = station.now()
+    overdraft = denied_overdraft(tx, member_id)
+    if overdraft is not None:
+        raise ServiceError(
+            "redeem.denied",
+            f"redemption is blocked for this member until the chain settles "
+            f"(overdraft {overdraft} points)",
+        )
+    window = contact_window_s(station)
+    if not state.offline_redemption and _older_than(state.last_contact, now, window):
+        raise ServiceError(
+            "redeem.offline_off",
+            f"HQ allows redemption only while the cloud answers; no contact in {window} s",
+        )
+    allowance = get_allowance(tx)
+    if allowance is None or datetime.fromisoformat(allowance.expires_at) <= now:
+        raise ServiceError(
+            "redeem.no_allowance",
+            "no offline redemption allowance in force; the station must reach the cloud",
+        )
+    snapshot = balance.snapshot
+    if snapshot is not None:
+        # The snapshot is as fresh as the last complete pull: a member who changed in the
+        # chain since would have come with that pull.
+        seen = max(
+            datetime.fromisoformat(snapshot.received_at),
+            datetime.fromisoformat(state.last_contact or snapshot.received_at),
+        )
+        if now - seen > timedelta(seconds=allowance.max_snapshot_age_s):
+            raise ServiceError(
+                "redeem.snapshot_stale",
+                "this member's chain balance is too old to redeem on; the station must "
+                "reach the cloud",
+            )
+    used = redeemed_under_allowance(tx, allowance.allowance_id)
+    if used + points > allowance.points:
+        raise ServiceError(
+            "redeem.allowance_spent",
+            f"the station's offline allowance is spent: {allowance.points - used} of "
+            f"{allowance.points} points left, {points} asked",
+        )
+    by_member = redeemed_under_allowance(tx, allowance.allowance_id, member_id)
+    if by_member + points > allowance.per_member_cap:
+        raise ServiceError(
+            "redeem.member_cap",
+            f"this member may redeem {allowance.per_member_cap - by_member} more points "
+            "until the station reaches the cloud",
+        )
+    return allowance.allowance_id
+
+
+def _draw(
+    lots: list[Lot], points: int, now: datetime, balance: Balance
+) -> tuple[list[tuple[int, int]], int]:
+    """Allocate local lots (soonest expiry first); with a snapshot, the rest is a chain draw."""
+    if balance.points < points:
+        raise InsufficientPoints(points, balance.points)
+    if balance.snapshot is None:
+        return allocate(lots, points, now), 0
+    local = min(points, spendable(lots, now))
+    allocations = allocate(lots, local, now) if local > 0 else []
+    return allocations, points - local
 
 
 @dataclass(frozen=True)
@@ -77,7 +172,7 @@ def redeem_points(
                 member_id,
                 points,
                 earlier.value_fen or 0,
-                spendable(lots_of_member(tx, member_id), now),
+                member_balance(tx, member_id, now).points,
                 created=False,
             )
         member = get_member(tx, member_id)
@@ -90,9 +185,15 @@ def redeem_points(
             value_fen = redemption_value_fen(ruleset, points)
         except RedemptionRefused as exc:
             raise ServiceError(exc.code, str(exc)) from exc
-        lots = lots_of_member(tx, member_id)
+        balance = member_balance(tx, member_id, now)
+        state = get_sync_state(tx)
+        allowance_id = (
+            _allowance_for(station, tx, state, member_id, points, balance)
+            if state.enrolled
+            else None
+        )
         try:
-            allocations = allocate(lots, points, now)
+            allocations, chain_draw = _draw(lots_of_member(tx, member_id), points, now, balance)
         except InsufficientPoints as exc:
             raise ServiceError(
                 "points.insufficient",
@@ -108,25 +209,24 @@ def redeem_points(
                 op_id=op_id,
                 value_fen=value_fen,
                 actor=actor,
+                chain_draw=chain_draw,
             ),
         )
-        append_event(
-            tx,
-            "points.redeemed",
-            {
-                "redemption_id": op_id,
-                "member_id": member_id,
-                "points": points,
-                "value_fen": value_fen,
-                "entry_id": entry_id,
-                "actor": actor,
-                "ruleset_version": ruleset.version,
-                "at": now.isoformat(),
-            },
-            now.isoformat(),
-        )
-        balance = spendable(lots_of_member(tx, member_id), now)
-        return Redemption(op_id, member_id, points, value_fen, balance, created=True)
+        payload: dict[str, object] = {
+            "redemption_id": op_id,
+            "member_id": member_id,
+            "points": points,
+            "value_fen": value_fen,
+            "entry_id": entry_id,
+            "actor": actor,
+            "ruleset_version": ruleset.version,
+            "at": now.isoformat(),
+        }
+        if allowance_id is not None:
+            payload["allowance_id"] = allowance_id
+        append_event(tx, "points.redeemed", payload, now.isoformat())
+        after = member_balance(tx, member_id, now).points
+        return Redemption(op_id, member_id, points, value_fen, after, created=True)
 
 
 def adjust_points(station: Station, member_id: str, points: int, *, actor: str, reason: str) -> int:
@@ -140,6 +240,7 @@ def adjust_points(station: Station, member_id: str, points: int, *, actor: str, 
     with station.store.write() as tx:
         if get_member(tx, member_id) is None:
             raise ServiceError("member.not_found", f"no member {member_id}")
+        expires_at: datetime | None = None
         if points > 0:
             ruleset = ruleset_in_force(station.rulesets(tx), now)
             expires_at = None if ruleset is None else points_expire_at(ruleset, now)
@@ -156,8 +257,11 @@ def adjust_points(station: Station, member_id: str, points: int, *, actor: str, 
                 ),
             )
         else:
+            balance = member_balance(tx, member_id, now)
             try:
-                allocations = allocate(lots_of_member(tx, member_id), -points, now)
+                allocations, chain_draw = _draw(
+                    lots_of_member(tx, member_id), -points, now, balance
+                )
             except InsufficientPoints as exc:
                 raise ServiceError("points.insufficient", f"cannot deduct: {exc}") from exc
             entry_id = book_debit(
@@ -169,6 +273,7 @@ def adjust_points(station: Station, member_id: str, points: int, *, actor: str, 
                     booked_at=at,
                     actor=actor,
                     reason=reason,
+                    chain_draw=chain_draw,
                 ),
             )
         record_audit(
@@ -179,20 +284,18 @@ def adjust_points(station: Station, member_id: str, points: int, *, actor: str, 
             subject=member_id,
             details={"points": points, "reason": reason, "entry_id": entry_id},
         )
-        append_event(
-            tx,
-            "points.adjusted",
-            {
-                "member_id": member_id,
-                "points": points,
-                "reason": reason,
-                "actor": actor,
-                "entry_id": entry_id,
-                "at": at,
-            },
-            at,
-        )
-        return spendable(lots_of_member(tx, member_id), now)
+        payload: dict[str, object] = {
+            "member_id": member_id,
+            "points": points,
+            "reason": reason,
+            "actor": actor,
+            "entry_id": entry_id,
+            "at": at,
+        }
+        if points > 0:
+            payload["expires_at"] = None if expires_at is None else expires_at.isoformat()
+        append_event(tx, "points.adjusted", payload, at)
+        return member_balance(tx, member_id, now).points
 
 
 def expire_points(station: Station) -> int:

@@ -13,11 +13,12 @@ from cloud_sync.loyalty.ruleset import (
 from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
 
 from ..errors import ServiceError
+from ..store import Tx
 from ..store.audit import record_audit
 from ..store.rulesets import RuleSetRow, get_ruleset, insert_ruleset
 from .station import Station
 
-__all__ = ["install_ruleset", "ruleset_now"]
+__all__ = ["install_ruleset", "install_ruleset_in", "ruleset_now"]
 
 
 def _same_document(stored: str, text: str | bytes) -> bool:
@@ -40,46 +41,61 @@ def install_ruleset(
     A different document under an installed version number is refused: versions are
     immutable, or two stations could price the same sale differently under "version 3".
     """
+    with station.store.write() as tx:
+        return install_ruleset_in(
+            tx, text, actor=actor, at=station.now().isoformat(), source=source, signature=signature
+        )
+
+
+def install_ruleset_in(
+    tx: Tx,
+    text: str | bytes,
+    *,
+    actor: str,
+    at: str,
+    source: str = "local",
+    signature: str | None = None,
+) -> tuple[RuleSet, bool]:
+    """`install_ruleset` inside the caller's transaction (a pulled page installs its rule
+    sets together with everything else it carries)."""
     try:
         ruleset = parse_ruleset_json(text)
     except RuleSetError as exc:
         raise ServiceError("rules.invalid", str(exc)) from exc
     document = text.decode("utf-8") if isinstance(text, bytes) else text
-    now = station.now().isoformat()
-    with station.store.write() as tx:
-        installed = get_ruleset(tx, ruleset.version)
-        if installed is not None:
-            if not _same_document(installed.document, document):
-                raise ServiceError(
-                    "rules.version_taken",
-                    f"rule set version {ruleset.version} is already installed with other "
-                    "content; publish a new version number",
-                )
-            return ruleset, False
-        insert_ruleset(
-            tx,
-            RuleSetRow(
-                ruleset.version,
-                ruleset.name,
-                ruleset.effective_from.isoformat(),
-                document,
-                signature,
-                source,
-                now,
-            ),
-        )
-        record_audit(
-            tx,
-            at=now,
-            actor=actor,
-            action="rules.installed",
-            subject=f"ruleset:{ruleset.version}",
-            details={
-                "name": ruleset.name,
-                "effective_from": ruleset.effective_from.isoformat(),
-                "source": source,
-            },
-        )
+    installed = get_ruleset(tx, ruleset.version)
+    if installed is not None:
+        if not _same_document(installed.document, document):
+            raise ServiceError(
+                "rules.version_taken",
+                f"rule set version {ruleset.version} is already installed with other "
+                "content; publish a new version number",
+            )
+        return ruleset, False
+    insert_ruleset(
+        tx,
+        RuleSetRow(
+            ruleset.version,
+            ruleset.name,
+            ruleset.effective_from.isoformat(),
+            document,
+            signature,
+            source,
+            at,
+        ),
+    )
+    record_audit(
+        tx,
+        at=at,
+        actor=actor,
+        action="rules.installed",
+        subject=f"ruleset:{ruleset.version}",
+        details={
+            "name": ruleset.name,
+            "effective_from": ruleset.effective_from.isoformat(),
+            "source": source,
+        },
+    )
     return ruleset, True
 
 

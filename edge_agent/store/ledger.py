@@ -1,9 +1,10 @@
 """The append-only points ledger, its lots and the cached balances.
 
 A credit (earn, positive adjustment) is a lot with an expiry; a debit (redeem, reverse,
-expire, negative adjustment) names the lots it consumed in `lot_debits`. `lots.remaining`
-and `balances.points` are projections kept in the same transaction and recomputable from
-the ledger alone (`ledger_discrepancies`).
+expire, negative adjustment) names the lots it consumed in `lot_debits`, and, at a station
+in the chain, the part it drew on the member's points held elsewhere (`chain_draws`, known
+from the cloud's snapshot). `lots.remaining` and `balances.points` are projections kept in
+the same transaction and recomputable from the ledger alone (`ledger_discrepancies`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "book_credit",
     "book_debit",
     "booked_balance",
+    "chain_drawn",
     "entries_of_member",
     "entry_by_op_id",
     "expired_from_lot",
@@ -57,10 +59,11 @@ class Debit:
     value_fen: int | None = None
     actor: str | None = None
     reason: str | None = None
+    chain_draw: int = 0  # points beyond local lots, drawn on the member's chain balance
 
     @property
     def points(self) -> int:
-        return sum(points for _, points in self.allocations)
+        return sum(points for _, points in self.allocations) + self.chain_draw
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def book_credit(tx: Tx, credit: Credit) -> int:
 def book_debit(tx: Tx, debit: Debit) -> int:
     if debit.points <= 0:
         raise ValueError("a debit books a positive number of points")
+    if debit.chain_draw < 0:
+        raise ValueError("a chain draw is a positive number of points")
     cursor = tx.execute(
         "INSERT INTO ledger (member_id, kind, points, sale_id, op_id, value_fen, booked_at, "
         "actor, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -155,6 +160,11 @@ def book_debit(tx: Tx, debit: Debit) -> int:
         )
         if updated.rowcount != 1:
             raise ValueError(f"lot {lot_entry_id} cannot give {points} points")
+    if debit.chain_draw:
+        tx.execute(
+            "INSERT INTO chain_draws (debit_entry_id, member_id, points) VALUES (?, ?, ?)",
+            [entry_id, debit.member_id, debit.chain_draw],
+        )
     _add_to_balance(tx, debit.member_id, -debit.points)
     return entry_id
 
@@ -191,6 +201,14 @@ def expired_from_lot(tx: Tx, lot_entry_id: int) -> int:
         "JOIN ledger e ON e.entry_id = d.debit_entry_id "
         "WHERE d.lot_entry_id = ? AND e.kind = 'expire'",
         [lot_entry_id],
+    ).fetchone()
+    return int(row[0])
+
+
+def chain_drawn(tx: Tx, member_id: str) -> int:
+    """Points this station's debits drew on the member's chain balance (beyond its lots)."""
+    row = tx.execute(
+        "SELECT coalesce(sum(points), 0) FROM chain_draws WHERE member_id = ?", [member_id]
     ).fetchone()
     return int(row[0])
 
@@ -243,12 +261,19 @@ _CHECKS: tuple[tuple[str, str], ...] = (
              AND coalesce(lots.remaining, -1) <> c.points - coalesce(d.used, 0)""",
     ),
     (
-        "debit entry differs from the lots it consumed",
-        """SELECT e.entry_id, -e.points, coalesce(d.used, 0)
+        "debit entry differs from the lots and chain draw it consumed",
+        """SELECT e.entry_id, -e.points, coalesce(d.used, 0) + coalesce(c.points, 0)
            FROM ledger e
            LEFT JOIN (SELECT debit_entry_id, sum(points) AS used FROM lot_debits
                       GROUP BY debit_entry_id) d ON d.debit_entry_id = e.entry_id
-           WHERE e.points < 0 AND -e.points <> coalesce(d.used, 0)""",
+           LEFT JOIN chain_draws c ON c.debit_entry_id = e.entry_id
+           WHERE e.points < 0 AND -e.points <> coalesce(d.used, 0) + coalesce(c.points, 0)""",
+    ),
+    (
+        "chain draw on a credit entry or another member",
+        """SELECT c.debit_entry_id, c.points, e.points
+           FROM chain_draws c JOIN ledger e ON e.entry_id = c.debit_entry_id
+           WHERE e.points >= 0 OR e.member_id <> c.member_id""",
     ),
     (
         "a lot was debited below zero",
@@ -257,8 +282,12 @@ _CHECKS: tuple[tuple[str, str], ...] = (
            GROUP BY lot_entry_id HAVING sum(d.points) > c.points""",
     ),
     (
-        "member balance is negative",
-        "SELECT member_id, points, 0 FROM balances WHERE points < 0",
+        "member balance is negative beyond its chain draws",
+        """SELECT b.member_id, b.points, -coalesce(c.drawn, 0)
+           FROM balances b
+           LEFT JOIN (SELECT member_id, sum(points) AS drawn FROM chain_draws
+                      GROUP BY member_id) c USING (member_id)
+           WHERE b.points + coalesce(c.drawn, 0) < 0""",
     ),
     (
         "sale points differ from its earning entry",

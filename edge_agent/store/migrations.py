@@ -161,5 +161,115 @@ CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+-- Sync with the cloud ledger: cursor, enrolment (`rekey_to`: chain keys being installed),
+-- alerts, refused rule sets, HQ's offline redemption switch.
+CREATE TABLE sync_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor INTEGER NOT NULL DEFAULT 0 CHECK (cursor >= 0),
+    chain_key_id TEXT,
+    rekey_to TEXT,
+    signing_key_id TEXT,
+    signing_public_key TEXT,
+    enrolled_at TEXT,
+    last_contact TEXT,
+    alert_code TEXT NOT NULL DEFAULT '',
+    alert_detail TEXT NOT NULL DEFAULT '',
+    alert_at TEXT,
+    rules_refused INTEGER NOT NULL DEFAULT 0 CHECK (rules_refused >= 0),
+    rules_refused_reason TEXT,
+    offline_redemption INTEGER NOT NULL DEFAULT 1 CHECK (offline_redemption IN (0, 1))
+) STRICT;
+INSERT INTO sync_state (id, last_contact)
+VALUES (1, (SELECT value FROM meta WHERE key = 'last_cloud_contact'));
+
+-- Members gain 'merged' (with the survivor's id) and nullable identifiers: a member merged
+-- into another gives its phone index up to the survivor, an erased one has none.
+-- SQLite cannot alter a CHECK, so the table is rebuilt; foreign keys pointing at it are
+-- checked at commit (deferred), once every row is back under the same id.
+PRAGMA defer_foreign_keys = ON;
+CREATE TABLE members_before_v2 AS SELECT * FROM members;
+DROP TABLE members;
+CREATE TABLE members (
+    member_id TEXT PRIMARY KEY,
+    phone_index TEXT UNIQUE,
+    phone_sealed TEXT,
+    phone_masked TEXT NOT NULL,
+    name_sealed TEXT,
+    registered_at TEXT NOT NULL,
+    registered_at_ms INTEGER NOT NULL,
+    registered_station TEXT NOT NULL,
+    consent_at TEXT NOT NULL,
+    consent_channel TEXT NOT NULL,
+    tier TEXT NOT NULL DEFAULT '',
+    tier_since TEXT,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'merged', 'erased')),
+    merged_into TEXT,
+    CHECK ((status = 'merged') = (merged_into IS NOT NULL)),
+    CHECK (merged_into IS NULL OR merged_into <> member_id),
+    CHECK (status <> 'active' OR (phone_index IS NOT NULL AND phone_sealed IS NOT NULL))
+) STRICT;
+INSERT INTO members (
+    member_id, phone_index, phone_sealed, phone_masked, name_sealed, registered_at,
+    registered_at_ms, registered_station, consent_at, consent_channel, tier, tier_since, status
+)
+SELECT member_id, phone_index, phone_sealed, phone_masked, name_sealed, registered_at,
+       registered_at_ms, registered_station, consent_at, consent_channel, tier, tier_since, status
+FROM members_before_v2;
+DROP TABLE members_before_v2;
+CREATE INDEX members_merged_into ON members (merged_into) WHERE merged_into IS NOT NULL;
+
+-- A member's chain-wide balance as the cloud last told it; `as_of_seq` is this station's
+-- high-water mark in `as_of_epoch` then, so only later own events are added on top.
+CREATE TABLE member_snapshots (
+    member_id TEXT PRIMARY KEY REFERENCES members (member_id),
+    lots TEXT NOT NULL,
+    overdraft INTEGER NOT NULL CHECK (overdraft >= 0),
+    as_of_epoch INTEGER NOT NULL CHECK (as_of_epoch >= 1),
+    as_of_seq INTEGER NOT NULL CHECK (as_of_seq >= 0),
+    received_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE deny_list (
+    member_id TEXT PRIMARY KEY,
+    overdraft INTEGER NOT NULL DEFAULT 0 CHECK (overdraft >= 0),
+    listed_at TEXT NOT NULL
+) STRICT;
+
+-- The one offline redemption allowance in force (replaced when the cloud grants another).
+CREATE TABLE allowance (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    allowance_id TEXT NOT NULL,
+    points INTEGER NOT NULL CHECK (points >= 0),
+    per_member_cap INTEGER NOT NULL CHECK (per_member_cap >= 0),
+    expires_at TEXT NOT NULL,
+    max_snapshot_age_s INTEGER NOT NULL CHECK (max_snapshot_age_s >= 0),
+    received_at TEXT NOT NULL
+) STRICT;
+
+-- The part of a debit drawn on the member's points held elsewhere in the chain (known
+-- from the snapshot), beyond the lots this station books itself.
+CREATE TABLE chain_draws (
+    debit_entry_id INTEGER PRIMARY KEY REFERENCES ledger (entry_id),
+    member_id TEXT NOT NULL REFERENCES members (member_id),
+    points INTEGER NOT NULL CHECK (points > 0)
+) STRICT;
+CREATE INDEX chain_draws_by_member ON chain_draws (member_id);
+CREATE TRIGGER chain_draws_append_only_update BEFORE UPDATE ON chain_draws
+BEGIN SELECT RAISE(ABORT, 'chain draws are append-only'); END;
+CREATE TRIGGER chain_draws_append_only_delete BEFORE DELETE ON chain_draws
+BEGIN SELECT RAISE(ABORT, 'chain draws are append-only'); END;
+
+-- Own events of a member (the chain view adds those the cloud has not seen yet) and the
+-- redemptions drawn on an allowance. Outbox rows are never deleted: a cloud restored from
+-- an older backup may ask for them again.
+CREATE INDEX outbox_by_member ON outbox (json_extract(payload, '$.member_id'), seq);
+CREATE INDEX outbox_redeemed_by_allowance ON outbox (json_extract(payload, '$.allowance_id'))
+WHERE kind = 'points.redeemed';
+CREATE INDEX outbox_pending_by_epoch ON outbox (epoch, seq) WHERE acked_at IS NULL;
+CREATE TRIGGER outbox_keeps_events BEFORE DELETE ON outbox
+BEGIN SELECT RAISE(ABORT, 'outbox events are kept for good'); END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
