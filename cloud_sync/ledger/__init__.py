@@ -142,11 +142,13 @@ class CloudLedger:
         )
 
     def expire_lots(self, now: datetime) -> int:
-        """Book expiry journals for lots past their date; returns the points expired."""
+        """Book expiry journals for lots past their date by more than the policy's offline
+        grace (a late offline redemption may still spend them); returns the points expired."""
         _aware(now)
+        grace = self._policy.offline_grace
         total = 0
         while True:
-            points, more = self._db.transact(lambda conn: expire_some(self._db, conn, now))
+            points, more = self._db.transact(lambda conn: expire_some(self._db, conn, now, grace))
             total += points
             if not more:
                 return total

@@ -36,6 +36,13 @@ class AllowancePolicy:
     lifetime_s: int = 72 * 3600
     max_snapshot_age_s: int = 72 * 3600
 
+    @property
+    def offline_grace(self) -> timedelta:
+        """The longest a station may legitimately redeem offline after its last pull: an
+        allowance's life plus a snapshot's allowed age. A redemption dated before a lot's
+        expiry can arrive this long after it, so the cloud books expiry only then."""
+        return timedelta(seconds=self.lifetime_s + self.max_snapshot_age_s)
+
 
 def current_allowance(
     conn: Connection, station_id: str, policy: AllowancePolicy, now: datetime

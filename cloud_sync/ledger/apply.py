@@ -29,7 +29,7 @@ from .database import Database
 from .errors import EventConflict, LedgerError, SequenceGap
 from .handlers import HANDLERS
 from .keys import KeyRing
-from .payload import Payload, Rejected
+from .payload import MAX_INTEGER, Payload, Rejected
 from .rulesets import RuleBook, RuleLookup
 from .schema import events, high_water, stations
 from .stations import load_station_keys, require_station
@@ -68,7 +68,7 @@ def _read(raw: dict[str, Any], epoch: int) -> _Item:
         or len(event_id) > _MAX_EVENT_ID
         or isinstance(seq, bool)
         or not isinstance(seq, int)
-        or seq < 1
+        or not 1 <= seq < MAX_INTEGER
     ):
         raise LedgerError("batch.invalid", "an event has no readable event_id and seq")
     body = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -210,6 +210,8 @@ def push(
             "station.mismatch",
             f"station {station_id} cannot push events of station {request.station_id}",
         )
+    if request.epoch >= MAX_INTEGER or request.epoch_first_seq >= MAX_INTEGER:
+        raise LedgerError("batch.invalid", "epoch and sequence numbers stay below 2**53")
     items = sorted((_read(raw, request.epoch) for raw in request.events), key=lambda i: i.seq)
 
     def work(conn: Connection) -> PushResponse:

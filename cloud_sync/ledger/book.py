@@ -65,6 +65,7 @@ class Lot(_Row):
     points: int
     remaining: int
     expired: int
+    repaid: int  # points that repaid the member's overdraft instead of filling the lot
     expires_at: str | None
     expires_ms: int | None
     earned_ms: int

@@ -4,14 +4,22 @@ Every change a station must hear of (a rule set published, a member's state, a d
 entry) appends a row with a global, ever-growing id. A page answers the rows after the
 station's cursor, each member once with its CURRENT state, plus (always) the station's
 allowance and HQ's switch.
+
+A member or deny entry appears in the log once, at its latest change (older rows of it
+are dropped as a new one is appended), so the log stays as long as the number of members
+that changed, not the number of events.
+
+Ids come from the clock (microseconds since the epoch, or the last id + 1 when that is
+larger), never from a sequence: after the cloud is restored from an older backup its log
+goes on above every cursor a station holds, so no station skips a row or is sent back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from cloud_sync.wire import MAX_BATCH, ChangesResponse, SignedRuleSet
 
@@ -22,18 +30,60 @@ from .schema import changes, counters, high_water, rulesets
 from .stations import require_station
 from .views import deny_entries, member_deltas
 
-__all__ = ["append_changes", "bump_counter", "changes_page"]
+__all__ = ["append_changes", "bump_counter", "changes_page", "clock_id"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def clock_id(now: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (no float on the way)."""
+    return (now - _EPOCH) // _MICROSECOND
 
 
 def append_changes(
     db: Database, conn: Connection, rows: Sequence[tuple[str, str]], now: datetime
 ) -> None:
-    """Append (kind, ref) rows; call last in a transaction (ids must follow commit order)."""
+    """Append (kind, ref) rows; call last in a transaction (ids must follow commit order).
+
+    The lock (PostgreSQL; SQLite has one writer) makes the last id read here the last one
+    committed, so ids grow monotonically even when the clock steps back.
+    """
     if not rows:
         return
     db.lock_changes(conn)
+    # Read the last id before compacting: a dropped row may have held it, and a new row
+    # must never reuse an id a station's cursor may already stand on.
+    last = conn.execute(select(func.max(changes.c.id))).scalar_one_or_none() or 0
+    _compact(conn, rows)
+    first = max(int(last) + 1, clock_id(now))
     at = now.isoformat()
-    conn.execute(insert(changes), [{"kind": kind, "ref": ref, "at": at} for kind, ref in rows])
+    conn.execute(
+        insert(changes),
+        [
+            {"id": first + offset, "kind": kind, "ref": ref, "at": at}
+            for offset, (kind, ref) in enumerate(rows)
+        ],
+    )
+
+
+def _compact(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
+    """Drop the older rows of members and deny entries about to be appended again.
+
+    Pages carry each member's CURRENT state, so an older row of the same member tells a
+    station nothing the new one will not: a station whose cursor is past the old row has
+    seen it, one before it will see the new row instead. Without this, a member who buys
+    every day would sit in the log once per push, and a station catching up would pull
+    the same member hundreds of times.
+    """
+    for kind in ("member", "deny"):
+        refs = sorted({ref for row_kind, ref in rows if row_kind == kind})
+        for start in range(0, len(refs), _COMPACT_CHUNK):
+            chunk = refs[start : start + _COMPACT_CHUNK]
+            conn.execute(delete(changes).where(changes.c.kind == kind, changes.c.ref.in_(chunk)))
+
+
+_COMPACT_CHUNK = 500
 
 
 def bump_counter(db: Database, conn: Connection, name: str, by: int) -> None:
@@ -72,12 +122,8 @@ def changes_page(
         .order_by(changes.c.id)
         .limit(limit + 1)
     ).all()
-    if not found and since > 0:
-        last = conn.execute(select(func.max(changes.c.id))).scalar_one_or_none() or 0
-        if last < since:
-            # A cursor past the log's end: the cloud was restored from an older backup.
-            # Start the station again from the beginning rather than leave it deaf.
-            return changes_page(conn, station_id, 0, limit, policy, now)
+    # A cursor past the log's end (the cloud was restored from an older backup) is simply
+    # answered with nothing new: rows appended from now on have larger, clock-based ids.
     page, more = found[:limit], len(found) > limit
     refs: dict[str, dict[str, None]] = {"ruleset": {}, "member": {}, "deny": {}}
     for row in page:

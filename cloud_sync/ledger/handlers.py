@@ -17,8 +17,16 @@ from cloud_sync.loyalty.ruleset import points_expire_at
 from .book import Sale
 from .context import Context
 from .members import attach_plate, register_member
-from .payload import Payload, Rejected, parse_moment
-from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, redeem
+from .payload import (
+    ID_LENGTH,
+    MAX_INTEGER,
+    SHORT_LENGTH,
+    Payload,
+    Rejected,
+    checked_integer,
+    parse_moment,
+)
+from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, redeem, reverse_earn
 
 __all__ = ["HANDLERS"]
 
@@ -29,9 +37,7 @@ def _earn_credits(p: Payload, points: int) -> list[Credit]:
     for entry in p.objects("ledger"):
         if entry.get("kind") != "earn":
             continue
-        value = entry.get("points")
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise Rejected("payload.invalid", f"{p.kind} earn entries need positive points")
+        value = checked_integer(p.kind, "ledger.points", entry.get("points"), low=1)
         raw_expiry = entry.get("expires_at")
         try:
             expires = None if raw_expiry is None else parse_moment(str(raw_expiry))
@@ -69,9 +75,10 @@ def _recompute(
     if not isinstance(tier, str):
         return None
     try:
-        return price_sale(ruleset, facts, tier).points
+        points = price_sale(ruleset, facts, tier).points
     except (KeyError, ValueError, TypeError, ArithmeticError):
         return None
+    return points if abs(points) < MAX_INTEGER else None
 
 
 def _book_earn(
@@ -97,15 +104,15 @@ def _book_earn(
 
 
 def sale_recorded(ctx: Context, p: Payload) -> None:
-    sale_id = p.text("sale_id")
+    sale_id = p.text("sale_id", longest=ID_LENGTH)
     if ctx.book.sale(sale_id) is not None:
         raise Rejected("sale.exists", f"sale {sale_id} was recorded by an earlier event")
     p.text("source")
-    grade = p.text("grade")
+    grade = p.text("grade", longest=SHORT_LENGTH)
     litres, amount = p.decimal("litres"), p.decimal("amount")
     ended_at = p.moment("ended_at")
     points = p.integer("points", low=0)
-    member_id = p.opt_text("member_id")
+    member_id = p.opt_text("member_id", longest=ID_LENGTH)
     member = None if member_id is None else ctx.member(member_id)
     if member is None and points:
         raise Rejected("sale.no_member", "a sale without a member earns no points")
@@ -125,7 +132,7 @@ def sale_recorded(ctx: Context, p: Payload) -> None:
         amount=str(amount),
         ended_at=ended_at.isoformat(),
         points=points,
-        tier=p.opt_text("tier"),
+        tier=p.opt_text("tier", longest=SHORT_LENGTH),
         ruleset_version=version,
         recomputed=recomputed,
         status="recorded",
@@ -153,7 +160,7 @@ def sale_member_attached(ctx: Context, p: Payload) -> None:
     recomputed = _recompute(ctx, version, p.opt_object("receipt"), facts)
     sale.member_id = member.member_id
     sale.points = points
-    sale.tier = p.opt_text("tier")
+    sale.tier = p.opt_text("tier", longest=SHORT_LENGTH)
     sale.ruleset_version = version
     sale.recomputed = recomputed
     sale.dirty = True
@@ -161,7 +168,8 @@ def sale_member_attached(ctx: Context, p: Payload) -> None:
 
 
 def sale_reversed(ctx: Context, p: Payload) -> None:
-    """Take back the sale's own lot first; what was spent elsewhere is written off."""
+    """Undo the sale's earn as booked (postings.reverse_earn): its own lot first, what was
+    spent elsewhere written off, what repaid an overdraft owed again."""
     sale_id = p.text("sale_id")
     sale = ctx.book.sale(sale_id)
     if sale is None:
@@ -172,32 +180,27 @@ def sale_reversed(ctx: Context, p: Payload) -> None:
     member = None if sale.member_id is None else ctx.member(sale.member_id)
     sale.status = "reversed"
     sale.dirty = True
-    if member is None or sale.points <= 0:
+    if member is None:
         return
-    own = ctx.book.lots_of_sale(sale_id)
-    # Points of this sale whose expiry was booked are gone once; never take them twice.
-    take_back = sale.points - sum(lot.expired for lot in own)
-    if take_back > 0:
-        debit(
-            ctx.book,
-            member,
-            take_back,
-            kind="reverse",
-            counter=ISSUED,
-            booking=ctx.booking(at),
-            first=own,
-        )
+    reverse_earn(
+        ctx.book,
+        member,
+        ctx.book.lots_of_sale(sale_id),
+        claimed=sale.points,
+        recomputed=sale.recomputed,
+        booking=ctx.booking(at),
+    )
 
 
 def points_redeemed(ctx: Context, p: Payload) -> None:
-    redemption_id = p.text("redemption_id")
+    redemption_id = p.text("redemption_id", longest=ID_LENGTH)
     if ctx.book.redemption_exists(redemption_id):
         raise Rejected("redemption.exists", f"redemption {redemption_id} was booked before")
     member = ctx.member(p.text("member_id"))
     points = p.integer("points", low=1)
     value_fen = p.integer("value_fen", low=0)
     at = p.moment("at")
-    allowance_id = p.opt_text("allowance_id")
+    allowance_id = p.opt_text("allowance_id", longest=ID_LENGTH)
     shortfall = redeem(ctx.book, member, points, ctx.booking(at))
     ctx.book.add_redemption(
         {
@@ -248,7 +251,7 @@ def points_expired(ctx: Context, p: Payload) -> None:
 
 def tier_changed(ctx: Context, p: Payload) -> None:
     member = ctx.member(p.text("member_id"))
-    tier = p.opt_text("tier") or p.opt_text("to")
+    tier = p.opt_text("tier", longest=SHORT_LENGTH) or p.opt_text("to", longest=SHORT_LENGTH)
     if tier is None:
         raise Rejected("payload.missing", "member.tier_changed needs 'tier'")
     if member.tier != tier:

@@ -5,6 +5,10 @@ own. It uploads those keys at enrolment; the cloud keeps them sealed with the ch
 and, when an event carries data sealed under one, decrypts it, normalizes it again and
 stores only the chain-sealed value and the chain's blind index. The key id prefix of every
 ciphertext says which key sealed it.
+
+A blind index is never taken on a station's word: the cloud opens every sealed phone and
+plate (chain-sealed too), recomputes the index the sender should have sent and rejects the
+event when they differ, so no station can claim another member's phone or plate.
 """
 
 from __future__ import annotations
@@ -89,15 +93,24 @@ class KeyRing:
         except DecryptionError as exc:
             raise Rejected("keys.invalid", f"cannot open the {field}: {exc}") from None
 
-    def phone(self, index: str, sealed: str, masked: str) -> tuple[str, str, str]:
-        """(chain index, chain-sealed phone, masked phone)."""
-        keys = self._station_key(sealed)
-        if keys is None:
-            return index, sealed, masked
+    def _checked(self, keys: MemberKeys, field: str, value: str, index: str) -> None:
+        if blind_index(keys, field, value) != index:
+            raise Rejected(
+                "member.index_mismatch",
+                f"the {field} index sent does not match the sealed {field}",
+            )
+
+    def phone(self, index: str, sealed: str) -> tuple[str, str, str]:
+        """(chain index, chain-sealed phone, masked phone), all derived from the sealed phone."""
+        station = self._station_key(sealed)
+        keys = self.chain if station is None else station
         try:
             e164 = normalize_phone(self._open(keys, "phone", sealed))
         except IdentityError as exc:
             raise Rejected("member.phone", str(exc)) from None
+        self._checked(keys, "phone", e164, index)
+        if station is None:
+            return index, sealed, mask_phone(e164)
         return (
             blind_index(self.chain, "phone", e164),
             encrypt_field(self.chain, "phone", e164),
@@ -113,12 +126,14 @@ class KeyRing:
         return encrypt_field(self.chain, "name", self._open(keys, "name", sealed))
 
     def plate(self, index: str, sealed: str) -> tuple[str, str]:
-        """(chain index, chain-sealed plate)."""
-        keys = self._station_key(sealed)
-        if keys is None:
-            return index, sealed
+        """(chain index, chain-sealed plate), the index checked against the sealed plate."""
+        station = self._station_key(sealed)
+        keys = self.chain if station is None else station
         try:
             plate = normalize_plate(self._open(keys, "plate", sealed))
         except IdentityError as exc:
             raise Rejected("plate.invalid", str(exc)) from None
+        self._checked(keys, "plate", plate, index)
+        if station is None:
+            return index, sealed
         return blind_index(self.chain, "plate", plate), encrypt_field(self.chain, "plate", plate)

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from .book import Member
 from .context import Context
-from .payload import Payload, Rejected
+from .payload import ID_LENGTH, SHORT_LENGTH, Payload, Rejected
 from .postings import transfer
 
 __all__ = ["attach_plate", "register_member"]
 
 
 def register_member(ctx: Context, p: Payload) -> None:
-    member_id = p.text("member_id")
+    member_id = p.text("member_id", longest=ID_LENGTH)
     if ctx.book.member(member_id) is not None:
         raise Rejected("member.exists", f"member {member_id} is already registered")
     registered = p.moment("registered_at")
     phone_index, phone_sealed, masked = ctx.keys.phone(
-        p.text("phone_index"), p.text("phone_sealed"), p.opt_text("phone_masked") or ""
+        p.text("phone_index"), p.text("phone_sealed")
     )
     name_sealed = ctx.keys.name(p.opt_text("name_sealed"))
     consent_at = p.opt_moment("consent_at")
@@ -35,7 +35,7 @@ def register_member(ctx: Context, p: Payload) -> None:
         registered_at=registered.isoformat(),
         registered_station=ctx.station_id,
         consent_at=None if consent_at is None else consent_at.isoformat(),
-        consent_channel=p.opt_text("consent_channel"),
+        consent_channel=p.opt_text("consent_channel", longest=SHORT_LENGTH),
         tier=None,
         status="active",
         merged_into=None,

@@ -31,6 +31,7 @@ __all__ = [
     "expire",
     "millis",
     "redeem",
+    "reverse_earn",
     "transfer",
 ]
 
@@ -68,7 +69,7 @@ class Booking:
 
 
 def _repay(book: Book, member: Member, points: int) -> int:
-    """Later earnings repay the overdraft first; returns what is left for the lot."""
+    """Later earnings repay the overdraft first; returns the points that repaid it."""
     repaid = min(member.overdraft, points)
     if repaid:
         member.overdraft -= repaid
@@ -76,7 +77,18 @@ def _repay(book: Book, member: Member, points: int) -> int:
         if member.overdraft == 0 and member.denied:
             member.denied = False
             book.touch_deny(member)
-    return points - repaid
+    return repaid
+
+
+def _owe(book: Book, member: Member, points: int) -> None:
+    """Points become the member's overdraft again, and the member is denied."""
+    if points <= 0:
+        return
+    member.overdraft += points
+    member.dirty = True
+    if not member.denied:
+        member.denied = True
+        book.touch_deny(member)
 
 
 def credit(
@@ -118,13 +130,15 @@ def credit(
     for item in credits:
         if item.points <= 0:
             continue
+        repaid = _repay(book, member, item.points)
         book.add_lot(
             Lot(
                 lot_id=new_id(),
                 member_id=member.member_id,
                 points=item.points,
-                remaining=_repay(book, member, item.points),
+                remaining=item.points - repaid,
                 expired=0,
+                repaid=repaid,
                 expires_at=None if item.expires_at is None else item.expires_at.isoformat(),
                 expires_ms=None if item.expires_at is None else millis(item.expires_at),
                 earned_ms=earned_ms,
@@ -171,12 +185,7 @@ def redeem(book: Book, member: Member, points: int, booking: Booking) -> int:
     """Spend soonest-expiring first; a shortfall is an overdraft (the customer has the goods)
     and puts the member on the deny list. Returns the shortfall."""
     shortfall = _take(book, member, points, booking.at)
-    if shortfall:
-        member.overdraft += shortfall
-        member.dirty = True
-        if not member.denied:
-            member.denied = True
-            book.touch_deny(member)
+    _owe(book, member, shortfall)
     book.journal(
         "redeem",
         [(account(member.member_id), -points), (REDEEMED, points)],
@@ -197,11 +206,10 @@ def debit(
     kind: str,
     counter: str,
     booking: Booking,
-    first: Sequence[Lot] = (),
 ) -> int:
-    """Take points back (a reversal, a negative adjustment); what the member already spent
-    is written off, never turned into an overdraft no allowance covered. Returns that."""
-    written_off = _take(book, member, points, booking.at, first)
+    """Take points back (a negative adjustment); what the member already spent is written
+    off, never turned into an overdraft no allowance covered. Returns that."""
+    written_off = _take(book, member, points, booking.at)
     book.journal(
         kind,
         [
@@ -215,6 +223,49 @@ def debit(
         member_id=member.member_id,
     )
     book.touch(member)
+    return written_off
+
+
+def reverse_earn(
+    book: Book,
+    member: Member,
+    own: Sequence[Lot],
+    *,
+    claimed: int,
+    recomputed: int | None,
+    booking: Booking,
+) -> int:
+    """Undo a sale's earn journal as booked: issued and variance (the cloud's pricing against
+    the station's claim) go back to zero for a sale that no longer exists.
+
+    On the member's side: what the sale's lots still hold is taken back first, then other
+    lots; what the member already spent elsewhere is written off; what went to repay the
+    overdraft is owed again (the overdraft came from a redemption, within an allowance);
+    what already expired leaves `points_expired`, as those points never existed. Returns
+    the points written off.
+    """
+    expired = sum(lot.expired for lot in own)
+    repaid = sum(lot.repaid for lot in own)
+    take_back = max(0, claimed - expired - repaid)
+    written_off = _take(book, member, take_back, booking.at, own) if take_back else 0
+    _owe(book, member, repaid)
+    issued = claimed if recomputed is None else recomputed
+    booked = book.journal(
+        "reverse",
+        [
+            (account(member.member_id), -(claimed - expired - written_off)),
+            (ISSUED, issued),
+            (VARIANCE, claimed - issued),
+            (EXPIRED, -expired),
+            (WRITTEN_OFF, -written_off),
+        ],
+        at=booking.at.isoformat(),
+        event_id=booking.event_id,
+        station_id=booking.station_id,
+        member_id=member.member_id,
+    )
+    if booked is not None:
+        book.touch(member)
     return written_off
 
 

@@ -29,7 +29,10 @@ _SHOWN = 20  # problems of one kind listed before "and N more"
 
 
 def variance_report(conn: Connection) -> list[dict[str, Any]]:
-    """Per station and rule-set version: what stations claimed against what the rules say."""
+    """Per station and rule-set version: what stations claimed against what the rules say.
+
+    Reversed sales are left out: their reversal took back the variance with the points.
+    """
     verified = sales.c.recomputed.is_not(None)
     stmt = (
         select(
@@ -44,7 +47,7 @@ def variance_report(conn: Connection) -> list[dict[str, Any]]:
                 func.sum(case((verified & (sales.c.points != sales.c.recomputed), 1), else_=0)), 0
             ).label("differing"),
         )
-        .where(sales.c.member_id.is_not(None))
+        .where(sales.c.member_id.is_not(None), sales.c.status != "reversed")
         .group_by(sales.c.station_id, sales.c.ruleset_version)
         .order_by(sales.c.station_id, sales.c.ruleset_version)
     )
@@ -156,7 +159,8 @@ def _row_problems(conn: Connection) -> list[str]:
         select(lots.c.lot_id).where(
             (lots.c.remaining < 0)
             | (lots.c.expired < 0)
-            | (lots.c.remaining + lots.c.expired > lots.c.points)
+            | (lots.c.repaid < 0)
+            | (lots.c.remaining + lots.c.expired + lots.c.repaid > lots.c.points)
         )
     ).scalars()
     found += [

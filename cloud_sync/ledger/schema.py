@@ -16,7 +16,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
-    String,
     Table,
     Text,
     UniqueConstraint,
@@ -49,31 +48,33 @@ metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
 _SERIAL = BigInteger().with_variant(Integer(), "sqlite")
-_ID = String(64)
-_TIME = String(40)
+# Text never has a length: a station-supplied value too long for a column must never turn
+# into a database error (and a batch the station retries forever). payload.py bounds them.
+_ID = Text
+_TIME = Text
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
 
 settings = Table(
     "settings",
     metadata,
-    Column("key", String(64), primary_key=True),
+    Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
 
 counters = Table(
     "counters",
     metadata,
-    Column("name", String(64), primary_key=True),
+    Column("name", Text, primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
 
 stations = Table(
     "stations",
     metadata,
-    Column("station_id", String(32), primary_key=True),
+    Column("station_id", Text, primary_key=True),
     Column("name", Text),
-    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_hash", Text, nullable=False, unique=True),
     Column("added_at", _TIME, nullable=False),
     Column("keys_uploaded_at", _TIME),  # first enrolment call (POST /sync/enrol)
     Column("last_push_at", _TIME),
@@ -82,7 +83,7 @@ stations = Table(
 station_keys = Table(
     "station_keys",
     metadata,
-    Column("station_id", String(32), ForeignKey("stations.station_id"), nullable=False),
+    Column("station_id", Text, ForeignKey("stations.station_id"), nullable=False),
     Column("key_id", _ID, nullable=False),
     Column("sealed", Text, nullable=False),  # the station's keys sealed with the chain's key
     Column("uploaded_at", _TIME, nullable=False),
@@ -92,8 +93,8 @@ station_keys = Table(
 high_water = Table(
     "high_water",
     metadata,
-    Column("station_id", String(32), ForeignKey("stations.station_id"), nullable=False),
-    Column("epoch", Integer, nullable=False),
+    Column("station_id", Text, ForeignKey("stations.station_id"), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
     Column("first_seq", BigInteger, nullable=False),
     Column("high_water", BigInteger, nullable=False),
     PrimaryKeyConstraint("station_id", "epoch"),
@@ -104,12 +105,12 @@ events = Table(
     metadata,
     Column("id", _SERIAL, primary_key=True, autoincrement=True),
     Column("event_id", _ID, nullable=False, unique=True),
-    Column("station_id", String(32), nullable=False),
-    Column("epoch", Integer, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("payload_hash", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # applied | rejected
+    Column("kind", Text, nullable=False),
+    Column("payload_hash", Text, nullable=False),
+    Column("status", Text, nullable=False),  # applied | rejected
     Column("reason", Text),
     Column("received_at", _TIME, nullable=False),
     Column("body", Text, nullable=False),  # the event exactly as pushed (JSON)
@@ -121,17 +122,17 @@ members = Table(
     "members",
     metadata,
     Column("member_id", _ID, primary_key=True),
-    Column("phone_index", String(64)),
+    Column("phone_index", Text),
     Column("phone_sealed", Text),
-    Column("phone_masked", String(32), nullable=False),
+    Column("phone_masked", Text, nullable=False),
     Column("name_sealed", Text),
     Column("key_id", _ID, nullable=False),
     Column("registered_at", _TIME, nullable=False),
-    Column("registered_station", String(32)),
+    Column("registered_station", Text),
     Column("consent_at", _TIME),
-    Column("consent_channel", String(32)),
-    Column("tier", String(32)),
-    Column("status", String(16), nullable=False),  # active | merged
+    Column("consent_channel", Text),
+    Column("tier", Text),
+    Column("status", Text, nullable=False),  # active | merged
     Column("merged_into", _ID),
     Column("overdraft", BigInteger, nullable=False),
     Column("denied", Boolean, nullable=False),
@@ -150,7 +151,7 @@ Index("ix_members_merged_into", members.c.merged_into)
 plates = Table(
     "plates",
     metadata,
-    Column("plate_index", String(64), primary_key=True),
+    Column("plate_index", Text, primary_key=True),
     Column("member_id", _ID, ForeignKey("members.member_id"), nullable=False),
     Column("plate_sealed", Text, nullable=False),
     Column("attached_at", _TIME, nullable=False),
@@ -161,35 +162,38 @@ sales = Table(
     "sales",
     metadata,
     Column("sale_id", _ID, primary_key=True),
-    Column("station_id", String(32), nullable=False),
+    Column("station_id", Text, nullable=False),
     Column("event_id", _ID, nullable=False),
     Column("member_id", _ID, ForeignKey("members.member_id")),
-    Column("grade", String(16), nullable=False),
-    Column("litres", String(24), nullable=False),
-    Column("amount", String(24), nullable=False),
+    Column("grade", Text, nullable=False),
+    Column("litres", Text, nullable=False),
+    Column("amount", Text, nullable=False),
     Column("ended_at", _TIME, nullable=False),
     Column("points", BigInteger, nullable=False),  # what the station claimed (honoured)
-    Column("tier", String(32)),
-    Column("ruleset_version", Integer),
+    Column("tier", Text),
+    Column("ruleset_version", BigInteger),
     Column("recomputed", BigInteger),  # the cloud's own pricing; NULL: unverified
-    Column("status", String(16), nullable=False),  # recorded | reversed
+    Column("status", Text, nullable=False),  # recorded | reversed
 )
 Index("ix_sales_variance", sales.c.station_id, sales.c.ruleset_version)
 
 lots = Table(
     "lots",
     metadata,
-    Column("lot_id", String(40), primary_key=True),
+    Column("lot_id", Text, primary_key=True),
     Column("member_id", _ID, ForeignKey("members.member_id"), nullable=False),
     Column("points", BigInteger, nullable=False),
     Column("remaining", BigInteger, nullable=False),
     Column("expired", BigInteger, nullable=False),  # points whose expiry was booked
+    # Points of this lot that went to repay the member's overdraft instead (never in
+    # `remaining`): a reversal of the sale owes them back as overdraft.
+    Column("repaid", BigInteger, nullable=False),
     Column("expires_at", _TIME),
     Column("expires_ms", BigInteger),
     Column("earned_ms", BigInteger, nullable=False),
-    Column("source", String(16), nullable=False),  # earn | adjust
+    Column("source", Text, nullable=False),  # earn | adjust
     Column("sale_id", _ID),
-    Column("journal_id", String(40), nullable=False),
+    Column("journal_id", Text, nullable=False),
 )
 Index("ix_lots_member", lots.c.member_id)
 Index("ix_lots_sale", lots.c.sale_id)
@@ -203,10 +207,10 @@ Index(
 journals = Table(
     "journals",
     metadata,
-    Column("journal_id", String(40), primary_key=True),
-    Column("kind", String(16), nullable=False),
+    Column("journal_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
     Column("event_id", _ID),
-    Column("station_id", String(32)),
+    Column("station_id", Text),
     Column("member_id", _ID),
     Column("at", _TIME, nullable=False),  # the fact's own time (the event's)
     Column("booked_at", _TIME, nullable=False),
@@ -216,8 +220,8 @@ lines = Table(
     "lines",
     metadata,
     Column("line_id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("journal_id", String(40), ForeignKey("journals.journal_id"), nullable=False),
-    Column("account", String(80), nullable=False),
+    Column("journal_id", Text, ForeignKey("journals.journal_id"), nullable=False),
+    Column("account", Text, nullable=False),
     Column("points", BigInteger, nullable=False),
 )
 
@@ -225,11 +229,11 @@ redemptions = Table(
     "redemptions",
     metadata,
     Column("redemption_id", _ID, primary_key=True),
-    Column("station_id", String(32), nullable=False),
+    Column("station_id", Text, nullable=False),
     Column("member_id", _ID, nullable=False),
     Column("points", BigInteger, nullable=False),
     Column("value_fen", BigInteger, nullable=False),
-    Column("allowance_id", String(40)),
+    Column("allowance_id", Text),
     Column("shortfall", BigInteger, nullable=False),  # overdraft this redemption created
     Column("at", _TIME, nullable=False),
     Column("event_id", _ID, nullable=False),
@@ -244,24 +248,28 @@ rulesets = Table(
     Column("effective_from", _TIME, nullable=False),
     Column("document", Text, nullable=False),  # the exact text that was signed
     Column("signature", Text, nullable=False),
-    Column("signing_key_id", String(64), nullable=False),
+    Column("signing_key_id", Text, nullable=False),
     Column("published_at", _TIME, nullable=False),
 )
 
+# Ids are microseconds of the appending clock (or the last id + 1, whichever is larger), not
+# a sequence: a cloud restored from an older backup goes on above every cursor it handed out.
 changes = Table(
     "changes",
     metadata,
-    Column("id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # ruleset | member | deny
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),  # ruleset | member | deny
     Column("ref", _ID, nullable=False),
     Column("at", _TIME, nullable=False),
 )
 
+Index("ix_changes_ref", changes.c.kind, changes.c.ref)
+
 allowances = Table(
     "allowances",
     metadata,
-    Column("allowance_id", String(40), primary_key=True),
-    Column("station_id", String(32), ForeignKey("stations.station_id"), nullable=False),
+    Column("allowance_id", Text, primary_key=True),
+    Column("station_id", Text, ForeignKey("stations.station_id"), nullable=False),
     Column("points", BigInteger, nullable=False),
     Column("per_member_cap", BigInteger, nullable=False),
     Column("max_snapshot_age_s", Integer, nullable=False),

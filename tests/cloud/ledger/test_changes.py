@@ -52,14 +52,40 @@ def test_pages_follow_the_cursor_and_carry_each_member_once(
 
     empty = ledger.changes("S001", cursor, 2, NOW)
     assert (empty.next_cursor, empty.more, empty.members) == (cursor, False, [])
-    restored = ledger.changes("S001", cursor + 1000, 100, NOW)  # a cloud restored from backup
-    assert restored.next_cursor == cursor
+    ahead = ledger.changes("S001", cursor + 1000, 100, NOW)  # a cloud restored from backup
+    assert (ahead.cursor, ahead.next_cursor, ahead.more) == (cursor + 1000, cursor + 1000, False)
     with pytest.raises(LedgerError):
         ledger.changes("S001", 0, 0, NOW)
     with pytest.raises(LedgerError) as unknown:
         ledger.changes("S404", 0, 10, NOW)
     assert unknown.value.code == "station.unknown"
     assert ledger.ledger_problems() == []
+
+
+def test_a_member_changed_in_many_pushes_is_in_the_log_once_at_its_latest_state(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    busy = station.register("13800138000", NOW)
+    quiet = station.register("13800138001", NOW)
+    ledger.push("S001", station.request(), NOW)
+    seen_before = ledger.changes("S001", 0, 1000, NOW)
+    for push in range(30):  # a daily customer: one push after another names them
+        station.sale(busy, "10.00", NOW + timedelta(minutes=push))
+        ledger.push("S001", station.request(), NOW + timedelta(minutes=push))
+    pulled, cursor, more = [], 0, True
+    while more:  # small pages: a station catching up sees each row of the log
+        page = ledger.changes("S001", cursor, 3, NOW)
+        pulled += [m.member_id for m in page.members]
+        cursor, more = page.next_cursor, page.more
+    assert pulled.count(busy) == 1
+    full = ledger.changes("S001", 0, 1000, NOW)
+    assert (
+        sum(lot.points for lot in next(m for m in full.members if m.member_id == busy).lots) == 300
+    )
+    assert {m.member_id for m in full.members} == {busy, quiet}
+    # A station that had pulled before the pushes still gets the busy member, once.
+    later = ledger.changes("S001", seen_before.next_cursor, 1000, NOW)
+    assert [m.member_id for m in later.members] == [busy]
 
 
 def test_allowance_is_renewed_when_half_used_or_half_expired(
@@ -116,7 +142,7 @@ def test_publishing_a_rule_set_is_idempotent_and_versions_never_change(
     ledger.add_station("S001", None, NOW)
     page = ledger.changes("S001", 0, 100, NOW)
     assert [(r.version, r.document, r.signature) for r in page.rulesets] == [(3, RULES_TEXT, "sig")]
-    assert page.next_cursor == 1
+    assert page.next_cursor == int(NOW.timestamp()) * 1_000_000  # ids come from the clock
 
     other = json.loads(RULES_TEXT)
     other["name"] = "changed"
@@ -228,4 +254,37 @@ def test_a_500_event_batch_is_one_transaction_of_few_statements(
     assert len(statements) <= 30, statements
     assert elapsed < 5  # typically ~0.1 s on SQLite; a generous bound for loaded CI hosts
     assert ledger.member(mids[0], NOW)["points"] == 400  # type: ignore[index]
+    assert ledger.ledger_problems() == []
+
+
+def test_a_cursor_from_before_a_restore_is_answered_as_is_and_new_rows_follow_it(
+    ledger: CloudLedger, station: FakeStation, cloud_db_url: str
+) -> None:
+    mids = [station.register(f"1380013800{i}", NOW) for i in range(3)]
+    ledger.push("S001", station.request(), NOW)
+    cursor = ledger.changes("S001", 0, 100, NOW).next_cursor  # the station is up to date
+
+    # The cloud is restored from a backup taken before the newest two changes.
+    engine = _engine(cloud_db_url)
+    with engine.begin() as conn:
+        newest = conn.execute(text("SELECT id FROM changes ORDER BY id DESC LIMIT 2")).scalars()
+        conn.execute(text("DELETE FROM changes WHERE id >= :low"), {"low": min(newest)})
+    engine.dispose()
+    later = NOW + timedelta(minutes=5)
+    page = ledger.changes("S001", cursor, 100, later)
+    assert (page.cursor, page.next_cursor, page.more) == (cursor, cursor, False)
+    assert (page.members, page.rulesets, page.deny) == ([], [], [])
+
+    station.sale(mids[0], "10.00", later)
+    ledger.push("S001", station.request(), later)
+    page = ledger.changes("S001", cursor, 100, later)
+    assert page.next_cursor > cursor
+    assert [m.member_id for m in page.members] == [mids[0]]
+
+    # A clock that steps back never reuses or reorders ids.
+    station.sale(mids[1], "10.00", NOW)
+    ledger.push("S001", station.request(), NOW)
+    after = ledger.changes("S001", page.next_cursor, 100, NOW)
+    assert after.next_cursor > page.next_cursor
+    assert [m.member_id for m in after.members] == [mids[1]]
     assert ledger.ledger_problems() == []

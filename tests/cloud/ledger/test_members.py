@@ -166,3 +166,48 @@ def test_tier_changes_and_unknown_members(ledger: CloudLedger, station: FakeStat
     assert ledger.member(member_id(999), NOW) is None
     assert ledger.find_member(phone="13700137000", now=NOW) is None
     assert ledger.ledger_problems() == []
+
+
+def test_a_blind_index_that_does_not_match_the_sealed_value_is_rejected(
+    ledger: CloudLedger, station: FakeStation, chain_keys: MemberKeys
+) -> None:
+    victim = station.register("13800138000", NOW, mid=member_id(20))
+    station.plate(victim, "京A12345", NOW)
+    ledger.push("S001", station.request(), NOW)
+
+    # A station claims the victim's phone index for a member whose phone is another one
+    # (it would merge into the victim), and the victim's plate index for another plate.
+    intruder = station.register("13900139000", NOW, mid=member_id(5))
+    station.events[-1]["payload"]["phone_index"] = blind_index(
+        chain_keys, "phone", normalize_phone("13800138000")
+    )
+    honest = station.register("13700137000", NOW, mid=member_id(6))
+    station.plate(honest, "粤BD12345", NOW)
+    station.events[-1]["payload"]["plate_index"] = blind_index(chain_keys, "plate", "京A12345")
+    # The same lie under a station's own uploaded key.
+    own = MemberKeys.generate("S002-1")
+    ledger.add_station("S002", None, NOW)
+    ledger.enrol("S002", [own], NOW)
+    offline = FakeStation("S002", own)
+    offline.register("13600136000", NOW, mid=member_id(7))
+    offline.events[-1]["payload"]["phone_index"] = blind_index(
+        own, "phone", normalize_phone("13800138000")
+    )
+
+    response = ledger.push("S001", station.request(), NOW)
+    reasons = [(r.status, (r.reason or "").split(":")[0]) for r in response.results]
+    assert reasons == [
+        ("rejected", "member.index_mismatch"),
+        ("applied", ""),
+        ("rejected", "member.index_mismatch"),
+    ]
+    response = ledger.push("S002", offline.request(), NOW)
+    assert (response.results[0].reason or "").startswith("member.index_mismatch")
+
+    view = ledger.member(victim, NOW)
+    assert view is not None
+    assert (view["merged_from"], view["plates"]) == ([], ["京A12345"])
+    assert ledger.member(intruder, NOW) is None
+    assert ledger.member(honest, NOW)["plates"] == []  # type: ignore[index]
+    assert ledger.find_member(phone="13800138000", now=NOW)["member_id"] == victim  # type: ignore[index]
+    assert ledger.ledger_problems() == []

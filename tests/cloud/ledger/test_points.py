@@ -5,10 +5,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import create_engine, text
+
 from cloud_sync.ledger import CloudLedger
 
 from .conftest import NOW
 from .fake_station import FakeStation
+
+
+def _accounts(url: str) -> dict[str, int]:
+    """Every account's balance, read straight from the ledger's journal lines."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT account, SUM(points) FROM lines GROUP BY account"))
+            found = {str(account): int(total) for account, total in rows}
+    finally:
+        engine.dispose()
+    names = ("points_issued", "points_redeemed", "points_expired", "variance", "written_off")
+    return {name: found.get(name, 0) for name in names} | found
 
 
 def _view(ledger: CloudLedger, mid: str, days: float = 0) -> dict[str, object]:
@@ -129,9 +144,10 @@ def test_expiry_is_booked_by_the_cloud_once_and_never_taken_back_twice(
 
     assert _view(ledger, mid)["points"] == 110
     assert _view(ledger, mid, days=2)["points"] == 60  # lapsed points never count, booked or not
-    assert ledger.expire_lots(NOW + timedelta(days=2)) == 50
-    assert ledger.expire_lots(NOW + timedelta(days=2)) == 0
-    assert _view(ledger, mid, days=2)["points"] == 60
+    assert ledger.expire_lots(NOW + timedelta(days=2)) == 0  # within the offline grace
+    assert ledger.expire_lots(NOW + timedelta(days=8)) == 50
+    assert ledger.expire_lots(NOW + timedelta(days=8)) == 0
+    assert _view(ledger, mid, days=8)["points"] == 60
 
     later = NOW + timedelta(days=400)
     assert _view(ledger, mid, days=400)["points"] == 0
@@ -181,4 +197,122 @@ def test_variance_report_compares_claims_with_the_rules(
     }
     assert report[99]["unverified"] == 1
     assert report[99]["variance"] == 0
+    assert ledger.ledger_problems() == []
+
+
+def test_a_late_offline_redemption_dated_before_expiry_still_finds_its_points(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    allowance = ledger.changes("S001", 0, 100, NOW).allowance
+    assert allowance is not None
+    mid = station.register("13800138000", NOW)
+    expires = NOW + timedelta(days=1)
+    station.adjust(mid, 100, NOW, expires_at=expires.isoformat())
+    ledger.push("S001", station.request(), NOW)
+    # Offline at a station since the morning, the member redeems while the lot is live ...
+    station.redeem(mid, 80, NOW + timedelta(hours=12), allowance_id=allowance.allowance_id)
+
+    # ... the cloud's expiry job runs after the lot lapsed, but within the offline grace:
+    # the lot no longer counts, yet its expiry is not booked yet.
+    arrival = NOW + timedelta(days=4)
+    assert ledger.expire_lots(arrival) == 0
+    assert _view(ledger, mid, days=4)["points"] == 0
+
+    # ... and the redemption arrives: the lot pays for it; no overdraft, no deny entry.
+    response = ledger.push("S001", station.request(), arrival)
+    assert response.results[0].status == "applied"
+    view = _view(ledger, mid, days=4)
+    assert (view["points"], view["overdraft"], view["denied"]) == (0, 0, False)
+    assert _view(ledger, mid)["points"] == 20  # what the lot still held while it was live
+    assert ledger.totals()["redemption_overdraft"] == 0
+
+    # Past the grace (an allowance's life plus a snapshot's age: 6 days), expiry is booked.
+    grace_end = expires + timedelta(hours=144)
+    assert ledger.expire_lots(grace_end - timedelta(seconds=1)) == 0
+    assert ledger.expire_lots(grace_end) == 20
+    assert _view(ledger, mid, days=10)["points"] == 0
+    assert ledger.ledger_problems() == []
+
+
+def test_reversing_a_sale_that_repaid_an_overdraft_owes_it_again(
+    ledger: CloudLedger, station: FakeStation, cloud_db_url: str
+) -> None:
+    allowance = ledger.changes("S001", 0, 100, NOW).allowance
+    assert allowance is not None
+    mid = station.register("13800138000", NOW)
+    station.redeem(mid, 300, NOW, allowance_id=allowance.allowance_id)
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (-300, 300, True)
+
+    sale_id = station.sale(mid, "300.00", NOW + timedelta(minutes=1))  # earns 300: repays it
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (0, 0, False)
+    cursor = ledger.changes("S001", 0, 1000, NOW).next_cursor
+
+    station.reverse(sale_id, mid, 300, NOW + timedelta(minutes=2))
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    assert (view["points"], view["overdraft"], view["denied"]) == (-300, 300, True)
+    deny = ledger.changes("S001", cursor, 1000, NOW).deny
+    assert [(d.member_id, d.denied, d.overdraft) for d in deny] == [(mid, True, 300)]
+    assert _accounts(cloud_db_url)["written_off"] == 0
+    assert ledger.ledger_problems() == []
+
+
+def test_reversing_a_sale_that_partly_repaid_an_overdraft(
+    ledger: CloudLedger, station: FakeStation, cloud_db_url: str
+) -> None:
+    allowance = ledger.changes("S001", 0, 100, NOW).allowance
+    assert allowance is not None
+    mid = station.register("13800138000", NOW)
+    station.redeem(mid, 100, NOW, allowance_id=allowance.allowance_id)  # overdraft 100
+    sale_id = station.sale(mid, "300.00", NOW + timedelta(minutes=1))  # 100 repay, lot of 200
+    station.redeem(mid, 150, NOW + timedelta(minutes=2), allowance_id=allowance.allowance_id)
+    ledger.push("S001", station.request(), NOW)
+    assert _view(ledger, mid)["points"] == 50
+
+    station.reverse(sale_id, mid, 300, NOW + timedelta(minutes=3))
+    ledger.push("S001", station.request(), NOW)
+    view = _view(ledger, mid)
+    # 50 taken back from the lot, the 150 spent written off, the 100 repaid owed again.
+    assert (view["points"], view["overdraft"], view["denied"]) == (-100, 100, True)
+    assert _accounts(cloud_db_url)["written_off"] == -150
+    assert ledger.ledger_problems() == []
+
+
+def test_reversing_a_sale_undoes_its_variance(
+    ledger: CloudLedger, station: FakeStation, cloud_db_url: str
+) -> None:
+    mid = station.register("13800138000", NOW)
+    kept = station.sale(mid, "40.00", NOW, claimed=45)  # the rules say 40
+    over = station.sale(mid, "40.00", NOW, claimed=45)
+    under = station.sale(mid, "40.00", NOW, claimed=0)  # the station gave nothing
+    lapsed = station.sale(mid, "40.00", NOW, claimed=45)
+    ledger.push("S001", station.request(), NOW)
+    assert kept
+    report = ledger.variance_report()
+    assert (report[0]["sales"], report[0]["variance"]) == (4, 5 + 5 - 40 + 5)
+    assert _accounts(cloud_db_url)["variance"] == -5 - 5 + 40 - 5
+
+    station.reverse(over, mid, 45, NOW + timedelta(hours=1))  # its lot taken back whole
+    ledger.push("S001", station.request(), NOW)
+    # The other lots lapse and their expiry is booked before the last reversals arrive.
+    later = NOW + timedelta(days=400)
+    assert ledger.expire_lots(later) == 90
+    station.reverse(under, mid, 0, later)
+    station.reverse(lapsed, mid, 45, later)
+    response = ledger.push("S001", station.request(), later)
+    assert {r.status for r in response.results} == {"applied"}
+
+    accounts = _accounts(cloud_db_url)
+    # What is left is the kept sale alone: issued 40, variance 5, and it expired (45).
+    assert (accounts["points_issued"], accounts["variance"]) == (-40, -5)
+    assert accounts["points_expired"] == 45
+    (row,) = ledger.variance_report()
+    assert (row["sales"], row["points_claimed"], row["points_recomputed"]) == (1, 45, 40)
+    assert (row["variance"], row["sales_differing"]) == (5, 1)
+    view = _view(ledger, mid, days=400)
+    assert (view["points"], view["overdraft"]) == (0, 0)
     assert ledger.ledger_problems() == []

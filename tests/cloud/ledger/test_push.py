@@ -141,3 +141,71 @@ def test_a_new_epoch_starts_at_its_declared_first_sequence(
     listed = ledger.stations()[0]
     assert listed["epochs"] == [{"epoch": 1, "high_water": 1}, {"epoch": 2, "high_water": 41}]
     assert ledger.ledger_problems() == []
+
+
+def _sale_with(station: FakeStation, mid: str, **changes: object) -> None:
+    """A sale priced normally, then altered the way a faulty station might send it."""
+    station.sale(mid, "40.00", NOW)
+    payload = station.events[-1]["payload"]
+    for key, value in changes.items():
+        if key == "earn_points":
+            payload["ledger"][0]["points"] = value
+        else:
+            payload[key] = value
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"grade": "9" * 40}, "grade"),
+        ({"points": 2**70, "earn_points": 2**70}, "points"),
+        ({"points": 2**53, "earn_points": 2**53}, "points"),
+        ({"tier": "t" * 40}, "tier"),
+        ({"litres": "1e30"}, "litres"),
+        ({"ruleset_version": 2**70}, "ruleset_version"),
+        ({"ended_at": "9999-12-31T23:59:59+00:00"}, "ended_at"),
+    ],
+)
+def test_values_no_column_could_hold_are_rejected_and_the_queue_goes_on(
+    ledger: CloudLedger, station: FakeStation, changes: dict[str, object], field: str
+) -> None:
+    mid = station.register("13800138000", NOW)
+    _sale_with(station, mid, **changes)
+    station.sale(mid, "40.00", NOW)
+    response = ledger.push("S001", station.request(), NOW)
+    assert response.high_water == 3
+    assert [r.status for r in response.results] == ["applied", "rejected", "applied"]
+    reason = response.results[1].reason or ""
+    assert reason.startswith("payload.invalid") and repr(field) in reason
+    assert ledger.member(mid, NOW)["points"] == 40  # type: ignore[index]
+    assert ledger.ledger_problems() == []
+
+
+def test_oversized_redemptions_adjustments_and_envelopes_never_fail_the_database(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    mid = station.register("13800138000", NOW)
+    station.redeem(mid, 2**70, NOW)
+    station.emit(
+        "points.redeemed",
+        {"redemption_id": "r" * 65, "member_id": mid, "points": 1, "value_fen": 1, "at": "x"},
+        NOW,
+    )
+    station.adjust(mid, -(2**70), NOW)
+    station.adjust(mid, 5, NOW, expires_at="0001-01-01T00:00:00+05:00")
+    station.adjust(mid, 5, NOW)
+    response = ledger.push("S001", station.request(), NOW)
+    assert [r.status for r in response.results] == ["applied"] + ["rejected"] * 4 + ["applied"]
+    assert ledger.member(mid, NOW)["points"] == 5  # type: ignore[index]
+
+    station.seq = 2**70 - 1
+    station.sale(mid, "40.00", NOW)
+    with pytest.raises(LedgerError) as caught:
+        ledger.push("S001", station.request(), NOW)
+    assert caught.value.code == "batch.invalid"
+    station.epoch, station.seq = 2**60, 0
+    station.sale(mid, "40.00", NOW)
+    with pytest.raises(LedgerError) as epoch:
+        ledger.push("S001", station.request(), NOW)
+    assert epoch.value.code == "batch.invalid"
+    assert ledger.ledger_problems() == []
