@@ -6,8 +6,10 @@ has its own and nothing lives at module level.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -44,6 +46,26 @@ class ApiProblem(Exception):
         )
 
 
+TOTALS_MAX_AGE_S = 15.0
+
+
+class _TotalsCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = -TOTALS_MAX_AGE_S
+        self._value: dict[str, int] | None = None
+
+    def get(self, ledger: CloudLedger) -> dict[str, int] | None:
+        with self._lock:
+            if time.monotonic() - self._at >= TOTALS_MAX_AGE_S:
+                try:
+                    self._value = ledger.totals()
+                except Exception:  # the database is down: answer with database_up 0
+                    self._value = None
+                self._at = time.monotonic()
+            return self._value
+
+
 @dataclass(frozen=True)
 class CloudContext:
     ledger: CloudLedger
@@ -55,9 +77,16 @@ class CloudContext:
     clock: Callable[[], datetime]
     metrics: CloudMetrics
     max_body_bytes: int
+    _totals: _TotalsCache = field(default_factory=_TotalsCache)
 
     def now(self) -> datetime:
         return self.clock()
+
+    def cached_totals(self) -> dict[str, int] | None:
+        """The ledger's totals, at most `TOTALS_MAX_AGE_S` old; None while the database is
+        down. /metrics needs no token, so a scraper (or anyone) must not be able to make
+        the database run its aggregates on every request."""
+        return self._totals.get(self.ledger)
 
 
 def cloud_context(request: Request) -> CloudContext:

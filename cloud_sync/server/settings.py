@@ -28,6 +28,9 @@ DATABASE_URL_ENV = "LOYALPUMP_CLOUD_DATABASE_URL"
 SQLITE_FILE = "cloud.sqlite3"
 
 
+MIN_ADMIN_TOKEN = 24  # HQ's token guards rules and members: no short guessable ones
+
+
 class CloudConfigError(ValueError):
     """The configuration cannot be used; the message names the file and the key."""
 
@@ -68,6 +71,13 @@ class CloudSection(_Strict):
     @classmethod
     def _known_database(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_ADMIN_TOKEN:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN} characters")
+        return value
 
     @model_validator(mode="after")
     def _one_token_source(self) -> CloudSection:
@@ -124,8 +134,10 @@ class CloudSettings(_Strict):
             token = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise CloudConfigError(f"cloud.admin_token_file: cannot read {path}: {exc}") from exc
-        if not token:
-            raise CloudConfigError(f"cloud.admin_token_file: {path} is empty")
+        if len(token) < MIN_ADMIN_TOKEN:
+            raise CloudConfigError(
+                f"cloud.admin_token_file: {path} holds fewer than {MIN_ADMIN_TOKEN} characters"
+            )
         return token
 
 

@@ -36,12 +36,12 @@ def test_the_example_config_loads() -> None:
 
 def test_relative_paths_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    (tmp_path / "admin.token").write_text("secret-from-file\n", encoding="utf-8")
+    (tmp_path / "admin.token").write_text("secret-from-file-0123456789abcdef\n", encoding="utf-8")
     path = write(tmp_path, '[cloud]\ndata_dir = "data"\nadmin_token_file = "admin.token"\n')
     settings = load_cloud_settings(path)
     assert settings.data_dir == (tmp_path / "data").resolve()
     assert settings.database_url == f"sqlite:///{(tmp_path / 'data').resolve()}/cloud.sqlite3"
-    assert settings.admin_token() == "secret-from-file"
+    assert settings.admin_token() == "secret-from-file-0123456789abcdef"
     assert (settings.cloud.host, settings.cloud.port) == ("127.0.0.1", 8000)
     assert settings.offline_redemption.enabled is True
 
@@ -69,9 +69,10 @@ def test_postgresql_urls_get_the_psycopg_driver(
         ("[cloud]\nport = 8000\n", "cloud.data_dir"),
         ('[cloud]\ndata_dir = "d"\ndatabase_url = "mysql://x/y"\n', "cloud.database_url"),
         (
-            '[cloud]\ndata_dir = "d"\nadmin_token = "a"\nadmin_token_file = "f"\n',
+            f'[cloud]\ndata_dir = "d"\nadmin_token = "{"a" * 30}"\nadmin_token_file = "f"\n',
             "admin_token or admin_token_file, not both",
         ),
+        ('[cloud]\ndata_dir = "d"\nadmin_token = "hq"\n', "cloud.admin_token: must be at least"),
         ('[cloud]\ndata_dir = "d"\n[offline_redemption]\nlifetime_h = 0\n', "lifetime_h"),
         ('[cloud]\ndata_dir = "d"\n[offline_redemption]\nenable = true\n', "enable: unknown"),
         ("[cloud\n", "not valid TOML"),
