@@ -32,6 +32,7 @@ from .wire import PushRequest, PushResponse
 __all__ = [
     "BACKOFF_BASE_S",
     "BACKOFF_CAP_S",
+    "FAILURES_BEFORE_ALERT",
     "MAX_REWINDS_PER_CYCLE",
     "ClientFactory",
     "CycleResult",
@@ -42,6 +43,7 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_FACTOR = 2.0
 BACKOFF_CAP_S = 300.0
 MAX_REWINDS_PER_CYCLE = 3
+FAILURES_BEFORE_ALERT = 8  # about four minutes of backoff
 
 ClientFactory = Callable[[str, Callable[[], str]], CloudClient]
 
@@ -137,6 +139,10 @@ class SyncEngine:
                 delay = interval_s
             else:
                 failures += 1
+                if failures == FAILURES_BEFORE_ALERT and result.alert is None:
+                    # Retrying is right, but an operator should know the cloud has been
+                    # out of reach (or failing) for a while; success clears it.
+                    self._alert(_Tally(), "sync_failing", str(result.error))
                 delay = self.next_delay(failures)
                 if result.retry_after is not None:
                     delay = max(delay, min(result.retry_after, BACKOFF_CAP_S))

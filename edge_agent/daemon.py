@@ -36,6 +36,7 @@ from .services.ingest import ingest_fuel_sale
 from .services.station import Station, open_station
 from .services.sync import build_engine
 from .settings import DartDriverSettings, IfsfDriverSettings, StationSettings, driver_name
+from .store.lock import AgentLock
 from .web.app import build_app
 from .web.live import LiveBoard
 
@@ -235,6 +236,21 @@ async def run_station(
     grace_s: float = 8.0,
 ) -> StationRuntime:
     """Run the station until `stop` is set; then stop the drivers and close the store."""
+    lock = AgentLock(settings.station.data_dir)
+    lock.acquire()
+    try:
+        return await _run_locked(settings, stop, clock=clock, grace_s=grace_s)
+    finally:
+        lock.release()
+
+
+async def _run_locked(
+    settings: StationSettings,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], datetime] | None,
+    grace_s: float,
+) -> StationRuntime:
     station = open_station(settings, clock=clock)
     runtime = StationRuntime(station, build_drivers(settings, station.now))
     tasks = [

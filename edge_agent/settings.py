@@ -7,8 +7,10 @@ in a config file must never silently fall back to a default on an unattended sta
 from __future__ import annotations
 
 import tomllib
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,11 +60,33 @@ class CloudSettings(_Strict):
     token_file: Path | None = None
     sync_interval_s: Annotated[int, Field(ge=1, le=3600)] = 15
 
+    @field_validator("url")
+    @classmethod
+    def _encrypted_unless_loopback(cls, value: str) -> str:
+        """Enrolment hands the chain's member keys over this link: TLS, or this machine."""
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s):// URL")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("use https:// (plain http only to this machine, e.g. a TLS proxy)")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _one_token_source(self) -> CloudSettings:
         if self.token and self.token_file is not None:
             raise ValueError("set token or token_file, not both")
         return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class WebSettings(_Strict):

@@ -24,6 +24,8 @@ from ..services.sync import sync_once
 from ..services.tiers import recalculate_tiers
 from ..services.users import add_user
 from ..settings import load_settings
+from ..store import StoreError
+from ..store.lock import AgentLock
 from .output import emit, emit_table, fail
 
 __all__ = ["edge_app"]
@@ -106,8 +108,16 @@ def sync(config: ConfigOption, as_json: JsonOption = False) -> None:
         fail(f"{config}: cloud.url is not set; this station has no cloud to sync with")
     # The outcome is reported below in one line; log records would add more to stderr.
     logging.getLogger().addHandler(logging.NullHandler())
-    with _station(config) as station:
-        result = sync_once(station)
+    lock = AgentLock(settings.station.data_dir)
+    try:
+        lock.acquire()
+    except StoreError as exc:
+        fail(str(exc), 1)
+    try:
+        with _station(config) as station:
+            result = sync_once(station)
+    finally:
+        lock.release()
     summary = {
         "ok": result.ok,
         "pushed": result.pushed,

@@ -16,6 +16,7 @@ from ..errors import ServiceError
 from ..store import Tx
 from ..store.audit import record_audit
 from ..store.rulesets import RuleSetRow, get_ruleset, insert_ruleset
+from ..store.sync import get_sync_state
 from .station import Station
 
 __all__ = ["install_ruleset", "install_ruleset_in", "ruleset_now"]
@@ -42,6 +43,12 @@ def install_ruleset(
     immutable, or two stations could price the same sale differently under "version 3".
     """
     with station.store.write() as tx:
+        if source == "local" and get_sync_state(tx).enrolled:
+            raise ServiceError(
+                "rules.cloud_managed",
+                "this station takes its rules from the cloud; publish with "
+                "`loyalpump cloud rules publish` instead",
+            )
         return install_ruleset_in(
             tx, text, actor=actor, at=station.now().isoformat(), source=source, signature=signature
         )

@@ -250,6 +250,12 @@ class StationSyncPort:
         at = self._now()
         with self._station.store.write() as tx:
             state = get_sync_state(tx)
+            if state.cursor != page.cursor:
+                # Another engine moved the cursor since this page was asked for: applying
+                # it would move the cursor back and overwrite newer snapshots.
+                raise ValueError(
+                    f"changes page answers cursor {page.cursor}, the store is at {state.cursor}"
+                )
             for signed in page.rulesets:
                 self._install_ruleset(tx, signed, state.signing_public_key, at)
             # Merges and erasures first: they give phone indexes up to the survivors.

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud_sync.client import CHANGES_PATH, ENROL_PATH, EVENTS_PATH, CloudClient
-from cloud_sync.engine import BACKOFF_CAP_S, CycleResult, SyncEngine
+from cloud_sync.engine import BACKOFF_CAP_S, FAILURES_BEFORE_ALERT, CycleResult, SyncEngine
 from cloud_sync.port import Backlog
 from cloud_sync.wire import (
     ChangesResponse,
@@ -619,6 +619,23 @@ def test_run_forever_backs_off_after_failures_and_waits_the_interval_after_succe
     assert all(t is not None and 0 <= t <= min(300.0, 2.0**i) for i, t in enumerate(backoffs))
     assert stop.timeouts[6:] == [15.0, 15.0]
     assert_delivered_once(port, cloud)
+
+
+def test_a_cloud_out_of_reach_for_long_is_alerted_and_the_alert_clears_on_success() -> None:
+    for failed_cycles, alerted in (
+        (FAILURES_BEFORE_ALERT - 1, False),
+        (FAILURES_BEFORE_ALERT, True),
+    ):
+        port, cloud = FakeStationPort(), FakeCloud()
+        port.add_events(3)
+        faults = [Fault.drop()] * failed_cycles
+        engine = make_engine(port, FaultyTransport(httpx.MockTransport(cloud), faults))
+        engine.run_forever(ScriptedStop(waits=failed_cycles + 1), interval_s=15.0)
+        codes = [code for code, _ in port.alerts]
+        # A few failed cycles are normal on a forecourt link; a long outage is shown, and
+        # the first successful cycle clears it.
+        assert codes == (["sync_failing", ""] if alerted else []), port.alerts
+        assert_delivered_once(port, cloud)
 
 
 def test_run_forever_runs_again_at_once_while_progress_leaves_a_backlog() -> None:

@@ -42,3 +42,30 @@ def test_token_and_token_file_together_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"cloud: .*not both"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://hq.example.com", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000/", True),
+        ("http://[::1]:8000", True),
+        ("http://hq.example.com", False),  # member keys would cross the network in clear
+        ("http://10.0.0.5:8000", False),
+        ("ftp://hq.example.com", False),
+        ("hq.example.com", False),
+    ],
+)
+def test_the_cloud_is_reached_over_tls_unless_on_this_machine(
+    tmp_path: Path, url: str, accepted: bool
+) -> None:
+    path = tmp_path / "station.toml"
+    path.write_text(
+        f'[station]\nid = "S9"\ndata_dir = "d"\n[cloud]\nurl = "{url}"\n', encoding="utf-8"
+    )
+    if accepted:
+        assert load_settings(path).cloud.url == url.rstrip("/")
+    else:
+        with pytest.raises(ConfigError, match=r"cloud\.url: "):
+            load_settings(path)

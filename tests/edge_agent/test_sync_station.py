@@ -43,7 +43,7 @@ from edge_agent.daemon import run_station
 from edge_agent.errors import ServiceError
 from edge_agent.services.members import find_member, member_view, register_member
 from edge_agent.services.points import adjust_points, redeem_points, verify_ledger
-from edge_agent.services.rules import ruleset_now
+from edge_agent.services.rules import install_ruleset, ruleset_now
 from edge_agent.services.sales import SaleInput, record_sale
 from edge_agent.services.station import Station, open_station
 from edge_agent.services.status import station_status
@@ -51,6 +51,7 @@ from edge_agent.services.sync import StationSyncPort, sync_once
 from edge_agent.settings import StationSettings
 from edge_agent.store import Store
 from edge_agent.store.keys import install_chain_keys
+from edge_agent.store.lock import AgentLock
 from edge_agent.store.meta import set_meta
 from edge_agent.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from edge_agent.store.outbox import event_for
@@ -768,7 +769,7 @@ def test_one_engine_cycle_enrols_pushes_and_pulls_through_the_port(
     station: Station, chain: Chain
 ) -> None:
     member(station)
-    station.settings = _cloud_settings(station, "http://cloud.test")
+    station.settings = _cloud_settings(station, "https://cloud.test")
     cloud = FakeCloud(
         chain,
         page(
@@ -816,6 +817,36 @@ def test_edge_sync_without_a_cloud_url_is_bad_input(tmp_path: Path) -> None:
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cloud.url is not set" in lines[0], result.stderr
+
+
+def test_edge_sync_refuses_while_another_process_syncs_this_store(tmp_path: Path) -> None:
+    config = _config(tmp_path, '[cloud]\nurl = "http://127.0.0.1:9"\ntoken = "station-token"\n')
+    with AgentLock(tmp_path / "data"):  # as `edge run` holds it for its whole life
+        result = _edge("sync", "--config", config)
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "in use by loyalpump" in lines[0], result.stderr
+
+
+def test_a_page_for_another_cursor_is_not_applied(
+    station: Station, port: StationSyncPort, chain: Chain
+) -> None:
+    port.apply_changes(page(0, 5))
+    stale = page(0, 3, members=[chain.member(ELSEWHERE, "+8613900139000")])
+    with pytest.raises(ValueError, match="cursor 0, the store is at 5"):
+        port.apply_changes(stale)  # a second engine's late page must not move the cursor back
+    assert port.changes_cursor() == 5
+    refused("member.not_found", lambda: find_member(station, phone="13900139000"))
+
+
+def test_an_enrolled_station_takes_rules_only_from_the_cloud(
+    station: Station, port: StationSyncPort
+) -> None:
+    refused(
+        "rules.cloud_managed",
+        lambda: install_ruleset(station, _ruleset_v2(), actor="cli:someone"),
+    )
+    assert ruleset_now(station).version == 1  # type: ignore[union-attr]
 
 
 def test_the_daemon_syncs_in_its_own_thread_and_stops_it_within_the_budget(
