@@ -174,11 +174,19 @@ def station_settings(data_dir: Path, station_id: str, url: str, token: str) -> S
 
 
 def open_chain_station(
-    data_dir: Path, station_id: str, url: str, token: str, clock: FakeClock | None = None
+    data_dir: Path,
+    station_id: str,
+    url: str,
+    token: str,
+    clock: FakeClock | None = None,
+    *,
+    local_rules: bool = True,
 ) -> Station:
+    """A station with the field-example rules loaded locally, as before its first contact."""
     settings = station_settings(data_dir, station_id, url, token)
     station = open_station(settings, clock=clock, create=True)
-    install_ruleset(station, (RULESETS / "field-examples.json").read_bytes(), actor="test")
+    if local_rules:
+        install_ruleset(station, (RULESETS / "field-examples.json").read_bytes(), actor="test")
     return station
 
 

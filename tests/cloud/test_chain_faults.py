@@ -178,7 +178,9 @@ def test_a_station_killed_mid_push_resumes_and_nothing_doubles(
     )
     assert final.returncode == 0, final.stderr
     assert kills >= 1
-    reopened = open_chain_station(settings.station.data_dir, "S003", cloud.url, "unused")
+    reopened = open_chain_station(
+        settings.station.data_dir, "S003", cloud.url, "unused", local_rules=False
+    )
     _check(cloud, reopened)
     reopened.close()
 

@@ -103,7 +103,7 @@ class ChainMachine(RuleBasedStateMachine):
         for station_id in STATIONS:
             token = self.ledger.add_station(station_id, None, self.clock.now)
             station = open_chain_station(
-                self.home / station_id, station_id, "http://cloud.test", token, self.clock
+                self.home / station_id, station_id, "https://cloud.test", token, self.clock
             )
             link = Link(self.client._transport)
             self.links[station_id] = link
@@ -241,7 +241,7 @@ def _run(database_url: str, examples: int) -> None:
     )
     before = (ChainMachine.members_checked, ChainMachine.redemptions)
     case().runTest()
-    assert ChainMachine.members_checked - before[0] > 5 * examples
+    assert ChainMachine.members_checked - before[0] > examples
     assert ChainMachine.redemptions - before[1] > 0
 
 
