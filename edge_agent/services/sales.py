@@ -36,6 +36,7 @@ from ..store.sales import (
     recent_sales,
     sale_by_source_key,
 )
+from ..store.sync import get_snapshot
 from .station import Station
 from .tiers import tier_for_sale
 
@@ -394,15 +395,23 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
         # from the member's live points would punish them for the nightly job's timing.
         take_back = row.points - (0 if own_lot is None else expired_from_lot(tx, own_lot))
         if row.member_id is not None and take_back > 0:
+            lots = lots_of_member(tx, row.member_id)
+            chain_draw = 0
             try:
-                allocations = allocate(
-                    lots_of_member(tx, row.member_id), take_back, now, first=own_lot
-                )
+                allocations = allocate(lots, take_back, now, first=own_lot)
             except InsufficientPoints as exc:
-                raise ServiceError(
-                    "points.insufficient",
-                    f"cannot reverse: the member has already redeemed these points ({exc})",
-                ) from exc
+                if get_snapshot(tx, row.member_id) is None:
+                    raise ServiceError(
+                        "points.insufficient",
+                        f"cannot reverse: the member has already redeemed these points ({exc})",
+                    ) from exc
+                # A chain member may have spent these points at another station: take what
+                # is here, and the rest from their chain balance (the cloud writes off what
+                # the chain no longer holds).
+                allocations = (
+                    allocate(lots, exc.available, now, first=own_lot) if exc.available else []
+                )
+                chain_draw = take_back - exc.available
             entry_id = book_debit(
                 tx,
                 Debit(
@@ -413,6 +422,7 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
                     sale_id=sale_id,
                     actor=actor,
                     reason=reason,
+                    chain_draw=chain_draw,
                 ),
             )
             entries.append({"entry_id": entry_id, "kind": "reverse", "points": -take_back})

@@ -44,7 +44,7 @@ from edge_agent.errors import ServiceError
 from edge_agent.services.members import find_member, member_view, register_member
 from edge_agent.services.points import adjust_points, redeem_points, verify_ledger
 from edge_agent.services.rules import install_ruleset, ruleset_now
-from edge_agent.services.sales import SaleInput, record_sale
+from edge_agent.services.sales import SaleInput, list_sales, record_sale, reverse_sale
 from edge_agent.services.station import Station, open_station
 from edge_agent.services.status import station_status
 from edge_agent.services.sync import StationSyncPort, sync_once
@@ -644,6 +644,48 @@ def test_a_chain_draw_covers_what_local_lots_lack_and_the_ledger_verifies(
     assert station.store.integrity_problems() == []
     with pytest.raises(sqlite3.DatabaseError, match="append-only"), station.store.write() as tx:
         tx.execute("DELETE FROM chain_draws")
+
+
+def test_reversing_a_sale_whose_points_were_spent_draws_on_the_chain(
+    station: Station, port: StationSyncPort, chain: Chain
+) -> None:
+    member_id = member(station)
+    assert sale(station, "100", member_id) == 100
+    sold = list_sales(station, limit=1)[0]
+    port.apply_changes(
+        page(
+            0,
+            1,
+            members=[
+                chain.member(
+                    member_id,
+                    "+8613800138000",
+                    lots=((100, in_a_year(station)), (400, None)),
+                    as_of_seq=high_water(station),
+                )
+            ],
+            allowance=allowance(station),
+        )
+    )
+    redeem_points(station, member_id, 150, actor="c")  # the local lot is spent
+    reversed_sale = reverse_sale(station, sold.sale_id, actor="manager1", reason="wrong card")
+    assert reversed_sale.status == "reversed"
+    assert find_member(station, phone="13800138000").points == 500 - 150 - 100
+    with station.store.read() as tx:
+        draws = tx.execute("SELECT points FROM chain_draws ORDER BY debit_entry_id").fetchall()
+    assert [row[0] for row in draws] == [50, 100]
+    assert verify_ledger(station) == []
+
+
+def test_a_local_only_member_cannot_have_spent_points_reversed(station: Station) -> None:
+    member_id = member(station)
+    sale(station, "100", member_id)
+    sold = list_sales(station, limit=1)[0]
+    adjust_points(station, member_id, -100, actor="manager1", reason="spent")
+    refused(
+        "points.insufficient",
+        lambda: reverse_sale(station, sold.sale_id, actor="manager1", reason="wrong card"),
+    )
 
 
 def test_a_positive_adjustment_event_carries_its_expiry(station: Station) -> None:
