@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,7 +100,7 @@ class SyncEngine:
         port: StationPort,
         client_factory: ClientFactory | None = None,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         page_limit: int = 500,
         clock: Callable[[], datetime],
         sleep: Callable[[float], None] = time.sleep,
@@ -184,20 +185,45 @@ class SyncEngine:
         self._log.info("enrolled with the cloud as %s", response.station_id)
 
     def _push(self, client: CloudClient, tally: _Tally, stop: threading.Event | None) -> None:
+        # One worker reads the next batch from the store while the cloud works on this one;
+        # it is used only after this one is acknowledged in full (still one request in
+        # flight), and `shutdown(wait=True)` leaves no read running past the cycle.
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-read")
+        try:
+            self._push_batches(client, tally, stop, reader)
+        finally:
+            reader.shutdown(wait=True, cancel_futures=True)
+
+    def _push_batches(
+        self,
+        client: CloudClient,
+        tally: _Tally,
+        stop: threading.Event | None,
+        reader: ThreadPoolExecutor,
+    ) -> None:
         limit = self._batch_size
         rewinds = 0
         last_acked: tuple[int, Any] | None = None
+        following: Future[PushRequest | None] | None = None
         while True:
             _check(stop)
-            batch = self._port.pending_batch(limit)
+            batch = None if following is None else following.result()
+            following = None
+            if batch is None:
+                batch = self._port.pending_batch(limit)
             if batch is None:
                 return
             head = (batch.epoch, batch.events[0].get("seq"))
             if head == last_acked:
                 raise _Alert("sync_stuck", "the station offered a batch the cloud had acknowledged")
+            after = batch.events[-1].get("seq")
+            if isinstance(after, int):
+                following = reader.submit(self._port.next_batch, batch.epoch, after, limit)
             try:
                 response = client.push(batch)
             except SyncGap as gap:
+                _discard(following)
+                following = None
                 rewinds += 1
                 if rewinds > MAX_REWINDS_PER_CYCLE:
                     raise _Alert(
@@ -222,6 +248,8 @@ class SyncEngine:
                 last_acked = None
                 continue
             except SyncRejected as exc:
+                _discard(following)
+                following = None
                 if exc.status == 413 and len(batch.events) > 1:
                     limit = len(batch.events) // 2
                     self._log.warning(
@@ -320,6 +348,13 @@ class SyncEngine:
             alert=tally.alert,
             retry_after=tally.retry_after,
         )
+
+
+def _discard(prepared: Future[PushRequest | None] | None) -> None:
+    """Let a read of the next batch finish and drop it: after a rewind or a smaller batch
+    size, the next batch is taken afresh from the oldest pending event."""
+    if prepared is not None and not prepared.cancel():
+        prepared.exception()  # waits for the read; its outcome no longer matters
 
 
 def _check(stop: threading.Event | None) -> None:

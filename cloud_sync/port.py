@@ -45,6 +45,14 @@ class StationPort(Protocol):
         """The oldest unacknowledged events of one epoch, contiguous by seq; None if none."""
         ...
 
+    def next_batch(self, epoch: int, after_seq: int, limit: int) -> PushRequest | None:
+        """The unacknowledged events of `epoch` that follow `after_seq` without a hole; None
+        when the next pending event is not `after_seq + 1` of that epoch.
+
+        The engine reads the next batch while the cloud works on the current one (still one
+        request in flight), and uses it only once the current one is acknowledged in full."""
+        ...
+
     def acknowledge(self, response: PushResponse) -> None:
         """Mark every event the response lists as acknowledged (rejected ones included)."""
         ...

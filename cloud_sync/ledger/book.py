@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
+from .database import bulk_insert
 from .schema import journals, lines, lots, members, plates, redemptions, sales
 
 __all__ = ["Book", "Lot", "Member", "Plate", "Sale", "new_id"]
@@ -35,7 +36,18 @@ class _Row:
     dirty: bool = field(default=False, init=False, repr=False)
 
     def values(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        return {name: getattr(self, name) for name in _columns(type(self))}
+
+
+_COLUMNS: dict[type[_Row], tuple[str, ...]] = {}
+
+
+def _columns(kind: type[_Row]) -> tuple[str, ...]:
+    """The fields a row class stores (its init fields), computed once per class."""
+    names = _COLUMNS.get(kind)
+    if names is None:
+        names = _COLUMNS[kind] = tuple(f.name for f in fields(kind) if f.init)
+    return names
 
 
 @dataclass(eq=False)
@@ -361,8 +373,7 @@ class Book:
         self.conn.execute(stmt, params)
 
     def _insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(insert(table), list(rows))
+        bulk_insert(self.conn, table, rows)
 
     def flush(self) -> None:
         """Write every change back: members first (the others refer to them)."""

@@ -22,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 from .errors import LedgerError
 from .schema import V1_TABLES, schema_version
 
-__all__ = ["SCHEMA_VERSION", "Database", "normalize_url"]
+__all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
 
 _T = TypeVar("_T")
 
@@ -179,3 +179,25 @@ class Database:
             _MIGRATIONS[version](conn)
         conn.execute(schema_version.delete())
         conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows with one driver-level executemany.
+
+    A push writes thousands of rows; SQLAlchemy's per-row parameter processing cost about as
+    much as SQLite itself. Every row must have the same keys (the first row's), and the
+    values must already be what the driver stores (text, integers, booleans).
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    unknown = [column for column in columns if column not in table.c]
+    if unknown:  # names come from code, never from a request; still, only real columns
+        raise ValueError(f"{table.name} has no column {unknown[0]!r}")
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    # Identifiers are the table's own columns, quoted; every value is a bound parameter.
+    names = ", ".join(quote(column) for column in columns)
+    marks = ", ".join([mark] * len(columns))
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])

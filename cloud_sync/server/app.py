@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
@@ -30,6 +29,7 @@ from .keyfiles import load_chain_keys
 from .metrics import CloudMetrics
 from .settings import CloudSettings
 from .sync_routes import sync_router
+from .validation import validation_detail
 
 __all__ = ["MAX_BODY_BYTES", "build_cloud_app", "validation_detail"]
 
@@ -40,20 +40,6 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 def _problem(status: int, problem: Problem, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(problem.model_dump(exclude_none=True), status_code=status, headers=headers)
-
-
-def validation_detail(errors: list[Any]) -> str:
-    """The first validation error as `path: message`, the way a person would fix it."""
-    if not errors:
-        return "the request is not valid"
-    first = errors[0]
-    location = [str(part) for part in first.get("loc", ())]
-    if location and location[0] == "body":
-        location = location[1:]  # the body is what a client sends; name its fields only
-    path = ".".join(location) or "body"
-    more = len(errors) - 1
-    suffix = f" (and {more} more)" if more else ""
-    return f"{path}: {first.get('msg', 'invalid')}{suffix}"
 
 
 def _install_handlers(app: FastAPI) -> None:

@@ -51,7 +51,9 @@ from ..store.members import (
     update_member_from_cloud,
 )
 from ..store.outbox import (
+    OutboxEvent,
     acknowledge,
+    batch_after,
     epoch_first_seq,
     outbox_backlog,
     pending_batch,
@@ -196,6 +198,17 @@ class StationSyncPort:
             if not events:
                 return None
             first_seq = epoch_first_seq(tx, events[0].epoch)
+        return self._request(events, first_seq)
+
+    def next_batch(self, epoch: int, after_seq: int, limit: int) -> PushRequest | None:
+        with self._station.store.read() as tx:
+            events = batch_after(tx, epoch, after_seq, max(1, min(limit, MAX_BATCH)))
+            if not events:
+                return None
+            first_seq = epoch_first_seq(tx, epoch)
+        return self._request(events, first_seq)
+
+    def _request(self, events: list[OutboxEvent], first_seq: int) -> PushRequest:
         return PushRequest(
             station_id=self.station_id,
             epoch=events[0].epoch,

@@ -21,6 +21,7 @@ __all__ = [
     "OutboxEvent",
     "acknowledge",
     "append_event",
+    "batch_after",
     "epoch_first_seq",
     "event_for",
     "member_events_after",
@@ -74,6 +75,25 @@ def pending_events(tx: Tx, limit: int) -> list[OutboxEvent]:
 
 
 _COLUMNS = "seq, event_id, epoch, kind, payload, created_at, acked_at"
+
+
+def batch_after(tx: Tx, epoch: int, after_seq: int, limit: int) -> list[OutboxEvent]:
+    """Unacknowledged events of `epoch` from `after_seq + 1` on, contiguous, at most `limit`;
+    empty when `after_seq + 1` itself is not pending."""
+    if limit <= 0:
+        raise ValueError("a batch holds at least one event")
+    rows = tx.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE acked_at IS NULL AND epoch = ? "  # noqa: S608
+        "AND seq > ? ORDER BY seq LIMIT ?",
+        [epoch, after_seq, limit],
+    ).fetchall()
+    batch: list[OutboxEvent] = []
+    for row in rows:
+        event = _event(row)
+        if event.seq != (batch[-1].seq if batch else after_seq) + 1:
+            break
+        batch.append(event)
+    return batch
 
 
 def pending_batch(tx: Tx, limit: int) -> list[OutboxEvent]:

@@ -99,6 +99,20 @@ class FakeStationPort:
             run.append(event)
         return PushRequest(station_id=self.station_id, epoch=run[0]["epoch"], events=run)
 
+    def next_batch(self, epoch: int, after_seq: int, limit: int) -> PushRequest | None:
+        following = [
+            e
+            for e in self.events
+            if e["event_id"] not in self.acked and e["epoch"] == epoch and e["seq"] > after_seq
+        ]
+        following.sort(key=lambda e: e["seq"])
+        run: list[dict[str, Any]] = []
+        for event in following[: max(limit, 1)]:
+            if event["seq"] != (run[-1]["seq"] if run else after_seq) + 1:
+                break
+            run.append(event)
+        return PushRequest(station_id=self.station_id, epoch=epoch, events=run) if run else None
+
     def acknowledge(self, response: PushResponse) -> None:
         known = {e["event_id"] for e in self.events}
         for result in response.results:
@@ -692,4 +706,43 @@ def test_faulty_transport_applies_every_kind_of_fault() -> None:
     sync_until_drained(engine, port)
     assert {FaultKind.DROP, FaultKind.LOSE_RESPONSE, FaultKind.DUPLICATE} <= set(transport.counts)
     assert transport.counts[FaultKind.UNAVAILABLE] > 0
+    assert_delivered_once(port, cloud)
+
+
+class CountingPort(FakeStationPort):
+    """Counts how batches are read: from the head of the queue, or prepared ahead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head_reads = 0
+        self.reads_ahead = 0
+
+    def pending_batch(self, limit: int) -> PushRequest | None:
+        self.head_reads += 1
+        return super().pending_batch(limit)
+
+    def next_batch(self, epoch: int, after_seq: int, limit: int) -> PushRequest | None:
+        self.reads_ahead += 1
+        return super().next_batch(epoch, after_seq, limit)
+
+
+def test_the_next_batch_is_read_while_the_cloud_works_and_used_only_after_the_ack() -> None:
+    port, cloud = CountingPort(), FakeCloud()
+    port.add_events(50)
+    result = make_engine(port, httpx.MockTransport(cloud), batch_size=10).run_cycle()
+    assert result.ok and result.pushed == 50
+    assert port.reads_ahead == 5  # each batch's successor was prepared in the background
+    assert port.head_reads == 2  # the first batch, and the final empty look
+    assert_delivered_once(port, cloud)
+
+
+def test_a_batch_prepared_ahead_is_dropped_when_the_cloud_asks_to_rewind() -> None:
+    port, cloud = CountingPort(), FakeCloud()
+    port.add_events(30)
+    engine = make_engine(port, httpx.MockTransport(cloud), batch_size=10)
+    assert engine.run_cycle().ok
+    cloud.restore_backup(forget=18)  # the cloud forgets everything after seq 12
+    port.add_events(10)
+    result = engine.run_cycle()
+    assert result.ok and result.rewound == 18
     assert_delivered_once(port, cloud)
