@@ -188,10 +188,8 @@ class FdcClient:
         except asyncio.CancelledError:
             if self.logged_on:
                 with contextlib.suppress(DriverError, TimeoutError):
-                    await asyncio.wait_for(
-                        link.request("LogOff", functools.partial(build_logoff, self._ident)),
-                        min(1.0, self._request_s),
-                    )
+                    async with asyncio.timeout(min(1.0, self._request_s)):
+                        await link.request("LogOff", functools.partial(build_logoff, self._ident))
             raise
         finally:
             leftover.extend(await link.close())
@@ -214,7 +212,10 @@ class FdcClient:
         due = loop.time() + self._catch_up_s
         while True:
             try:
-                event = await asyncio.wait_for(link.events.get(), max(0.0, due - loop.time()))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+                # that races its result, and a driver that ignores its cancel hangs shutdown.
+                async with asyncio.timeout(max(0.0, due - loop.time())):
+                    event = await link.events.get()
             except TimeoutError:
                 complete = await self._catch_up(link, on_sale, full=False)
                 due = loop.time() + (self._catch_up_s if complete else self._request_s)

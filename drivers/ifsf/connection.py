@@ -86,7 +86,8 @@ class FdcConnection:
         ids: Iterator[int],
     ) -> FdcConnection:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), connect_s)
+            async with asyncio.timeout(connect_s):
+                reader, writer = await asyncio.open_connection(host, port)
         except (OSError, TimeoutError) as exc:
             raise LinkError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from None
         return cls(
@@ -110,7 +111,8 @@ class FdcConnection:
             if self.failure is not None:
                 raise self.failure
             await self.send(build(request_id, self._stamp()))
-            return await asyncio.wait_for(future, self._request_s)
+            async with asyncio.timeout(self._request_s):
+                return await future
         except TimeoutError:
             self._counters.bump("timeouts")
             raise RequestTimeout(f"no answer to {kind} within {self._request_s:g} s") from None
@@ -146,7 +148,8 @@ class FdcConnection:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self._writer.wait_closed()
         leftover = []
         while not self.events.empty():
             event = self.events.get_nowait()
@@ -176,7 +179,8 @@ class FdcConnection:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(self._reader.read(65536), self._silence_s)
+                    async with asyncio.timeout(self._silence_s):
+                        data = await self._reader.read(65536)
                 except TimeoutError:
                     self._counters.bump("timeouts")
                     raise LinkError(f"no traffic from the FDC for {self._silence_s:g} s") from None
