@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ServiceError
+from ..services.backup import backup_store, restore_store
 from ..services.members import add_plate, find_member, register_member
 from ..services.points import adjust_points, expire_points, redeem_points, verify_ledger
 from ..services.rules import install_ruleset
@@ -157,6 +158,45 @@ def verify(config: ConfigOption, as_json: JsonOption = False) -> None:
     )
     if problems:
         raise typer.Exit(1)
+
+
+@edge_app.command("backup")
+def backup(
+    config: ConfigOption,
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Backups to keep.")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """Back up the store now into data_dir/backups (the daily job; safe while the agent runs)."""
+    with _station(config) as station:
+        path = backup_store(station, keep=keep)
+    emit({"backup": str(path)}, as_json=as_json, text=str(path))
+
+
+@edge_app.command("restore")
+def restore(
+    config: ConfigOption,
+    backup_file: Annotated[
+        Path | None,
+        typer.Argument(metavar="BACKUP", help="Backup file (default: the newest good one)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the store with a backup (agent stopped); new events go under a new epoch."""
+    result = restore_store(load_settings(config), backup_file)
+    replaced = None if result.replaced is None else str(result.replaced)
+    emit(
+        {
+            "backup": str(result.backup),
+            "epoch": result.epoch,
+            "first_seq": result.first_seq,
+            "replaced": replaced,
+        },
+        as_json=as_json,
+        text=(
+            f"restored {result.backup}: new epoch {result.epoch} from seq {result.first_seq}"
+            + (f"; the previous store is kept at {replaced}" if replaced else "")
+        ),
+    )
 
 
 @edge_app.command("expire")
