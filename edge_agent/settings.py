@@ -2,14 +2,34 @@
 
 Unknown keys and wrong types are refused with the key's dotted path in the message: a typo
 in a config file must never silently fall back to a default on an unattended station PC.
+
+Environment overrides (a systemd drop-in, a container) are applied on top of the file before
+validation: `LOYALPUMP_<SECTION>__<KEY>`, a double underscore between levels, e.g.
+`LOYALPUMP_CLOUD__TOKEN`, `LOYALPUMP_WEB__PORT=8081`, `LOYALPUMP_STATION__DATA_DIR`.
+
+- A value for a text field (strings, paths) is taken as it is; any other value is read as a
+  TOML scalar (`8081`, `true`), and refused by validation if it has the wrong type.
+- An empty value removes the key, so its default applies (`LOYALPUMP_CLOUD__TOKEN_FILE=` to
+  use `LOYALPUMP_CLOUD__TOKEN` instead of the file's `token_file`).
+- A relative `data_dir` is taken from the config file's folder, as in the file.
+- Unknown keys are refused with the variable's name; `[[drivers]]` cannot be overridden
+  (links are edited in the file). Names without a double underscore (`LOYALPUMP_CONFIG`, the
+  config path) are not overrides and are left alone.
+
+`station_json_schema()` is the file's JSON schema; `scripts/gen-schemas` writes it to
+`config/station.schema.json` for editors and reviewers.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
+import types
+from collections.abc import Mapping
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,7 +47,12 @@ __all__ = [
     "WebSettings",
     "driver_name",
     "load_settings",
+    "station_json_schema",
+    "station_schema_text",
 ]
+
+ENV_PREFIX = "LOYALPUMP_"
+_SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
 
 class ConfigError(ValueError):
@@ -35,6 +60,8 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
+    """Unknown keys refused; integers strict too (`port = true` or `"8080"` is a mistake)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -42,7 +69,7 @@ class StationSection(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
     data_dir: Path
     timezone: str = "Asia/Shanghai"
-    attach_window_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 30
+    attach_window_min: Annotated[int, Field(strict=True, ge=1, le=7 * 24 * 60)] = 30
 
     @field_validator("timezone")
     @classmethod
@@ -58,7 +85,7 @@ class CloudSettings(_Strict):
     url: str = ""
     token: str = Field(default="", repr=False)
     token_file: Path | None = None
-    sync_interval_s: Annotated[int, Field(ge=1, le=3600)] = 15
+    sync_interval_s: Annotated[int, Field(strict=True, ge=1, le=3600)] = 15
 
     @field_validator("url")
     @classmethod
@@ -91,16 +118,16 @@ def _is_loopback(host: str) -> bool:
 
 class WebSettings(_Strict):
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8080
 
 
 class DartPumpSettings(_Strict):
-    address: Annotated[int, Field(ge=0x50, le=0x6F)]
-    fuelling_point: Annotated[int, Field(ge=1, le=99)]
+    address: Annotated[int, Field(strict=True, ge=0x50, le=0x6F)]
+    fuelling_point: Annotated[int, Field(strict=True, ge=1, le=99)]
     nozzles: dict[int, str]
-    volume_decimals: Annotated[int, Field(ge=0, le=4)] = 2
-    amount_decimals: Annotated[int, Field(ge=0, le=4)] = 2
-    price_decimals: Annotated[int, Field(ge=0, le=4)] = 2
+    volume_decimals: Annotated[int, Field(strict=True, ge=0, le=4)] = 2
+    amount_decimals: Annotated[int, Field(strict=True, ge=0, le=4)] = 2
+    price_decimals: Annotated[int, Field(strict=True, ge=0, le=4)] = 2
 
 
 _DRIVER_NAME = r"^[A-Za-z0-9_-]{1,32}$"
@@ -120,7 +147,7 @@ class IfsfDriverSettings(_Strict):
     kind: Literal["ifsf-fdc"]
     name: Annotated[str | None, Field(pattern=_DRIVER_NAME)] = None  # part of every sale key
     host: str
-    port: Annotated[int, Field(ge=1, le=65535)] = 4710
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 4710
     header: Literal["plain", "md5", "md5-noid"] = "plain"
     passphrase: str = Field(default="", repr=False)
     products: dict[int, str] = Field(default_factory=dict)
@@ -164,19 +191,123 @@ def driver_name(driver: DartDriverSettings | IfsfDriverSettings, index: int) -> 
     return driver.name or f"{driver.kind}{index + 1}"
 
 
-def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    path = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    more = error.error_count() - 1
+_Path = tuple[str, ...]
+
+
+def _wants_text(annotation: Any) -> bool:
+    """True when a field takes text as it is (str, Path, a string Literal), maybe optional."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _wants_text(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_wants_text(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin is Literal:
+        return any(isinstance(arg, str) for arg in get_args(annotation))
+    return isinstance(annotation, type) and issubclass(annotation, str | Path)
+
+
+def _scalar(text: str) -> object:
+    """`text` read as a TOML scalar (8081, true, "quoted"), or the text itself."""
+    try:
+        document = tomllib.loads(f"value = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    value = document.get("value")
+    if len(document) != 1 or not isinstance(value, bool | int | float | str):
+        return text  # a table, an array, a date or trailing lines: not a scalar
+    return value
+
+
+def _table(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _override_field(variable: str, path: _Path) -> Any:
+    """The annotation of the settings field `path` names; ConfigError naming `variable`."""
+    model: type[BaseModel] = StationSettings
+    for depth, part in enumerate(path):
+        dotted = ".".join(path[: depth + 1])
+        if depth == 0 and part == "drivers":
+            raise ConfigError(
+                f"{variable}: [[drivers]] cannot be overridden from the environment; "
+                "edit the links in station.toml"
+            )
+        field = model.model_fields.get(part)
+        if field is None:
+            raise ConfigError(f"{variable}: {dotted}: unknown key")
+        table = _table(field.annotation)
+        if depth == len(path) - 1:
+            if table is not None:
+                raise ConfigError(f"{variable}: {dotted} is a table; name one of its keys")
+            return field.annotation
+        if table is None:
+            raise ConfigError(f"{variable}: {dotted} is not a table")
+        model = table
+    raise AssertionError("unreachable: a path has at least one part")
+
+
+def _apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[_Path, str]:
+    """Apply `LOYALPUMP_*__*` variables to the parsed file; answers {key path: variable}."""
+    origins: dict[_Path, str] = {}
+    for variable in sorted(environ):
+        rest = variable[len(ENV_PREFIX) :]
+        if not variable.startswith(ENV_PREFIX) or "__" not in rest:
+            continue
+        path = tuple(rest.lower().split("__"))
+        if not all(path):
+            raise ConfigError(f"{variable}: expected LOYALPUMP_<SECTION>__<KEY>")
+        annotation = _override_field(variable, path)
+        table = raw
+        for depth, part in enumerate(path[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                dotted = ".".join(path[: depth + 1])
+                raise ConfigError(f"{variable}: {dotted} in the file is not a table")
+        text = environ[variable]
+        if text == "":
+            table.pop(path[-1], None)
+        else:
+            table[path[-1]] = text if _wants_text(annotation) else _scalar(text)
+        origins[path] = variable
+    return origins
+
+
+def _describe(error: ValidationError, config: Path, origins: Mapping[_Path, str]) -> str:
+    """One line: the first problem, with the variable's name when an override caused it."""
+    problems = error.errors()
+
+    def location(problem: Any) -> _Path:
+        return tuple(str(part) for part in problem["loc"])
+
+    def source(loc: _Path) -> str | None:
+        for path, variable in origins.items():
+            if loc[: len(path)] == path:
+                return variable
+        return None
+
+    first = next((p for p in problems if source(location(p))), problems[0])
+    loc = location(first)
+    dotted = ".".join(loc) or "(top level)"
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    more = len(problems) - 1
     suffix = f" (and {more} more)" if more else ""
-    return f"{path}: {message}{suffix}"
+    variable = source(loc)
+    if variable is not None:
+        return f"{variable}: {dotted}: {message}{suffix}"
+    involved = [v for path, v in origins.items() if path[: len(loc)] == loc]
+    if involved:  # a check across keys (token and token_file) with one of them overridden
+        suffix += f" (with {', '.join(involved)})"
+    return f"{config}: {dotted}: {message}{suffix}"
 
 
-def load_settings(path: Path) -> StationSettings:
-    """Read and validate `station.toml`; a relative data_dir is taken from the file's folder."""
+def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> StationSettings:
+    """Read `station.toml`, apply the environment's overrides, validate.
+
+    `environ` is the process environment unless a test passes its own; a relative data_dir
+    is taken from the file's folder.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -185,10 +316,30 @@ def load_settings(path: Path) -> StationSettings:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    origins = _apply_overrides(raw, environ)
     station = raw.get("station")
     if isinstance(station, dict) and isinstance(station.get("data_dir"), str):
         station["data_dir"] = str((path.parent / station["data_dir"]).resolve())
     try:
         return StationSettings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from exc
+        raise ConfigError(_describe(exc, path, origins)) from exc
+
+
+def station_json_schema() -> dict[str, Any]:
+    """The JSON schema of `station.toml`, from the pydantic model (so it cannot drift)."""
+    schema = StationSettings.model_json_schema()
+    return {
+        "$schema": _SCHEMA_URL,
+        "title": "loyalpump station.toml",
+        "description": (
+            "Station agent configuration. Generated by scripts/gen-schemas from "
+            "edge_agent/settings.py; do not edit by hand."
+        ),
+        **{key: value for key, value in schema.items() if key != "title"},
+    }
+
+
+def station_schema_text() -> str:
+    """The schema as committed in `config/station.schema.json`."""
+    return json.dumps(station_json_schema(), indent=2, ensure_ascii=False) + "\n"

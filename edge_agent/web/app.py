@@ -6,8 +6,10 @@ import, so tests and the daemon each get their own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,18 +19,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ServiceError
+from ..services.health import store_write_error
 from ..services.station import Station
 from ..services.status import station_status
 from .api import api_router
 from .auth import COOKIE_NAME, SessionStore, WebError
 from .context import WebContext, lang_of, render, status_for, web_context
 from .fragments import fragments_router
+from .health import HealthProbe, RuntimeHealth, assess_health
 from .i18n import LANGS, error_text
 from .live import LiveBoard
-from .metrics import render_metrics
+from .metrics import LatencyHistogram, TimingMiddleware, render_metrics, route_label
 from .pages import pages_router
 
 __all__ = ["build_app"]
+
+log = logging.getLogger(__name__)
 
 _STATIC = Path(__file__).parent / "static"
 _MAX_BODY = 64 * 1024
@@ -45,14 +51,6 @@ def _is_api(request: Request) -> bool:
 def _needs_session(request: Request) -> bool:
     path = request.url.path
     return path.startswith("/api/v1/") and path != "/api/v1/login"
-
-
-def _route_family(request: Request) -> str:
-    """A bounded metrics label for requests no route answered (refused early, static, 404)."""
-    for prefix in ("/static/", "/api/v1/", "/ui/"):
-        if request.url.path.startswith(prefix):
-            return prefix + "*"
-    return "unmatched"
 
 
 def _is_fragment(request: Request) -> bool:
@@ -153,38 +151,61 @@ def _install_middleware(app: FastAPI) -> None:
         headers.setdefault("Content-Security-Policy", _CSP)
         if not request.url.path.startswith("/static/"):
             headers.setdefault("Cache-Control", "no-store")
-        route = getattr(request.scope.get("route"), "path", None)
-        ctx.requests.count(request.method, route or _route_family(request), response.status_code)
+        ctx.requests.count(request.method, route_label(request.scope), response.status_code)
         return response
 
 
-def _install_probes(app: FastAPI) -> None:
+def _install_probes(app: FastAPI, probe: HealthProbe | None, latency: LatencyHistogram) -> None:
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
         station = web_context(request).station
+        runtime, probe_error = _ask(probe)
 
-        def writable() -> None:
-            with station.store.write():
-                pass  # an empty BEGIN IMMEDIATE/COMMIT proves the store takes writes
+        def facts() -> tuple[str | None, dict[str, Any] | None]:
+            error = store_write_error(station)
+            if error is not None:
+                return error, None
+            try:
+                return None, station_status(station)
+            except Exception as exc:  # the store took the lock but cannot be read
+                return type(exc).__name__, None
 
-        try:
-            await run_in_threadpool(writable)
-        except Exception as exc:  # any failure means "not healthy", with its kind
-            body = {"status": "error", "store": "unwritable", "reason": type(exc).__name__}
-            return JSONResponse(body, status_code=503)
-        return JSONResponse({"status": "ok", "store": "writable"})
+        store_error, status = await run_in_threadpool(facts)
+        code, body = assess_health(
+            station.settings,
+            station.now(),
+            store_error=store_error,
+            status=status,
+            runtime=runtime,
+            probe_error=probe_error,
+        )
+        return JSONResponse(body, status_code=code)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> PlainTextResponse:
         ctx = web_context(request)
+        runtime, _ = _ask(probe)
         status = await run_in_threadpool(station_status, ctx.station)
         text = render_metrics(
             status,
             ctx.requests,
             sessions=ctx.sessions.count(),
             listeners=ctx.live.subscriber_count(),
+            latency=latency,
+            runtime=runtime,
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+def _ask(probe: HealthProbe | None) -> tuple[RuntimeHealth | None, str | None]:
+    """The daemon's view of drivers and sync, or (None, the error's kind) if the probe raised."""
+    if probe is None:
+        return None, None
+    try:
+        return probe(), None
+    except Exception as exc:  # a broken probe must not take the health endpoint down with it
+        log.exception("health probe failed")
+        return None, type(exc).__name__
 
 
 def build_app(
@@ -193,8 +214,13 @@ def build_app(
     live: LiveBoard | None = None,
     idle_timeout_s: float = 900,
     secure_cookies: bool = False,
+    probe: HealthProbe | None = None,
 ) -> FastAPI:
-    """The cashier page for `station`; `live` is the daemon's pump board (a quiet one if None)."""
+    """The cashier page for `station`; `live` is the daemon's pump board (a quiet one if None).
+
+    `probe` reports the drivers and the sync thread for /healthz and /metrics; None (tests,
+    the web page alone) leaves them out.
+    """
     app = FastAPI(title="loyalpump station", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = WebContext(
         station=station,
@@ -202,9 +228,11 @@ def build_app(
         sessions=SessionStore(idle_timeout_s=idle_timeout_s),
         secure_cookies=secure_cookies,
     )
+    latency = LatencyHistogram()
     _install_handlers(app)
     _install_middleware(app)
-    _install_probes(app)
+    app.add_middleware(TimingMiddleware, histogram=latency)  # outermost: refusals count too
+    _install_probes(app, probe, latency)
     app.include_router(api_router())
     app.include_router(fragments_router())
     app.include_router(pages_router())
