@@ -1,11 +1,17 @@
 """The station daemon: dispenser links feeding the store and the cashier page, in one process.
 
-`run_station` opens the store, starts one task per `[[drivers]]` table, the web page
-(uvicorn on `[web]`) and, when `[cloud] url` is set, the sync engine in a thread of its own
-(one cycle at a time), and waits for the stop event. A driver hands each completed sale to
-`ingest_fuel_sale` in a worker thread and acknowledges it only after the commit returned,
-so stopping (or killing) the daemon at any moment loses nothing: an unacknowledged sale is
-seen again and recorded once by its key.
+`run_station` checks the store's integrity, opens it, starts one task per `[[drivers]]`
+table, the web page (uvicorn on `[web]`), the nightly jobs (APScheduler) and, when
+`[cloud] url` is set, the sync engine in a thread of its own, tells systemd it is ready, and
+waits for the stop event. A driver hands each completed sale to `ingest_fuel_sale` in a
+worker thread and acknowledges it only after the commit returned, so stopping (or killing)
+the daemon at any moment loses nothing: an unacknowledged sale is seen again and recorded
+once by its key.
+
+systemd (`Type=notify`): `READY=1` once the store is open and the page listens,
+`WATCHDOG=1` from the event loop itself (a stuck loop stops the pings and systemd restarts
+the process), `STATUS=` with links, backlog and last cloud contact, `STOPPING=1` on the way
+out.
 """
 
 from __future__ import annotations
@@ -20,10 +26,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import uvicorn
+from apscheduler.events import (  # type: ignore[import-untyped]
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.executors.pool import (  # type: ignore[import-untyped]
+    ThreadPoolExecutor as JobPool,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 
 from drivers.counters import LinkCounters
 from drivers.dart.driver import DartDriver, DartPumpConfig
@@ -32,26 +49,43 @@ from drivers.ifsf.client import FdcClient
 from drivers.links import ByteLink, open_serial
 
 from .errors import ServiceError
+from .notify import Notifier
+from .services.backup import backup_store, backups_dir, check_store_on_start
 from .services.ingest import ingest_fuel_sale
+from .services.points import expire_points
 from .services.station import Station, open_station
 from .services.sync import build_engine
+from .services.tiers import recalculate_tiers
 from .settings import DartDriverSettings, IfsfDriverSettings, StationSettings, driver_name
+from .store.backup import list_backups
 from .store.lock import AgentLock
+from .store.outbox import outbox_backlog
+from .store.sync import get_sync_state
 from .web.app import build_app
+from .web.health import DriverHealth, HealthProbe, RuntimeHealth
 from .web.live import LiveBoard
 
 __all__ = [
     "DriverHandle",
     "StationRuntime",
     "build_drivers",
+    "build_scheduler",
     "deliver_sale",
+    "health_probe",
     "quarantine_sale",
+    "run_scheduled",
     "run_station",
 ]
 
 log = logging.getLogger(__name__)
 _RESTART_DELAY_MAX_S = 30.0
 _SYNC_HTTP_TIMEOUT_S = 5.0  # a request in flight at shutdown ends within the grace budget
+_TICK_WITHOUT_WATCHDOG_S = 10.0  # STATUS refresh when systemd asks for no watchdog pings
+_STATUS_MIN_PERIOD_S = 2.0  # the backlog query holds the store lock: not more often than this
+_LINK_QUIET_S = 15.0  # a DART bus with no frame for this long counts as disconnected
+_MISFIRE_GRACE_S = 3600  # a nightly job the PC slept through still runs within the hour
+_BACKUP_OVERDUE_S = 26 * 3600  # newest backup older than this: back up soon after start
+_CATCH_UP_BACKUP_DELAY = timedelta(minutes=10)  # after start-up catch-up has settled
 
 
 class _Driver(Protocol):
@@ -64,6 +98,31 @@ class DriverHandle:
     kind: str
     driver: _Driver
     counters: LinkCounters
+    task: asyncio.Task[None] | None = None
+    _frames_seen: int = 0
+    _frames_at: float | None = None  # monotonic time the frame counter last moved
+
+    def observe(self, now: float) -> None:
+        """Note whether frames moved since the last look (called on the event loop)."""
+        frames = self.counters.frames
+        if frames != self._frames_seen:
+            self._frames_seen, self._frames_at = frames, now
+
+    def connected(self, now: float | None = None) -> bool:
+        """The driver task runs and its link is up.
+
+        An FDC client says so itself (`logged_on`: connected and logged on). A DART bus has
+        no session to ask, but a master polls every pump several times a second and a
+        sniffer hears that traffic, so the link is up while frames keep arriving.
+        """
+        if self.task is None or self.task.done():
+            return False
+        logged_on = getattr(self.driver, "logged_on", None)
+        if isinstance(logged_on, bool):
+            return logged_on
+        now = time.monotonic() if now is None else now
+        self.observe(now)
+        return self._frames_at is not None and now - self._frames_at < _LINK_QUIET_S
 
 
 @dataclass
@@ -75,6 +134,7 @@ class StationRuntime:
     live: LiveBoard = field(default_factory=LiveBoard)
     sales_ingested: dict[str, int] = field(default_factory=dict)
     sales_quarantined: int = 0
+    sync_thread: threading.Thread | None = None
     writer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     )  # one thread writes the store: sales never wait behind other work for a thread
@@ -211,7 +271,16 @@ async def _supervise(runtime: StationRuntime, handle: DriverHandle) -> None:
 
 
 def _start_sync(station: Station, stop: threading.Event) -> threading.Thread | None:
-    """Push and pull every `sync_interval_s` in a thread of its own, until `stop` is set."""
+    """Push and pull every `sync_interval_s` in a thread of its own, until `stop` is set.
+
+    Sync is deliberately not an APScheduler interval job. The engine's `run_forever` keeps
+    state between cycles (consecutive failures drive its exponential backoff with jitter,
+    and a long outage raises an alert), a cycle drains the whole backlog and may run far
+    longer than the interval after a day offline, and every wait is a `stop.wait` that
+    shutdown interrupts at once. An interval job would restart the backoff at every run,
+    be skipped (`max_instances`) or coalesced while a long cycle runs, and sleep where
+    the daemon cannot wake it.
+    """
     cloud = station.settings.cloud
     if not cloud.url:
         log.info("no [cloud] url: this station does not sync")
@@ -228,20 +297,279 @@ def _start_sync(station: Station, stop: threading.Event) -> threading.Thread | N
     return thread
 
 
+# --- scheduled jobs ------------------------------------------------------------------------
+
+
+def run_scheduled(name: str, work: Callable[[Station], object], station: Station) -> None:
+    """Run one scheduled job; a failure is logged and waits for the job's next time.
+
+    Nothing a job raises may reach the scheduler's thread or the event loop: a nightly job
+    that fails (a full disk for the backup, say) must never take the sales path down.
+    """
+    started = time.monotonic()
+    try:
+        result = work(station)
+    except Exception:
+        log.exception("scheduled job %s failed; it runs again at its next time", name)
+        return
+    if isinstance(result, list | tuple):
+        result = len(result)
+    log.info(
+        "scheduled job %s done in %.1f s: %s",
+        name,
+        time.monotonic() - started,
+        result,
+        extra={"job": name},
+    )
+
+
+def _job_skipped(event: JobExecutionEvent) -> None:
+    if event.code == EVENT_JOB_MISSED:
+        log.warning("scheduled job %s missed its time (the PC was off or asleep)", event.job_id)
+    else:
+        log.warning("scheduled job %s still running: this run is skipped", event.job_id)
+
+
+def build_scheduler(station: Station) -> AsyncIOScheduler:
+    """The nightly jobs, in the station's time zone, on one worker thread of their own.
+
+    03:00 points expiry and tier recalculation, 03:30 a backup. One thread runs them one
+    after the other, never on the event loop and never on the store's writer thread, so a
+    sale waits for a job's transaction at most, not for the job. A run that comes late (the
+    PC was suspended, the loop busy) still happens within the hour (`misfire_grace_time`),
+    once (`coalesce`). Jobs are not persisted: a PC that is off at night skips that night's
+    run, so a station whose newest backup is over a day old also backs up shortly after
+    it starts.
+    """
+    zone = station.settings.zone
+    scheduler = AsyncIOScheduler(
+        timezone=zone,
+        executors={"default": JobPool(1, pool_kwargs={"thread_name_prefix": "jobs"})},
+        job_defaults={
+            "max_instances": 1,
+            "coalesce": True,
+            "misfire_grace_time": _MISFIRE_GRACE_S,
+        },
+    )
+    jobs: list[tuple[str, Callable[[Station], object], int, int]] = [
+        ("points-expiry", expire_points, 3, 0),
+        ("tier-recalculation", recalculate_tiers, 3, 0),
+        ("backup", backup_store, 3, 30),
+    ]
+    for name, work, hour, minute in jobs:
+        scheduler.add_job(
+            run_scheduled,
+            CronTrigger(hour=hour, minute=minute, timezone=zone),
+            args=(name, work, station),
+            id=name,
+            name=name,
+        )
+    if _backup_overdue(station.settings):
+        scheduler.add_job(
+            run_scheduled,
+            DateTrigger(datetime.now(zone) + _CATCH_UP_BACKUP_DELAY, timezone=zone),
+            args=("backup", backup_store, station),
+            id="backup-catch-up",
+            name="backup-catch-up",
+        )
+    scheduler.add_listener(_job_skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    return scheduler
+
+
+def _backup_overdue(settings: StationSettings) -> bool:
+    """No backup yet, or the newest is older than a day and a bit (a skipped night)."""
+    backups = list_backups(backups_dir(settings))
+    if not backups:
+        return True
+    try:
+        age_s = time.time() - backups[-1].stat().st_mtime
+    except OSError:
+        return True
+    return age_s > _BACKUP_OVERDUE_S
+
+
+# --- health and systemd ----------------------------------------------------------------------
+
+
+def health_probe(runtime: StationRuntime) -> HealthProbe:
+    """What /healthz and /metrics learn from the running daemon (links, sync thread)."""
+
+    def probe() -> RuntimeHealth:
+        now = time.monotonic()
+        thread = runtime.sync_thread
+        return RuntimeHealth(
+            drivers=tuple(
+                DriverHealth(
+                    name=handle.name,
+                    kind=handle.kind,
+                    connected=handle.connected(now),
+                    sales=runtime.sales_ingested.get(handle.name, 0),
+                    counters=handle.counters.snapshot(),
+                )
+                for handle in runtime.drivers
+            ),
+            sync_thread_alive=thread is not None and thread.is_alive(),
+        )
+
+    return probe
+
+
+@dataclass(frozen=True)
+class _SyncFacts:
+    pending: int
+    oldest: str | None
+    last_contact: str | None
+
+
+def _read_sync_facts(station: Station) -> _SyncFacts:
+    """The backlog and the last cloud contact; a store read: call it from a worker thread."""
+    with station.store.read() as tx:
+        pending, oldest = outbox_backlog(tx)
+        return _SyncFacts(pending, oldest, get_sync_state(tx).last_contact)
+
+
+def _status_line(runtime: StationRuntime, facts: _SyncFacts) -> str:
+    """One line for `systemctl status`: links up, sales, backlog, last cloud contact."""
+    station = runtime.station
+    now = time.monotonic()
+    up = sum(handle.connected(now) for handle in runtime.drivers)
+    parts = [
+        f"links {up}/{len(runtime.drivers)} up",
+        f"{sum(runtime.sales_ingested.values())} sales since start",
+    ]
+    if facts.oldest is None:
+        parts.append(f"backlog {facts.pending}")
+    else:
+        age = int((station.now() - datetime.fromisoformat(facts.oldest)).total_seconds())
+        parts.append(f"backlog {facts.pending} (oldest {max(0, age)} s)")
+    if station.settings.cloud.url:
+        parts.append(f"last cloud contact {facts.last_contact or 'never'}")
+    else:
+        parts.append("no cloud configured")
+    return "; ".join(parts)
+
+
+class _Heartbeat:
+    """`WATCHDOG=1` every half watchdog period from the loop, and a fresh `STATUS=`.
+
+    The ping is sent by the loop itself, so a blocked or dead loop stops it and systemd
+    restarts the process. The status needs a store read, which runs in a worker thread;
+    the ping never waits for it.
+    """
+
+    def __init__(self, runtime: StationRuntime, notifier: Notifier) -> None:
+        self._runtime = runtime
+        self._notifier = notifier
+        self._refresh: asyncio.Future[_SyncFacts] | None = None
+        self._refreshed_at = float("-inf")
+        self._closing = False
+
+    async def run(self) -> None:
+        interval = self._notifier.watchdog_interval_s or _TICK_WITHOUT_WATCHDOG_S
+        loop = asyncio.get_running_loop()
+        while True:
+            self._notifier.watchdog()
+            now = time.monotonic()
+            for handle in self._runtime.drivers:
+                handle.observe(now)
+            if (
+                self._notifier.enabled
+                and self._refresh is None
+                and now - self._refreshed_at >= _STATUS_MIN_PERIOD_S
+            ):
+                self._refreshed_at = now
+                self._refresh = loop.run_in_executor(None, _read_sync_facts, self._runtime.station)
+                self._refresh.add_done_callback(self._send_status)
+            await asyncio.sleep(interval)
+
+    def _send_status(self, done: asyncio.Future[_SyncFacts]) -> None:
+        self._refresh = None
+        if done.cancelled() or self._closing:
+            return
+        error = done.exception()
+        if error is not None:
+            log.warning("cannot read the backlog for systemd's status line: %s", error)
+            return
+        self._notifier.status(_status_line(self._runtime, done.result()))
+
+    async def close(self) -> None:
+        """Stop sending; wait (briefly) for a status read so it ends before the store."""
+        self._closing = True
+        if self._refresh is not None:
+            await asyncio.wait([self._refresh], timeout=2.0)
+
+
+async def _announce_ready(
+    web: uvicorn.Server, web_task: asyncio.Task[None], notifier: Notifier, settings: StationSettings
+) -> None:
+    """`READY=1` once uvicorn has bound its socket (the store is already open)."""
+    while not web.started:
+        if web_task.done():
+            return
+        await asyncio.sleep(0.02)
+    notifier.ready(f"listening on http://{settings.web.host}:{settings.web.port}")
+    log.info(
+        "station %s ready: cashier page on http://%s:%d",
+        settings.station.id,
+        settings.web.host,
+        settings.web.port,
+    )
+
+
+# --- the daemon ------------------------------------------------------------------------------
+
+
+async def _cancel_until_done(
+    tasks: list[asyncio.Task[None]], timeout: float
+) -> set[asyncio.Task[None]]:
+    """Cancel the tasks, and cancel again those still running; return any left after `timeout`.
+
+    One `cancel()` is not always enough on Python 3.11: `asyncio.wait_for` swallows a
+    cancellation that races its inner result (a driver waiting for the next FDC message
+    while one arrives), and the task carries on as if never asked to stop. The first wait
+    is long enough for a polite log-off; after that the request is repeated every 0.25 s.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = {task for task in tasks if not task.done()}
+    wait_s = 1.5
+    first = True
+    while pending:
+        for task in pending:
+            if not first:
+                log.info("task %s is still running: asking it again to stop", task.get_name())
+            task.cancel()
+        first = False
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(wait_s, left))
+        wait_s = 0.25
+    return pending
+
+
 async def run_station(
     settings: StationSettings,
     stop: asyncio.Event,
     *,
     clock: Callable[[], datetime] | None = None,
     grace_s: float = 8.0,
+    notifier: Notifier | None = None,
 ) -> StationRuntime:
-    """Run the station until `stop` is set; then stop the drivers and close the store."""
+    """Run the station until `stop` is set; then stop the drivers and close the store.
+
+    Raises `ServiceError('store.corrupt', …)` before starting anything when the store fails
+    its integrity check, and RuntimeError when the web server stopped without being asked
+    (so `edge run` exits non-zero and systemd restarts it).
+    """
+    notify = notifier if notifier is not None else Notifier.from_environment()
     lock = AgentLock(settings.station.data_dir)
     lock.acquire()
     try:
-        return await _run_locked(settings, stop, clock=clock, grace_s=grace_s)
+        return await _run_locked(settings, stop, clock=clock, grace_s=grace_s, notifier=notify)
     finally:
         lock.release()
+        notify.close()
 
 
 async def _run_locked(
@@ -250,27 +578,47 @@ async def _run_locked(
     *,
     clock: Callable[[], datetime] | None,
     grace_s: float,
+    notifier: Notifier,
 ) -> StationRuntime:
+    await asyncio.to_thread(check_store_on_start, settings)
     station = open_station(settings, clock=clock)
     runtime = StationRuntime(station, build_drivers(settings, station.now))
-    tasks = [
-        asyncio.create_task(_supervise(runtime, handle), name=f"driver:{handle.name}")
-        for handle in runtime.drivers
-    ]
+    for handle in runtime.drivers:
+        handle.task = asyncio.create_task(_supervise(runtime, handle), name=f"driver:{handle.name}")
+    tasks = [handle.task for handle in runtime.drivers if handle.task is not None]
     web = uvicorn.Server(
         uvicorn.Config(
-            build_app(station, live=runtime.live),
+            build_app(station, live=runtime.live, probe=health_probe(runtime)),
             host=settings.web.host,
             port=settings.web.port,
             log_level="warning",
+            log_config=None,  # uvicorn's records go through our (JSON, redacting) handler
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
     )
     web_task = asyncio.create_task(web.serve(), name="web")
-    web_task.add_done_callback(lambda _: stop.set())  # the page failing to bind stops us
+    web_failed: list[bool] = []
+
+    def web_ended(_: asyncio.Task[None]) -> None:
+        if not stop.is_set():
+            web_failed.append(True)
+        stop.set()  # the page failing stops us, and the exit status says so
+
+    web_task.add_done_callback(web_ended)
     sync_stop = threading.Event()
-    sync_thread = _start_sync(station, sync_stop)
+    runtime.sync_thread = _start_sync(station, sync_stop)
+    scheduler = build_scheduler(station)
+    scheduler.start()
+    log.info(
+        "nightly jobs: %s",
+        ", ".join(f"{job.id} at {job.next_run_time.isoformat()}" for job in scheduler.get_jobs()),
+    )
+    heartbeat = _Heartbeat(runtime, notifier)
+    background = [
+        asyncio.create_task(heartbeat.run(), name="heartbeat"),
+        asyncio.create_task(_announce_ready(web, web_task, notifier, settings), name="ready"),
+    ]
     log.info(
         "station %s running with %d driver(s): %s",
         settings.station.id,
@@ -281,21 +629,23 @@ async def _run_locked(
         await stop.wait()
     finally:
         deadline = time.monotonic() + grace_s  # one budget for the whole shutdown
+        notifier.stopping("stopping: finishing the sale in progress")
+        await _cancel_until_done(background, 1.0)
+        await heartbeat.close()
+        scheduler.shutdown(wait=False)  # a job already running finishes its transaction
         sync_stop.set()
         web.should_exit = True
         runtime.live.close()  # ends the pages' event streams, or uvicorn waits for them
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_s * 0.75)
-            for task in pending:
-                log.warning("driver task %s did not stop in time", task.get_name())
+        for task in await _cancel_until_done(tasks, grace_s * 0.75):
+            log.warning("driver task %s did not stop in time", task.get_name())
         await asyncio.wait([web_task], timeout=max(0.1, deadline - time.monotonic()))
-        if sync_thread is not None:
-            await asyncio.to_thread(sync_thread.join, max(0.1, deadline - time.monotonic()))
-            if sync_thread.is_alive():
+        if runtime.sync_thread is not None:
+            await asyncio.to_thread(runtime.sync_thread.join, max(0.1, deadline - time.monotonic()))
+            if runtime.sync_thread.is_alive():
                 log.warning("the sync cycle did not stop in time; it ends with the store")
         runtime.writer.shutdown(wait=True)  # the sale being written finishes first
-        station.close()
+        station.close()  # waits for a transaction in progress (a job's, say) to commit
         log.info("station %s stopped", settings.station.id)
+    if web_failed:
+        raise RuntimeError("the web server stopped by itself; exiting so systemd restarts us")
     return runtime

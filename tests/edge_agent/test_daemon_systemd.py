@@ -1,0 +1,420 @@
+"""`edge run` under a stand-in for systemd: a real process, a real notify socket, real signals.
+
+The test binds the datagram socket systemd would (`NOTIFY_SOCKET`), asks for a 1 s watchdog
+(`WATCHDOG_USEC`), feeds the agent from the FDC simulator, and checks READY (only once the
+page answers), WATCHDOG pings, STATUS, a SIGTERM in the middle of a burst of sales (exit 0
+within 10 s), a SIGKILL in the middle of the next one, and that after the restarts every
+sale the simulator completed is in the store exactly once. The agent's output must be JSON
+lines that never carry the station token or a full phone number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+
+from edge_agent.daemon import _cancel_until_done, build_scheduler, run_scheduled
+from edge_agent.notify import Notifier
+from edge_agent.services.backup import backup_store
+from edge_agent.services.station import Station
+from tests.edge_agent.test_daemon_drivers import (
+    LOYALPUMP,
+    _as_row,
+    _free_port,
+    _recorded,
+    _start,
+    _stop,
+    _truth,
+    _wait_for,
+    _write_config,
+)
+
+TOKEN = "station-token-do-not-log-7f3a9c"  # a test value that must never be logged
+PHONE = "13800138000"
+FULL_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+class NotifyListener:
+    """systemd's side of `sd_notify`: a bound datagram socket, parsed messages with times."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        bind_to = "\0" + address[1:] if address.startswith("@") else address
+        self.sock.bind(bind_to)
+        self.sock.settimeout(0.05)
+        self.received: list[dict[str, str]] = []
+
+    def poll(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
+            self.received.append(fields)
+
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if check():
+                return
+        raise AssertionError(f"timed out waiting for {what}; got {self.received}")
+
+    def count(self, key: str) -> int:
+        return sum(1 for fields in self.received if key in fields)
+
+    def close(self) -> None:
+        self.sock.close()
+        if not self.address.startswith("@"):
+            Path(self.address).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A unix socket path must fit in 108 bytes: pytest's tmp_path may not."""
+    with tempfile.TemporaryDirectory(prefix="lp-") as folder:
+        yield Path(folder)
+
+
+def _agent(config: Path, log: Path, notify: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in {"WATCHDOG_PID", "LISTEN_FDS"}}
+    env.update(NOTIFY_SOCKET=notify, WATCHDOG_USEC="1000000")
+    return subprocess.Popen(
+        [LOYALPUMP, "edge", "run", "-c", str(config)],
+        stdout=log.open("ab"),
+        stderr=log.with_suffix(".err").open("ab"),
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def _ready_only_when_serving(listener: NotifyListener, web_port: int) -> None:
+    """READY=1 arrives, and by then the page answers /healthz."""
+    listener.wait_for("READY=1", lambda: listener.count("READY") > 0)
+    answer = httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=2.0)
+    assert answer.status_code in (200, 503), answer.text
+    assert "status" in answer.json()
+
+
+def _check_output(log: Path) -> int:
+    """Every line on stdout and stderr is a JSON object without a secret; returns the count."""
+    count = 0
+    for path in (log, log.with_suffix(".err")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            entry = json.loads(line)  # a non-JSON line fails here, with the line shown
+            assert {"ts", "level", "logger", "message"} <= set(entry), line
+            assert TOKEN not in line, line
+            assert not FULL_PHONE.search(line), line
+            count += 1
+    return count
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
+    tmp_path: Path, short_dir: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    fdc_port, web_port, dead_port = _free_port(), _free_port(), _free_port()
+    truth = tmp_path / "truth.jsonl"
+    total = 120
+    sim = _start(
+        "sim",
+        "fdc",
+        "--port",
+        str(fdc_port),
+        "--pumps",
+        "4",
+        "--sales",
+        str(total),
+        "--interval",
+        "0.05",
+        "--noise",
+        "0.05",
+        "--seed",
+        "17",
+        "--ground-truth",
+        str(truth),
+        log=tmp_path / "sim.log",
+    )
+    processes.append(sim)
+    config = _write_config(
+        tmp_path,
+        f'[cloud]\nurl = "http://127.0.0.1:{dead_port}"\ntoken = "{TOKEN}"\n'
+        f"sync_interval_s = 1\n\n[web]\nport = {web_port}\n\n"
+        f'[[drivers]]\nkind = "ifsf-fdc"\nname = "fdc"\nhost = "127.0.0.1"\nport = {fdc_port}\n'
+        'products = { 1 = "92", 2 = "95", 3 = "0" }\n',
+    )
+    subprocess.run(
+        [LOYALPUMP, "edge", "member", "add", "-c", str(config), "--phone", PHONE],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    store = tmp_path / "data" / "station.sqlite3"
+    log = tmp_path / "agent.log"
+
+    # 1. READY once the page answers, watchdog pings from the loop, a status line.
+    listener = NotifyListener(str(short_dir / "notify.sock"))
+    try:
+        agent = _agent(config, log, listener.address)
+        processes.append(agent)
+        _ready_only_when_serving(listener, web_port)
+        listener.wait_for(
+            "two watchdog pings and a status", lambda: listener.count("WATCHDOG") >= 2
+        )
+        statuses = [fields["STATUS"] for fields in listener.received if "STATUS" in fields]
+        assert any("backlog" in status for status in statuses), statuses
+        assert all(fields.get("WATCHDOG", "1") == "1" for fields in listener.received)
+
+        # 2. SIGTERM in the middle of a burst: exit 0 well within 10 s, STOPPING=1 first.
+        ready_with = len(_recorded(store))
+        _wait_for(lambda: len(_recorded(store)) >= ready_with + 10, 60, "sales flowing in")
+        assert len(_truth(truth)) < total, "the burst ended before the signal: raise total"
+        asked = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        status = agent.wait(timeout=12)
+        took = time.monotonic() - asked
+        assert status == 0, log.with_suffix(".err").read_text()[-3000:]
+        assert took < 10.0, took
+        listener.wait_for("STOPPING=1", lambda: listener.count("STOPPING") > 0, timeout=2)
+    finally:
+        listener.close()
+
+    # 3. Restart (systemd's abstract-namespace socket this time), then SIGKILL mid-burst.
+    listener = NotifyListener(f"@loyalpump-test-{uuid.uuid4().hex}")
+    try:
+        agent = _agent(config, log, listener.address)
+        processes.append(agent)
+        _ready_only_when_serving(listener, web_port)
+        before = len(_recorded(store))
+        _wait_for(lambda: len(_recorded(store)) >= before + 10, 60, "ten more sales")
+        assert len(_truth(truth)) < total, "the burst ended before the kill: raise total"
+        agent.send_signal(signal.SIGKILL)
+        assert agent.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        listener.close()
+
+    # 4. Restart and drain: every completed sale exactly once.
+    agent = _start("edge", "run", "-c", str(config), "--log-format", "json", log=log)
+    processes.append(agent)
+    _wait_for(lambda: len(_truth(truth)) >= total, 120, "the simulator's last sale")
+    _wait_for(lambda: len(_recorded(store)) >= total, 60, "every sale in the store")
+    time.sleep(1.0)  # let a late duplicate arrive before judging
+    assert _stop(agent) == 0
+    recorded = _recorded(store)
+    expected = Counter(_as_row(sale) for sale in _truth(truth))
+    got = Counter((pump, nozzle, grade, ml, fen) for _, pump, nozzle, grade, ml, fen in recorded)
+    assert sum(expected.values()) == total
+    assert got == expected, f"missing {expected - got}, extra {got - expected}"
+    assert len({key for key, *_ in recorded}) == len(recorded)
+    assert _check_output(log) > 10
+
+
+def test_a_page_that_cannot_listen_exits_non_zero_and_is_never_ready(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    """The page's port is taken: the agent says so in JSON and exits non-zero (systemd restarts)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _write_config(tmp_path, f"[web]\nport = {port}\n")
+        listener = NotifyListener(str(short_dir / "notify.sock"))
+        log = tmp_path / "agent.log"
+        try:
+            agent = _agent(config, log, listener.address)
+            status = agent.wait(timeout=30)
+            listener.poll()
+        finally:
+            listener.close()
+    assert status != 0
+    assert listener.count("READY") == 0  # never ready: systemd sees a failed start
+    assert _check_output(log) > 0
+    assert "address already in use" in log.read_text().lower()
+
+
+# --- in-process: the notifier, the nightly jobs ---------------------------------------------
+
+
+def test_the_notifier_is_a_no_op_without_systemd() -> None:
+    quiet = Notifier.from_environment({})
+    assert not quiet.enabled
+    assert quiet.watchdog_interval_s is None
+    assert quiet.ready() is False
+    assert quiet.watchdog() is False
+
+
+def test_the_notifier_reaches_an_abstract_socket_and_halves_the_watchdog() -> None:
+    listener = NotifyListener(f"@loyalpump-test-{uuid.uuid4().hex}")
+    try:
+        notifier = Notifier.from_environment(
+            {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "30000000"}
+        )
+        assert notifier.watchdog_interval_s == 15.0
+        assert notifier.ready("up\nand running")
+        assert notifier.watchdog()
+        assert notifier.status("backlog 3")
+        assert notifier.stopping()
+        listener.wait_for("four messages", lambda: len(listener.received) == 4, timeout=2)
+        assert listener.received == [
+            {"READY": "1", "STATUS": "up and running"},
+            {"WATCHDOG": "1"},
+            {"STATUS": "backlog 3"},
+            {"STOPPING": "1"},
+        ]
+        notifier.close()
+    finally:
+        listener.close()
+    other = Notifier.from_environment(
+        {"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
+    )
+    assert other.watchdog_interval_s is None  # the pings are meant for another process
+
+
+def test_a_notifier_whose_socket_is_gone_drops_messages_without_raising(
+    short_dir: Path,
+) -> None:
+    notifier = Notifier(str(short_dir / "nobody-listens.sock"), watchdog_usec=1_000_000)
+    assert notifier.watchdog() is False
+    assert notifier.status("still fine") is False
+    notifier.close()
+
+
+def _job_settings(scheduler: AsyncIOScheduler) -> list[tuple[object, ...]]:
+    async def started() -> list[tuple[object, ...]]:
+        scheduler.start(paused=True)  # job defaults apply once the scheduler runs
+        try:
+            return [
+                (job.id, job.max_instances, job.coalesce, job.misfire_grace_time, job.executor)
+                for job in scheduler.get_jobs()
+            ]
+        finally:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0.05)
+
+    return asyncio.run(started())
+
+
+def test_nightly_jobs_run_at_three_in_the_station_zone(station: Station) -> None:
+    backup_store(station)  # a fresh backup: no catch-up run is needed
+    scheduler = build_scheduler(station)
+    zone = station.settings.zone
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=zone)
+    fires = {
+        job.id: job.trigger.get_next_fire_time(None, now).astimezone(zone)
+        for job in scheduler.get_jobs()
+    }
+    tomorrow = now + timedelta(days=1)
+    assert fires == {
+        "points-expiry": tomorrow.replace(hour=3, minute=0),
+        "tier-recalculation": tomorrow.replace(hour=3, minute=0),
+        "backup": tomorrow.replace(hour=3, minute=30),
+    }
+    assert [row[1:] for row in _job_settings(scheduler)] == [(1, True, 3600, "default")] * 3
+
+
+def test_a_station_without_a_recent_backup_backs_up_soon_after_start(station: Station) -> None:
+    scheduler = build_scheduler(station)
+    catch_up = scheduler.get_job("backup-catch-up")
+    assert catch_up is not None
+    at = catch_up.trigger.get_next_fire_time(None, datetime.now(station.settings.zone))
+    assert timedelta(minutes=9) < at - datetime.now(station.settings.zone) <= timedelta(minutes=10)
+    assert len(_job_settings(scheduler)) == 4
+
+
+def test_a_failing_job_is_logged_and_never_raises(
+    station: Station, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_: Station) -> None:
+        raise OSError("disk full")
+
+    with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
+        run_scheduled("backup", broken, station)
+        run_scheduled("points-expiry", lambda s: 0, station)
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failed) == 1 and "backup failed" in failed[0].getMessage()
+    assert failed[0].exc_info is not None
+    assert any("points-expiry done" in r.getMessage() for r in caplog.records)
+
+
+def test_jobs_run_on_their_own_thread_while_the_loop_stays_free(station: Station) -> None:
+    scheduler = build_scheduler(station)
+    ran_on: list[str] = []
+
+    def slow(_: Station) -> int:
+        ran_on.append(threading.current_thread().name)
+        time.sleep(0.3)
+        return 1
+
+    async def main() -> float:
+        scheduler.start()
+        scheduler.add_job(
+            run_scheduled, "date", args=("slow", slow, station), run_date=datetime.now(UTC)
+        )
+        deadline = time.monotonic() + 5
+        while not ran_on and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await asyncio.sleep(0.1)  # the loop turns on time while the job still sleeps
+        late = time.monotonic() - started - 0.1
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0.3)
+        return late
+
+    assert asyncio.run(main()) < 0.05
+    assert len(ran_on) == 1 and ran_on[0].startswith("jobs")
+
+
+def test_a_task_that_swallows_a_cancellation_is_asked_again() -> None:
+    """Python 3.11's wait_for can lose a cancel that races a result; shutdown insists."""
+    swallowed: list[bool] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.append(True)  # as wait_for does when its inner result wins the race
+        await asyncio.sleep(30)
+
+    async def main() -> tuple[int, float]:
+        task = asyncio.create_task(stubborn(), name="driver:stubborn")
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        left = await _cancel_until_done([task], 5.0)
+        return len(left), time.monotonic() - started
+
+    left, took = asyncio.run(main())
+    assert swallowed == [True]
+    assert left == 0
+    assert took < 2.5
