@@ -179,10 +179,16 @@ def restore(
         Path | None,
         typer.Argument(metavar="BACKUP", help="Backup file (default: the newest good one)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace the store even though it passes its integrity check."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replace the store with a backup (agent stopped); new events go under a new epoch."""
-    result = restore_store(load_settings(config), backup_file)
+    result = restore_store(load_settings(config), backup_file, force=force)
     replaced = None if result.replaced is None else str(result.replaced)
     emit(
         {
@@ -190,11 +196,18 @@ def restore(
             "epoch": result.epoch,
             "first_seq": result.first_seq,
             "replaced": replaced,
+            "unacknowledged": result.unacknowledged,
         },
         as_json=as_json,
         text=(
             f"restored {result.backup}: new epoch {result.epoch} from seq {result.first_seq}"
             + (f"; the previous store is kept at {replaced}" if replaced else "")
+            + (
+                f"; it held {result.unacknowledged} events the cloud had not acknowledged, "
+                "lost to sync unless recovered from it"
+                if replaced
+                else ""
+            )
         ),
     )
 

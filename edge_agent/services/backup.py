@@ -1,7 +1,8 @@
 """Backups of the station store, the integrity check at start, and restore into a new epoch.
 
 `backup_store` (the daily job and `edge backup`) writes `data_dir/backups/station-<UTC
-stamp>.sqlite3` with `VACUUM INTO`, checks it, and keeps the newest `keep`. The member keys
+stamp>.sqlite3` with `VACUUM INTO`, checks it, and keeps the newest `keep`; it first deletes
+temporary files that a killed backup left in that folder. The member keys
 live outside the store (`data_dir/keys/`) and a backup is unreadable without them, so each
 backup also refreshes a copy of every key file in `backups/keys/`: copying the `backups/`
 folder off the machine takes everything a restore needs. Key files are only ever added
@@ -14,6 +15,10 @@ starts a new epoch (higher than any this data directory has used) before the sto
 in place; the cloud keeps a high-water mark per (station, epoch), so new events never reuse
 an (epoch, seq) it has seen. Events the backup held as pending stay pending in their old
 epoch; the cloud answers `duplicate` for those it already has.
+
+A restore refuses to replace a store that passes its integrity check unless forced: the
+events that store holds and the cloud has not acknowledged are lost to sync (they stay only
+in `backups/replaced-*`), and the result reports how many there were.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from ..store.backup import (
     list_backups,
     move_store_aside,
     prune_backups,
+    remove_stale_temporaries,
     remove_store_file,
     rename_durably,
     start_new_epoch,
     store_facts,
+    unacknowledged_events,
     unique_path,
     vacuum_into,
 )
@@ -68,6 +75,7 @@ class RestoreResult:
     epoch: int  # the new epoch the restored store writes its events under
     first_seq: int  # the sequence number its first new event gets
     replaced: Path | None = None  # where the store it replaced was moved (kept)
+    unacknowledged: int = 0  # events the replaced store held unacked (0: none or unreadable)
 
 
 def backups_dir(settings: StationSettings) -> Path:
@@ -98,6 +106,8 @@ def backup_store(station: Station, *, keep: int = 7) -> Path:
     if keep < 1:
         raise ServiceError("backup.keep", "keep at least one backup")
     folder = ensure_private_dir(backups_dir(station.settings))
+    for stale in remove_stale_temporaries(folder):
+        log.warning("deleted %s, left by an interrupted backup", stale)
     target = unique_path(folder, BACKUP_PREFIX, station.clock())
     vacuum_into(station.store, target)
     problems = integrity_problems(target)
@@ -126,7 +136,11 @@ def newest_good_backup(settings: StationSettings) -> Path | None:
 
 
 def check_store_on_start(settings: StationSettings) -> None:
-    """Refuse a store that fails its integrity check, naming the backup to restore."""
+    """Refuse a store that fails its integrity check, naming the backup to restore.
+
+    A store that cannot be read for another reason (permissions, a lock) raises the
+    `StoreError` saying so: it is not corrupt, and restoring would replace good data.
+    """
     path = settings.store_path
     if not path.exists():
         return  # `edge init` creates it; opening the store says so
@@ -219,12 +233,39 @@ def _refuse_running_agent(data_dir: Path) -> AgentLock:
     return lock
 
 
-def restore_store(settings: StationSettings, backup: Path | None = None) -> RestoreResult:
+def _current_store(settings: StationSettings, *, force: bool) -> int:
+    """Unacked events in the store about to be replaced; refuse a healthy one unless forced."""
+    path = settings.store_path
+    if not path.exists():
+        return 0
+    try:
+        healthy = not integrity_problems(path, max_version=None)
+    except StoreError:
+        if not force:
+            raise  # unreadable but not corrupt: the operator must look before replacing it
+        healthy = False
+    try:
+        pending = unacknowledged_events(path)
+    except StoreError:
+        pending = 0
+    if healthy and not force:
+        raise ServiceError(
+            "restore.store_healthy",
+            f"{path} passed its integrity check; it holds {pending} events the cloud has not "
+            "acknowledged; restore anyway with --force",
+        )
+    return pending
+
+
+def restore_store(
+    settings: StationSettings, backup: Path | None = None, *, force: bool = False
+) -> RestoreResult:
     """Put a backup (default: the newest good one) in place of the store, in a new epoch.
 
     The current store and its WAL are moved to `backups/replaced-<stamp>.sqlite3`, never
     deleted. The new epoch is committed in the copy before it is renamed into place, so no
-    crash can leave the backup in place writing under its old epoch.
+    crash can leave the backup in place writing under its old epoch. A store that passes its
+    integrity check is only replaced with `force`: its unacknowledged events leave sync.
     """
     data_dir = settings.station.data_dir
     lock = _refuse_running_agent(data_dir)
@@ -236,6 +277,7 @@ def restore_store(settings: StationSettings, backup: Path | None = None) -> Rest
                 "restore.other_station",
                 f"{chosen} is a store of station {facts.station_id}, this is {settings.station.id}",
             )
+        unacknowledged = _current_store(settings, force=force)
         folder = ensure_private_dir(backups_dir(settings))
         above = _highest_epoch_seen(settings)
         store_path = settings.store_path
@@ -262,4 +304,10 @@ def restore_store(settings: StationSettings, backup: Path | None = None) -> Rest
     finally:
         lock.release()
     log.info("restored %s as epoch %d from seq %d", chosen, new.epoch, new.first_seq)
-    return RestoreResult(chosen, new.epoch, new.first_seq, replaced)
+    if unacknowledged:
+        log.warning(
+            "the replaced store %s held %d events the cloud had not acknowledged",
+            replaced,
+            unacknowledged,
+        )
+    return RestoreResult(chosen, new.epoch, new.first_seq, replaced, unacknowledged)

@@ -3,7 +3,8 @@
 A backup is taken on its own read-only connection: in WAL mode it reads one consistent
 snapshot while the store's connection keeps recording sales, so a backup never holds the
 writer lock. Every file is written under a temporary name, fsynced and renamed into place,
-so a crash leaves either the previous state or a complete file, never half a backup.
+so a crash leaves either the previous state or a complete file, never half a backup. A kill
+can still leave the temporary file behind; `remove_stale_temporaries` deletes those.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +34,12 @@ __all__ = [
     "list_backups",
     "move_store_aside",
     "prune_backups",
+    "remove_stale_temporaries",
     "remove_store_file",
     "rename_durably",
     "start_new_epoch",
     "store_facts",
+    "unacknowledged_events",
     "unique_path",
     "vacuum_into",
 ]
@@ -46,6 +50,16 @@ _STAMP = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"^(?P<prefix>[a-z]+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?\.sqlite3$")
 _COMPANIONS = ("-wal", "-shm", "-journal")  # files SQLite keeps next to a database
 _TIMEOUT_S = 5.0
+_STALE_AFTER_S = 3600.0  # a temp file untouched this long belongs to no running backup
+_CORRUPTION = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_HINTS = {
+    sqlite3.SQLITE_CANTOPEN: "check its owner and mode",
+    sqlite3.SQLITE_PERM: "check its owner and mode",
+    sqlite3.SQLITE_READONLY: "check its owner and mode",
+    sqlite3.SQLITE_BUSY: "another process holds it locked; stop that process and retry",
+    sqlite3.SQLITE_LOCKED: "another process holds it locked; stop that process and retry",
+    sqlite3.SQLITE_IOERR: "the disk failed to read it; check the disk",
+}
 
 
 @dataclass(frozen=True)
@@ -138,16 +152,26 @@ def integrity_problems(path: Path, *, max_version: int | None = SCHEMA_VERSION) 
     Opened read-only. `PRAGMA integrity_check` reads every page; the schema version must be
     one this program wrote (1 .. `max_version`; None accepts newer ones, which `Store.open`
     refuses with its own message). A file that is not SQLite at all is a problem, not a crash.
+
+    Only corruption is a problem: any other error (permissions, a lock, an I/O error) is
+    raised as `StoreError`, since calling a healthy store corrupt leads to it being replaced.
     """
-    if not path.is_file():
+    if not path.exists():
         return [f"{path}: no such file"]
+    if not path.is_file():
+        raise StoreError(f"cannot open {path}: it is not a regular file")
     try:
         with _read_only(path) as conn:
             rows = conn.execute("PRAGMA integrity_check").fetchall()
             problems = [str(row[0]) for row in rows if row[0] != "ok"]
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as exc:
-        return [f"not a readable SQLite database: {exc}"]
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = None if code is None else code & 0xFF  # extended codes keep it in the low byte
+        if primary in _CORRUPTION:
+            return [f"not a readable SQLite database: {exc}"]
+        hint = _HINTS.get(primary) if primary is not None else None
+        raise StoreError(f"cannot open {path}: {exc}" + (f" ({hint})" if hint else "")) from exc
     if version < 1:
         problems.append(f"schema version {version}: not a loyalpump station store")
     elif max_version is not None and version > max_version:
@@ -170,6 +194,16 @@ def store_facts(path: Path) -> StoreFacts:
         raise StoreError(f"{path}: cannot read the store's epoch: {exc}") from exc
     epoch = max(int(top_epoch), int(meta_epoch[0]) if meta_epoch else 0)
     return StoreFacts(None if row is None else str(row[0]), epoch, int(top_seq))
+
+
+def unacknowledged_events(path: Path) -> int:
+    """How many outbox events in the store at `path` the cloud has not acknowledged."""
+    try:
+        with _read_only(path) as conn:
+            (count,) = conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot count its unacknowledged events: {exc}") from exc
+    return int(count)
 
 
 def start_new_epoch(tx: Tx, *, above: int = 0) -> NewEpoch:
@@ -250,6 +284,30 @@ def prune_backups(folder: Path, keep: int, prefix: str = BACKUP_PREFIX) -> list[
     if doomed:
         _fsync_dir(folder)
     return doomed
+
+
+def remove_stale_temporaries(
+    folder: Path, prefix: str = BACKUP_PREFIX, *, older_than_s: float = _STALE_AFTER_S
+) -> list[Path]:
+    """Delete `.<prefix>-*.sqlite3.tmp` files a killed backup left behind; returns them.
+
+    Only files untouched for `older_than_s`: a backup running beside this one (`edge backup`
+    while the daily job runs) keeps writing its temporary file and must not lose it.
+    """
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
+    for path in folder.glob(f".{prefix}-*{_SUFFIX}.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue  # finished or removed by another process meanwhile
+    if removed:
+        _fsync_dir(folder)
+    return removed
 
 
 def remove_store_file(path: Path) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +38,8 @@ from edge_agent.services.sales import SaleInput, list_sales, record_sale
 from edge_agent.services.station import Station, open_station
 from edge_agent.services.sync import build_engine
 from edge_agent.settings import StationSettings
+from edge_agent.store import StoreError
+from edge_agent.store import backup as store_backup
 from edge_agent.store.backup import integrity_problems, list_backups, store_facts
 from edge_agent.store.lock import AgentLock
 from edge_agent.store.outbox import (
@@ -115,6 +119,23 @@ def test_backup_is_private_complete_and_carries_the_member_keys(station: Station
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temp left
 
 
+def test_backup_deletes_stale_temporaries_of_killed_backups(station: Station) -> None:
+    folder = backups_dir(station.settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stale = folder / ".station-20261120T010000Z.sqlite3.tmp"  # a kill mid-VACUUM left it
+    stale.write_bytes(b"half a backup")
+    an_hour_ago = time.time() - 2 * 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    running = folder / ".station-20261123T005959Z.sqlite3.tmp"  # another backup is writing it
+    running.write_bytes(b"in progress")
+    other = folder / ".last-epoch.new"
+    other.write_text("1\n", encoding="ascii")
+    os.utime(other, (an_hour_ago, an_hour_ago))
+    backup_store(station)
+    assert not stale.exists()
+    assert running.exists() and other.exists()
+
+
 def test_rotation_keeps_the_newest_seven(station: Station, clock: FakeClock) -> None:
     made = []
     for day in range(9):
@@ -142,6 +163,38 @@ def test_integrity_problems_for_files_that_are_not_stores(tmp_path: Path) -> Non
     assert integrity_problems(junk)[0].startswith("not a readable SQLite database")
     assert "not a loyalpump station store" in integrity_problems(empty)[0]
     assert "no such file" in integrity_problems(tmp_path / "missing.sqlite3")[0]
+    truncated = tmp_path / "truncated.sqlite3"
+    truncated.write_bytes(b"SQLite format 3\x00" + bytes(40))
+    assert integrity_problems(truncated)[0].startswith("not a readable SQLite database")
+    with pytest.raises(StoreError, match="not a regular file"):
+        integrity_problems(tmp_path)
+
+
+def test_a_locked_store_is_reported_as_locked_not_corrupt(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = station.settings
+    backup_store(station)
+    station.close()
+    monkeypatch.setattr(store_backup, "_TIMEOUT_S", 0.05)
+    holder = sqlite3.connect(settings.store_path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode=DELETE")  # WAL would let readers through
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreError) as locked:
+            integrity_problems(settings.store_path)
+        assert "database is locked" in str(locked.value)
+        assert "not a readable" not in str(locked.value)
+        with pytest.raises(StoreError, match="database is locked") as at_start:
+            check_store_on_start(settings)
+        assert not isinstance(at_start.value, ServiceError)
+        with pytest.raises(StoreError, match="database is locked"):
+            restore_store(settings)  # neither healthy nor corrupt as far as anyone can tell
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    check_store_on_start(settings)
+    assert not list(backups_dir(settings).glob("replaced-*"))
 
 
 def test_a_corrupted_store_is_refused_naming_the_newest_good_backup(
@@ -193,11 +246,12 @@ def test_round_trip_members_sales_and_points_survive(station: Station, clock: Fa
     _sale(station, "50.00", member)  # lost by the restore; kept in the replaced store
     station.close()
 
-    result = restore_store(settings)
+    result = restore_store(settings, force=True)
     assert result.backup == backup
     assert result.replaced is not None and result.replaced.exists()
     assert result.replaced.name.startswith("replaced-")
     assert store_facts(result.replaced).max_seq == store_facts(backup).max_seq + 1
+    assert result.unacknowledged == store_facts(result.replaced).max_seq  # nothing synced
 
     with _reopen(settings, clock) as restored:
         assert find_member(restored, phone="13800138000").to_dict() == before
@@ -223,8 +277,9 @@ def test_restored_store_writes_a_new_epoch_after_the_restored_seqs(
     _sale(station, "10.00", member)  # seq top+1 of epoch 1: the cloud may already have it
     station.close()
 
-    result = restore_store(settings)
+    result = restore_store(settings, force=True)
     assert (result.epoch, result.first_seq) == (2, top + 1)
+    assert result.unacknowledged == 2  # the pending sale and the one after the backup
     with _reopen(settings, clock) as restored:
         _sale(restored, "33.00", member)
         events = _all_events(restored)
@@ -247,7 +302,7 @@ def test_restored_store_writes_a_new_epoch_after_the_restored_seqs(
     # the stores it replaced deleted.
     for path in backups_dir(settings).glob("replaced-*"):
         path.unlink()
-    again = restore_store(settings)
+    again = restore_store(settings, force=True)
     assert (again.epoch, again.first_seq) == (3, top + 1)
 
 
@@ -262,6 +317,32 @@ def test_restore_refuses_while_the_agent_runs(station: Station) -> None:
     assert f"(pid {os.getpid()})" in str(refused.value)
     assert settings.store_path.read_bytes() == before
     assert not list(backups_dir(settings).glob("replaced-*"))
+
+
+def test_restore_refuses_a_healthy_store_unless_forced(station: Station) -> None:
+    settings = station.settings
+    member = _member(station)
+    for n in range(30):  # enough rows that page 2 holds real data
+        _sale(station, f"{10 + n}.00", member)
+    backup_store(station)
+    pending = len(_all_events(station))
+    station.close()
+    before = settings.store_path.read_bytes()
+    with pytest.raises(ServiceError) as refused:
+        restore_store(settings)
+    assert refused.value.code == "restore.store_healthy"
+    assert str(refused.value) == (
+        f"{settings.store_path} passed its integrity check; it holds {pending} events the "
+        "cloud has not acknowledged; restore anyway with --force"
+    )
+    assert settings.store_path.read_bytes() == before
+    assert not list(backups_dir(settings).glob("replaced-*"))
+    assert not (backups_dir(settings) / "last-epoch").exists()
+
+    _corrupt(settings.store_path)  # a damaged store needs no --force
+    result = restore_store(settings)
+    assert result.replaced is not None and result.replaced.exists()
+    assert result.epoch == 2
 
 
 def test_restore_refuses_bad_backups(station: Station, tmp_path: Path) -> None:
@@ -296,7 +377,7 @@ def test_restore_puts_back_missing_member_keys_only(station: Station, clock: Fak
     keys = settings.station.data_dir / "keys" / "member-keys.json"
     original = keys.read_bytes()
     keys.unlink()
-    restore_store(settings)
+    restore_store(settings, force=True)
     assert keys.read_bytes() == original
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     with _reopen(settings, clock) as restored:
@@ -337,14 +418,17 @@ def test_cli_backup_and_restore(tmp_path: Path) -> None:
     with AgentLock(tmp_path / "data"):
         _refused(_run("edge", "restore", "-c", str(config)), "stop it")
     _refused(_run("edge", "restore", "-c", str(config), str(tmp_path / "no.sqlite3")), "no such")
+    _refused(_run("edge", "restore", "-c", str(config), str(path)), "restore anyway with --force")
 
-    restored = _run("edge", "restore", "-c", str(config), str(path), "--json")
+    restored = _run("edge", "restore", "-c", str(config), str(path), "--force", "--json")
     assert restored.returncode == 0, restored.stderr
     report = json.loads(restored.stdout)
     assert report["backup"] == str(path) and report["epoch"] == 2
     assert Path(report["replaced"]).is_file()
-    text = _run("edge", "restore", "-c", str(config))
+    assert report["unacknowledged"] == store_facts(Path(report["replaced"])).max_seq
+    text = _run("edge", "restore", "-c", str(config), "--force")
     assert text.returncode == 0 and "new epoch 3" in text.stdout
+    assert "events the cloud had not acknowledged" in text.stdout
     shown = _run("edge", "member", "show", "-c", str(config), "--phone", "13800138000")
     assert shown.returncode == 0, shown.stderr
     assert _run("edge", "verify", "-c", str(config)).returncode == 0
@@ -387,7 +471,7 @@ def test_a_restored_station_syncs_with_the_real_cloud_without_conflicts(tmp_path
         assert cloud["epochs"] == [{"epoch": 1, "high_water": 4}]
         station.close()
 
-        result = restore_store(settings)
+        result = restore_store(settings, force=True)
         assert (result.epoch, result.first_seq) == (2, 4)  # seq 4 of epoch 1: another event
         with open_station(settings, clock=clock) as restored:
             clock.advance(minutes=10)
