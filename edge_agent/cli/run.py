@@ -23,6 +23,7 @@ from ..errors import ServiceError
 from ..logs import configure_logging
 from ..settings import ConfigError, load_settings
 from ..store import StoreError
+from ..store.lock import AgentLockHeld
 from .output import fail
 
 __all__ = ["run_command"]
@@ -78,12 +79,21 @@ def run_command(
 
     try:
         asyncio.run(main())
+    except AgentLockHeld as exc:
+        # Temporary (an `edge sync` or `edge restore` holds the store): systemd retries.
+        log.error("cannot start yet: %s", exc)
+        raise SystemExit(EXIT_TEMPORARY) from None
     except (ServiceError, ConfigError, StoreError) as exc:
+        # Permanent until a person acts (bad config, damaged store): exit 2, which the unit's
+        # RestartPreventExitStatus keeps from restarting every few seconds.
         log.error("refusing to start: %s", exc)
         raise
     except Exception:
         log.critical("the station daemon crashed", exc_info=True)
         raise SystemExit(1) from None
+
+
+EXIT_TEMPORARY = 75  # EX_TEMPFAIL: try again later
 
 
 def _hard_stop(finished: threading.Event) -> None:

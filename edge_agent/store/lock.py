@@ -15,9 +15,13 @@ from types import TracebackType
 
 from .database import StoreError
 
-__all__ = ["AgentLock"]
+__all__ = ["AgentLock", "AgentLockHeld"]
 
 LOCK_FILE = "agent.lock"
+
+
+class AgentLockHeld(StoreError):
+    """Another loyalpump process works on this data directory; worth retrying later."""
 
 
 class AgentLock:
@@ -34,7 +38,7 @@ class AgentLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
             os.close(fd)
-            raise StoreError(
+            raise AgentLockHeld(
                 f"{self.path.parent} is in use by loyalpump (pid {holder}): `edge run` syncs "
                 "by itself; see `loyalpump edge status`"
             ) from None

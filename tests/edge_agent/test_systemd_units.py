@@ -111,6 +111,7 @@ def test_the_station_unit() -> None:
         "WatchdogSec": "30",
         "Restart": "on-failure",
         "RestartSec": "5",
+        "RestartPreventExitStatus": "2",  # refusals wait for a person; 75 and crashes retry
         "TimeoutStopSec": "15",
         "User": "loyalpump",
         "Group": "loyalpump",
