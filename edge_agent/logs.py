@@ -28,10 +28,15 @@ _BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]+")
 _SECRET_NAMES = r"[\w-]*(?:token|password|passphrase|secret)[\w-]*|pin"  # noqa: S105
 _SECRET = re.compile(
     rf"""(?ix)
-    (\b(?:{_SECRET_NAMES})["']?\s*[=:]\s*["']?)   # the key, its separator, an opening quote
-    (?!\*\*\*)[^\s&"',;}}\]]+                   # the value, up to a delimiter
+    (\b(?:{_SECRET_NAMES})["']?\s*[=:]\s*)      # the key and its separator
+    (?:
+      (["'])(?:\\.|(?!\2)[^\\\n])*\2?         # a quoted value, spaces and escapes included,
+                                                # to its closing quote (or the line's end)
+    | (?!\*\*\*)[^\s&"',;}}\]]+                 # or an unquoted value, up to a delimiter
+    )
     """
 )
+
 _PHONE = re.compile(
     r"""(?x)
     (?<![\d+])
@@ -42,6 +47,11 @@ _PHONE = re.compile(
 )
 
 
+def _mask_secret(match: re.Match[str]) -> str:
+    quote = match.group(2) or ""
+    return f"{match.group(1)}{quote}***{quote}"
+
+
 def _mask_phone(match: re.Match[str]) -> str:
     return f"{match.group(1) or ''}{match.group(2)}****{match.group(3)}"
 
@@ -49,7 +59,7 @@ def _mask_phone(match: re.Match[str]) -> str:
 def redact(text: str) -> str:
     """Mask bearer tokens, `token=`-style secrets and mainland mobile numbers in `text`."""
     text = _BEARER.sub(r"\1\2***", text)
-    text = _SECRET.sub(r"\1***", text)
+    text = _SECRET.sub(_mask_secret, text)
     return _PHONE.sub(_mask_phone, text)
 
 

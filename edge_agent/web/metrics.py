@@ -22,12 +22,23 @@ __all__ = [
     "LatencyHistogram",
     "RequestCounter",
     "TimingMiddleware",
+    "method_label",
     "render_metrics",
     "route_label",
 ]
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NOT_ERRORS = frozenset({"frames", "sales"})  # LinkCounters fields that count good traffic
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The method as a label: a standard one as is, any other token a client sends as OTHER.
+
+    uvicorn (h11) accepts any method token, so labelling it raw would let a client create
+    an unbounded number of series.
+    """
+    return method if method in _METHODS else "OTHER"
 
 
 class RequestCounter:
@@ -38,7 +49,7 @@ class RequestCounter:
         self._counts: dict[tuple[str, str, int], int] = {}
 
     def count(self, method: str, route: str, status: int) -> None:
-        key = (method, route, status)
+        key = (method_label(method), route, status)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
 
@@ -55,7 +66,7 @@ class LatencyHistogram:
         self._series: dict[tuple[str, str], tuple[list[int], float]] = {}
 
     def observe(self, route: str, method: str, seconds: float) -> None:
-        key = (route, method)
+        key = (route, method_label(method))
         with self._lock:
             counts, total = self._series.get(key) or ([0] * (len(LATENCY_BUCKETS_S) + 1), 0.0)
             index = next(

@@ -2,10 +2,11 @@
 
 The test binds the datagram socket systemd would (`NOTIFY_SOCKET`), asks for a 1 s watchdog
 (`WATCHDOG_USEC`), feeds the agent from the FDC simulator, and checks READY (only once the
-page answers), WATCHDOG pings, STATUS, a SIGTERM in the middle of a burst of sales (exit 0
-within 10 s), a SIGKILL in the middle of the next one, and that after the restarts every
-sale the simulator completed is in the store exactly once. The agent's output must be JSON
-lines that never carry the station token or a full phone number.
+page answers), WATCHDOG pings, STATUS, a SIGTERM while sales flow in (exit 0 within 10 s),
+a SIGKILL while they still flow, and that after the restarts every sale the simulator
+completed is in the store exactly once. The simulator sells until the test stops it, so no
+burst can run out before a signal however slowly a busy machine starts the agent. The
+agent's output must be JSON lines that never carry the station token or a full phone number.
 """
 
 from __future__ import annotations
@@ -147,7 +148,6 @@ def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
 ) -> None:
     fdc_port, web_port, dead_port = _free_port(), _free_port(), _free_port()
     truth = tmp_path / "truth.jsonl"
-    total = 120
     sim = _start(
         "sim",
         "fdc",
@@ -155,8 +155,6 @@ def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
         str(fdc_port),
         "--pumps",
         "4",
-        "--sales",
-        str(total),
         "--interval",
         "0.05",
         "--noise",
@@ -200,7 +198,6 @@ def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
         # 2. SIGTERM in the middle of a burst: exit 0 well within 10 s, STOPPING=1 first.
         ready_with = len(_recorded(store))
         _wait_for(lambda: len(_recorded(store)) >= ready_with + 10, 60, "sales flowing in")
-        assert len(_truth(truth)) < total, "the burst ended before the signal: raise total"
         asked = time.monotonic()
         agent.send_signal(signal.SIGTERM)
         status = agent.wait(timeout=12)
@@ -219,26 +216,44 @@ def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
         _ready_only_when_serving(listener, web_port)
         before = len(_recorded(store))
         _wait_for(lambda: len(_recorded(store)) >= before + 10, 60, "ten more sales")
-        assert len(_truth(truth)) < total, "the burst ended before the kill: raise total"
         agent.send_signal(signal.SIGKILL)
         assert agent.wait(timeout=10) == -signal.SIGKILL
     finally:
         listener.close()
 
-    # 4. Restart and drain: every completed sale exactly once.
+    # 4. Restart and catch up: every sale completed so far (those sold while the agent was
+    # down included) reaches the store, then a few more live, so the store has caught up.
     agent = _start("edge", "run", "-c", str(config), "--log-format", "json", log=log)
     processes.append(agent)
-    _wait_for(lambda: len(_truth(truth)) >= total, 120, "the simulator's last sale")
-    _wait_for(lambda: len(_recorded(store)) >= total, 60, "every sale in the store")
+    sold = Counter(_as_row(sale) for sale in _truth(truth))
+
+    def caught_up() -> bool:
+        got = _rows(_recorded(store))
+        return not sold - got and got.total() >= sold.total() + 5
+
+    _wait_for(caught_up, 120, "every sale sold before the restart in the store")
     time.sleep(1.0)  # let a late duplicate arrive before judging
     assert _stop(agent) == 0
+    assert _stop(sim) == 0  # stops selling; its ground truth is now complete
+
+    # Every sale the simulator completed before the agent stopped is in the store exactly
+    # once; a sale completed during the agent's own shutdown may be missing, never doubled.
     recorded = _recorded(store)
     expected = Counter(_as_row(sale) for sale in _truth(truth))
-    got = Counter((pump, nozzle, grade, ml, fen) for _, pump, nozzle, grade, ml, fen in recorded)
-    assert sum(expected.values()) == total
-    assert got == expected, f"missing {expected - got}, extra {got - expected}"
+    got = _rows(recorded)
+    assert not got - expected, f"extra {got - expected}"
+    assert not sold - got, f"missing {sold - got}"
+    assert got.total() >= sold.total() + 5
     assert len({key for key, *_ in recorded}) == len(recorded)
     assert _check_output(log) > 10
+
+
+Row = tuple[int, int, str, int, int]
+
+
+def _rows(recorded: list[tuple[str, int, int, str, int, int]]) -> Counter[Row]:
+    """The store's sales as ground-truth rows: (pump, nozzle, grade, ml, fen), counted."""
+    return Counter((pump, nozzle, grade, ml, fen) for _, pump, nozzle, grade, ml, fen in recorded)
 
 
 def test_a_page_that_cannot_listen_exits_non_zero_and_is_never_ready(
@@ -372,27 +387,34 @@ def test_jobs_run_on_their_own_thread_while_the_loop_stays_free(station: Station
     scheduler = build_scheduler(station)
     ran_on: list[str] = []
 
+    release, finished = threading.Event(), threading.Event()
+
     def slow(_: Station) -> int:
         ran_on.append(threading.current_thread().name)
-        time.sleep(0.3)
+        release.wait(10)  # blocks until the loop has turned (or, on the loop, for 10 s)
+        finished.set()
         return 1
 
-    async def main() -> float:
+    async def main() -> bool:
         scheduler.start()
         scheduler.add_job(
             run_scheduled, "date", args=("slow", slow, station), run_date=datetime.now(UTC)
         )
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while not ran_on and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        started = time.monotonic()
-        await asyncio.sleep(0.1)  # the loop turns on time while the job still sleeps
-        late = time.monotonic() - started - 0.1
+        for _ in range(3):
+            await asyncio.sleep(0.01)  # the loop turns while the job is still blocked
+        turned_while_blocked = bool(ran_on) and not finished.is_set()
+        release.set()
+        finished.wait(10)
         scheduler.shutdown(wait=False)
-        await asyncio.sleep(0.3)
-        return late
+        await asyncio.sleep(0.1)
+        return turned_while_blocked
 
-    assert asyncio.run(main()) < 0.05
+    # No timing margin to tune: a job run on the loop would block it until `release` timed
+    # out, so the loop could only turn after the job had finished.
+    assert asyncio.run(main())
     assert len(ran_on) == 1 and ran_on[0].startswith("jobs")
 
 
@@ -411,10 +433,10 @@ def test_a_task_that_swallows_a_cancellation_is_asked_again() -> None:
         task = asyncio.create_task(stubborn(), name="driver:stubborn")
         await asyncio.sleep(0)
         started = time.monotonic()
-        left = await _cancel_until_done([task], 5.0)
+        left = await _cancel_until_done([task], 10.0)
         return len(left), time.monotonic() - started
 
     left, took = asyncio.run(main())
     assert swallowed == [True]
     assert left == 0
-    assert took < 2.5
+    assert took < 8.0  # asked again after ~1.5 s; a single cancel would run to the deadline

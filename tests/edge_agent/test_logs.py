@@ -98,6 +98,14 @@ def test_a_mobile_number_is_masked_in_every_spelling(spelled: str, masked: str) 
         ('{"token": "abc123", "n": 1}', '{"token": "***", "n": 1}'),
         ("admin_token: xyz", "admin_token: ***"),
         ("password=hunter2&next=/", "password=***&next=/"),
+        ('passphrase = "my secret phrase"', 'passphrase = "***"'),
+        ("passphrase = 'my secret phrase' ok", "passphrase = '***' ok"),
+        ('{"password": "two words", "n": 1}', '{"password": "***", "n": 1}'),
+        ("{'secret': 'a, b; c}', 'n': 1}", "{'secret': '***', 'n': 1}"),
+        (r'token="say \"hi there\"" next', 'token="***" next'),
+        ('token="never closed and more', 'token="***"'),
+        ("pin=1234 ok", "pin=*** ok"),
+        ("token=a.b-c~d/e+f= rest", "token=*** rest"),
     ],
 )
 def test_secrets_are_masked(text: str, expected: str) -> None:
@@ -117,6 +125,21 @@ def test_secrets_are_masked(text: str, expected: str) -> None:
 )
 def test_an_ordinary_message_is_unchanged(text: str) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'passphrase = "alpha bravo charlie"',
+        "password: 'alpha bravo charlie'",
+        "secret=alpha-bravo-charlie x",
+    ],
+)
+def test_no_word_of_a_secret_survives_and_masking_twice_changes_nothing(text: str) -> None:
+    once = redact(text)
+    for word in ("alpha", "bravo", "charlie"):
+        assert word not in once
+    assert redact(once) == once
 
 
 def test_one_record_is_redacted_once_for_several_handlers() -> None:

@@ -259,3 +259,18 @@ def test_the_latency_histogram_counts_real_requests_by_route_template(
     # Route templates only: neither a phone number nor a sale id ever reaches a label.
     assert "13912345678" not in text
     assert sale.sale_id not in text
+
+
+def test_a_non_standard_method_is_labelled_other(app: FastAPI) -> None:
+    """Any method token a client invents folds into one OTHER series, in both metrics."""
+    anon = TestClient(app, follow_redirects=False)
+    for method in ("FOOBAR123", "FOOBAR456"):
+        anon.request(method, "/healthz")
+    anon.request("PATCH", "/healthz")
+    text = anon.get("/metrics").text
+    counts = series(text, "loyalpump_http_request_duration_seconds_count")
+    assert counts['{route="/healthz",method="OTHER"}'] == "2"
+    assert counts['{route="/healthz",method="PATCH"}'] == "1"
+    assert "FOOBAR" not in text
+    requests = series(text, "loyalpump_http_requests_total")
+    assert sum(int(v) for k, v in requests.items() if 'method="OTHER"' in k) == 2
