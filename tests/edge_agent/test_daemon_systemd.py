@@ -32,7 +32,8 @@ import httpx
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
-from edge_agent.daemon import _cancel_until_done, build_scheduler, run_scheduled
+from edge_agent.daemon import _cancel_until_done
+from edge_agent.jobs import build_scheduler, run_scheduled
 from edge_agent.notify import Notifier
 from edge_agent.services.backup import backup_store
 from edge_agent.services.station import Station
@@ -374,7 +375,7 @@ def test_a_failing_job_is_logged_and_never_raises(
     def broken(_: Station) -> None:
         raise OSError("disk full")
 
-    with caplog.at_level(logging.INFO, logger="edge_agent.daemon"):
+    with caplog.at_level(logging.INFO, logger="edge_agent.jobs"):
         run_scheduled("backup", broken, station)
         run_scheduled("points-expiry", lambda s: 0, station)
     failed = [r for r in caplog.records if r.levelno == logging.ERROR]
