@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .database import Store, StoreError, Tx
+from .files import fsync_path
 from .meta import get_meta, set_meta
 from .migrations import SCHEMA_VERSION
 
@@ -75,22 +76,6 @@ class NewEpoch:
     first_seq: int
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ensure_private_dir(directory: Path) -> Path:
     """Create `directory` (mode 0700): backups hold member data sealed only by the keys."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -134,7 +119,7 @@ def vacuum_into(store: Store, target: Path) -> Path:
     try:
         with _read_only(store.path) as conn:
             conn.execute("VACUUM INTO ?", [str(temporary)])
-        _fsync_file(temporary)
+        fsync_path(temporary)
         os.replace(temporary, target)
     except sqlite3.Error as exc:
         _remove(temporary)
@@ -142,7 +127,7 @@ def vacuum_into(store: Store, target: Path) -> Path:
     except BaseException:
         _remove(temporary)
         raise
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
     return target
 
 
@@ -237,7 +222,7 @@ def copy_durably(source: Path, target: Path) -> Path:
     except BaseException:
         _remove(temporary)
         raise
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
     return target
 
 
@@ -245,9 +230,9 @@ def rename_durably(source: Path, target: Path) -> Path:
     """Rename a closed store file into place (fsynced first); it must have no WAL beside it."""
     if source.with_name(source.name + "-wal").exists():
         raise StoreError(f"{source} still has a WAL file: it is open elsewhere")
-    _fsync_file(source)
+    fsync_path(source)
     os.replace(source, target)
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
     return target
 
 
@@ -282,7 +267,7 @@ def prune_backups(folder: Path, keep: int, prefix: str = BACKUP_PREFIX) -> list[
     for path in doomed:
         _remove(path)
     if doomed:
-        _fsync_dir(folder)
+        fsync_path(folder)
     return doomed
 
 
@@ -306,7 +291,7 @@ def remove_stale_temporaries(
         except FileNotFoundError:
             continue  # finished or removed by another process meanwhile
     if removed:
-        _fsync_dir(folder)
+        fsync_path(folder)
     return removed
 
 
@@ -329,6 +314,6 @@ def move_store_aside(store_path: Path, target: Path) -> Path:
         if beside.exists():
             os.replace(beside, target.with_name(target.name + companion))
     os.replace(store_path, target)
-    _fsync_dir(target.parent)
-    _fsync_dir(store_path.parent)
+    fsync_path(target.parent)
+    fsync_path(store_path.parent)
     return target

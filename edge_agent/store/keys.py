@@ -20,6 +20,7 @@ from pathlib import Path
 from cloud_sync.loyalty.privacy import DecryptionError, MemberKeys, decrypt_field
 
 from .database import StoreError
+from .files import fsync_path
 
 __all__ = [
     "KEYS_FILE",
@@ -119,14 +120,6 @@ def _document(entry: KeyFile) -> bytes:
     ).encode("ascii")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
@@ -138,7 +131,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def _older(data_dir: Path, current: MemberKeys) -> tuple[KeyFile, ...]:
