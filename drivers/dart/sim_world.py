@@ -61,6 +61,10 @@ class Forecourt:
         pumps_done = all(not pump.busy and not pump.orders for pump in self.pumps)
         return pumps_done and self._random_left == 0
 
+    def close(self) -> None:
+        """Start no more random sales; a pump mid-sale still finishes it (closing time)."""
+        self._random_left = 0
+
     def tick(self, now: float) -> None:
         for pump in self.pumps:
             if not pump.busy and not pump.orders and self._random_left != 0:

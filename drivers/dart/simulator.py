@@ -75,8 +75,12 @@ class DartPumpSimulator:
     def completed(self) -> list[dict[str, str]]:
         return self.forecourt.completed
 
-    def serve_forever(self, stop: threading.Event) -> None:
+    def serve_forever(self, stop: threading.Event, closing: threading.Event | None = None) -> None:
+        """Answer the master until `stop`; once `closing` is set, start no new sales but
+        keep answering, so the master can still collect every sale already made."""
         while not stop.is_set():
+            if closing is not None and closing.is_set():
+                self.forecourt.close()
             data = self._link.read(512, 0.005)
             self.forecourt.tick(time.monotonic())
             for item in self._framer.feed(data):
@@ -113,12 +117,14 @@ def serve(
     seed: int,
     stop: threading.Event,
     on_sale_completed: GroundTruthSink | None = None,
+    closing: threading.Event | None = None,
 ) -> list[dict[str, str]]:
     """Run a simulator on `link` until `stop` is set; returns every completed sale.
 
     mode="pumps": answer a master (the agent in master mode). mode="bus": play a controller
     and its pumps for a listener (the agent in sniffer mode). `sales`: how many random sales
-    to play (None: keep going). The caller owns (and closes) the link.
+    to play (None: keep going). `closing` (pumps mode): once set, no new sale starts and the
+    pumps keep answering. The caller owns (and closes) the link.
     """
     if mode == "pumps":
         simulator = DartPumpSimulator(
@@ -130,7 +136,7 @@ def serve(
             seed=seed,
             on_sale_completed=on_sale_completed,
         )
-        simulator.serve_forever(stop)
+        simulator.serve_forever(stop, closing)
         return simulator.completed
     player = DartBusPlayer(
         link,

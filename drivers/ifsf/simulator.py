@@ -348,11 +348,13 @@ def serve(
     stop: threading.Event,
     on_sale_completed: Callable[[dict[str, str]], None] | None,
     on_listening: Callable[[int], None] | None = None,
+    closing: threading.Event | None = None,
 ) -> None:
     """Run a simulated FDC until `stop` is set (blocking; for `loyalpump sim fdc`).
 
-    After `sales` sales (None: for ever) it keeps answering, so clients can still catch up.
-    `on_listening` gets the bound port once the FDC accepts connections (useful with port 0).
+    After `sales` sales (None: for ever), or once `closing` is set, it makes no new sale
+    but keeps answering, so clients can still catch up. `on_listening` gets the bound port
+    once the FDC accepts connections (useful with port 0).
     """
 
     async def main() -> None:
@@ -372,6 +374,8 @@ def serve(
         producer = asyncio.create_task(sim.run_sales(sales, interval_s))
         try:
             while not stop.is_set():
+                if closing is not None and closing.is_set() and not producer.done():
+                    producer.cancel()
                 await asyncio.sleep(0.05)
         finally:
             producer.cancel()

@@ -2,7 +2,8 @@
 
 Each completed simulated sale is printed as one line and, with `--ground-truth FILE`,
 appended to FILE as JSON (flushed), so a test or a field engineer can compare what the
-station recorded with what the pumps really sold.
+station recorded with what the pumps really sold. SIGUSR1 closes the forecourt (no new
+sale starts, the simulator keeps answering), so a test can drain and then compare.
 """
 
 from __future__ import annotations
@@ -43,15 +44,22 @@ TruthOption = Annotated[
 ]
 
 
-def _stop_on_signals() -> threading.Event:
+def _stop_on_signals() -> tuple[threading.Event, threading.Event]:
+    """SIGTERM/SIGINT stop the simulator; SIGUSR1 closes the forecourt: no new sale starts,
+    and the simulator keeps answering so the station can collect every sale made."""
     stop = threading.Event()
+    closing = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    def close(signum: int, frame: FrameType | None) -> None:
+        closing.set()
+
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    return stop
+    signal.signal(signal.SIGUSR1, close)
+    return stop, closing
 
 
 def _reporter(truth: Path | None) -> tuple[TextIO | None, Callable[[dict[str, str]], None]]:
@@ -93,7 +101,7 @@ def sim_dart(
     else:
         assert port is not None
         link = open_serial(port, baudrate)
-    stop = _stop_on_signals()
+    stop, closing = _stop_on_signals()
     sink, report = _reporter(ground_truth)
     try:
         dart_simulator.serve(
@@ -106,6 +114,7 @@ def sim_dart(
             seed=seed,
             stop=stop,
             on_sale_completed=report,
+            closing=closing,
         )
     finally:
         link.close()
@@ -129,7 +138,7 @@ def sim_fdc(
     """An IFSF FDC on TCP (loopback by default)."""
     if header not in ("plain", "md5", "md5-noid"):
         fail("--header must be plain, md5 or md5-noid")
-    stop = _stop_on_signals()
+    stop, closing = _stop_on_signals()
     sink, report = _reporter(ground_truth)
 
     def listening(bound: int) -> None:
@@ -149,6 +158,7 @@ def sim_fdc(
             stop=stop,
             on_sale_completed=report,
             on_listening=listening,
+            closing=closing,
         )
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")

@@ -200,6 +200,8 @@ class ProxyMode(enum.Enum):
     RESET = "reset"  # accept, then reset the connection (RST)
     BLACKHOLE = "blackhole"  # accept, read, never answer
     LOSE_RESPONSE = "lose_response"  # forward the request, drop the answer, close
+    DROP = "drop"  # close the connection (FIN) at once, or at the next chunk on an open one
+    DELAY = "delay"  # pass every chunk, each `delay_s` late
 
 
 _CHUNK = 65536
@@ -211,7 +213,7 @@ class FaultProxy:
 
     Set `mode` at any time: it applies to new connections and to every chunk on open ones
     (httpx keeps connections alive, so a switch must reach pooled connections too).
-    `counts[mode]` counts connections accepted in each mode.
+    `counts[mode]` counts connections accepted in each mode; `delay_s` is DELAY's latency.
     """
 
     def __init__(
@@ -220,6 +222,7 @@ class FaultProxy:
         self._upstream = (upstream_host, upstream_port)
         self._requested_port = port
         self.mode = ProxyMode.PASS
+        self.delay_s = 0.5
         self.counts: Counter[ProxyMode] = Counter()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -304,6 +307,9 @@ class FaultProxy:
             if mode is ProxyMode.RESET:
                 _reset(client)
                 continue
+            if mode is ProxyMode.DROP:
+                _close(client)
+                continue
             self._track(client)
             self._spawn(self._serve, client, mode)
 
@@ -342,8 +348,12 @@ class FaultProxy:
                 if mode is ProxyMode.RESET:
                     _reset(client)
                     return
+                if mode is ProxyMode.DROP:
+                    return
                 if mode is ProxyMode.BLACKHOLE or upstream is None:
                     continue
+                if mode is ProxyMode.DELAY:
+                    self._stopping.wait(self.delay_s)
                 try:
                     if sock is client:
                         upstream.sendall(data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -358,9 +359,23 @@ def test_real_network_faults_through_the_proxy_are_retried(
                 client.push(push_request())
             assert len(hits) == 2, "a lost response still reached the server"
 
+            proxy.mode = ProxyMode.DROP
+            with pytest.raises(SyncRetry):
+                client.push(push_request())
+            assert len(hits) == 2, "a dropped connection reached the server"
+
+            proxy.mode, proxy.delay_s = ProxyMode.DELAY, 0.2
+            started = time.monotonic()
+            assert client.push(push_request()).high_water == 7
+            assert time.monotonic() - started >= 0.4  # the request and its answer, each late
+            proxy.delay_s = 1.0
+            with pytest.raises(SyncRetry, match="Timeout"):
+                client.push(push_request())
+
             proxy.mode = ProxyMode.PASS
             assert client.push(push_request()).high_water == 7
     assert proxy.counts[ProxyMode.PASS] >= 1
+    assert proxy.counts[ProxyMode.DROP] >= 1
 
 
 def test_faulty_transport_counts_and_follows_its_plan() -> None:

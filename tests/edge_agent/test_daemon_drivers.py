@@ -229,3 +229,53 @@ def test_dart_sales_arrive_exactly_once_through_a_crash(
     # A listen-only agent cannot ask the pumps again for a sale that ended while it was
     # down, so the sniffer is judged without a crash; a master re-reads the pump.
     _exactly_once_with_a_crash(tmp_path, config, truth, total, crash=mode == "master")
+
+
+def test_closing_the_forecourt_stops_new_sales_and_the_station_collects_every_sale(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """SIGUSR1 to both simulators: no sale starts after it, every sale made reaches the
+    store, and the simulators keep answering until SIGTERM (how the soak drains)."""
+    dart_truth, fdc_truth = tmp_path / "dart.jsonl", tmp_path / "fdc.jsonl"
+    device = _start_dart_sim(
+        tmp_path, processes, "--pumps", "2", "--interval", "0.2", "--ground-truth", str(dart_truth)
+    )
+    fdc_port = _free_port()
+    processes.append(
+        _start(
+            "sim", "fdc", "--port", str(fdc_port), "--pumps", "2", "--interval", "0.1",
+            "--ground-truth", str(fdc_truth), log=tmp_path / "fdc.log",
+        )
+    )  # fmt: skip
+    dart_sim, fdc_sim = processes
+    tables = "".join(
+        f"[[drivers.pumps]]\naddress = {0x50 + n}\nfuelling_point = {n + 1}\n"
+        'nozzles = { 1 = "92", 2 = "95" }\n'
+        for n in range(2)
+    )
+    config = _write_config(
+        tmp_path,
+        f'[[drivers]]\nkind = "dart"\nname = "bus1"\nport = "{device}"\nmode = "master"\n'
+        + tables
+        + f'[[drivers]]\nkind = "ifsf-fdc"\nname = "fdc"\nhost = "127.0.0.1"\nport = {fdc_port}\n'
+        'products = { 1 = "92", 2 = "95", 3 = "0" }\n',
+    )
+    store = tmp_path / "data" / "station.sqlite3"
+    agent = _start("edge", "run", "-c", str(config), log=tmp_path / "agent.log")
+    processes.append(agent)
+    _wait_for(lambda: len(_truth(dart_truth)) >= 3 and len(_truth(fdc_truth)) >= 3, 60, "sales")
+
+    dart_sim.send_signal(signal.SIGUSR1)
+    fdc_sim.send_signal(signal.SIGUSR1)
+    time.sleep(2.0)  # a DART pump mid-sale finishes it (fill time is half the interval)
+    closed_at = len(_truth(dart_truth)), len(_truth(fdc_truth))
+    time.sleep(2.0)
+    assert (len(_truth(dart_truth)), len(_truth(fdc_truth))) == closed_at
+    everything = _truth(dart_truth) + _truth(fdc_truth)
+    _wait_for(lambda: len(_recorded(store)) >= len(everything), 30, "every sale in the store")
+    assert dart_sim.poll() is None and fdc_sim.poll() is None  # still answering
+
+    assert _stop(agent) == 0
+    assert _stop(dart_sim) == 0 and _stop(fdc_sim) == 0
+    got = Counter(row[1:] for row in _recorded(store))
+    assert got == Counter(_as_row(sale) for sale in everything)
