@@ -42,9 +42,12 @@ __all__ = [
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_FACTOR = 2.0
-BACKOFF_CAP_S = 300.0
+# The cap bounds how long a station whose link has come back waits before it syncs again;
+# 60 s with full jitter is still at most one try per 30 s on average per station while the
+# cloud is down (the soak found a 300 s cap left flaky-link stations minutes behind).
+BACKOFF_CAP_S = 60.0
 MAX_REWINDS_PER_CYCLE = 3
-FAILURES_BEFORE_ALERT = 8  # about four minutes of backoff
+FAILURES_BEFORE_ALERT = 12  # about three and a half minutes of backoff, on average
 
 ClientFactory = Callable[[str, Callable[[], str]], CloudClient]
 
