@@ -54,6 +54,7 @@ class CloudProcess:
     database_url: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None  # the child's environment (None: this process's)
 
     @property
     def url(self) -> str:
@@ -82,6 +83,7 @@ class CloudProcess:
             text=True,
             timeout=60,
             check=False,
+            env=self.env,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -101,6 +103,7 @@ class CloudProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=self.env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -219,7 +222,12 @@ def fill_station(station: Station, *, members: int, sales: int, phone_base: int)
 
 def outbox_events(station: Station) -> list[dict[str, Any]]:
     """Every event the station ever queued, straight from its store file."""
-    with sqlite3.connect(station.settings.store_path) as conn:
+    return store_outbox(station.settings.store_path)
+
+
+def store_outbox(store_path: Path) -> list[dict[str, Any]]:
+    """Every event queued in the station store at `store_path` (read-only, so it may run)."""
+    with sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=10) as conn:
         rows = conn.execute(
             "SELECT event_id, seq, kind, payload, acked_at FROM outbox ORDER BY seq"
         ).fetchall()

@@ -1,0 +1,86 @@
+"""The soak's verdict catches what it exists to catch: a lost sale, a doubled one, a sale
+booked with other litres, points the rules do not give, and a process left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloud_sync.loyalty.pricing import SaleFacts, price_sale
+from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
+from tests.soak.nodes import MARKER, StationNode, leftover_processes, sale_key
+from tests.soak.run import RULES
+from tests.soak.verdict import CloudSale, points_follow_rules, sales_match_truth
+
+TUESDAY = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a member day in the sample rules
+RULESET = parse_ruleset_json(RULES.read_bytes())
+SOLD = [
+    {"fuelling_point": "1", "nozzle": "2", "grade": "95", "volume": "31.40", "amount": "263.76"},
+    {"fuelling_point": "2", "nozzle": "1", "grade": "92", "volume": "12.05", "amount": "95.04"},
+]
+
+
+def _node(tmp_path: Path) -> StationNode:
+    node = StationNode("S001", tmp_path, cloud_port=1, token="t", env={}, seed=1)
+    node.dart_truth.write_text("".join(json.dumps(s) + "\n" for s in SOLD), encoding="utf-8")
+    return node
+
+
+def _booked(
+    sale: dict[str, str], *, member: str | None = "m1", points: int | None = None
+) -> CloudSale:
+    key = sale_key("dart", sale)
+    facts = SaleFacts(key[3], key[4], key[5], TUESDAY)
+    priced = price_sale(RULESET, facts, "silver").points if member else 0
+    return CloudSale(
+        station_id="S001",
+        key=key,
+        member_id=member,
+        points=priced if points is None else points,
+        recomputed=priced if member else None,
+        tier="silver" if member else None,
+        ruleset_version=RULESET.version if member else None,
+        ended_at=TUESDAY,
+    )
+
+
+def test_the_truth_booked_once_passes(tmp_path: Path) -> None:
+    check = sales_match_truth([_node(tmp_path)], [_booked(SOLD[0]), _booked(SOLD[1], member=None)])
+    assert check.ok, check.detail
+
+
+def test_a_lost_a_doubled_and_an_altered_sale_fail(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    lost = sales_match_truth([node], [_booked(SOLD[0])])
+    assert not lost.ok and "missing 1" in lost.detail and "extra 0" in lost.detail
+    doubled = sales_match_truth([node], [_booked(s) for s in (*SOLD, SOLD[1])])
+    assert not doubled.ok and "extra 1" in doubled.detail
+    altered = sales_match_truth([node], [_booked(SOLD[0]), _booked({**SOLD[1], "volume": "12.06"})])
+    assert not altered.ok and "missing 1" in altered.detail and "extra 1" in altered.detail
+
+
+def test_points_the_rules_do_not_give_fail() -> None:
+    right = _booked(SOLD[0])
+    assert right.points == 62  # 31.40 L x 1 point/L x silver 1 x member day 2, floored
+    assert points_follow_rules([right], {RULESET.version: RULESET}).ok
+    wrong = _booked(SOLD[0], points=right.points + 1)
+    check = points_follow_rules([wrong], {RULESET.version: RULESET})
+    assert not check.ok and "rules 62" in check.detail
+    stray = _booked(SOLD[1], member=None, points=5)
+    assert not points_follow_rules([right, stray], {RULESET.version: RULESET}).ok
+
+
+def test_a_process_of_the_run_is_found_until_it_ends() -> None:
+    env = {**os.environ, MARKER: "verdict-test"}
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=env)
+    try:
+        assert any(line.startswith(f"{child.pid} ") for line in leftover_processes("verdict-test"))
+        assert leftover_processes("another-run") == []
+    finally:
+        child.kill()
+        child.wait()
+    assert leftover_processes("verdict-test") == []
