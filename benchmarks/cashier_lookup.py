@@ -6,6 +6,10 @@ cashier page with uvicorn on loopback, logs in as a cashier and times `GET /ui/l
 plate, from the request leaving the client to the last byte of the rendered card.
 Target: p99 under 100 ms each.
 
+In-run baseline: after each look-up the same client fetches `/static/app.css` from the same
+server (same HTTP stack and middleware, no store, no template), so the ratio look-up p99 /
+baseline p99 says how much the look-up itself adds on this machine at this moment.
+
     .venv/bin/python benchmarks/cashier_lookup.py [--members 1000000] [--lookups 1000]
 """
 
@@ -39,6 +43,7 @@ from edge_agent.services.users import add_user
 from edge_agent.web.app import build_app
 
 TARGET_P99_MS = 100.0
+BASELINE_PATH = "/static/app.css"
 
 
 def _free_port() -> int:
@@ -72,6 +77,7 @@ def main() -> None:
         time.sleep(0.05)
 
     results: dict[str, Latency] = {}
+    baseline: list[int] = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         client.post("/api/v1/login", json={"name": "bench", "pin": "2580"}).raise_for_status()
         for kind in ("phone", "plate"):
@@ -88,8 +94,14 @@ def main() -> None:
                 spent = time.perf_counter_ns() - before
                 if response.status_code != 200 or 'data-testid="member-card"' not in response.text:
                     raise SystemExit(f"look-up by {kind} failed: {response.status_code}")
+                before = time.perf_counter_ns()
+                static = client.get(BASELINE_PATH)
+                static_spent = time.perf_counter_ns() - before
+                if static.status_code != 200 or not static.content:
+                    raise SystemExit(f"baseline {BASELINE_PATH} failed: {static.status_code}")
                 if position >= args.warmup:
                     samples.append(spent)
+                    baseline.append(static_spent)
             results[kind] = Latency.of(samples)
     server.should_exit = True
     thread.join(timeout=10)
@@ -106,6 +118,14 @@ def main() -> None:
         )
         record[f"{kind}_p50_ms"] = round(latency.p50_ms, 3)
         record[f"{kind}_p99_ms"] = round(latency.p99_ms, 3)
+    reference = Latency.of(baseline)
+    print(
+        f"  baseline GET {BASELINE_PATH}  p50 {reference.p50_ms:6.2f} ms  "
+        f"p99 {reference.p99_ms:6.2f} ms  max {reference.max_ms:6.2f} ms"
+    )
+    record["baseline_path"] = BASELINE_PATH
+    record["baseline_p50_ms"] = round(reference.p50_ms, 3)
+    record["baseline_p99_ms"] = round(reference.p99_ms, 3)
     print("RESULT " + json.dumps(record))
 
 

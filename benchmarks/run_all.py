@@ -1,0 +1,614 @@
+"""Run every benchmark of the project, one after another, and print one table of figures.
+
+Each benchmark is its own script ending with one line `RESULT {json}`; this runs each as a
+child process (the same interpreter, from the project root), reads that line and turns it
+into rows: figure, value, target, in-run baseline, ratio value / baseline, and a verdict
+(pass, short, info when there is no target, failed when the script crashed or printed no
+RESULT). Benchmarks run one at a time on purpose: they measure the machine, and two at once
+would measure each other.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME[,NAME]] [--markdown]
+                                           [--json FILE]
+
+Exit status 1 when a benchmark failed, 0 otherwise: a target that falls short is a figure
+to report, not an error. `--quick` uses small sizes for a smoke check (about a minute); its
+verdicts are marked, since the targets are defined at the full sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks import cashier_lookup, driver_latency, edge_accrual, sync_catchup
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+QUICK_MARK = "*"
+QUICK_NOTE = f"{QUICK_MARK} quick run: small sizes; the targets are defined at the full sizes."
+NO_FIGURE = "—"
+TEXT_WIDTH = 110
+STDERR_TAIL_LINES = 12
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class RecordError(ValueError):
+    """A RESULT record that lacks what its rows need: the script and this file disagree."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One bound on a row's value, or on its ratio to the in-run baseline."""
+
+    on: Literal["value", "ratio"]
+    op: Literal["<", ">="]
+    bound: float
+
+    def met(self, value: float, ratio: float | None) -> bool:
+        subject = value if self.on == "value" else ratio
+        if subject is None:
+            raise RecordError("a ratio target needs a baseline")
+        return subject < self.bound if self.op == "<" else subject >= self.bound
+
+    def text(self, unit: str) -> str:
+        if self.on == "ratio":
+            return f"ratio {self.op} {self.bound:g}"
+        bound = f"{self.bound:,g}"
+        return f"{self.op} {bound}/s" if unit == "/s" else f"{self.op} {bound} {unit}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table; `value`, `baseline` and `ratio` are None on a failed row."""
+
+    benchmark: str
+    figure: str
+    value: float | None
+    unit: str
+    targets: tuple[Target, ...]
+    baseline: float | None
+    ratio: float | None
+    verdict: Literal["pass", "short", "info", "failed"]
+    quick: bool
+    detail: str = ""
+
+    def cells(self) -> tuple[str, str, str, str, str, str, str]:
+        """benchmark, figure, value, target, baseline, ratio, verdict as printed."""
+        verdict: str = self.verdict
+        if self.quick and verdict in ("pass", "short"):
+            verdict += QUICK_MARK
+        return (
+            self.benchmark,
+            self.figure,
+            NO_FIGURE if self.value is None else format_value(self.value, self.unit),
+            "; ".join(target.text(self.unit) for target in self.targets) or NO_FIGURE,
+            NO_FIGURE if self.baseline is None else format_value(self.baseline, self.unit),
+            NO_FIGURE if self.ratio is None else format_ratio(self.ratio),
+            verdict,
+        )
+
+
+HEADER = ("benchmark", "figure", "value", "target", "baseline", "ratio", "verdict")
+RIGHT_ALIGNED = {2, 4, 5}
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "/s":
+        return f"{value:,.0f}/s" if value >= 100 else f"{value:,.1f}/s"
+    if value >= 100:
+        return f"{value:,.0f} {unit}"
+    return f"{value:.1f} {unit}" if value >= 10 else f"{value:.2f} {unit}"
+
+
+def format_ratio(ratio: float) -> str:
+    return f"{ratio:.3f}" if ratio < 10 else f"{ratio:,.1f}"
+
+
+def number(record: Mapping[str, Any], key: str) -> float:
+    """A finite number from a RESULT record, or RecordError naming the key."""
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecordError(f"RESULT has no number at {key!r} (got {value!r})")
+    return float(value)
+
+
+def figure_row(
+    benchmark: str,
+    figure: str,
+    value: float,
+    unit: str,
+    targets: Sequence[Target],
+    baseline: float | None,
+    quick: bool,
+) -> Row:
+    """A row with its ratio (value / baseline) and verdict worked out from its targets."""
+    ratio = value / baseline if baseline else None
+    if not targets:
+        verdict: Literal["pass", "short", "info"] = "info"
+    else:
+        verdict = "pass" if all(t.met(value, ratio) for t in targets) else "short"
+    return Row(benchmark, figure, value, unit, tuple(targets), baseline, ratio, verdict, quick)
+
+
+def failed_row(benchmark: str, reason: str, detail: str) -> Row:
+    return Row(benchmark, reason, None, "", (), None, None, "failed", False, detail)
+
+
+# Per-benchmark readers: RESULT record -> rows. The targets are the scripts' own constants.
+
+
+def edge_accrual_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    lookup = (Target("value", "<", edge_accrual.TARGET_LOOKUP_P99_MS),)
+    return [
+        figure_row(
+            name,
+            "record_sale commits/s",
+            number(record, "accrual_rate_per_s"),
+            "/s",
+            (Target("ratio", ">=", edge_accrual.TARGET_RATIO),),
+            number(record, "raw_rate_per_s"),
+            quick,
+        ),
+        figure_row(
+            name,
+            "record_sale p99",
+            number(record, "accrual_p99_ms"),
+            "ms",
+            (Target("value", "<", edge_accrual.TARGET_ACCRUAL_P99_MS),),
+            number(record, "raw_p99_ms"),
+            quick,
+        ),
+        figure_row(
+            name,
+            "find_member p99, phone",
+            number(record, "phone_p99_ms"),
+            "ms",
+            lookup,
+            None,
+            quick,
+        ),
+        figure_row(
+            name,
+            "find_member p99, plate",
+            number(record, "plate_p99_ms"),
+            "ms",
+            lookup,
+            None,
+            quick,
+        ),
+    ]
+
+
+def cashier_lookup_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    target = (Target("value", "<", cashier_lookup.TARGET_P99_MS),)
+    baseline = number(record, "baseline_p99_ms")
+    return [
+        figure_row(
+            name,
+            f"HTTP look-up p99, {kind}",
+            number(record, f"{kind}_p99_ms"),
+            "ms",
+            target,
+            baseline,
+            quick,
+        )
+        for kind in ("phone", "plate")
+    ]
+
+
+def driver_latency_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    target = (Target("value", "<", driver_latency.TARGET_P99_MS),)
+    return [
+        figure_row(name, "sale to commit p99", number(record, "p99_ms"), "ms", target, None, quick)
+    ]
+
+
+def sync_catchup_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    results = record.get("results")
+    if not isinstance(results, list) or not results:
+        raise RecordError(f"RESULT has no list of per-backend results (got {results!r})")
+    rows = []
+    for result in results:
+        if not isinstance(result, dict) or not isinstance(result.get("backend"), str):
+            raise RecordError(f"RESULT has a backend result without a backend: {result!r}")
+        backend = result["backend"]
+        targets = [Target("ratio", ">=", sync_catchup.TARGET_RATIO)]
+        if backend == "sqlite":
+            targets.insert(0, Target("value", ">=", sync_catchup.TARGET_SQLITE_EVENTS_PER_S))
+        rows.append(
+            figure_row(
+                name,
+                f"events/s, {backend}",
+                number(result, "events_per_s"),
+                "/s",
+                targets,
+                number(result, "raw_rows_per_s"),
+                quick,
+            )
+        )
+    return rows
+
+
+def edge_accrual_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'sales'):,.0f} sales, {number(record, 'members'):,.0f} members"
+
+
+def cashier_lookup_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'members'):,.0f} members"
+
+
+def driver_latency_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'sales'):,.0f} sales after the warm-up"
+
+
+def sync_catchup_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'queued'):,.0f} events"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One benchmark script with its full and quick arguments and how to read its RESULT."""
+
+    name: str
+    script: Path
+    args: tuple[str, ...]
+    quick_args: tuple[str, ...]
+    baseline: str  # what the in-run baseline is, for the notes under the table
+    rows: Callable[[str, Mapping[str, Any], bool], list[Row]]
+    scale: Callable[[Mapping[str, Any]], str]
+
+    def command(self, quick: bool) -> list[str]:
+        return [sys.executable, str(self.script), *(self.quick_args if quick else self.args)]
+
+
+BENCHMARKS = PROJECT_ROOT / "benchmarks"
+JOBS: tuple[Job, ...] = (
+    Job(
+        "edge_accrual",
+        BENCHMARKS / "edge_accrual.py",
+        (),
+        ("--sales", "300", "--members", "20000", "--lookups", "300", "--warmup", "50"),
+        "raw SQLite single-row commits beside the store (WAL, synchronous=FULL)",
+        edge_accrual_rows,
+        edge_accrual_scale,
+    ),
+    Job(
+        "cashier_lookup",
+        BENCHMARKS / "cashier_lookup.py",
+        (),
+        ("--members", "20000", "--lookups", "200", "--warmup", "20"),
+        f"GET {cashier_lookup.BASELINE_PATH} on the same server, interleaved",
+        cashier_lookup_rows,
+        cashier_lookup_scale,
+    ),
+    Job(
+        "driver_latency_fdc",
+        BENCHMARKS / "driver_latency.py",
+        ("--driver", "fdc"),
+        ("--driver", "fdc", "--sales", "120", "--warmup", "30"),
+        "none measured (IFSF FDC simulator over loopback TCP)",
+        driver_latency_rows,
+        driver_latency_scale,
+    ),
+    Job(
+        "driver_latency_dart",
+        BENCHMARKS / "driver_latency.py",
+        ("--driver", "dart"),
+        ("--driver", "dart", "--sales", "120", "--warmup", "30"),
+        "none measured (DART simulator on a pty; the master polls every 50 ms)",
+        driver_latency_rows,
+        driver_latency_scale,
+    ),
+    Job(
+        "sync_catchup",
+        BENCHMARKS / "sync_catchup.py",
+        (),
+        ("--events", "5000", "--members", "200"),
+        "raw batched insert of the same event rows into the same database",
+        sync_catchup_rows,
+        sync_catchup_scale,
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    """What one benchmark run gave: its rows, and its record when it printed one."""
+
+    job: Job
+    rows: list[Row]
+    seconds: float
+    record: dict[str, Any] | None = None
+    scale: str = ""
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(row.verdict == "failed" for row in self.rows)
+
+
+def find_result(stdout: str) -> dict[str, Any] | None:
+    """The last `RESULT {json}` line's object; None when there is none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("RESULT "):
+            try:
+                record = json.loads(line[len("RESULT ") :])
+            except json.JSONDecodeError:
+                return None
+            return record if isinstance(record, dict) else None
+    return None
+
+
+def tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def outcome_of(
+    job: Job, returncode: int, stdout: str, stderr: str, seconds: float, quick: bool
+) -> Outcome:
+    """Rows for one finished run: its figures, or one failed row saying why."""
+    record = find_result(stdout)
+    if returncode != 0:
+        reason = f"failed: exit {returncode}"
+    elif record is None:
+        reason = "failed: no RESULT line"
+    else:
+        try:
+            rows = job.rows(job.name, record, quick)
+            return Outcome(job, rows, seconds, record, job.scale(record))
+        except RecordError as exc:
+            row = failed_row(job.name, "failed: bad RESULT", str(exc))
+            return Outcome(job, [row], seconds, record)
+    detail = tail(stderr) or tail(stdout) or "(no output)"
+    return Outcome(job, [failed_row(job.name, reason, detail)], seconds, record)
+
+
+def run_job(job: Job, quick: bool, timeout: float) -> Outcome:
+    """Run one benchmark to its end in its own session, so a timeout ends all it started."""
+    command = job.command(quick)
+    started = time.perf_counter()
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        row = failed_row(job.name, "failed: cannot start", str(exc))
+        return Outcome(job, [row], 0.0, command=command)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # not yet reaped: its group id is still its own
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a process outside its session holds the pipes
+            process.wait()
+            stderr = "(its output stayed open after it was stopped)"
+        seconds = time.perf_counter() - started
+        detail = tail(stderr) or "(no output)"
+        row = failed_row(job.name, f"failed: timed out after {timeout:.0f} s", detail)
+        return Outcome(job, [row], seconds, command=command)
+    except BaseException:  # Ctrl-C: leave nothing of the benchmark running behind us
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    outcome = outcome_of(
+        job, process.returncode, stdout, stderr, time.perf_counter() - started, quick
+    )
+    outcome.command = command
+    return outcome
+
+
+def _widths(lines: Sequence[Sequence[str]]) -> list[int]:
+    return [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+
+
+def render_text(rows: Sequence[Row]) -> str:
+    """The plain table: columns padded, numbers right-aligned."""
+    lines = [HEADER, *(row.cells() for row in rows)]
+    widths = _widths(lines)
+    out = []
+    for line in lines:
+        cells = [
+            cell.rjust(width) if i in RIGHT_ALIGNED else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*")
+
+
+def render_markdown(rows: Sequence[Row]) -> str:
+    """The same table in Markdown, for the README."""
+    align = ["---:" if i in RIGHT_ALIGNED else "---" for i in range(len(HEADER))]
+    lines = [HEADER, align, *(row.cells() for row in rows)]
+    return "\n".join("| " + " | ".join(_md_cell(c) for c in line) + " |" for line in lines)
+
+
+def notes(outcomes: Sequence[Outcome], quick: bool, markdown: bool) -> list[str]:
+    """What the baselines are, the sizes each benchmark ran at, and why any failed."""
+    lines = ["ratio = value / in-run baseline. Sizes and baselines:"]
+    if markdown:
+        lines.append("")
+    for outcome in outcomes:
+        scale = f" ({outcome.scale})" if outcome.scale else ""
+        item = f"{outcome.job.name}{scale}: {outcome.job.baseline}"
+        lines.append(f"- {item}" if markdown else f"  {item}")
+    if quick:
+        lines += ["", "\\" + QUICK_NOTE] if markdown else [QUICK_NOTE]
+    for outcome in outcomes:
+        for row in outcome.rows:
+            if row.verdict == "failed":
+                if markdown:
+                    lines.append("")
+                lines.append(f"{row.benchmark} {row.figure}; the last lines of its output:")
+                fence = ["```"] if markdown else []
+                lines += [*fence, *("    " + line for line in row.detail.splitlines()), *fence]
+    return lines
+
+
+def wrap(lines: Sequence[str]) -> str:
+    """Plain-text lines folded to the table's width; a benchmark's own output is kept."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("    ") or len(line) <= TEXT_WIDTH:
+            out.append(line)
+        else:
+            indent = " " * (len(line) - len(line.lstrip()) + 4)
+            out += textwrap.wrap(line, TEXT_WIDTH, subsequent_indent=indent)
+    return "\n".join(out)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _postgresql_version() -> str | None:
+    """The server sync_catchup uses, when it answers: its version belongs with the figures."""
+    try:
+        with psycopg.connect(sync_catchup.PG_ADMIN, connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]).split()[0] if row else None
+
+
+def machine() -> dict[str, Any]:
+    """The facts a reader needs to weigh the figures: where and when they were taken."""
+    return {
+        "date": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": _postgresql_version(),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def machine_line(info: Mapping[str, Any]) -> str:
+    return (
+        f"machine: {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
+        f"Python {info['python']}, SQLite {info['sqlite']}, "
+        f"PostgreSQL {info['postgresql'] or 'not reachable'}; {info['date']}"
+    )
+
+
+def summary(outcomes: Sequence[Outcome], info: Mapping[str, Any], quick: bool) -> dict[str, Any]:
+    """Everything as one JSON document: the rows, each script's own record, the machine."""
+    return {
+        "benchmark": "run_all",
+        "quick": quick,
+        "machine": dict(info),
+        "seconds": {o.job.name: round(o.seconds, 1) for o in outcomes},
+        "total_seconds": round(sum(o.seconds for o in outcomes), 1),
+        "failed": [o.job.name for o in outcomes if o.failed],
+        "rows": [asdict(row) for row in (r for o in outcomes for r in o.rows)],
+        "records": {o.job.name: o.record for o in outcomes},
+    }
+
+
+def select(jobs: Sequence[Job], only: str | None) -> list[Job]:
+    """The jobs named in --only (a script's name picks all its jobs), in their own order."""
+    if not only:
+        return list(jobs)
+    names = {name.strip() for name in only.split(",") if name.strip()}
+    known = {job.name for job in jobs} | {job.script.stem for job in jobs}
+    unknown = sorted(names - known)
+    if unknown:
+        raise ValueError(
+            f"unknown benchmark {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return [job for job in jobs if job.name in names or job.script.stem in names]
+
+
+def parse_args(argv: Sequence[str] | None, jobs: Sequence[Job]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run every benchmark one after another and print one table of figures."
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        help="run only these: " + ", ".join(job.name for job in jobs) + " (or a script's name)",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the records here")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds before one benchmark is stopped and counted failed ({DEFAULT_TIMEOUT_S:g})",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.jobs = select(jobs, args.only)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: Sequence[str] | None = None, jobs: Sequence[Job] = JOBS) -> int:
+    args = parse_args(argv, jobs)
+    info = machine()
+    outcomes: list[Outcome] = []
+    for index, job in enumerate(args.jobs, 1):
+        print(f"[{index}/{len(args.jobs)}] {job.name} ...", file=sys.stderr, flush=True)
+        outcome = run_job(job, args.quick, args.timeout)
+        state = "failed" if outcome.failed else "done"
+        print(f"    {state} in {outcome.seconds:.1f} s", file=sys.stderr, flush=True)
+        outcomes.append(outcome)
+    rows = [row for outcome in outcomes for row in outcome.rows]
+    record = summary(outcomes, info, args.quick)
+    title = "Benchmarks (quick run)" if args.quick else "Benchmarks"
+    total = f"{record['total_seconds']:.0f} s in all"
+    if args.markdown:
+        print(f"{title}, {total}. {machine_line(info)}\n")
+        print(render_markdown(rows))
+        print()
+        print("\n".join(notes(outcomes, args.quick, markdown=True)))
+    else:
+        print(f"{title}, {total}")
+        print(render_text(rows))
+        print(wrap([*notes(outcomes, args.quick, markdown=False), machine_line(info)]))
+    if args.json is not None:
+        args.json.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    print("RESULT " + json.dumps(record, ensure_ascii=False), flush=True)
+    return 1 if record["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

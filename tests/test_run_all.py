@@ -1,0 +1,357 @@
+"""benchmarks/run_all.py: RESULT records become rows, failures are reported, tables render.
+
+The slow tests run real child processes: edge_accrual at a tiny size (its RESULT is then
+read back from run_all's own JSON and checked key by key against the rows), and small
+scripts that crash, print nothing, do not exist or hang. The rest feeds run_all records
+shaped like the ones the scripts print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import run_all
+from benchmarks.run_all import HEADER, Job, Target, figure_row
+
+EDGE = next(job for job in run_all.JOBS if job.name == "edge_accrual")
+TINY_EDGE = replace(
+    EDGE,
+    quick_args=("--sales", "50", "--members", "2000", "--lookups", "50", "--warmup", "10"),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    summary: dict[str, Any]  # what --json wrote
+
+
+def _invoke(argv: Sequence[str], jobs: Sequence[Job]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_all.main(argv, jobs)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def _job(name: str, script: Path) -> Job:
+    return replace(EDGE, name=name, script=script, args=(), quick_args=())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One run_all run over a tiny real edge_accrual and three broken benchmarks."""
+    work = tmp_path_factory.mktemp("run_all")
+    broken = _script(
+        work / "broken.py",
+        "import sys\nprint('starting')\nprint('boom: the disk is gone', file=sys.stderr)\n"
+        "sys.exit(3)\n",
+    )
+    silent = _script(work / "silent.py", "print('all went well, I promise')\n")
+    jobs = [
+        TINY_EDGE,
+        _job("broken", broken),
+        _job("silent", silent),
+        _job("missing", work / "no_such_benchmark.py"),
+    ]
+    report = work / "report.json"
+    code, stdout, stderr = _invoke(["--quick", "--markdown", "--json", str(report)], jobs)
+    return Run(code, stdout, stderr, json.loads(report.read_text(encoding="utf-8")))
+
+
+def _rows(run: Run, benchmark: str) -> list[dict[str, Any]]:
+    return [row for row in run.summary["rows"] if row["benchmark"] == benchmark]
+
+
+@pytest.mark.slow
+def test_rows_follow_a_real_edge_accrual_record(tiny_run: Run) -> None:
+    record = tiny_run.summary["records"]["edge_accrual"]
+    assert record["benchmark"] == "edge_accrual"
+    assert record["sales"] == 50
+    assert record["members"] == 2000
+    rows = {row["figure"]: row for row in _rows(tiny_run, "edge_accrual")}
+    # figure -> (value key, baseline key, target bound key in the script's own record)
+    expected = {
+        "record_sale commits/s": ("accrual_rate_per_s", "raw_rate_per_s", "ratio_target"),
+        "record_sale p99": ("accrual_p99_ms", "raw_p99_ms", "accrual_p99_target_ms"),
+        "find_member p99, phone": ("phone_p99_ms", None, "lookup_p99_target_ms"),
+        "find_member p99, plate": ("plate_p99_ms", None, "lookup_p99_target_ms"),
+    }
+    assert set(rows) == set(expected)
+    for figure, (value_key, baseline_key, bound_key) in expected.items():
+        row = rows[figure]
+        assert row["value"] == record[value_key], figure
+        assert row["quick"] is True
+        [target] = row["targets"]
+        assert target["bound"] == record[bound_key], figure
+        if baseline_key is None:
+            assert row["baseline"] is None
+            assert row["ratio"] is None
+            met = row["value"] < target["bound"]
+        else:
+            assert row["baseline"] == record[baseline_key], figure
+            assert row["ratio"] == pytest.approx(record[value_key] / record[baseline_key])
+            subject = row["ratio"] if target["on"] == "ratio" else row["value"]
+            met = subject >= target["bound"] if target["op"] == ">=" else subject < target["bound"]
+        assert row["verdict"] == ("pass" if met else "short"), figure
+    # The script's own verdicts on the latencies agree with run_all's.
+    assert (rows["record_sale p99"]["verdict"] == "pass") == record["accrual_p99_ok"]
+    assert (rows["find_member p99, phone"]["verdict"] == "pass") == record["phone_p99_ok"]
+    assert (rows["find_member p99, plate"]["verdict"] == "pass") == record["plate_p99_ok"]
+
+
+@pytest.mark.slow
+def test_failed_benchmarks_give_failed_rows_and_exit_1(tiny_run: Run) -> None:
+    assert tiny_run.code == 1
+    assert tiny_run.summary["failed"] == ["broken", "silent", "missing"]
+    [broken] = _rows(tiny_run, "broken")
+    assert broken["verdict"] == "failed"
+    assert broken["figure"] == "failed: exit 3"
+    assert "boom: the disk is gone" in broken["detail"]
+    [silent] = _rows(tiny_run, "silent")
+    assert (silent["verdict"], silent["figure"]) == ("failed", "failed: no RESULT line")
+    assert "all went well" in silent["detail"]  # no stderr: the stdout tail instead
+    [missing] = _rows(tiny_run, "missing")
+    assert (missing["verdict"], missing["figure"]) == ("failed", "failed: exit 2")
+    assert "no_such_benchmark.py" in missing["detail"]
+    assert "boom: the disk is gone" in tiny_run.stdout  # the reason is printed too
+    # The RESULT line on stdout is the same document as the --json file.
+    last = tiny_run.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("RESULT ")
+    assert json.loads(last.removeprefix("RESULT ")) == tiny_run.summary
+
+
+def _markdown_rows(text: str) -> list[list[str]]:
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    return [
+        [cell.strip().replace("\\|", "|").replace("\\*", "*") for cell in cells]
+        for cells in (re.split(r"(?<!\\)\|", line)[1:-1] for line in table)
+    ]
+
+
+def _number(cell: str) -> float:
+    return float(cell.removesuffix(" ms").removesuffix("/s").replace(",", ""))
+
+
+@pytest.mark.slow
+def test_markdown_table_has_the_same_rows(tiny_run: Run) -> None:
+    header, align, *body = _markdown_rows(tiny_run.stdout)
+    assert tuple(header) == HEADER
+    assert all(re.fullmatch(r"-{3,}:?", cell) for cell in align)
+    rows = tiny_run.summary["rows"]
+    assert len(body) == len(rows) == 7
+    for cells, row in zip(body, rows, strict=True):
+        benchmark, figure, value, _target, baseline, ratio, verdict = cells
+        assert (benchmark, figure) == (row["benchmark"], row["figure"])
+        if row["verdict"] == "failed":
+            assert (value, baseline, ratio, verdict) == ("—", "—", "—", "failed")
+            continue
+        assert verdict == row["verdict"] + "*"  # a quick run's verdicts are marked
+        assert _number(value) == pytest.approx(row["value"], rel=0.01, abs=0.006)
+        if row["ratio"] is None:
+            assert (baseline, ratio) == ("—", "—")
+        else:
+            assert _number(baseline) == pytest.approx(row["baseline"], rel=0.01, abs=0.006)
+            assert float(ratio) == pytest.approx(row["ratio"], abs=0.0006)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+@pytest.mark.slow
+def test_a_hung_benchmark_is_stopped_with_everything_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    hung = _script(
+        tmp_path / "hung.py",
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('waiting for ever', file=sys.stderr, flush=True)\n"
+        "time.sleep(120)\n",
+    )
+    started = time.monotonic()
+    code, _, _ = _invoke(["--timeout", "3", "--only", "hung"], [_job("hung", hung)])
+    assert code == 1
+    assert time.monotonic() - started < 30
+    child = int(pid_file.read_text(encoding="utf-8"))
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+# The pure part, on records shaped like the scripts' own.
+
+SYNC_RECORD: dict[str, Any] = {
+    "benchmark": "sync_catchup",
+    "queued": 2000,
+    "results": [
+        {"backend": "sqlite", "events_per_s": 2743, "raw_rows_per_s": 94663, "ratio": 0.029},
+        {"backend": "postgresql", "events_per_s": 2063, "raw_rows_per_s": 7533, "ratio": 0.274},
+    ],
+}
+CASHIER_RECORD = {
+    "benchmark": "cashier_lookup",
+    "members": 1_000_000,
+    "phone_p99_ms": 9.8,
+    "plate_p99_ms": 103.25,
+    "baseline_p99_ms": 3.5,
+}
+EDGE_RECORD = {
+    "accrual_rate_per_s": 1100.4,
+    "raw_rate_per_s": 3435.0,
+    "accrual_p99_ms": 2.9,
+    "raw_p99_ms": 0.61,
+    "phone_p99_ms": 0.61,
+    "plate_p99_ms": 0.52,
+    "sales": 2000,
+    "members": 1_000_000,
+}
+
+
+def _job_named(name: str) -> Job:
+    return next(job for job in run_all.JOBS if job.name == name)
+
+
+def test_value_targets_are_strict_below_and_inclusive_above() -> None:
+    below = (Target("value", "<", 20.0),)
+    assert figure_row("b", "p99", 19.999, "ms", below, None, False).verdict == "pass"
+    assert figure_row("b", "p99", 20.0, "ms", below, None, False).verdict == "short"
+    above = (Target("ratio", ">=", 0.5),)
+    at_bound = figure_row("b", "rate", 50.0, "/s", above, 100.0, False)
+    assert (at_bound.ratio, at_bound.verdict) == (0.5, "pass")
+    assert figure_row("b", "rate", 49.9, "/s", above, 100.0, False).verdict == "short"
+    assert figure_row("b", "rate", 49.9, "/s", (), 100.0, False).verdict == "info"
+
+
+def test_every_target_of_a_row_must_be_met() -> None:
+    rows = run_all.sync_catchup_rows("sync_catchup", SYNC_RECORD, False)
+    sqlite, postgresql = rows
+    assert sqlite.figure == "events/s, sqlite"
+    assert [t.on for t in sqlite.targets] == ["value", "ratio"]
+    assert sqlite.ratio == pytest.approx(2743 / 94663)
+    assert sqlite.verdict == "short"
+    assert [t.on for t in postgresql.targets] == ["ratio"]
+    assert postgresql.ratio == pytest.approx(2063 / 7533)  # 0.274 >= 0.25
+    assert postgresql.verdict == "pass"
+    fast = {**SYNC_RECORD["results"][0], "events_per_s": 30_000, "raw_rows_per_s": 100_000}
+    [fast_row] = run_all.sync_catchup_rows("sync_catchup", {"results": [fast]}, False)
+    assert fast_row.verdict == "pass"
+    half = {**fast, "raw_rows_per_s": 200_000}  # 5,000/s would do, ratio 0.15 does not
+    [half_row] = run_all.sync_catchup_rows("sync_catchup", {"results": [half]}, False)
+    assert half_row.verdict == "short"
+
+
+def test_a_ratio_target_without_a_baseline_is_a_bad_record() -> None:
+    with pytest.raises(run_all.RecordError):
+        figure_row("b", "rate", 10.0, "/s", (Target("ratio", ">=", 0.5),), None, False)
+    bad = {**EDGE_RECORD, "raw_rate_per_s": 0}
+    outcome = run_all.outcome_of(EDGE, 0, "RESULT " + json.dumps(bad), "", 1.0, False)
+    assert [row.figure for row in outcome.rows] == ["failed: bad RESULT"]
+
+
+def test_a_record_lacking_a_figure_fails_naming_it() -> None:
+    record = {key: value for key, value in EDGE_RECORD.items() if key != "plate_p99_ms"}
+    stdout = "table\nRESULT " + json.dumps(record) + "\n"
+    outcome = run_all.outcome_of(EDGE, 0, stdout, "", 1.0, False)
+    [row] = outcome.rows
+    assert row.verdict == "failed"
+    assert "plate_p99_ms" in row.detail
+    assert outcome.record == record
+    flag = {**EDGE_RECORD, "plate_p99_ms": True}  # a flag is not a figure
+    assert run_all.outcome_of(EDGE, 0, "RESULT " + json.dumps(flag), "", 1.0, False).failed
+
+
+def test_the_last_result_line_counts() -> None:
+    stdout = 'RESULT {"a": 1}\nnoise\nRESULT {"a": 2}\ntrailing\n'
+    assert run_all.find_result(stdout) == {"a": 2}
+    assert run_all.find_result("RESULT {not json\n") is None
+    assert run_all.find_result("RESULT [1, 2]\n") is None
+    assert run_all.find_result("no result here\n") is None
+
+
+def _full_rows() -> list[run_all.Row]:
+    driver = {"benchmark": "driver_latency_dart", "sales": 280, "p99_ms": 1109.0}
+    records: Mapping[str, Mapping[str, Any]] = {
+        "edge_accrual": EDGE_RECORD,
+        "cashier_lookup": CASHIER_RECORD,
+        "driver_latency_fdc": {**driver, "p99_ms": 2.3},
+        "driver_latency_dart": driver,
+        "sync_catchup": {**SYNC_RECORD, "queued": 100_000},
+    }
+    return [row for job in run_all.JOBS for row in job.rows(job.name, records[job.name], False)]
+
+
+def test_the_full_table_fits_110_columns_and_reads_right() -> None:
+    rows = _full_rows()
+    text = run_all.render_text(rows)
+    lines = text.splitlines()
+    assert len(lines) == 1 + len(rows) == 11
+    assert max(len(line) for line in lines) <= 110
+    by_figure = {(row.benchmark, row.figure): row for row in rows}
+    plate = by_figure["cashier_lookup", "HTTP look-up p99, plate"]
+    assert plate.verdict == "short"
+    assert plate.ratio == pytest.approx(103.25 / 3.5)
+    assert by_figure["driver_latency_dart", "sale to commit p99"].verdict == "short"
+    assert by_figure["driver_latency_fdc", "sale to commit p99"].verdict == "pass"
+    cells = ("cashier_lookup", "HTTP look-up p99, plate", "103 ms", "< 100 ms", "3.50 ms")
+    assert plate.cells() == (*cells, "29.5", "short")
+    line = next(line for line in lines if "HTTP look-up p99, plate" in line)
+    assert line.split() == " ".join([*cells, "29.5", "short"]).split()
+    sqlite = by_figure["sync_catchup", "events/s, sqlite"]
+    assert sqlite.cells()[2:5] == ("2,743/s", ">= 5,000/s; ratio >= 0.25", "94,663/s")
+
+
+def test_notes_name_each_baseline_and_fit_the_width() -> None:
+    rows = _full_rows()
+    outcomes = [
+        run_all.Outcome(job, [r for r in rows if r.benchmark == job.name], 1.0, scale="big")
+        for job in run_all.JOBS
+    ]
+    text = run_all.wrap(run_all.notes(outcomes, quick=True, markdown=False))
+    assert max(len(line) for line in text.splitlines()) <= 110
+    for job in run_all.JOBS:
+        assert job.name in text
+    assert run_all.QUICK_NOTE in text
+
+
+def test_only_picks_jobs_by_name_or_by_script() -> None:
+    names = [job.name for job in run_all.select(run_all.JOBS, "driver_latency")]
+    assert names == ["driver_latency_fdc", "driver_latency_dart"]
+    names = [job.name for job in run_all.select(run_all.JOBS, "sync_catchup,edge_accrual")]
+    assert names == ["edge_accrual", "sync_catchup"]  # always in the run's own order
+    with pytest.raises(ValueError, match="nope"):
+        run_all.select(run_all.JOBS, "edge_accrual,nope")
+
+
+def test_jobs_run_the_scripts_with_this_interpreter() -> None:
+    for job in run_all.JOBS:
+        assert job.script.is_file(), job.script
+        command = job.command(quick=True)
+        assert command[:2] == [sys.executable, str(job.script)]
+    dart = _job_named("driver_latency_dart")
+    assert dart.command(quick=False)[2:] == ["--driver", "dart"]
+    assert os.path.isabs(dart.command(quick=False)[1])
