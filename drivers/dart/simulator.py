@@ -75,12 +75,23 @@ class DartPumpSimulator:
     def completed(self) -> list[dict[str, str]]:
         return self.forecourt.completed
 
-    def serve_forever(self, stop: threading.Event, closing: threading.Event | None = None) -> None:
+    def serve_forever(
+        self,
+        stop: threading.Event,
+        closing: threading.Event | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
         """Answer the master until `stop`; once `closing` is set, start no new sales but
-        keep answering, so the master can still collect every sale already made."""
+        keep answering, so the master can still collect every sale already made.
+        `on_closed` is called once, when closing and the last sale in progress is done."""
+        closed = False
         while not stop.is_set():
-            if closing is not None and closing.is_set():
+            if closing is not None and closing.is_set() and not closed:
                 self.forecourt.close()
+                if self.forecourt.finished:
+                    closed = True
+                    if on_closed is not None:
+                        on_closed()
             data = self._link.read(512, 0.005)
             self.forecourt.tick(time.monotonic())
             for item in self._framer.feed(data):
@@ -118,13 +129,15 @@ def serve(
     stop: threading.Event,
     on_sale_completed: GroundTruthSink | None = None,
     closing: threading.Event | None = None,
+    on_closed: Callable[[], None] | None = None,
 ) -> list[dict[str, str]]:
     """Run a simulator on `link` until `stop` is set; returns every completed sale.
 
     mode="pumps": answer a master (the agent in master mode). mode="bus": play a controller
     and its pumps for a listener (the agent in sniffer mode). `sales`: how many random sales
     to play (None: keep going). `closing` (pumps mode): once set, no new sale starts and the
-    pumps keep answering. The caller owns (and closes) the link.
+    pumps keep answering; `on_closed` is called once no sale is in progress any more. The
+    caller owns (and closes) the link.
     """
     if mode == "pumps":
         simulator = DartPumpSimulator(
@@ -136,7 +149,7 @@ def serve(
             seed=seed,
             on_sale_completed=on_sale_completed,
         )
-        simulator.serve_forever(stop, closing)
+        simulator.serve_forever(stop, closing, on_closed)
         return simulator.completed
     player = DartBusPlayer(
         link,

@@ -349,12 +349,13 @@ def serve(
     on_sale_completed: Callable[[dict[str, str]], None] | None,
     on_listening: Callable[[int], None] | None = None,
     closing: threading.Event | None = None,
+    on_closed: Callable[[], None] | None = None,
 ) -> None:
     """Run a simulated FDC until `stop` is set (blocking; for `loyalpump sim fdc`).
 
     After `sales` sales (None: for ever), or once `closing` is set, it makes no new sale
-    but keeps answering, so clients can still catch up. `on_listening` gets the bound port
-    once the FDC accepts connections (useful with port 0).
+    but keeps answering, so clients can still catch up (`on_closed` is called then, once).
+    `on_listening` gets the bound port once the FDC accepts connections (useful with port 0).
     """
 
     async def main() -> None:
@@ -373,9 +374,14 @@ def serve(
             on_listening(sim.port)
         producer = asyncio.create_task(sim.run_sales(sales, interval_s))
         try:
+            closed = False
             while not stop.is_set():
-                if closing is not None and closing.is_set() and not producer.done():
+                if closing is not None and closing.is_set() and not closed:
                     producer.cancel()
+                    await asyncio.gather(producer, return_exceptions=True)
+                    closed = True  # a sale is made at once, so none is left in progress
+                    if on_closed is not None:
+                        on_closed()
                 await asyncio.sleep(0.05)
         finally:
             producer.cancel()

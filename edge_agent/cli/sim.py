@@ -2,8 +2,9 @@
 
 Each completed simulated sale is printed as one line and, with `--ground-truth FILE`,
 appended to FILE as JSON (flushed), so a test or a field engineer can compare what the
-station recorded with what the pumps really sold. SIGUSR1 closes the forecourt (no new
-sale starts, the simulator keeps answering), so a test can drain and then compare.
+station recorded with what the pumps really sold. SIGUSR1 closes the forecourt: no new
+sale starts, the simulator keeps answering, and prints `closed` once no sale is in
+progress, so a test can drain and then compare.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def _reporter(truth: Path | None) -> tuple[TextIO | None, Callable[[dict[str, st
     return sink, report
 
 
+def _announce_closed() -> None:
+    print("closed", flush=True)
+
+
 @sim_app.command("dart")
 def sim_dart(
     pumps: Annotated[int, typer.Option("--pumps", min=1, max=32, help="Number of pumps.")] = 2,
@@ -115,6 +120,7 @@ def sim_dart(
             stop=stop,
             on_sale_completed=report,
             closing=closing,
+            on_closed=_announce_closed,
         )
     finally:
         link.close()
@@ -159,6 +165,7 @@ def sim_fdc(
             on_sale_completed=report,
             on_listening=listening,
             closing=closing,
+            on_closed=_announce_closed,
         )
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")

@@ -267,7 +267,12 @@ def test_closing_the_forecourt_stops_new_sales_and_the_station_collects_every_sa
 
     dart_sim.send_signal(signal.SIGUSR1)
     fdc_sim.send_signal(signal.SIGUSR1)
-    time.sleep(2.0)  # a DART pump mid-sale finishes it (fill time is half the interval)
+    logs = (tmp_path / "sim.out", tmp_path / "fdc.log")
+    _wait_for(
+        lambda: all("closed" in log.read_text().splitlines() for log in logs),
+        30,
+        "both simulators to say closed (a DART pump mid-sale finishes it first)",
+    )
     closed_at = len(_truth(dart_truth)), len(_truth(fdc_truth))
     time.sleep(2.0)
     assert (len(_truth(dart_truth)), len(_truth(fdc_truth))) == closed_at

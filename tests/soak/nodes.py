@@ -223,6 +223,14 @@ class StationNode:
             if sim is not None and sim.poll() is None:
                 sim.send_signal(signal.SIGUSR1)
 
+    def forecourt_closed(self) -> bool:
+        """Both simulators said `closed`: no sale in progress, the ground truth is final."""
+        return all(
+            "closed" in path.read_text(errors="replace").splitlines()
+            for path in (self.home / "dart-sim.log", self.home / "fdc-sim.log")
+            if path.exists()
+        )
+
     def stop(self) -> dict[str, int | None]:
         """SIGTERM everything; the exit codes say whether each stopped cleanly."""
         codes: dict[str, int | None] = {}

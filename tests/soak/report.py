@@ -28,6 +28,7 @@ class SoakReport:
     max_backlog: int = 0
     max_backlog_station: str = ""
     converged_s: float | None = None  # after the last fault was lifted
+    closed_s: float | None = None  # when every pump had finished its last sale
     events: int = 0
     checks: list[Check] = field(default_factory=list)
     stops: dict[str, Any] = field(default_factory=dict)
@@ -45,13 +46,17 @@ class SoakReport:
         return data
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def render(report: SoakReport) -> str:
     r = report
     sales = sum(r.sales.values())
     by_source = ", ".join(f"{source} {count}" for source, count in sorted(r.sales.items()))
     c = r.cashier
     faults = ", ".join(f"{kind} {count}" for kind, count in sorted(r.faults.items()))
-    converged = "never" if r.converged_s is None else f"{r.converged_s:.1f} s"
+    converged = "never" if r.converged_s is None else _seconds(r.converged_s)
     lines = [
         f"loyalpump soak: {r.stations} stations, {r.minutes:g} min of faults, cloud on "
         f"{r.backend}, seed {r.seed}",
@@ -66,7 +71,8 @@ def render(report: SoakReport) -> str:
         f"{r.longest_black_hole_s:.0f} s; restarts: stations {r.station_restarts}, "
         f"cloud {r.cloud_restarts}",
         f"  backlog     max {r.max_backlog} events ({r.max_backlog_station or '-'})",
-        f"  converged   {converged} after the last fault was lifted",
+        f"  converged   {converged} after the last fault was lifted (the last pump "
+        f"finished its last sale at {_seconds(r.closed_s)})",
         "  verdict",
     ]
     for check in r.checks:

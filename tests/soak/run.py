@@ -152,7 +152,8 @@ class _Soak:
         self.rulesets: dict[int, RuleSet] = {}
         self.first_rules: dict[str, object] = json.loads(RULES.read_text(encoding="utf-8"))
         self._max_backlog: dict[str, int] = Counter()
-        self._stopped = False
+        self._cashiers: list[Cashier] = []
+        self._stop_sampler = threading.Event()
 
     # ------------------------------------------------------------------ phases
 
@@ -160,12 +161,17 @@ class _Soak:
         started = time.monotonic()
         self._set_up()
         self.say(f"set up in {time.monotonic() - started:.0f} s; traffic and faults begin")
-        chaos = self._traffic_under_fire()
-        lifted_at = time.monotonic()
-        self.say("faults lifted; forecourts closing, the chain drains")
-        for node in self.nodes:
-            node.close_forecourt()
-        self.report.converged_s = self._drain(lifted_at)
+        sampler = threading.Thread(target=self._sample, name="soak-sampler", daemon=True)
+        sampler.start()
+        try:
+            chaos, lifted_at = self._traffic_under_fire()
+            self.say("faults lifted; forecourts closing, the chain drains")
+            for node in self.nodes:
+                node.close_forecourt()
+            self.report.converged_s = self._drain(lifted_at)
+        finally:
+            self._stop_sampler.set()
+            sampler.join()
         self._stop_all()
         self._judge(chaos)
 
@@ -199,7 +205,8 @@ class _Soak:
         ruleset = parse_ruleset(document)
         self.rulesets[ruleset.version] = ruleset
 
-    def _traffic_under_fire(self) -> Chaos:
+    def _traffic_under_fire(self) -> tuple[Chaos, float]:
+        """Traffic and faults for the run's minutes; answers when the last fault was lifted."""
         options = self.options
         members = [
             Member(phone_of(i, n), node.station_id)
@@ -223,13 +230,16 @@ class _Soak:
             )
             for node in self.nodes
         ]
-        stop_chaos, stop_cashiers, stop_sampling = (threading.Event() for _ in range(3))
+        self._cashiers = cashiers
+        stop_chaos, stop_cashiers = threading.Event(), threading.Event()
         threads = [
-            threading.Thread(target=chaos.run, args=(stop_chaos,), name="soak-chaos"),
-            threading.Thread(target=self._sample, args=(stop_sampling,), name="soak-sampler"),
+            threading.Thread(target=chaos.run, args=(stop_chaos,), name="soak-chaos", daemon=True),
             *(
                 threading.Thread(
-                    target=c.run, args=(stop_cashiers,), name=f"soak-{c.node.station_id}"
+                    target=c.run,
+                    args=(stop_cashiers,),
+                    name=f"soak-{c.node.station_id}",
+                    daemon=True,
                 )
                 for c in cashiers
             ),
@@ -251,27 +261,23 @@ class _Soak:
             stop_chaos.set()
             threads[0].join()
             chaos.lift_all()
+            lifted_at = time.monotonic()
             stop_cashiers.set()
-            for thread in threads[2:]:
+            for thread in threads[1:]:
                 thread.join(60)
-            self._cashiers = cashiers
-            self._stop_sampling = (stop_sampling, threads[1])
-        return chaos
+        return chaos, lifted_at
 
     def _drain(self, lifted_at: float) -> float | None:
         """Until every sale made is in its store and in the cloud, and no backlog is left."""
         deadline = lifted_at + self.options.drain_timeout_s
-        time.sleep(2.0)  # a DART pump mid-sale finishes it after the forecourt closes
-        try:
-            while time.monotonic() < deadline:
-                if self._converged():
-                    return time.monotonic() - lifted_at
-                time.sleep(_SAMPLE_S)
-            return None
-        finally:
-            stop, thread = self._stop_sampling
-            stop.set()
-            thread.join()
+        while time.monotonic() < deadline:
+            closed = all(node.forecourt_closed() for node in self.nodes)
+            if closed and self.report.closed_s is None:
+                self.report.closed_s = time.monotonic() - lifted_at
+            if closed and self._converged():
+                return time.monotonic() - lifted_at
+            time.sleep(_SAMPLE_S)
+        return None
 
     def _converged(self) -> bool:
         try:
@@ -286,8 +292,8 @@ class _Soak:
                 return False
         return True
 
-    def _sample(self, stop: threading.Event) -> None:
-        while not stop.wait(_SAMPLE_S):
+    def _sample(self) -> None:
+        while not self._stop_sampler.wait(_SAMPLE_S):
             for node in self.nodes:
                 backlog = node.store_counts()[1]
                 if backlog > self._max_backlog[node.station_id]:
@@ -297,10 +303,9 @@ class _Soak:
         stops: dict[str, object] = {}
         for node in self.nodes:
             stops[node.station_id] = node.stop()
-        self.cloud.stop()
-        stops["cloud"] = "stopped"
+        if self.cloud.process is not None:
+            stops["cloud"] = {"ledger": self.cloud.kill(signal.SIGTERM)}
         self.report.stops = stops
-        self._stopped = True
 
     def abort(self) -> None:
         """Whatever happened, nothing of this run may keep running."""
@@ -370,7 +375,7 @@ def _clean_stops(stops: dict[str, object]) -> Check:
     return Check(
         "every process stopped cleanly on SIGTERM",
         not unclean,
-        "agents and simulators exited 0" if not unclean else "; ".join(unclean),
+        "agents, simulators and the cloud exited 0" if not unclean else "; ".join(unclean),
     )
 
 

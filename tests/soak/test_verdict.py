@@ -70,6 +70,9 @@ def test_points_the_rules_do_not_give_fail() -> None:
     wrong = _booked(SOLD[0], points=right.points + 1)
     check = points_follow_rules([wrong], {RULESET.version: RULESET})
     assert not check.ok and "rules 62" in check.detail
+    unknown_tier = CloudSale(**{**right.__dict__, "tier": "platinum"})
+    check = points_follow_rules([unknown_tier], {RULESET.version: RULESET})
+    assert not check.ok and "platinum" in check.detail
     stray = _booked(SOLD[1], member=None, points=5)
     assert not points_follow_rules([right, stray], {RULESET.version: RULESET}).ok
 

@@ -187,6 +187,7 @@ def sales_match_truth(nodes: list[StationNode], cloud: list[CloudSale]) -> Check
 def points_follow_rules(cloud: list[CloudSale], rulesets: Mapping[int, RuleSet]) -> Check:
     wrong: list[str] = []
     members = 0
+    tiers: Counter[str] = Counter()
     for sale in cloud:
         if sale.member_id is None:
             if sale.points != 0:
@@ -198,7 +199,12 @@ def points_follow_rules(cloud: list[CloudSale], rulesets: Mapping[int, RuleSet])
             wrong.append(f"{sale.key}: priced under unknown rule set {sale.ruleset_version}")
             continue
         facts = SaleFacts(sale.key[3], sale.key[4], sale.key[5], sale.ended_at)
-        expected = price_sale(ruleset, facts, sale.tier).points
+        try:
+            expected = price_sale(ruleset, facts, sale.tier).points
+        except KeyError:
+            wrong.append(f"{sale.key}: tier {sale.tier!r} is not in rule set {ruleset.version}")
+            continue
+        tiers[sale.tier] += 1
         if sale.points != expected or sale.recomputed != expected:
             wrong.append(
                 f"{sale.key} v{sale.ruleset_version} {sale.tier}: station {sale.points}, "
@@ -207,7 +213,8 @@ def points_follow_rules(cloud: list[CloudSale], rulesets: Mapping[int, RuleSet])
     versions = sorted({s.ruleset_version for s in cloud if s.ruleset_version is not None})
     ok = not wrong and members > 0
     detail = (
-        f"{members} member sales priced by rule-set versions {versions}"
+        f"{members} member sales priced by rule-set versions {versions}, at tiers "
+        + ", ".join(f"{tier} {count}" for tier, count in sorted(tiers.items()))
         if ok
         else _examples(wrong) or "no member sale to check"
     )
