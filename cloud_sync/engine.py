@@ -46,6 +46,7 @@ BACKOFF_FACTOR = 2.0
 # 60 s with full jitter is still at most one try per 30 s on average per station while the
 # cloud is down (the soak found a 300 s cap left flaky-link stations minutes behind).
 BACKOFF_CAP_S = 60.0
+RETRY_AFTER_CAP_S = 300.0  # the cloud asking for more time is heeded, up to five minutes
 MAX_REWINDS_PER_CYCLE = 3
 FAILURES_BEFORE_ALERT = 12  # about three and a half minutes of backoff, on average
 
@@ -149,7 +150,7 @@ class SyncEngine:
                     self._alert(_Tally(), "sync_failing", str(result.error))
                 delay = self.next_delay(failures)
                 if result.retry_after is not None:
-                    delay = max(delay, min(result.retry_after, BACKOFF_CAP_S))
+                    delay = max(delay, min(result.retry_after, RETRY_AFTER_CAP_S))
             stop.wait(delay)
 
     def run_cycle(self, stop: threading.Event | None = None) -> CycleResult:

@@ -643,6 +643,23 @@ def test_run_forever_backs_off_after_failures_and_waits_the_interval_after_succe
     assert_delivered_once(port, cloud)
 
 
+def test_the_clouds_retry_after_is_heeded_beyond_the_backoff_cap_up_to_five_minutes() -> None:
+    for asked, waited in (("120", 120.0), ("86400", 300.0)):
+        port, cloud = FakeStationPort(), FakeCloud()
+        port.add_events(1)
+        answers = [httpx.Response(503, headers={"Retry-After": asked})]
+        transport = httpx.MockTransport(
+            lambda request, answers=answers, cloud=cloud: (
+                answers.pop() if answers else cloud(request)
+            )
+        )
+        engine = make_engine(port, transport)
+        stop = ScriptedStop(waits=2)
+        engine.run_forever(stop, interval_s=15.0)
+        assert stop.timeouts == [waited, 15.0]
+        assert_delivered_once(port, cloud)
+
+
 def test_a_cloud_out_of_reach_for_long_is_alerted_and_the_alert_clears_on_success() -> None:
     for failed_cycles, alerted in (
         (FAILURES_BEFORE_ALERT - 1, False),
