@@ -34,7 +34,7 @@ from .messages import (
 from .noise import LineNoise
 from .pty_link import PtyLink
 from .sim_pump import ScriptedSale, SimulatedPump
-from .sim_world import Forecourt
+from .sim_world import ClosingTime, Forecourt
 
 __all__ = ["DartBusPlayer"]
 
@@ -97,10 +97,18 @@ class DartBusPlayer:
     def completed(self) -> list[dict[str, str]]:
         return self.forecourt.completed
 
-    def play(self, stop: threading.Event) -> None:
+    def play(
+        self,
+        stop: threading.Event,
+        closing: threading.Event | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
         """Play until `stop`. On a pty, the forecourt waits while no listener is attached
-        (`wait_for_listener`), so that no sale happens unheard while an agent starts."""
+        (`wait_for_listener`), so that no sale happens unheard while an agent starts.
+        Once `closing` is set no sale starts; `on_closed` is called when the last is done."""
+        closing_time = ClosingTime(self.forecourt, closing, on_closed)
         while not stop.is_set():
+            closing_time.check()
             if self._listener_present():
                 self.cycle()
             stop.wait(self._cycle_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
@@ -62,8 +63,11 @@ class Forecourt:
         return pumps_done and self._random_left == 0
 
     def close(self) -> None:
-        """Start no more random sales; a pump mid-sale still finishes it (closing time)."""
+        """Closing time: no sale starts any more (queued ones are dropped); a pump mid-sale
+        still finishes it."""
         self._random_left = 0
+        for pump in self.pumps:
+            pump.orders.clear()
 
     def tick(self, now: float) -> None:
         for pump in self.pumps:
@@ -86,3 +90,28 @@ class Forecourt:
         self.completed.append(sale)
         if self._callback is not None:
             self._callback(sale)
+
+
+class ClosingTime:
+    """Turns a closing signal into `Forecourt.close()`, and calls `on_closed` once, when the
+    last sale in progress has completed (from then on the ground truth is final)."""
+
+    def __init__(
+        self,
+        forecourt: Forecourt,
+        closing: threading.Event | None,
+        on_closed: Callable[[], None] | None,
+    ) -> None:
+        self._forecourt = forecourt
+        self._closing = closing
+        self._on_closed = on_closed
+        self._done = False
+
+    def check(self) -> None:
+        if self._done or self._closing is None or not self._closing.is_set():
+            return
+        self._forecourt.close()
+        if self._forecourt.finished:
+            self._done = True
+            if self._on_closed is not None:
+                self._on_closed()

@@ -24,7 +24,7 @@ from .messages import Decimals
 from .noise import LineNoise
 from .pty_link import open_pty
 from .sim_pump import GRADES, PRICES, ScriptedSale, SimulatedPump
-from .sim_world import Forecourt
+from .sim_world import ClosingTime, Forecourt
 
 __all__ = [
     "GRADES",
@@ -84,14 +84,9 @@ class DartPumpSimulator:
         """Answer the master until `stop`; once `closing` is set, start no new sales but
         keep answering, so the master can still collect every sale already made.
         `on_closed` is called once, when closing and the last sale in progress is done."""
-        closed = False
+        closing_time = ClosingTime(self.forecourt, closing, on_closed)
         while not stop.is_set():
-            if closing is not None and closing.is_set() and not closed:
-                self.forecourt.close()
-                if self.forecourt.finished:
-                    closed = True
-                    if on_closed is not None:
-                        on_closed()
+            closing_time.check()
             data = self._link.read(512, 0.005)
             self.forecourt.tick(time.monotonic())
             for item in self._framer.feed(data):
@@ -135,9 +130,9 @@ def serve(
 
     mode="pumps": answer a master (the agent in master mode). mode="bus": play a controller
     and its pumps for a listener (the agent in sniffer mode). `sales`: how many random sales
-    to play (None: keep going). `closing` (pumps mode): once set, no new sale starts and the
-    pumps keep answering; `on_closed` is called once no sale is in progress any more. The
-    caller owns (and closes) the link.
+    to play (None: keep going). `closing`: once set, no new sale starts and the simulator
+    keeps going; `on_closed` is called once no sale is in progress any more. The caller
+    owns (and closes) the link.
     """
     if mode == "pumps":
         simulator = DartPumpSimulator(
@@ -160,5 +155,5 @@ def serve(
         seed=seed,
         on_sale_completed=on_sale_completed,
     )
-    player.play(stop)
+    player.play(stop, closing, on_closed)
     return player.completed

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from decimal import Decimal
 
+from drivers.dart.bus_player import DartBusPlayer
 from drivers.dart.framer import ControlCode, DartFramer, Frame
 from drivers.dart.messages import (
     CD1Command,
@@ -23,6 +26,7 @@ from drivers.dart.messages import (
 )
 from drivers.dart.sim_pump import ScriptedSale, SimulatedPump
 from drivers.dart.simulator import open_pty
+from drivers.links import PipeLink
 
 TWO = Decimals()
 
@@ -125,3 +129,33 @@ def test_open_pty_gives_a_link_and_a_device() -> None:
             os.close(slave)
     finally:
         link.close()
+
+
+def test_closing_time_on_a_played_bus_finishes_sales_in_progress_and_starts_none() -> None:
+    """SIGUSR1's effect in --bus mode: pumps mid-sale finish, queued sales are dropped, and
+    `on_closed` comes once, after which the ground truth no longer grows."""
+    link, _far_end = PipeLink.pair()
+    player = DartBusPlayer(link, pumps=3, random_sales=None, interval_s=0.05, fill_s=0.05, seed=9)
+    stop, closing, closed = threading.Event(), threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def on_closed() -> None:
+        calls.append(len(player.completed))
+        closed.set()
+
+    worker = threading.Thread(target=player.play, args=(stop, closing, on_closed))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(player.completed) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        at_closing = len(player.completed)
+        closing.set()
+        assert closed.wait(10), "on_closed never came"
+        time.sleep(0.5)  # ten sale intervals: any queued sale would have started by now
+    finally:
+        stop.set()
+        worker.join(10)
+    assert at_closing >= 4
+    assert calls == [len(player.completed)], "called once, and nothing completed after it"
+    assert len(player.completed) - at_closing <= 3, "only the sales in progress finished"
