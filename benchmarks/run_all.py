@@ -18,6 +18,7 @@ verdicts are marked, since the targets are defined at the full sizes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -412,7 +413,8 @@ def run_job(job: Job, quick: bool, timeout: float) -> Outcome:
         row = failed_row(job.name, f"failed: timed out after {timeout:.0f} s", detail)
         return Outcome(job, [row], seconds, command=command)
     except BaseException:  # Ctrl-C: leave nothing of the benchmark running behind us
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have ended on the signal
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
     outcome = outcome_of(

@@ -200,8 +200,10 @@ class ProxyMode(enum.Enum):
     RESET = "reset"  # accept, then reset the connection (RST)
     BLACKHOLE = "blackhole"  # accept, read, never answer
     LOSE_RESPONSE = "lose_response"  # forward the request, drop the answer, close
-    DROP = "drop"  # close the connection (FIN) at once, or at the next chunk on an open one
-    DELAY = "delay"  # pass every chunk, each `delay_s` late
+    # Close the connection (FIN) at once; on an open connection, at its next chunk (if that
+    # chunk is the answer, the request was already forwarded: then it is a lost answer).
+    DROP = "drop"
+    DELAY = "delay"  # pass every chunk, each `delay_s` late (per chunk: a large body is slower)
 
 
 _CHUNK = 65536

@@ -364,11 +364,13 @@ def test_real_network_faults_through_the_proxy_are_retried(
                 client.push(push_request())
             assert len(hits) == 2, "a dropped connection reached the server"
 
-            proxy.mode, proxy.delay_s = ProxyMode.DELAY, 0.2
+            # Each chunk is late: the request (headers and body may be two chunks) and the
+            # answer, so 0.1 s per chunk stays well inside the client's 0.5 s read timeout.
+            proxy.mode, proxy.delay_s = ProxyMode.DELAY, 0.1
             started = time.monotonic()
             assert client.push(push_request()).high_water == 7
-            assert time.monotonic() - started >= 0.4  # the request and its answer, each late
-            proxy.delay_s = 1.0
+            assert time.monotonic() - started >= 0.2  # the request and its answer, each late
+            proxy.delay_s = 1.0  # beyond the timeout: a link this slow is an outage
             with pytest.raises(SyncRetry, match="Timeout"):
                 client.push(push_request())
 
