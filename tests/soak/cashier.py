@@ -61,7 +61,8 @@ class _Unreachable(Exception):
 
 
 class Cashier:
-    """Run `run(stop)` in a thread of its own; `stats` is read after it ends."""
+    """Run `run(stop)` in a thread of its own; read `stats`, what the station acknowledged
+    (`redeemed`, `attached`) and `error` (what stopped the thread early) after it ends."""
 
     def __init__(
         self,
@@ -76,6 +77,9 @@ class Cashier:
     ) -> None:
         self.node = node
         self.stats = CashierStats()
+        self.redeemed: dict[str, tuple[str, int]] = {}  # redemption id -> (member, points)
+        self.attached: dict[str, str] = {}  # sale id -> member id, as the station answered
+        self.error: str | None = None
         self._home = [m for m in members if m.home == node.station_id]
         self._members = members
         self._rng = rng
@@ -98,6 +102,8 @@ class Cashier:
                 except _Unreachable:
                     self.stats.unreachable += 1
             self._finish_pending()
+        except Exception as exc:  # a harness bug: the verdict reports it, the run fails
+            self.error = f"{self.node.station_id} cashier: {exc!r}"
         finally:
             self._client.close()
 
@@ -149,6 +155,7 @@ class Cashier:
             self.stats.refused[str(body.get("error", status))] += 1
             return
         self.stats.attached += 1  # once per sale: a retry's "already attached" counts once
+        self.attached[sale_id] = str(body["sale"]["member_id"])
         card = body["member"]
         if self._rng.random() < self._redeem_share and int(card["points"]) >= 100:
             points = 100 * self._rng.randint(1, min(3, int(card["points"]) // 100))
@@ -173,6 +180,7 @@ class Cashier:
             if status != 201:
                 self.stats.refused[str(body.get("error", status))] += 1
             else:  # booked now, or by an earlier try whose answer was lost
+                self.redeemed[todo.redemption_id] = (todo.member_id, todo.points)
                 self.stats.redemptions += 1
                 self.stats.redemptions_offline += int(todo.offline)
                 self.stats.points_redeemed += todo.points

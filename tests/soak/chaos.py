@@ -70,6 +70,7 @@ class Chaos:
         longest_black_hole_s: float = 120.0,
     ) -> None:
         self.stats = ChaosStats()
+        self.error: str | None = None
         self._nodes = {node.station_id: node for node in nodes}
         self._cloud = cloud
         self._rng = rng
@@ -88,9 +89,12 @@ class Chaos:
             return link_down or self._cloud_back_at is not None
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.wait(self._rng.expovariate(1.0 / self._mean_gap_s)):
-            self._lift_due(time.monotonic())
-            self._inject(time.monotonic())
+        try:
+            while not stop.wait(self._rng.expovariate(1.0 / self._mean_gap_s)):
+                self._lift_due(time.monotonic())
+                self._inject(time.monotonic())
+        except Exception as exc:  # e.g. the cloud did not come back: the verdict reports it
+            self.error = f"chaos: {exc!r}"
 
     def lift_all(self) -> None:
         """End every fault now: links pass, the cloud and every agent run again."""
@@ -123,7 +127,7 @@ class Chaos:
             seconds = self._rng.uniform(self._longest_black_hole_s / 4, self._longest_black_hole_s)
         elif kind == "slow link":
             seconds = self._rng.uniform(10.0, 30.0)
-            node.proxy.delay_s = self._rng.uniform(0.2, 2.0)
+            node.proxy.delay_s = self._rng.uniform(0.05, 0.5)  # per chunk: slow, not cut
         else:
             seconds = self._rng.uniform(2.0, 10.0)
         node.proxy.mode = _LINK_MODES[kind]

@@ -24,9 +24,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,11 +38,11 @@ from cloud_sync.loyalty.ruleset import RuleSet
 from cloud_sync.loyalty.ruleset_parser import parse_ruleset
 from tests.cloud.chain import CloudProcess
 
-from .cashier import Cashier, Member
+from .cashier import Cashier, CashierStats, Member
 from .chaos import Chaos
 from .nodes import MARKER, StationNode, leftover_processes
 from .report import SoakReport, render
-from .verdict import Check, check_chain, cloud_progress
+from .verdict import CashierAnswers, Check, check_chain, cloud_progress
 
 __all__ = ["SoakOptions", "main", "run_soak"]
 
@@ -50,6 +50,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RULES = PROJECT_ROOT / "config" / "rulesets" / "sample.json"
 PG_ADMIN_URL = os.environ.get("LOYALPUMP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _SAMPLE_S = 1.0
+_CASHIERS_JOIN_S = 120.0  # all cashiers together, after the faults are lifted
+_OVERHEAD_S = 20 * 60.0  # set-up, drain, stops and verdict, beyond --minutes (a hard limit)
 
 
 @dataclass(frozen=True)
@@ -73,21 +75,30 @@ def run_soak(options: SoakOptions, say: Callable[[str], None] = print) -> SoakRe
     env = {**os.environ, MARKER: run_id}
     report = SoakReport(options.stations, options.minutes, options.backend, options.seed)
     report.work_dir = str(work)
-    with _database(options.backend, work, run_id) as database_url:
+    with _database(options.backend, work, run_id, say) as database_url:
         soak = _Soak(options, work, env, database_url, report, say)
+        # A hard limit: a hang anywhere kills every process of the run, so it fails, not hangs.
+        watchdog = threading.Timer(options.minutes * 60 + _OVERHEAD_S, soak.time_is_up)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             soak.run()
         finally:
+            watchdog.cancel()
+            report.leftovers = _leftovers(run_id)  # alive after the orderly stop (then killed)
             soak.abort()
-            report.leftovers = _leftovers(run_id)
             report.checks.append(_nothing_left(report.leftovers))
+            if soak.timed_out:
+                report.checks.append(
+                    Check("the run ended in time", False, "the hard time limit killed it")
+                )
     if report.passed and not options.keep and options.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
     return report
 
 
 @contextmanager
-def _database(backend: str, work: Path, run_id: str) -> Iterator[str]:
+def _database(backend: str, work: Path, run_id: str, say: Callable[[str], None]) -> Iterator[str]:
     """A fresh cloud database for this run (a PostgreSQL one is dropped at the end)."""
     if backend == "sqlite":
         yield f"sqlite:///{work / 'cloud' / 'cloud.sqlite3'}"
@@ -99,8 +110,11 @@ def _database(backend: str, work: Path, run_id: str) -> Iterator[str]:
         base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
         yield f"{base}/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error as exc:  # never hide the run's own outcome behind this
+            say(f"could not drop the soak database {name}: {exc}")
 
 
 def _leftovers(run_id: str) -> list[str]:
@@ -153,7 +167,9 @@ class _Soak:
         self.first_rules: dict[str, object] = json.loads(RULES.read_text(encoding="utf-8"))
         self._max_backlog: dict[str, int] = Counter()
         self._cashiers: list[Cashier] = []
+        self._stuck: list[str] = []
         self._stop_sampler = threading.Event()
+        self.timed_out = False
 
     # ------------------------------------------------------------------ phases
 
@@ -260,11 +276,13 @@ class _Soak:
         finally:
             stop_chaos.set()
             threads[0].join()
+            lifted_at = time.monotonic()  # the cloud's and agents' restarts count from here
             chaos.lift_all()
-            lifted_at = time.monotonic()
             stop_cashiers.set()
+            deadline = time.monotonic() + _CASHIERS_JOIN_S
             for thread in threads[1:]:
-                thread.join(60)
+                thread.join(max(0.0, deadline - time.monotonic()))
+            self._stuck = [t.name for t in threads[1:] if t.is_alive()]
         return chaos, lifted_at
 
     def _drain(self, lifted_at: float) -> float | None:
@@ -310,10 +328,16 @@ class _Soak:
     def abort(self) -> None:
         """Whatever happened, nothing of this run may keep running."""
         for node in self.nodes:
-            node.kill_everything()
+            with suppress(Exception):
+                node.kill_everything()
         if self.cloud.process is not None:
             with suppress(Exception):
                 self.cloud.kill()
+
+    def time_is_up(self) -> None:
+        self.timed_out = True
+        self.say("the soak ran past its hard time limit: killing every process")
+        self.abort()
 
     # ------------------------------------------------------------------ the verdict
 
@@ -323,7 +347,7 @@ class _Soak:
         r.sales = dict(Counter(key[0] for key in truth))
         r.litres = str(sum((key[4] for key in truth), Decimal(0)))
         r.amount = str(sum((key[5] for key in truth), Decimal(0)))
-        r.cashier = _cashier_totals(self._cashiers)
+        r.cashier = cashier_totals(c.stats for c in self._cashiers)
         r.faults = dict(chaos.stats.faults)
         r.black_hole_s = chaos.stats.black_hole_s
         r.longest_black_hole_s = chaos.stats.longest_black_hole_s
@@ -333,13 +357,26 @@ class _Soak:
             station, most = max(self._max_backlog.items(), key=lambda item: item[1])
             r.max_backlog, r.max_backlog_station = most, station
         r.events = sum(node.store_counts()[2] for node in self.nodes)
+        answers = CashierAnswers(
+            {k: v for c in self._cashiers for k, v in c.redeemed.items()},
+            {k: v for c in self._cashiers for k, v in c.attached.items()},
+        )
         ledger = self.cloud.open_ledger()
         try:
             r.checks = check_chain(
-                self.nodes, ledger, self.database_url, self.rulesets, datetime.now(UTC)
+                self.nodes, ledger, self.database_url, self.rulesets, datetime.now(UTC), answers
             )
         finally:
             ledger.close()
+        errors = [c.error for c in self._cashiers if c.error] + [chaos.error or ""]
+        errors = [e for e in errors if e] + [f"{name} still running" for name in self._stuck]
+        r.checks.append(
+            Check(
+                "the chaos and the cashiers ran to the end",
+                not errors,
+                "no harness thread failed or hung" if not errors else "; ".join(errors),
+            )
+        )
         r.checks.append(_clean_stops(r.stops))
         if r.converged_s is None:
             r.checks.append(_never_converged(self.options.drain_timeout_s))
@@ -354,13 +391,19 @@ class _Soak:
         )
 
 
-def _cashier_totals(cashiers: Sequence[Cashier]) -> dict[str, object]:
+def cashier_totals(all_stats: Iterable[CashierStats]) -> dict[str, object]:
+    """The cashiers' counts summed, refusals by error code (JSON-ready)."""
     totals: Counter[str] = Counter()
     refused: Counter[str] = Counter()
-    for cashier in cashiers:
-        stats = asdict(cashier.stats)
-        refused.update(stats.pop("refused"))
-        totals.update({key: int(value) for key, value in stats.items()})
+    for stats in all_stats:
+        refused.update(stats.refused)
+        totals.update(
+            {
+                name: int(getattr(stats, name))
+                for name in (f.name for f in fields(stats))
+                if name != "refused"
+            }
+        )
     return {**totals, "refused": dict(refused)}
 
 

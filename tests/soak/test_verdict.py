@@ -12,9 +12,17 @@ from pathlib import Path
 
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
+from tests.soak.cashier import CashierStats
 from tests.soak.nodes import MARKER, StationNode, leftover_processes, sale_key
-from tests.soak.run import RULES
-from tests.soak.verdict import CloudSale, points_follow_rules, sales_match_truth
+from tests.soak.report import SoakReport
+from tests.soak.run import RULES, cashier_totals
+from tests.soak.verdict import (
+    CashierAnswers,
+    CloudSale,
+    cashier_answers_hold,
+    points_follow_rules,
+    sales_match_truth,
+)
 
 TUESDAY = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a member day in the sample rules
 RULESET = parse_ruleset_json(RULES.read_bytes())
@@ -37,6 +45,7 @@ def _booked(
     facts = SaleFacts(key[3], key[4], key[5], TUESDAY)
     priced = price_sale(RULESET, facts, "silver").points if member else 0
     return CloudSale(
+        sale_id=f"sale-{sale['fuelling_point']}-{sale['volume']}",
         station_id="S001",
         key=key,
         member_id=member,
@@ -77,6 +86,24 @@ def test_points_the_rules_do_not_give_fail() -> None:
     assert not points_follow_rules([right, stray], {RULESET.version: RULESET}).ok
 
 
+def test_an_acknowledged_redemption_or_attach_missing_from_the_cloud_fails() -> None:
+    sale = _booked(SOLD[0], member="m2")
+    merged = {"m1": "m2"}.get  # m1 was signed up twice and merged into m2
+
+    def survivor(member_id: str) -> str:
+        return merged(member_id) or member_id
+
+    told = CashierAnswers(redeemed={"r1": ("m1", 200)}, attached={sale.sale_id: "m1"})
+    kept = cashier_answers_hold([sale], {"r1": ("m2", 200)}, told, survivor)
+    assert kept.ok, kept.detail
+    lost = cashier_answers_hold([sale], {}, told, survivor)
+    assert not lost.ok and "r1" in lost.detail
+    other = cashier_answers_hold([sale], {"r1": ("m2", 300)}, told, survivor)
+    assert not other.ok
+    unattached = CloudSale(**{**sale.__dict__, "member_id": None})
+    assert not cashier_answers_hold([unattached], {"r1": ("m2", 200)}, told, survivor).ok
+
+
 def test_a_process_of_the_run_is_found_until_it_ends() -> None:
     env = {**os.environ, MARKER: "verdict-test"}
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=env)
@@ -87,3 +114,13 @@ def test_a_process_of_the_run_is_found_until_it_ends() -> None:
         child.kill()
         child.wait()
     assert leftover_processes("verdict-test") == []
+
+
+def test_the_report_is_json_with_the_cashiers_refusals_by_code() -> None:
+    stats = CashierStats(attached=3, redemptions=1)
+    stats.refused["redeem.denied"] += 2
+    report = SoakReport(stations=1, minutes=1.0, backend="sqlite", seed=1)
+    report.cashier = cashier_totals([stats, CashierStats()])
+    data = json.loads(json.dumps(report.to_dict(), default=str))
+    assert data["cashier"]["refused"] == {"redeem.denied": 2}
+    assert data["cashier"]["attached"] == 3 and data["cashier"]["redemptions"] == 1

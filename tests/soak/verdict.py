@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import create_engine, func, select
 
 from cloud_sync.ledger import CloudLedger
-from cloud_sync.ledger.schema import events, high_water, sales
+from cloud_sync.ledger.schema import events, high_water, redemptions, sales
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset import RuleSet
 from tests.cloud.chain import LOYALPUMP, store_outbox
@@ -27,12 +27,15 @@ from tests.cloud.chain import LOYALPUMP, store_outbox
 from .nodes import SaleKey, StationNode
 
 __all__ = [
+    "CashierAnswers",
     "Check",
     "CloudSale",
+    "cashier_answers_hold",
     "check_chain",
     "cloud_progress",
     "cloud_sales",
     "points_follow_rules",
+    "rule_update_reached_every_station",
     "sales_match_truth",
 ]
 
@@ -48,6 +51,7 @@ class Check:
 
 @dataclass(frozen=True)
 class CloudSale:
+    sale_id: str
     station_id: str
     key: SaleKey
     member_id: str | None
@@ -65,6 +69,7 @@ def cloud_sales(database_url: str) -> list[CloudSale]:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(
+                    sales.c.sale_id,
                     sales.c.station_id,
                     sales.c.grade,
                     sales.c.litres,
@@ -93,6 +98,7 @@ def cloud_sales(database_url: str) -> list[CloudSale]:
         )
         found.append(
             CloudSale(
+                sale_id=str(row.sale_id),
                 station_id=str(row.station_id),
                 key=key,
                 member_id=row.member_id,
@@ -140,12 +146,18 @@ def check_chain(
     database_url: str,
     rulesets: Mapping[int, RuleSet],
     now: datetime,
+    answers: CashierAnswers,
 ) -> list[Check]:
-    """Every promise, checked against the simulators' ground truth and the stores."""
+    """Every promise, checked against the simulators' ground truth, what the cashiers were
+    told, and the stores."""
     cloud = cloud_sales(database_url)
     checks = [
         sales_match_truth(nodes, cloud),
         points_follow_rules(cloud, rulesets),
+        rule_update_reached_every_station(nodes, cloud, rulesets),
+        cashier_answers_hold(
+            cloud, _cloud_redemptions(database_url), answers, _survivors(ledger, now)
+        ),
         _backlogs_empty(nodes, database_url),
     ]
     acked = {node.station_id: store_outbox(node.store) for node in nodes}
@@ -198,6 +210,9 @@ def points_follow_rules(cloud: list[CloudSale], rulesets: Mapping[int, RuleSet])
         if ruleset is None or sale.tier is None:
             wrong.append(f"{sale.key}: priced under unknown rule set {sale.ruleset_version}")
             continue
+        if sale.ended_at < ruleset.effective_from:
+            wrong.append(f"{sale.key}: priced under v{ruleset.version} before it took effect")
+            continue
         facts = SaleFacts(sale.key[3], sale.key[4], sale.key[5], sale.ended_at)
         try:
             expected = price_sale(ruleset, facts, sale.tier).points
@@ -219,6 +234,86 @@ def points_follow_rules(cloud: list[CloudSale], rulesets: Mapping[int, RuleSet])
         else _examples(wrong) or "no member sale to check"
     )
     return Check("points are what the rules give", ok, detail)
+
+
+def rule_update_reached_every_station(
+    nodes: list[StationNode], cloud: list[CloudSale], rulesets: Mapping[int, RuleSet]
+) -> Check:
+    """HQ's newest rule set priced member sales at every station (it was pulled and used)."""
+    newest = max(rulesets)
+    using = {sale.station_id for sale in cloud if sale.ruleset_version == newest}
+    missing = sorted(node.station_id for node in nodes if node.station_id not in using)
+    return Check(
+        f"HQ's rule update (v{newest}) reached every station",
+        not missing,
+        f"member sales priced under v{newest} at all {len(nodes)} stations"
+        if not missing
+        else f"no sale under v{newest} at {', '.join(missing)}",
+    )
+
+
+@dataclass(frozen=True)
+class CashierAnswers:
+    """What the stations acknowledged to their cashiers: redemption id -> (member, points)
+    for every 201, sale id -> member for every attach answered 200."""
+
+    redeemed: Mapping[str, tuple[str, int]]
+    attached: Mapping[str, str]
+
+
+def _cloud_redemptions(database_url: str) -> dict[str, tuple[str, int]]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(redemptions.c.redemption_id, redemptions.c.member_id, redemptions.c.points)
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(r.redemption_id): (str(r.member_id), int(r.points)) for r in rows}
+
+
+def _survivors(ledger: CloudLedger, now: datetime) -> Callable[[str], str]:
+    """Member id -> the id the cloud keeps for that member (itself, or the merge survivor)."""
+    known: dict[str, str] = {}
+
+    def survivor(member_id: str) -> str:
+        if member_id not in known:
+            view = ledger.member(member_id, now)
+            known[member_id] = member_id if view is None else str(view["member_id"])
+        return known[member_id]
+
+    return survivor
+
+
+def cashier_answers_hold(
+    cloud: list[CloudSale],
+    cloud_redemptions: Mapping[str, tuple[str, int]],
+    answers: CashierAnswers,
+    survivor: Callable[[str], str],
+) -> Check:
+    """Every redemption and attach a station acknowledged is in the cloud, for the same
+    member (or the member it merged into): an answer given is a promise kept."""
+    broken: list[str] = []
+    for redemption_id, (member_id, points) in sorted(answers.redeemed.items()):
+        booked = cloud_redemptions.get(redemption_id)
+        if booked is None:
+            broken.append(f"redemption {redemption_id} ({points} points) is not in the cloud")
+        elif booked[1] != points or survivor(booked[0]) != survivor(member_id):
+            broken.append(f"redemption {redemption_id}: cloud {booked}, cashier told {points}")
+    member_of = {sale.sale_id: sale.member_id for sale in cloud}
+    for sale_id, member_id in sorted(answers.attached.items()):
+        booked_member = member_of.get(sale_id)
+        if booked_member is None or survivor(booked_member) != survivor(member_id):
+            broken.append(f"sale {sale_id}: cloud member {booked_member}, cashier told {member_id}")
+    ok = not broken and bool(answers.redeemed) and bool(answers.attached)
+    detail = (
+        f"{len(answers.attached)} attaches and {len(answers.redeemed)} redemptions the "
+        "stations acknowledged, each in the cloud"
+        if ok
+        else _examples(broken) or "the cashiers were never answered"
+    )
+    return Check("what the cashiers were told is in the cloud", ok, detail)
 
 
 def _backlogs_empty(nodes: list[StationNode], database_url: str) -> Check:
