@@ -97,14 +97,14 @@ class CloudProcess:
 
     def start(self) -> None:
         self.write_config()
-        log = (self.home / "cloud.log").open("ab")
-        self.process = subprocess.Popen(
-            [LOYALPUMP, "cloud", "run", "--config", str(self.config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-        )
+        with (self.home / "cloud.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [LOYALPUMP, "cloud", "run", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.home / "cloud.log").read_text()

@@ -115,13 +115,14 @@ class StationNode:
         self.start_agent()
 
     def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [LOYALPUMP, *args],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-        )
+        with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                [LOYALPUMP, *args],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
 
     def _cli(self, *args: str) -> None:
         result = subprocess.run(

@@ -13,6 +13,7 @@ with the simulators' ground truth. Exit 0 only when every check passes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -242,7 +243,7 @@ class _Soak:
                 node,
                 members,
                 random.Random(self.rng.random()),
-                offline=lambda sid=node.station_id: chaos.offline(sid),  # type: ignore[misc]
+                offline=functools.partial(chaos.offline, node.station_id),
             )
             for node in self.nodes
         ]
