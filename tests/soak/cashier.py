@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -116,7 +117,7 @@ class Cashier:
                 self._retry_redemptions()
             except _Unreachable:
                 self.stats.unreachable += 1
-                threading.Event().wait(0.5)
+                time.sleep(0.5)
 
     def _step(self) -> None:
         while self._to_sign_up:
