@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
+from tests.cloud.chain import free_port
 from tests.soak.cashier import CashierStats
 from tests.soak.nodes import MARKER, StationNode, leftover_processes, sale_key
 from tests.soak.report import SoakReport
@@ -102,6 +103,15 @@ def test_an_acknowledged_redemption_or_attach_missing_from_the_cloud_fails() -> 
     assert not other.ok
     unattached = CloudSale(**{**sale.__dict__, "member_id": None})
     assert not cashier_answers_hold([unattached], {"r1": ("m2", 200)}, told, survivor).ok
+
+
+def test_listening_ports_avoid_the_ephemeral_range_and_never_repeat() -> None:
+    """A listener restarted after kill -9 must find its port free: no outgoing connection's
+    local end may have taken it meanwhile (the soak lost a station start that way)."""
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert not [port for port in ports if low <= port <= high]
 
 
 def test_a_process_of_the_run_is_found_until_it_ends() -> None:
