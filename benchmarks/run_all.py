@@ -20,137 +20,41 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from benchmarks import cashier_lookup, driver_latency, edge_accrual, sync_catchup
+from benchmarks.table import (
+    QUICK_NOTE,
+    RecordError,
+    Row,
+    Target,
+    failed_row,
+    figure_row,
+    number,
+    render_markdown,
+    render_text,
+    wrap,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-QUICK_MARK = "*"
-QUICK_NOTE = f"{QUICK_MARK} quick run: small sizes; the targets are defined at the full sizes."
-NO_FIGURE = "—"
-TEXT_WIDTH = 110
 STDERR_TAIL_LINES = 12
 DEFAULT_TIMEOUT_S = 1800.0
-
-
-class RecordError(ValueError):
-    """A RESULT record that lacks what its rows need: the script and this file disagree."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """One bound on a row's value, or on its ratio to the in-run baseline."""
-
-    on: Literal["value", "ratio"]
-    op: Literal["<", ">="]
-    bound: float
-
-    def met(self, value: float, ratio: float | None) -> bool:
-        subject = value if self.on == "value" else ratio
-        if subject is None:
-            raise RecordError("a ratio target needs a baseline")
-        return subject < self.bound if self.op == "<" else subject >= self.bound
-
-    def text(self, unit: str) -> str:
-        if self.on == "ratio":
-            return f"ratio {self.op} {self.bound:g}"
-        bound = f"{self.bound:,g}"
-        return f"{self.op} {bound}/s" if unit == "/s" else f"{self.op} {bound} {unit}"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table; `value`, `baseline` and `ratio` are None on a failed row."""
-
-    benchmark: str
-    figure: str
-    value: float | None
-    unit: str
-    targets: tuple[Target, ...]
-    baseline: float | None
-    ratio: float | None
-    verdict: Literal["pass", "short", "info", "failed"]
-    quick: bool
-    detail: str = ""
-
-    def cells(self) -> tuple[str, str, str, str, str, str, str]:
-        """benchmark, figure, value, target, baseline, ratio, verdict as printed."""
-        verdict: str = self.verdict
-        if self.quick and verdict in ("pass", "short"):
-            verdict += QUICK_MARK
-        return (
-            self.benchmark,
-            self.figure,
-            NO_FIGURE if self.value is None else format_value(self.value, self.unit),
-            "; ".join(target.text(self.unit) for target in self.targets) or NO_FIGURE,
-            NO_FIGURE if self.baseline is None else format_value(self.baseline, self.unit),
-            NO_FIGURE if self.ratio is None else format_ratio(self.ratio),
-            verdict,
-        )
-
-
-HEADER = ("benchmark", "figure", "value", "target", "baseline", "ratio", "verdict")
-RIGHT_ALIGNED = {2, 4, 5}
-
-
-def format_value(value: float, unit: str) -> str:
-    if unit == "/s":
-        return f"{value:,.0f}/s" if value >= 100 else f"{value:,.1f}/s"
-    if value >= 100:
-        return f"{value:,.0f} {unit}"
-    return f"{value:.1f} {unit}" if value >= 10 else f"{value:.2f} {unit}"
-
-
-def format_ratio(ratio: float) -> str:
-    return f"{ratio:.3f}" if ratio < 10 else f"{ratio:,.1f}"
-
-
-def number(record: Mapping[str, Any], key: str) -> float:
-    """A finite number from a RESULT record, or RecordError naming the key."""
-    value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RecordError(f"RESULT has no number at {key!r} (got {value!r})")
-    return float(value)
-
-
-def figure_row(
-    benchmark: str,
-    figure: str,
-    value: float,
-    unit: str,
-    targets: Sequence[Target],
-    baseline: float | None,
-    quick: bool,
-) -> Row:
-    """A row with its ratio (value / baseline) and verdict worked out from its targets."""
-    ratio = value / baseline if baseline else None
-    if not targets:
-        verdict: Literal["pass", "short", "info"] = "info"
-    else:
-        verdict = "pass" if all(t.met(value, ratio) for t in targets) else "short"
-    return Row(benchmark, figure, value, unit, tuple(targets), baseline, ratio, verdict, quick)
-
-
-def failed_row(benchmark: str, reason: str, detail: str) -> Row:
-    return Row(benchmark, reason, None, "", (), None, None, "failed", False, detail)
 
 
 # Per-benchmark readers: RESULT record -> rows. The targets are the scripts' own constants.
@@ -424,35 +328,6 @@ def run_job(job: Job, quick: bool, timeout: float) -> Outcome:
     return outcome
 
 
-def _widths(lines: Sequence[Sequence[str]]) -> list[int]:
-    return [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-
-
-def render_text(rows: Sequence[Row]) -> str:
-    """The plain table: columns padded, numbers right-aligned."""
-    lines = [HEADER, *(row.cells() for row in rows)]
-    widths = _widths(lines)
-    out = []
-    for line in lines:
-        cells = [
-            cell.rjust(width) if i in RIGHT_ALIGNED else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-    return "\n".join(out)
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("*", "\\*")
-
-
-def render_markdown(rows: Sequence[Row]) -> str:
-    """The same table in Markdown, for the README."""
-    align = ["---:" if i in RIGHT_ALIGNED else "---" for i in range(len(HEADER))]
-    lines = [HEADER, align, *(row.cells() for row in rows)]
-    return "\n".join("| " + " | ".join(_md_cell(c) for c in line) + " |" for line in lines)
-
-
 def notes(outcomes: Sequence[Outcome], quick: bool, markdown: bool) -> list[str]:
     """What the baselines are, the sizes each benchmark ran at, and why any failed."""
     lines = ["ratio = value / in-run baseline. Sizes and baselines:"]
@@ -473,18 +348,6 @@ def notes(outcomes: Sequence[Outcome], quick: bool, markdown: bool) -> list[str]
                 fence = ["```"] if markdown else []
                 lines += [*fence, *("    " + line for line in row.detail.splitlines()), *fence]
     return lines
-
-
-def wrap(lines: Sequence[str]) -> str:
-    """Plain-text lines folded to the table's width; a benchmark's own output is kept."""
-    out: list[str] = []
-    for line in lines:
-        if line.startswith("    ") or len(line) <= TEXT_WIDTH:
-            out.append(line)
-        else:
-            indent = " " * (len(line) - len(line.lstrip()) + 4)
-            out += textwrap.wrap(line, TEXT_WIDTH, subsequent_indent=indent)
-    return "\n".join(out)
 
 
 def _cpu_model() -> str:

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks import run_all
-from benchmarks.run_all import HEADER, Job, Target, figure_row
+from benchmarks import run_all, table
+from benchmarks.run_all import Job
+from benchmarks.table import HEADER, Target, figure_row
 
 EDGE = next(job for job in run_all.JOBS if job.name == "edge_accrual")
 TINY_EDGE = replace(
@@ -267,7 +268,7 @@ def test_every_target_of_a_row_must_be_met() -> None:
 
 
 def test_a_ratio_target_without_a_baseline_is_a_bad_record() -> None:
-    with pytest.raises(run_all.RecordError):
+    with pytest.raises(table.RecordError):
         figure_row("b", "rate", 10.0, "/s", (Target("ratio", ">=", 0.5),), None, False)
     bad = {**EDGE_RECORD, "raw_rate_per_s": 0}
     outcome = run_all.outcome_of(EDGE, 0, "RESULT " + json.dumps(bad), "", 1.0, False)
@@ -294,7 +295,7 @@ def test_the_last_result_line_counts() -> None:
     assert run_all.find_result("no result here\n") is None
 
 
-def _full_rows() -> list[run_all.Row]:
+def _full_rows() -> list[table.Row]:
     driver = {"benchmark": "driver_latency_dart", "sales": 280, "p99_ms": 1109.0}
     records: Mapping[str, Mapping[str, Any]] = {
         "edge_accrual": EDGE_RECORD,
@@ -308,7 +309,7 @@ def _full_rows() -> list[run_all.Row]:
 
 def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     rows = _full_rows()
-    text = run_all.render_text(rows)
+    text = table.render_text(rows)
     lines = text.splitlines()
     assert len(lines) == 1 + len(rows) == 11
     assert max(len(line) for line in lines) <= 110
@@ -332,11 +333,11 @@ def test_notes_name_each_baseline_and_fit_the_width() -> None:
         run_all.Outcome(job, [r for r in rows if r.benchmark == job.name], 1.0, scale="big")
         for job in run_all.JOBS
     ]
-    text = run_all.wrap(run_all.notes(outcomes, quick=True, markdown=False))
+    text = table.wrap(run_all.notes(outcomes, quick=True, markdown=False))
     assert max(len(line) for line in text.splitlines()) <= 110
     for job in run_all.JOBS:
         assert job.name in text
-    assert run_all.QUICK_NOTE in text
+    assert table.QUICK_NOTE in text
 
 
 def test_only_picks_jobs_by_name_or_by_script() -> None:
