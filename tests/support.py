@@ -1,7 +1,10 @@
-"""Test support shared by the suites: paths, a settable clock, station settings."""
+"""Test support shared by the suites: paths, a settable clock, station settings, ports."""
 
 from __future__ import annotations
 
+import random
+import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,3 +34,29 @@ def make_settings(data_dir: Path, station_id: str = "S001") -> StationSettings:
     return StationSettings.model_validate(
         {"station": {"id": station_id, "data_dir": str(data_dir), "timezone": "Asia/Shanghai"}}
     )
+
+
+# Ports a test process listens on, and listens on again after a kill, come from below
+# Linux's ephemeral range (32768-60999 by default): a port picked inside it can be taken by
+# any outgoing connection's local end before, or between, the listener's lives (the soak
+# lost a station that way: `address already in use` at start).
+_LISTEN_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+
+
+def free_port() -> int:
+    """A free port outside the ephemeral range, never handed out twice in this process."""
+    with _port_lock:
+        for _ in range(1000):
+            port = random.choice(_LISTEN_PORTS)
+            if port in _handed_out:
+                continue
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free listening port below the ephemeral range")

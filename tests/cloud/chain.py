@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -36,36 +33,10 @@ from edge_agent.services.rules import install_ruleset
 from edge_agent.services.sales import SaleInput, record_sale
 from edge_agent.services.station import Station, open_station
 from edge_agent.settings import StationSettings
-from tests.support import RULESETS, SHANGHAI, FakeClock
+from tests.support import RULESETS, SHANGHAI, FakeClock, free_port
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 ADMIN_TOKEN = "hq-admin-token-chain-tests-0123456789"
-
-
-# Ports a test process listens on, and listens on again after a kill, come from below
-# Linux's ephemeral range (32768-60999 by default): a port picked inside it can be taken by
-# any outgoing connection's local end before, or between, the listener's lives (the soak
-# lost a station that way: `address already in use` at start).
-_LISTEN_PORTS = range(20000, 32000)
-_handed_out: set[int] = set()
-_port_lock = threading.Lock()
-
-
-def free_port() -> int:
-    """A free port outside the ephemeral range, never handed out twice in this process."""
-    with _port_lock:
-        for _ in range(1000):
-            port = random.choice(_LISTEN_PORTS)
-            if port in _handed_out:
-                continue
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free listening port below the ephemeral range")
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,14 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import free_port
+
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(*args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -134,7 +129,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 def test_fdc_sales_arrive_exactly_once_through_a_crash(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     truth = tmp_path / "truth.jsonl"
     total = 60
     processes.append(
@@ -240,7 +235,7 @@ def test_closing_the_forecourt_stops_new_sales_and_the_station_collects_every_sa
     device = _start_dart_sim(
         tmp_path, processes, "--pumps", "2", "--interval", "0.2", "--ground-truth", str(dart_truth)
     )
-    fdc_port = _free_port()
+    fdc_port = free_port()
     processes.append(
         _start(
             "sim", "fdc", "--port", str(fdc_port), "--pumps", "2", "--interval", "0.1",

@@ -40,7 +40,6 @@ from edge_agent.services.station import Station
 from tests.edge_agent.test_daemon_drivers import (
     LOYALPUMP,
     _as_row,
-    _free_port,
     _recorded,
     _start,
     _stop,
@@ -48,6 +47,7 @@ from tests.edge_agent.test_daemon_drivers import (
     _wait_for,
     _write_config,
 )
+from tests.support import free_port
 
 TOKEN = "station-token-do-not-log-7f3a9c"  # a test value that must never be logged
 PHONE = "13800138000"
@@ -147,7 +147,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
     tmp_path: Path, short_dir: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    fdc_port, web_port, dead_port = _free_port(), _free_port(), _free_port()
+    fdc_port, web_port, dead_port = free_port(), free_port(), free_port()
     truth = tmp_path / "truth.jsonl"
     sim = _start(
         "sim",

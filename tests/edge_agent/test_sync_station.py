@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -57,7 +56,7 @@ from edge_agent.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from edge_agent.store.outbox import event_for
 from edge_agent.store.rulesets import get_ruleset
 from edge_agent.store.sync import get_sync_state, record_enrolment_started
-from tests.support import RULESETS, FakeClock
+from tests.support import RULESETS, FakeClock, free_port
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -895,7 +894,7 @@ def test_the_daemon_syncs_in_its_own_thread_and_stops_it_within_the_budget(
     station: Station,
 ) -> None:
     settings = _cloud_settings(station, "http://127.0.0.1:9").model_copy(
-        update={"web": station.settings.web.model_copy(update={"port": _free_port()})}
+        update={"web": station.settings.web.model_copy(update={"port": free_port()})}
     )
     station.close()
 
@@ -916,9 +915,3 @@ def test_the_daemon_syncs_in_its_own_thread_and_stops_it_within_the_budget(
     assert seen == [True]
     assert elapsed < 5.0
     assert not any(t.name == "sync" and t.is_alive() for t in threading.enumerate())
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support import PROJECT_ROOT, RULESETS
+from tests.support import PROJECT_ROOT, RULESETS, free_port
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(config: Path, *args: str) -> None:
@@ -44,7 +37,7 @@ def _cli(config: Path, *args: str) -> None:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A station with two users, a member with points and a simulated FDC; yields its URL."""
     work = tmp_path_factory.mktemp("site")
-    fdc_port, web_port = _free_port(), _free_port()
+    fdc_port, web_port = free_port(), free_port()
     config = work / "station.toml"
     config.write_text(
         '[station]\nid = "S001"\ndata_dir = "data"\ntimezone = "Asia/Shanghai"\n\n'

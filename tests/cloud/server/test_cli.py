@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from cloud_sync.server.keyfiles import load_chain_keys
 from cloud_sync.server.run import open_ledger
 from cloud_sync.server.settings import DATABASE_URL_ENV, load_cloud_settings
 from cloud_sync.wire import PushRequest
-from tests.support import RULESETS
+from tests.support import RULESETS, free_port
 
 from .helpers import ADMIN_TOKEN, EventLog, member_events
 
@@ -49,13 +48,6 @@ def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str) ->
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
