@@ -21,8 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.cloud.chain import LOYALPUMP, free_port
+from tests.cloud.chain import LOYALPUMP
 from tests.cloud.faults import FaultProxy
+from tests.support import free_port
 
 __all__ = [
     "CASHIER_NAME",
@@ -289,6 +290,13 @@ class StationNode:
         except sqlite3.OperationalError:
             return 0, 0, 0  # a store mid-creation: nothing to count yet
         return sales, backlog, last
+
+    def rule_versions(self) -> set[int]:
+        """The rule-set versions installed in the station's store."""
+        if not self.store.exists():
+            return set()
+        with sqlite3.connect(f"file:{self.store}?mode=ro", uri=True, timeout=5) as db:
+            return {int(row[0]) for row in db.execute("SELECT version FROM rulesets")}
 
 
 def leftover_processes(run_id: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -12,7 +13,6 @@ from pathlib import Path
 
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
-from tests.cloud.chain import free_port
 from tests.soak.cashier import CashierStats
 from tests.soak.nodes import MARKER, StationNode, leftover_processes, sale_key
 from tests.soak.report import SoakReport
@@ -22,8 +22,10 @@ from tests.soak.verdict import (
     CloudSale,
     cashier_answers_hold,
     points_follow_rules,
+    rule_update_reached_every_station,
     sales_match_truth,
 )
+from tests.support import free_port
 
 TUESDAY = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a member day in the sample rules
 RULESET = parse_ruleset_json(RULES.read_bytes())
@@ -103,6 +105,23 @@ def test_an_acknowledged_redemption_or_attach_missing_from_the_cloud_fails() -> 
     assert not other.ok
     unattached = CloudSale(**{**sale.__dict__, "member_id": None})
     assert not cashier_answers_hold([unattached], {"r1": ("m2", 200)}, told, survivor).ok
+
+
+def test_the_rule_update_must_be_installed_at_every_station(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    node.store.parent.mkdir(parents=True)
+    with sqlite3.connect(node.store) as db:
+        db.execute("CREATE TABLE rulesets (version INTEGER PRIMARY KEY)")
+        db.execute("INSERT INTO rulesets VALUES (3)")
+    update = parse_ruleset_json(json.dumps({**json.loads(RULES.read_text()), "version": 4}))
+    both = {3: RULESET, 4: update}
+    sale = _booked(SOLD[0])  # priced under v3: the station was offline after the update
+    check = rule_update_reached_every_station([node], [sale], both)
+    assert not check.ok and "not installed at S001" in check.detail
+    with sqlite3.connect(node.store) as db:
+        db.execute("INSERT INTO rulesets VALUES (4)")
+    check = rule_update_reached_every_station([node], [sale], both)
+    assert check.ok and "priced under it at 0" in check.detail
 
 
 def test_listening_ports_avoid_the_ephemeral_range_and_never_repeat() -> None:
