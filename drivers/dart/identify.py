@@ -4,8 +4,10 @@ A filling that ended while the agent was down is found again on the pump's displ
 DC2), but if the next customer has already lifted a nozzle, DC3 names that nozzle, not the
 one the display belongs to. The display's own numbers still carry its price: the pump's
 price computer made amount = volume x price (or volume = amount / price for an amount
-preset), rounded, so the price is recovered exactly when only one price fits; it then
-points at the nozzle with that price.
+preset), rounded. The prices that fit point at the nozzle known at one of them or, when
+none is known, at the one nozzle whose price is not known yet (after a restart, only the
+lifted nozzle's price is); a small filling can fit two neighbouring prices and still name
+its nozzle.
 """
 
 from __future__ import annotations
