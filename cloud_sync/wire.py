@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "FLAGGED_PREFIX",
+    "HELD_PREFIX",
     "MAX_BATCH",
     "SCHEMA_VERSION",
     "Allowance",
@@ -34,6 +36,11 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 MAX_BATCH = 1000
+# An applied event's `reason` when the cloud took it but disagrees with the station: booked
+# and flagged for HQ (beyond the station's authority), or held for HQ's approval. Stations
+# of schema 1 that predate these read them as a plain reason and go on.
+FLAGGED_PREFIX: Final = "flagged: "
+HELD_PREFIX: Final = "held: "
 
 StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -74,6 +81,19 @@ class EventResult(_Wire):
     seq: int
     status: Literal["applied", "duplicate", "rejected"]
     reason: str | None = None
+
+    @property
+    def disagreement(self) -> str | None:
+        """What the cloud did otherwise than the station booked: rejected, flagged or
+        held (the reason), or None when it applied the event as sent."""
+        if self.status == "rejected":
+            return self.reason or "rejected"
+        # A replay carries the first answer's reason: applied as sent had none.
+        if self.reason is not None and (
+            self.status == "duplicate" or self.reason.startswith((FLAGGED_PREFIX, HELD_PREFIX))
+        ):
+            return self.reason
+        return None
 
 
 class PushResponse(_Wire):

@@ -18,6 +18,7 @@ from cloud_sync.wire import ChangesResponse, PushRequest, PushResponse
 
 from . import allowances as _allowances
 from . import reports as _reports
+from . import review as _review
 from . import stations as _stations
 from .allowances import AllowancePolicy
 from .apply import push as _push
@@ -25,12 +26,22 @@ from .changes import append_changes, changes_page
 from .database import Database
 from .errors import EventConflict, LedgerError, SequenceGap
 from .expiry import expire_some
-from .rulesets import RuleBook, list_rulesets
+from .keys import KeyRing
+from .rulesets import RuleBook, RuleLookup, list_rulesets
 from .rulesets import publish as _publish
+from .trust import StationLimits, TrustPolicy
 from .views import find_member as _find_member
 from .views import member_view
 
-__all__ = ["AllowancePolicy", "CloudLedger", "EventConflict", "LedgerError", "SequenceGap"]
+__all__ = [
+    "AllowancePolicy",
+    "CloudLedger",
+    "EventConflict",
+    "LedgerError",
+    "SequenceGap",
+    "StationLimits",
+    "TrustPolicy",
+]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -42,10 +53,17 @@ def _aware(moment: datetime) -> datetime:
 class CloudLedger:
     """One open ledger database; thread-safe (each call is its own transaction)."""
 
-    def __init__(self, db: Database, chain_keys: MemberKeys, policy: AllowancePolicy) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chain_keys: MemberKeys,
+        policy: AllowancePolicy,
+        trust: TrustPolicy | None = None,
+    ) -> None:
         self._db = db
         self._keys = chain_keys
         self._policy = policy
+        self._trust = trust if trust is not None else TrustPolicy()
         self._rules = RuleBook()
 
     @classmethod
@@ -55,10 +73,11 @@ class CloudLedger:
         *,
         chain_keys: MemberKeys,
         policy: AllowancePolicy = AllowancePolicy(),  # noqa: B008 - frozen, shared safely
+        trust: TrustPolicy | None = None,
         create: bool = True,
     ) -> CloudLedger:
         """Open (and create or migrate) the ledger at a SQLAlchemy URL."""
-        return cls(Database.open(url, create=create), chain_keys, policy)
+        return cls(Database.open(url, create=create), chain_keys, policy, trust)
 
     def close(self) -> None:
         self._db.close()
@@ -95,7 +114,9 @@ class CloudLedger:
     # ------------------------------------------------------------------ sync
 
     def push(self, station_id: str, request: PushRequest, now: datetime) -> PushResponse:
-        return _push(self._db, self._keys, self._rules, station_id, request, _aware(now))
+        return _push(
+            self._db, self._keys, self._rules, station_id, request, _aware(now), self._trust
+        )
 
     def changes(self, station_id: str, since: int, limit: int, now: datetime) -> ChangesResponse:
         return self._db.transact(
@@ -157,6 +178,54 @@ class CloudLedger:
 
     def variance_report(self) -> list[dict[str, Any]]:
         return self._db.read(_reports.variance_report)
+
+    # ------------------------------------------------------------------ station trust
+
+    def review_list(self) -> list[dict[str, Any]]:
+        """Stations with open flags, a suspension or adjustments waiting for HQ."""
+        return self._db.read(_review.review_list)
+
+    def station_flags(
+        self, station_id: str | None = None, *, open_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return self._db.read(
+            lambda conn: _review.list_flags(conn, station_id, open_only=open_only, limit=limit)
+        )
+
+    def set_station_suspended(
+        self, station_id: str, *, suspended: bool, by: str, reason: str | None, now: datetime
+    ) -> dict[str, Any]:
+        """Suspend a station's offline redemption, or lift it (resolving its flags)."""
+        return self._db.transact(
+            lambda conn: _review.set_suspended(
+                conn, station_id, suspended=suspended, by=by, reason=reason, now=_aware(now)
+            )
+        )
+
+    def adjustments(self, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
+        return self._db.read(lambda conn: _review.list_adjustments(conn, status, limit))
+
+    def decide_adjustment(
+        self, event_id: str, *, approve: bool, by: str, note: str | None, now: datetime
+    ) -> dict[str, Any]:
+        """Book a held adjustment as the station asked (approve), or never (decline)."""
+
+        def work(conn: Connection) -> dict[str, Any]:
+            keys = KeyRing(self._keys, dict)
+            return _review.decide_adjustment(
+                self._db,
+                conn,
+                keys,
+                RuleLookup(self._rules, conn),
+                event_id,
+                approve=approve,
+                by=by,
+                note=note,
+                policy=self._trust,
+                now=_aware(now),
+            )
+
+        return self._db.transact(work)
 
     def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._db.read(lambda conn: _reports.quarantined(conn, limit))

@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, select, update
 
 from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.wire import EventResult, PushRequest, PushResponse, WireEvent
+from cloud_sync.wire import (
+    FLAGGED_PREFIX,
+    HELD_PREFIX,
+    EventResult,
+    PushRequest,
+    PushResponse,
+    WireEvent,
+)
 
 from .book import Book
 from .changes import append_changes, bump_counter
@@ -31,9 +38,11 @@ from .errors import EventConflict, LedgerError, SequenceGap
 from .handlers import HANDLERS
 from .keys import KeyRing
 from .payload import MAX_INTEGER, Payload, Rejected
+from .review import record_flags
 from .rulesets import RuleBook, RuleLookup
 from .schema import events, high_water, stations
 from .stations import load_station_keys, require_station
+from .trust import TrustPolicy
 
 __all__ = ["push"]
 
@@ -59,6 +68,7 @@ class _Known:
     digest: str
     status: str
     reason: str | None
+    station_id: str
 
 
 def _canonical(raw: dict[str, Any]) -> bytes:
@@ -128,15 +138,18 @@ def _lock_high_water(db: Database, conn: Connection, station_id: str, request: P
 
 
 def _classify(
-    items: Sequence[_Item], known: dict[str, _Known], mark: int, epoch: int
+    items: Sequence[_Item], known: dict[str, _Known], mark: int, epoch: int, station_id: str
 ) -> list[tuple[_Item, _Known | None]]:
-    """Decide every event's fate before writing anything; raise for conflicts and gaps."""
+    """Decide every event's fate before writing anything; raise for conflicts and gaps.
+
+    An event id another station already used is a conflict too: a station replays only
+    its own events, and never learns another station's results through them."""
     plan: list[tuple[_Item, _Known | None]] = []
     top = mark
     for item in items:
         earlier = known.get(item.event_id)
         if earlier is not None:
-            if earlier.digest != item.digest:
+            if earlier.digest != item.digest or earlier.station_id != station_id:
                 raise EventConflict(
                     item.event_id,
                     f"event {item.event_id} was received before with another payload",
@@ -152,12 +165,12 @@ def _classify(
         if item.seq > top + 1:
             raise SequenceGap(mark + 1, epoch)
         top = item.seq
-        known[item.event_id] = _Known(item.digest, "pending", None)
+        known[item.event_id] = _Known(item.digest, "pending", None, station_id)
         plan.append((item, None))
     return plan
 
 
-def _preload(book: Book, items: Sequence[_Item]) -> None:
+def _preload(book: Book, station_id: str, items: Sequence[_Item]) -> None:
     """Load every member, sale and redemption the batch names, in a few statements."""
     member_ids: set[str] = set()
     sale_ids: set[str] = set()
@@ -190,7 +203,7 @@ def _preload(book: Book, items: Sequence[_Item]) -> None:
             debtors.add(member_id)
     book.load_members(member_ids)
     book.preload_sales(sale_ids)
-    book.preload_redemptions(redemption_ids)
+    book.preload_redemptions(station_id, redemption_ids)
     for sale_id in reversed_sales:
         sale = book.sale(sale_id)
         if sale is not None and sale.member_id is not None:
@@ -207,10 +220,17 @@ def _apply(ctx: Context, item: _Item) -> tuple[Status, str | None]:
     if handler is None:
         return "rejected", f"kind.unknown: no event kind {event.kind!r}"
     ctx.event_id = item.event_id
+    ctx.held = None
+    flagged = len(ctx.flags)
     try:
         handler(ctx, Payload(event.kind, event.payload))
     except Rejected as exc:
         return "rejected", exc.reason
+    if ctx.held is not None:
+        return "applied", HELD_PREFIX + ctx.held
+    found = [flag for _, flag in ctx.flags[flagged:]]
+    if found:
+        return "applied", FLAGGED_PREFIX + "; ".join(f"{f.code}: {f.detail}" for f in found)
     return "applied", None
 
 
@@ -221,6 +241,7 @@ def push(
     station_id: str,
     request: PushRequest,
     now: datetime,
+    trust: TrustPolicy,
 ) -> PushResponse:
     if request.station_id != station_id:
         raise LedgerError(
@@ -237,21 +258,26 @@ def push(
         ids = [item.event_id for item in items]
         rows = conn.execute(
             select(
-                events.c.event_id, events.c.payload_hash, events.c.status, events.c.reason
+                events.c.event_id,
+                events.c.payload_hash,
+                events.c.status,
+                events.c.reason,
+                events.c.station_id,
             ).where(events.c.event_id.in_(ids))
         )
-        known = {r.event_id: _Known(r.payload_hash, r.status, r.reason) for r in rows}
-        plan = _classify(items, known, mark, request.epoch)
+        known = {r.event_id: _Known(r.payload_hash, r.status, r.reason, r.station_id) for r in rows}
+        plan = _classify(items, known, mark, request.epoch, station_id)
         fresh = [item for item, earlier in plan if earlier is None]
         outcome: dict[str, tuple[Status, str | None]] = {}
         if fresh:
             book = Book(conn, now, lock=db.dialect == "postgresql")
             keys = KeyRing(chain, lambda: load_station_keys(conn, chain, station_id))
-            ctx = Context(book, keys, RuleLookup(rules, conn), station_id)
-            _preload(book, fresh)
+            ctx = Context(book, keys, RuleLookup(rules, conn), station_id, trust)
+            _preload(book, station_id, fresh)
             for item in fresh:
                 outcome[item.event_id] = _apply(ctx, item)
             book.flush()
+            record_flags(conn, station_id, ctx.flags, trust, now)
             _store_events(conn, station_id, request.epoch, fresh, outcome, now)
             conn.execute(
                 update(high_water)

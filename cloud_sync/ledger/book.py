@@ -14,10 +14,20 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from .database import bulk_insert
-from .schema import journals, lines, lots, members, plates, redemptions, sales
+from .schema import (
+    adjustments,
+    allowances,
+    journals,
+    lines,
+    lots,
+    members,
+    plates,
+    redemptions,
+    sales,
+)
 
 __all__ = ["Book", "Lot", "Member", "Plate", "Sale", "new_id"]
 
@@ -134,11 +144,15 @@ class Book:
         self._unloaded_new_lots: dict[str, list[Lot]] = {}
         self._sales: dict[str, Sale | None] = {}
         self._plates: dict[str, Plate | None] = {}
-        self._redemptions: dict[str, bool] = {}
+        self._redemptions: dict[tuple[str, str], bool] = {}
+        self._allowances: dict[str, Any] = {}
+        self._redeemed: dict[tuple[str, str | None], int] = {}
+        self._adjusted: dict[tuple[str, int], int] = {}
         self._moves: list[tuple[str, str]] = []
         self.journals: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
         self.redemptions: list[dict[str, Any]] = []
+        self.adjustments: list[dict[str, Any]] = []
         self.touched: dict[str, None] = {}
         self.deny_touched: dict[str, None] = {}
 
@@ -303,21 +317,76 @@ class Book:
 
     # ------------------------------------------------------------------ redemptions
 
-    def preload_redemptions(self, ids: Iterable[str]) -> None:
-        wanted = sorted({i for i in ids if i not in self._redemptions})
+    def preload_redemptions(self, station_id: str, ids: Iterable[str]) -> None:
+        """Redemption ids are the station's own: (station, id) is the key."""
+        wanted = sorted({i for i in ids if (station_id, i) not in self._redemptions})
         for chunk in _chunks(wanted):
-            stmt = select(redemptions.c.redemption_id).where(redemptions.c.redemption_id.in_(chunk))
+            stmt = select(redemptions.c.redemption_id).where(
+                redemptions.c.station_id == station_id, redemptions.c.redemption_id.in_(chunk)
+            )
             found = set(self.conn.execute(stmt).scalars())
             for redemption_id in chunk:
-                self._redemptions[redemption_id] = redemption_id in found
+                self._redemptions[(station_id, redemption_id)] = redemption_id in found
 
-    def redemption_exists(self, redemption_id: str) -> bool:
-        self.preload_redemptions([redemption_id])
-        return self._redemptions[redemption_id]
+    def redemption_exists(self, station_id: str, redemption_id: str) -> bool:
+        self.preload_redemptions(station_id, [redemption_id])
+        return self._redemptions[(station_id, redemption_id)]
 
     def add_redemption(self, row: dict[str, Any]) -> None:
-        self._redemptions[row["redemption_id"]] = True
+        self._redemptions[(row["station_id"], row["redemption_id"])] = True
+        for key in ((row["allowance_id"], None), (row["allowance_id"], row["member_sent"])):
+            if key in self._redeemed:
+                self._redeemed[key] += row["points"]
         self.redemptions.append(row)
+
+    # ------------------------------------------------------------------ authority
+
+    def allowance(self, allowance_id: str) -> Any:
+        """The allowance row as granted (any station's: the caller checks whose), or None."""
+        if allowance_id not in self._allowances:
+            self._allowances[allowance_id] = self.conn.execute(
+                select(allowances).where(allowances.c.allowance_id == allowance_id)
+            ).first()
+        return self._allowances[allowance_id]
+
+    def redeemed_under(self, allowance_id: str, member_sent: str | None = None) -> int:
+        """Points redeemed under an allowance so far, this transaction's included; with
+        `member_sent`, only those the station booked to that member id."""
+        key = (allowance_id, member_sent)
+        if key not in self._redeemed:
+            stmt = select(func.coalesce(func.sum(redemptions.c.points), 0)).where(
+                redemptions.c.allowance_id == allowance_id
+            )
+            if member_sent is not None:
+                stmt = stmt.where(redemptions.c.member_sent == member_sent)
+            booked = int(self.conn.execute(stmt).scalar_one())
+            booked += sum(
+                r["points"]
+                for r in self.redemptions
+                if r["allowance_id"] == allowance_id
+                and (member_sent is None or r["member_sent"] == member_sent)
+            )
+            self._redeemed[key] = booked
+        return int(self._redeemed[key])
+
+    def adjusted_since(self, station_id: str, since_ms: int) -> int:
+        """The size of the adjustments a station booked on its own since `since_ms`."""
+        key = (station_id, since_ms)
+        if key not in self._adjusted:
+            stmt = select(func.coalesce(func.sum(func.abs(adjustments.c.points)), 0)).where(
+                adjustments.c.station_id == station_id,
+                adjustments.c.status == "applied",
+                adjustments.c.received_ms >= since_ms,
+            )
+            self._adjusted[key] = int(self.conn.execute(stmt).scalar_one())
+        return self._adjusted[key] + sum(
+            abs(int(a["points"]))
+            for a in self.adjustments
+            if a["station_id"] == station_id and a["status"] == "applied"
+        )
+
+    def add_adjustment(self, row: dict[str, Any]) -> None:
+        self.adjustments.append(row)
 
     # ------------------------------------------------------------------ journals
 
@@ -411,3 +480,4 @@ class Book:
             lots, "lot_id", _LOT_CHANGES, [lot for lot in held_lots if lot.dirty and not lot.new]
         )
         self._insert(redemptions, self.redemptions)
+        self._insert(adjustments, self.adjustments)

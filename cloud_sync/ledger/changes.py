@@ -27,7 +27,7 @@ from .allowances import AllowancePolicy, current_allowance, get_offline_redempti
 from .database import Database
 from .errors import LedgerError
 from .schema import changes, counters, high_water, rulesets
-from .stations import require_station
+from .stations import is_suspended, require_station
 from .views import deny_entries, member_deltas
 
 __all__ = ["append_changes", "bump_counter", "changes_page", "clock_id"]
@@ -151,6 +151,7 @@ def changes_page(
         members=member_deltas(conn, list(refs["member"]), epoch, mark),
         deny=deny_entries(conn, list(refs["deny"])),
         allowance=current_allowance(conn, station_id, policy, now),
-        offline_redemption=get_offline_redemption(conn),
+        # HQ's switch for the chain, and off for a station under review (suspended).
+        offline_redemption=get_offline_redemption(conn) and not is_suspended(conn, station_id),
         server_time=now.isoformat(),
     )

@@ -1,8 +1,9 @@
-"""What applying one event needs: the working set, the keys, the rules, who sent it."""
+"""What applying one event needs: the working set, the keys, the rules, who sent it, and
+what that station may do on its own authority."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .book import Book, Member
@@ -10,6 +11,7 @@ from .keys import KeyRing
 from .payload import Rejected
 from .postings import Booking
 from .rulesets import RuleLookup
+from .trust import Flag, TrustPolicy
 
 __all__ = ["Context"]
 
@@ -20,7 +22,13 @@ class Context:
     keys: KeyRing
     rules: RuleLookup
     station_id: str
+    trust: TrustPolicy = field(default_factory=TrustPolicy)
     event_id: str = ""
+    # What the station did beyond its authority, by event; kept even when the event is
+    # rejected, so HQ's review list sees the attempt.
+    flags: list[tuple[str, Flag]] = field(default_factory=list)
+    # The current event was taken but not booked (an adjustment waiting for HQ): why.
+    held: str | None = None
 
     def booking(self, at: datetime) -> Booking:
         return Booking(at=at, event_id=self.event_id, station_id=self.station_id)
@@ -31,3 +39,13 @@ class Context:
         if member is None:
             raise Rejected("member.unknown", f"no member {member_id}")
         return member
+
+    def flag(self, flag: Flag) -> None:
+        self.flags.append((self.event_id, flag))
+
+    def own_sale(self, station_id: str, sale_id: str) -> None:
+        """Refuse (and flag) an action on a sale another station recorded."""
+        if station_id != self.station_id:
+            detail = f"sale {sale_id} was recorded by station {station_id}"
+            self.flag(Flag("sale.foreign_station", detail))
+            raise Rejected("sale.foreign_station", detail)

@@ -20,13 +20,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from .errors import LedgerError
-from .schema import V1_TABLES, schema_version
+from .schema import V1_TABLES, V2_TABLES, redemptions, schema_version
 
 __all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 _ATTEMPTS = 4
 # PostgreSQL states worth a second run of the whole transaction: serialization failure,
@@ -41,7 +41,40 @@ def _migrate_1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1}
+_V1_REDEMPTION_COLUMNS = (
+    "station_id, redemption_id, member_id, points, value_fen, allowance_id, shortfall, at, event_id"
+)
+
+
+def _migrate_2(conn: Connection) -> None:
+    """Station trust: the review tables, and redemptions keyed by (station, id).
+
+    A ledger made by this program already has the new key (migration 1 creates today's
+    tables); one made by 0.6 is rebuilt: SQLite cannot change a primary key in place.
+    """
+    for table in V2_TABLES:
+        table.create(conn, checkfirst=True)
+    key = inspect(conn).get_pk_constraint("redemptions")
+    if list(key.get("constrained_columns") or []) == ["station_id", "redemption_id"]:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ALTER TABLE redemptions DROP CONSTRAINT "{key["name"]}"')
+        conn.exec_driver_sql("ALTER TABLE redemptions ADD PRIMARY KEY (station_id, redemption_id)")
+        conn.exec_driver_sql("ALTER TABLE redemptions ADD COLUMN member_sent TEXT")
+        conn.exec_driver_sql("ALTER TABLE redemptions ADD COLUMN flag TEXT")
+    else:
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_redemptions_allowance")
+        conn.exec_driver_sql("ALTER TABLE redemptions RENAME TO redemptions_v1")
+        redemptions.create(conn)
+        columns = _V1_REDEMPTION_COLUMNS
+        conn.exec_driver_sql(
+            f"INSERT INTO redemptions ({columns}) SELECT {columns} FROM redemptions_v1"  # noqa: S608
+        )
+        conn.exec_driver_sql("DROP TABLE redemptions_v1")
+    conn.exec_driver_sql("UPDATE redemptions SET member_sent = member_id")
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1, 2: _migrate_2}
 
 
 def normalize_url(url: str) -> str:

@@ -7,7 +7,7 @@ behind; the whole batch then goes on with the next event.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,9 +26,12 @@ from .payload import (
     checked_integer,
     parse_moment,
 )
-from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, redeem, reverse_earn
+from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, millis, redeem, reverse_earn
+from .trust import AllowanceFacts, Flag, adjustment_excess, redemption_flags
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "book_adjustment"]
+
+_NOTE_LENGTH = 512
 
 
 def _earn_credits(p: Payload, points: int) -> list[Credit]:
@@ -91,6 +94,15 @@ def _book_earn(
     if sale.member_id is None or (sale.points == 0 and not recomputed):
         return
     member = ctx.member(sale.member_id)
+    if recomputed is not None and sale.points > recomputed:
+        ctx.flag(
+            Flag(
+                "sale.points_over_rules",
+                f"sale {sale.sale_id} claims {sale.points} points, the rules give {recomputed}",
+                points=sale.points - recomputed,
+                member_id=member.member_id,
+            )
+        )
     credit(
         ctx.book,
         member,
@@ -146,6 +158,7 @@ def sale_member_attached(ctx: Context, p: Payload) -> None:
     sale = ctx.book.sale(sale_id)
     if sale is None:
         raise Rejected("sale.unknown", f"no sale {sale_id}")
+    ctx.own_sale(sale.station_id, sale_id)
     if sale.status != "recorded":
         raise Rejected("sale.reversed", f"sale {sale_id} was reversed")
     if sale.member_id is not None:
@@ -174,6 +187,7 @@ def sale_reversed(ctx: Context, p: Payload) -> None:
     sale = ctx.book.sale(sale_id)
     if sale is None:
         raise Rejected("sale.unknown", f"no sale {sale_id}")
+    ctx.own_sale(sale.station_id, sale_id)
     if sale.status == "reversed":
         raise Rejected("sale.reversed", f"sale {sale_id} was already reversed")
     at = p.moment("at")
@@ -192,20 +206,58 @@ def sale_reversed(ctx: Context, p: Payload) -> None:
     )
 
 
+def _allowance_facts(
+    ctx: Context, allowance_id: str | None, member_sent: str
+) -> AllowanceFacts | None:
+    row = None if allowance_id is None else ctx.book.allowance(allowance_id)
+    if row is None or allowance_id is None:
+        return None
+    return AllowanceFacts(
+        allowance_id=allowance_id,
+        station_id=row.station_id,
+        points=int(row.points),
+        per_member_cap=int(row.per_member_cap),
+        expires_at=parse_moment(row.expires_at),
+        used=ctx.book.redeemed_under(allowance_id),
+        used_by_member=ctx.book.redeemed_under(allowance_id, member_sent),
+    )
+
+
 def points_redeemed(ctx: Context, p: Payload) -> None:
+    """Always booked (the customer has the goods); beyond the station's allowance it is
+    flagged, and its overdraft is on HQ's review list instead of within an allowance."""
     redemption_id = p.text("redemption_id", longest=ID_LENGTH)
-    if ctx.book.redemption_exists(redemption_id):
+    if ctx.book.redemption_exists(ctx.station_id, redemption_id):
         raise Rejected("redemption.exists", f"redemption {redemption_id} was booked before")
-    member = ctx.member(p.text("member_id"))
+    member_sent = p.text("member_id", longest=ID_LENGTH)
+    member = ctx.member(member_sent)
     points = p.integer("points", low=1)
     value_fen = p.integer("value_fen", low=0)
     at = p.moment("at")
     allowance_id = p.opt_text("allowance_id", longest=ID_LENGTH)
+    faults = redemption_flags(
+        ctx.station_id,
+        allowance_id,
+        _allowance_facts(ctx, allowance_id, member_sent),
+        points=points,
+        at=at,
+        clock_skew=timedelta(seconds=ctx.trust.clock_skew_s),
+    )
     shortfall = redeem(ctx.book, member, points, ctx.booking(at))
+    for number, (code, detail) in enumerate(faults):
+        ctx.flag(
+            Flag(
+                code,
+                f"redemption {redemption_id}: {detail}",
+                points=points,
+                shortfall=shortfall if number == 0 else 0,  # counted once per redemption
+                member_id=member.member_id,
+            )
+        )
     ctx.book.add_redemption(
         {
-            "redemption_id": redemption_id,
             "station_id": ctx.station_id,
+            "redemption_id": redemption_id,
             "member_id": member.member_id,
             "points": points,
             "value_fen": value_fen,
@@ -213,26 +265,32 @@ def points_redeemed(ctx: Context, p: Payload) -> None:
             "shortfall": shortfall,
             "at": at.isoformat(),
             "event_id": ctx.event_id,
+            "member_sent": member_sent,
+            "flag": faults[0][0] if faults else None,
         }
     )
 
 
-def points_adjusted(ctx: Context, p: Payload) -> None:
-    member = ctx.member(p.text("member_id"))
-    points = p.integer("points")
-    if points == 0:
-        raise Rejected("payload.invalid", "points.adjusted needs non-zero points")
-    at = p.moment("at")
+def adjustment_expiry(ctx: Context, p: Payload, at: datetime, points: int) -> datetime | None:
+    """When granted points expire: as the station said, else as the rules in force say."""
+    if points < 0:
+        return None
+    if p.has("expires_at"):
+        return p.opt_moment("expires_at")
+    ruleset = ctx.rules.in_force(at)
+    return None if ruleset is None else points_expire_at(ruleset, at)
+
+
+def book_adjustment(
+    ctx: Context, member_id: str, points: int, expires: datetime | None, at: datetime
+) -> None:
+    """Book a manual adjustment: taken back (what was spent is written off) or granted."""
+    member = ctx.member(member_id)
     if points < 0:
         debit(
             ctx.book, member, -points, kind="adjust", counter=ADJUSTMENTS, booking=ctx.booking(at)
         )
         return
-    if p.has("expires_at"):
-        expires = p.opt_moment("expires_at")
-    else:
-        ruleset = ctx.rules.in_force(at)
-        expires = None if ruleset is None else points_expire_at(ruleset, at)
     credit(
         ctx.book,
         member,
@@ -241,6 +299,58 @@ def points_adjusted(ctx: Context, p: Payload) -> None:
         counter=ADJUSTMENTS,
         booking=ctx.booking(at),
     )
+
+
+def _note(p: Payload, key: str) -> str | None:
+    """Free text kept for HQ's eyes only: cut to length, never a reason to reject."""
+    value = p.data.get(key)
+    return value[:_NOTE_LENGTH] if isinstance(value, str) else None
+
+
+def points_adjusted(ctx: Context, p: Payload) -> None:
+    """Booked when within the station's bound; beyond it, held for HQ's approval."""
+    member = ctx.member(p.text("member_id", longest=ID_LENGTH))
+    points = p.integer("points")
+    if points == 0:
+        raise Rejected("payload.invalid", "points.adjusted needs non-zero points")
+    at = p.moment("at")
+    expires = adjustment_expiry(ctx, p, at, points)
+    now_ms = millis(ctx.book.now)
+    limits = ctx.trust.limits_for(ctx.station_id)
+    recent = ctx.book.adjusted_since(ctx.station_id, now_ms - 24 * 3600 * 1000)
+    excess = adjustment_excess(points, recent, limits)
+    ctx.book.add_adjustment(
+        {
+            "event_id": ctx.event_id,
+            "station_id": ctx.station_id,
+            "member_id": member.member_id,
+            "points": points,
+            "expires_at": None if expires is None else expires.isoformat(),
+            "at": at.isoformat(),
+            "reason": _note(p, "reason"),
+            "actor": _note(p, "actor"),
+            "status": "applied" if excess is None else "pending",
+            "received_at": ctx.book.booked_at,
+            "received_ms": now_ms,
+            "decided_at": None,
+            "decided_by": None,
+            "note": None,
+        }
+    )
+    if excess is not None:
+        detail = f"adjustment of member {member.member_id}: {excess}; waiting for HQ"
+        ctx.flag(
+            Flag(
+                "adjustment.pending",
+                detail,
+                points=points,
+                member_id=member.member_id,
+                suspends=False,
+            )
+        )
+        ctx.held = f"adjustment.pending: {detail}"
+        return
+    book_adjustment(ctx, member.member_id, points, expires, at)
 
 
 def points_expired(ctx: Context, p: Payload) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, case, func, select
 
 from .postings import account
 from .schema import (
+    adjustments,
     allowances,
     counters,
     events,
@@ -21,6 +22,8 @@ from .schema import (
     plates,
     redemptions,
     sales,
+    station_flags,
+    station_reviews,
 )
 
 __all__ = ["ledger_problems", "quarantined", "totals", "variance_report"]
@@ -109,6 +112,19 @@ def totals(conn: Connection) -> dict[str, int]:
         "allowances_granted_points": _scalar(conn, select(func.sum(allowances.c.points))),
         "redemption_overdraft": _scalar(conn, select(func.sum(redemptions.c.shortfall))),
         "journals": _scalar(conn, select(func.count()).select_from(journals)),
+        "station_flags": _scalar(conn, select(func.count()).select_from(station_flags)),
+        "station_flags_open": _scalar(
+            conn, select(func.count()).where(station_flags.c.resolved_at.is_(None))
+        ),
+        "flagged_overdraft": _scalar(
+            conn, select(func.sum(redemptions.c.shortfall)).where(redemptions.c.flag.is_not(None))
+        ),
+        "stations_suspended": _scalar(
+            conn, select(func.count()).where(station_reviews.c.suspended.is_(True))
+        ),
+        "adjustments_pending": _scalar(
+            conn, select(func.count()).where(adjustments.c.status == "pending")
+        ),
     }
 
 
@@ -223,16 +239,35 @@ def _event_problems(conn: Connection) -> list[str]:
 
 
 def _allowance_problems(conn: Connection) -> list[str]:
+    """Overdraft stays within the allowances granted, and every redemption beyond a
+    station's allowance is on HQ's review list with the overdraft it created."""
     found: list[str] = []
     granted = _scalar(conn, select(func.sum(allowances.c.points)))
+    within = _scalar(
+        conn, select(func.sum(redemptions.c.shortfall)).where(redemptions.c.flag.is_(None))
+    )
     created = _scalar(conn, select(func.sum(redemptions.c.shortfall)))
     outstanding = _scalar(conn, select(func.sum(members.c.overdraft)))
-    if created > granted:
+    if within > granted:
         found.append(
-            f"redemptions overdrew {created} points, more than the {granted} allowances granted"
+            f"redemptions overdrew {within} points, more than the {granted} allowances granted"
         )
     if outstanding > created:
         found.append(f"members owe {outstanding} points, more than redemptions ever overdrew")
+    listed = (
+        select(station_flags.c.event_id)
+        .where(station_flags.c.event_id == redemptions.c.event_id)
+        .where(station_flags.c.shortfall == redemptions.c.shortfall)
+    )
+    unlisted = conn.execute(
+        select(redemptions.c.station_id, redemptions.c.redemption_id).where(
+            redemptions.c.flag.is_not(None), ~listed.exists()
+        )
+    ).all()
+    found += [
+        f"redemption {rid} of station {sid} is beyond its allowance but not on the review list"
+        for sid, rid in unlisted
+    ]
     return found
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
 
 __all__ = [
     "V1_TABLES",
+    "V2_TABLES",
+    "adjustments",
     "allowances",
     "changes",
     "counters",
@@ -40,7 +42,9 @@ __all__ = [
     "sales",
     "schema_version",
     "settings",
+    "station_flags",
     "station_keys",
+    "station_reviews",
     "stations",
 ]
 
@@ -225,11 +229,16 @@ lines = Table(
     Column("points", BigInteger, nullable=False),
 )
 
+# A redemption id is chosen at the station (a cashier may type one): the cloud knows it as
+# (station, id), so two stations' "R1" never clash. Migration 2 moved the key from the id
+# alone and added `member_sent` (the id the station named, before any merge: the per-member
+# cap of an allowance counts by it, as the station did) and `flag` (the review-list code of
+# a redemption the station had no authority for; NULL when within its allowance).
 redemptions = Table(
     "redemptions",
     metadata,
-    Column("redemption_id", _ID, primary_key=True),
     Column("station_id", Text, nullable=False),
+    Column("redemption_id", _ID, nullable=False),
     Column("member_id", _ID, nullable=False),
     Column("points", BigInteger, nullable=False),
     Column("value_fen", BigInteger, nullable=False),
@@ -237,6 +246,9 @@ redemptions = Table(
     Column("shortfall", BigInteger, nullable=False),  # overdraft this redemption created
     Column("at", _TIME, nullable=False),
     Column("event_id", _ID, nullable=False),
+    Column("member_sent", _ID),
+    Column("flag", Text),
+    PrimaryKeyConstraint("station_id", "redemption_id"),
 )
 Index("ix_redemptions_allowance", redemptions.c.allowance_id)
 
@@ -282,3 +294,64 @@ Index("ix_allowances_station", allowances.c.station_id, allowances.c.granted_ms)
 
 # What migration 1 creates; a later migration lists its own DDL instead of growing this.
 V1_TABLES = tuple(metadata.sorted_tables)
+
+# ---------------------------------------------------------------- migration 2: station trust
+
+# What a station did beyond its authority (docs/sync.md, "Trust"): a redemption outside its
+# allowance, an action on another station's sale, points claimed beyond the rules. HQ's
+# review list is built from these; HQ resolves them (and so lifts an automatic suspension).
+station_flags = Table(
+    "station_flags",
+    metadata,
+    Column("flag_id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("station_id", Text, nullable=False),
+    Column("event_id", _ID, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("member_id", _ID),
+    Column("points", BigInteger, nullable=False),  # points the flagged event moved (or tried to)
+    Column("shortfall", BigInteger, nullable=False),  # overdraft it created beyond any allowance
+    Column("suspends", Boolean, nullable=False),  # counts towards an automatic suspension
+    Column("flagged_at", _TIME, nullable=False),
+    Column("flagged_ms", BigInteger, nullable=False),
+    Column("resolved_at", _TIME),
+    Column("resolved_by", Text),
+)
+Index("ix_station_flags_open", station_flags.c.station_id, station_flags.c.flagged_ms)
+
+# Every points.adjusted a station pushed: within the station's bound it is applied at once;
+# beyond it, it waits here for HQ (approve books it, decline never does).
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("event_id", _ID, primary_key=True),
+    Column("station_id", Text, nullable=False),
+    Column("member_id", _ID, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("expires_at", _TIME),
+    Column("at", _TIME, nullable=False),
+    Column("reason", Text),
+    Column("actor", Text),
+    Column("status", Text, nullable=False),  # applied | pending | approved | declined
+    Column("received_at", _TIME, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("decided_at", _TIME),
+    Column("decided_by", Text),
+    Column("note", Text),
+)
+Index("ix_adjustments_station", adjustments.c.station_id, adjustments.c.received_ms)
+Index("ix_adjustments_status", adjustments.c.status)
+
+# HQ's review of a station: suspended stations may redeem only while the cloud answers
+# (their changes feed says offline_redemption = false).
+station_reviews = Table(
+    "station_reviews",
+    metadata,
+    Column("station_id", Text, primary_key=True),
+    Column("suspended", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("changed_at", _TIME, nullable=False),
+    Column("changed_by", Text, nullable=False),
+)
+
+V2_TABLES = (station_flags, adjustments, station_reviews)

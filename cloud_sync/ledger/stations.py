@@ -20,11 +20,12 @@ from cloud_sync.loyalty.privacy import MemberKeys
 
 from .errors import LedgerError
 from .keys import seal_station_key, unseal_station_key
-from .schema import high_water, station_keys, stations
+from .schema import high_water, station_keys, station_reviews, stations
 
 __all__ = [
     "add_station",
     "enrol_station",
+    "is_suspended",
     "list_stations",
     "load_station_keys",
     "require_station",
@@ -37,6 +38,14 @@ _STATION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def is_suspended(conn: Connection, station_id: str) -> bool:
+    """HQ's review has turned this station's offline redemption off."""
+    found = conn.execute(
+        select(station_reviews.c.suspended).where(station_reviews.c.station_id == station_id)
+    ).scalar_one_or_none()
+    return bool(found)
 
 
 def require_station(conn: Connection, station_id: str) -> None:

@@ -27,6 +27,7 @@ from .context import ApiProblem, CloudContext, cloud_context
 from .gate import CloudGate
 from .keyfiles import load_chain_keys
 from .metrics import CloudMetrics
+from .review_routes import review_router
 from .settings import CloudSettings
 from .sync_routes import sync_router
 from .validation import validation_detail
@@ -135,5 +136,6 @@ def build_cloud_app(
     _install_probes(app)
     app.include_router(sync_router())
     app.include_router(admin_router())
+    app.include_router(review_router())
     app.add_middleware(CloudGate, context=context)
     return app

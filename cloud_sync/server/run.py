@@ -59,9 +59,14 @@ def open_ledger(settings: CloudSettings, *, create: bool = True) -> CloudLedger:
     ensure_data_dir(settings.data_dir)
     keys = load_or_create_chain_keys(settings.data_dir)
     url = settings.database_url
+    private_sqlite_file(url)
     try:
         ledger = CloudLedger.open(
-            url, chain_keys=keys, policy=allowance_policy(settings), create=create
+            url,
+            chain_keys=keys,
+            policy=allowance_policy(settings),
+            trust=settings.trust_policy(),
+            create=create,
         )
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cloud_sync.ledger.trust import StationLimits, TrustPolicy
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -20,6 +23,8 @@ __all__ = [
     "CloudSection",
     "CloudSettings",
     "OfflineRedemptionSection",
+    "StationLimitsSection",
+    "TrustSection",
     "load_cloud_settings",
     "normalize_database_url",
 ]
@@ -103,9 +108,55 @@ class OfflineRedemptionSection(_Strict):
         return self
 
 
+_StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+
+
+class StationLimitsSection(_Strict):
+    """Manual adjustments one station books without HQ's approval."""
+
+    adjust_max_points: Annotated[int, Field(ge=0, le=100_000_000)] = 10_000
+    adjust_daily_points: Annotated[int, Field(ge=0, le=1_000_000_000)] = 100_000
+
+
+class TrustSection(_Strict):
+    """What a station token may move on its own (docs/sync.md, "Trust"): adjustment
+    bounds (for every station, or per station under `[trust.stations.<id>]`), and how many
+    rule breaks within `suspend_window_h` suspend a station's offline redemption."""
+
+    adjust_max_points: Annotated[int, Field(ge=0, le=100_000_000)] = 10_000
+    adjust_daily_points: Annotated[int, Field(ge=0, le=1_000_000_000)] = 100_000
+    suspend_after: Annotated[int, Field(ge=1, le=1_000_000)] = 5
+    suspend_window_h: Annotated[int, Field(ge=1, le=24 * 365)] = 24
+    clock_skew_s: Annotated[int, Field(ge=0, le=24 * 3600)] = 600
+    stations: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], StationLimitsSection
+    ] = Field(default_factory=dict)
+
+
 class CloudSettings(_Strict):
     cloud: CloudSection
     offline_redemption: OfflineRedemptionSection = OfflineRedemptionSection()
+    trust: TrustSection = TrustSection()
+
+    def trust_policy(self) -> TrustPolicy:
+        """The ledger's bounds on what each station may move on its own."""
+        section = self.trust
+
+        def limits(part: TrustSection | StationLimitsSection) -> StationLimits:
+            return StationLimits(
+                adjust_max_points=part.adjust_max_points,
+                adjust_daily_points=part.adjust_daily_points,
+            )
+
+        return TrustPolicy(
+            limits=limits(section),
+            per_station=MappingProxyType(
+                {station: limits(part) for station, part in section.stations.items()}
+            ),
+            suspend_after=section.suspend_after,
+            suspend_window_s=section.suspend_window_h * 3600,
+            clock_skew_s=section.clock_skew_s,
+        )
 
     @property
     def data_dir(self) -> Path:
