@@ -11,7 +11,8 @@ validation: `LOYALPUMP_<SECTION>__<KEY>`, a double underscore between levels, e.
   TOML scalar (`8081`, `true`), and refused by validation if it has the wrong type.
 - An empty value removes the key, so its default applies (`LOYALPUMP_CLOUD__TOKEN_FILE=` to
   use `LOYALPUMP_CLOUD__TOKEN` instead of the file's `token_file`).
-- A relative `data_dir` is taken from the config file's folder, as in the file.
+- A relative `data_dir` (or `tls_cert`, `tls_key`) is taken from the config file's folder, as
+  in the file.
 - Unknown keys are refused with the variable's name; `[[drivers]]` cannot be overridden
   (links are edited in the file). Names without a double underscore (`LOYALPUMP_CONFIG`, the
   config path) are not overrides and are left alone.
@@ -27,7 +28,7 @@ import os
 import tomllib
 import types
 from collections.abc import Mapping
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -116,9 +117,51 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_HOST_NAME = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253})$"
+
+
 class WebSettings(_Strict):
+    """The cashier page's listener.
+
+    - `allowed_hosts`: names the `Host` header may carry besides `host`, `localhost`,
+      `127.0.0.1` and `[::1]` (any port): the station PC's LAN name or address when tills
+      open the page from another PC. Other names are answered 400 (DNS rebinding).
+    - `trusted_proxies`: addresses of reverse proxies whose `X-Forwarded-For` and
+      `X-Forwarded-Proto` are believed. Empty (the default): the headers are ignored, and
+      the login limiter counts the connection's own address.
+    - `tls_cert` / `tls_key`: PEM files; set both to serve the page over HTTPS (the session
+      cookie is then Secure).
+    - `login_concurrency`: PIN hashes at once (argon2 takes 19 MiB each); a login finding
+      them busy is answered 429 at once.
+    """
+
     host: str = "127.0.0.1"
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8080
+    allowed_hosts: list[Annotated[str, Field(pattern=_HOST_NAME)]] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    login_concurrency: Annotated[int, Field(strict=True, ge=1, le=16)] = 2
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or network") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> WebSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both tls_cert and tls_key, or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 class DartPumpSettings(_Strict):
@@ -320,6 +363,11 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Statio
     station = raw.get("station")
     if isinstance(station, dict) and isinstance(station.get("data_dir"), str):
         station["data_dir"] = str((path.parent / station["data_dir"]).resolve())
+    web = raw.get("web")
+    if isinstance(web, dict):
+        for key in ("tls_cert", "tls_key"):
+            if isinstance(web.get(key), str):
+                web[key] = str((path.parent / web[key]).resolve())
     try:
         return StationSettings.model_validate(raw)
     except ValidationError as exc:

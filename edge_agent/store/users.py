@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .database import Tx
 
-__all__ = ["UserRow", "insert_user", "user_by_name"]
+__all__ = ["UserRow", "insert_user", "set_pin_hash", "user_by_name"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,8 @@ def user_by_name(tx: Tx, name: str) -> UserRow | None:
         [name],
     ).fetchone()
     return None if row is None else UserRow(*row)
+
+
+def set_pin_hash(tx: Tx, user_id: int, pin_hash: str) -> None:
+    """Replace a user's PIN hash (a rehash with the current argon2 setting)."""
+    tx.execute("UPDATE users SET pin_hash = ? WHERE user_id = ?", [pin_hash, user_id])

@@ -78,31 +78,48 @@ class ReversalIn(_Body):
 
 
 def set_session_cookie(request: Request, response: Response, session: Session) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, and Secure over TLS."""
     response.set_cookie(
         COOKIE_NAME,
         session.token,
         httponly=True,
         samesite="strict",
-        secure=web_context(request).secure_cookies,
+        secure=web_context(request).secure_cookies or request.url.scheme == "https",
         path="/",
     )
 
 
+def _rate_limited(request: Request, wait: float) -> WebError:
+    minutes = max(1, round(wait / 60))
+    text = translate(lang_of(request), "login.rate_limited", minutes=minutes)
+    error = WebError(429, "login.rate_limited", text)
+    error.retry_after = max(1, round(wait))
+    return error
+
+
 async def login_user(request: Request, name: str, pin: str) -> Session:
-    """Check a PIN under the rate limit; raises WebError 429 / 401, or opens a session."""
+    """Check a PIN under the rate limit; raises WebError 429 / 401, or opens a session.
+
+    The attempt is counted before the PIN is checked (so a burst of parallel attempts is
+    cut at the limit), and the PIN is checked only when a hashing slot is free at once:
+    a login that finds them all busy is answered 429 without waiting (and its attempt is
+    given back, since nothing was checked).
+    """
     ctx = web_context(request)
     client = request.client.host if request.client else "?"
-    wait = ctx.limiter.retry_after(name, client)
+    wait = ctx.limiter.reserve(name, client)
     if wait > 0:
-        minutes = max(1, round(wait / 60))
-        raise WebError(
-            429,
-            "login.rate_limited",
-            translate(lang_of(request), "login.rate_limited", minutes=minutes),
-        )
-    user = await run_in_threadpool(check_pin, ctx.station, name, pin)
+        raise _rate_limited(request, wait)
+    if not ctx.hash_slots.try_acquire():
+        ctx.limiter.release(name, client)
+        busy = WebError(429, "login.busy")
+        busy.retry_after = 1
+        raise busy
+    try:
+        user = await ctx.hash_slots.run(check_pin, ctx.station, name, pin)
+    finally:
+        ctx.hash_slots.release()
     if user is None:
-        ctx.limiter.failed(name, client)
         raise WebError(401, "login.failed")
     ctx.limiter.succeeded(name, client)
     ctx.sessions.end(request.cookies.get(COOKIE_NAME))

@@ -23,9 +23,10 @@ from ..services.health import store_write_error
 from ..services.station import Station
 from ..services.status import station_status
 from .api import api_router
-from .auth import COOKIE_NAME, SessionStore, WebError
+from .auth import COOKIE_NAME, HashSlots, SessionStore, WebError
 from .context import WebContext, lang_of, render, status_for, web_context
 from .fragments import fragments_router
+from .guard import MAX_BODY, GuardMiddleware, allowed_host_names
 from .health import HealthProbe, RuntimeHealth, assess_health
 from .i18n import LANGS, error_text
 from .live import LiveBoard
@@ -37,7 +38,6 @@ __all__ = ["build_app"]
 log = logging.getLogger(__name__)
 
 _STATIC = Path(__file__).parent / "static"
-_MAX_BODY = 64 * 1024
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -86,7 +86,7 @@ def _install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, WebError)
         response = _refusal(request, exc.status, exc.code, exc.message)
         if exc.status == 429:
-            response.headers["Retry-After"] = "300"
+            response.headers["Retry-After"] = str(exc.retry_after or 300)
         return response
 
     async def service_error(request: Request, exc: Exception) -> Response:
@@ -122,35 +122,53 @@ def _install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
 
 
+def _choose_lang(request: Request) -> str | None:
+    """Set the request's language (query, then cookie, then Chinese); the asked one or None."""
+    asked = request.query_params.get("lang")
+    cookie_lang = request.cookies.get("lang")
+    request.state.lang = (
+        asked if asked in LANGS else cookie_lang if cookie_lang in LANGS else LANGS[0]
+    )
+    return asked if asked in LANGS else None
+
+
+def _harden(request: Request, response: Response) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the
+    # page's own form posts, which the same-origin check must refuse.
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy", _CSP)
+    if not request.url.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+
+
+def _guard_refusal(request: Request, status: int, code: str) -> Response:
+    """A refusal from the front door (host, origin, body size), counted like any answer."""
+    _choose_lang(request)
+    response = _refusal(request, status, code)
+    _harden(request, response)
+    web_context(request).requests.count(request.method, route_label(request.scope), status)
+    return response
+
+
 def _install_middleware(app: FastAPI) -> None:
     @app.middleware("http")
     async def around(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         ctx = web_context(request)
-        asked = request.query_params.get("lang")
-        cookie_lang = request.cookies.get("lang")
-        request.state.lang = (
-            asked if asked in LANGS else cookie_lang if cookie_lang in LANGS else LANGS[0]
-        )
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > _MAX_BODY:
-            response: Response = _refusal(request, 413, "request.too_large")
-        elif _needs_session(request) and not ctx.sessions.get(
+        asked = _choose_lang(request)
+        if _needs_session(request) and not ctx.sessions.get(
             request.cookies.get(COOKIE_NAME), touch=False
         ):
-            response = _refusal(request, 401, "auth.required")  # even for unknown API paths
+            response: Response = _refusal(request, 401, "auth.required")  # unknown paths too
         else:
             response = await call_next(request)
-        if asked in LANGS:
+        if asked is not None:
             response.set_cookie("lang", asked, samesite="strict", path="/", max_age=31536000)
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Content-Security-Policy", _CSP)
-        if not request.url.path.startswith("/static/"):
-            headers.setdefault("Cache-Control", "no-store")
+        _harden(request, response)
         ctx.requests.count(request.method, route_label(request.scope), response.status_code)
         return response
 
@@ -219,18 +237,28 @@ def build_app(
     """The cashier page for `station`; `live` is the daemon's pump board (a quiet one if None).
 
     `probe` reports the drivers and the sync thread for /healthz and /metrics; None (tests,
-    the web page alone) leaves them out.
+    the web page alone) leaves them out. `secure_cookies` (the page is served over TLS)
+    marks the session cookie Secure. The host names and the number of PIN hashes at once
+    come from the station's `[web]` settings.
     """
+    web = station.settings.web
     app = FastAPI(title="loyalpump station", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = WebContext(
         station=station,
         live=live if live is not None else LiveBoard(),
         sessions=SessionStore(idle_timeout_s=idle_timeout_s),
         secure_cookies=secure_cookies,
+        hash_slots=HashSlots(web.login_concurrency),
     )
     latency = LatencyHistogram()
     _install_handlers(app)
     _install_middleware(app)
+    app.add_middleware(
+        GuardMiddleware,
+        allowed_hosts=allowed_host_names(web.host, web.allowed_hosts),
+        refuse=_guard_refusal,
+        max_body=MAX_BODY,
+    )
     app.add_middleware(TimingMiddleware, histogram=latency)  # outermost: refusals count too
     _install_probes(app, probe, latency)
     app.include_router(api_router())

@@ -1,28 +1,36 @@
 """Who is at the counter: server-side sessions, CSRF tokens, login throttling, role guards.
 
 Sessions live in memory only (a restart logs everyone out, which is fine at a counter) and
-are keyed by a random 32-byte token sent as an HttpOnly, SameSite=Strict cookie. Every
-state-changing request must echo the session's CSRF token.
+are keyed by a random 32-byte token sent as an HttpOnly, SameSite=Strict cookie (Secure when
+served over TLS). Every state-changing request must echo the session's CSRF token. Logins
+are counted before their PIN is checked and hashed a few at a time (`LoginLimiter`,
+`HashSlots`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 __all__ = [
     "COOKIE_NAME",
+    "HashSlots",
     "LoginLimiter",
     "Session",
     "SessionStore",
     "WebError",
     "csrf_matches",
 ]
+
+_T = TypeVar("_T")
 
 COOKIE_NAME = "lp_session"
 _MAX_SESSIONS = 1000
@@ -36,6 +44,7 @@ class WebError(Exception):
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after: int | None = None  # seconds, for a 429
 
 
 @dataclass
@@ -110,40 +119,140 @@ class SessionStore:
 
 @dataclass
 class LoginLimiter:
-    """At most `max_failures` failed logins per (name, client) within `window_s`."""
+    """Login attempts counted before the PIN is checked, per user name and per client.
 
-    max_failures: int = 5
+    `reserve` takes a slot atomically (under the lock) before any work: at most
+    `max_per_name` attempts for one name (from any client) and `max_per_client` attempts
+    from one client (for any name) within `window_s`. A burst of parallel attempts is
+    therefore cut at the limit, whatever order the PIN checks finish in. A failed attempt
+    keeps its slot; a successful one gives back its own slot and the earlier failures of
+    the same name from the same client (a cashier who mistyped and then got in starts
+    afresh; someone else's failures for that name stay counted). `release` gives back a
+    slot whose PIN was never checked (the hashing slots were all busy).
+
+    Per name means a stranger can lock a cashier's name out for `window_s`; only someone
+    who can send requests to the page can do that, since a cross-site page is refused
+    before its login is counted (see `edge_agent.web.guard`).
+    """
+
+    max_per_name: int = 5
+    max_per_client: int = 10
     window_s: float = 300.0
     clock: Callable[[], float] = time.monotonic
-    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _by_name: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
+    _by_client: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reserve(self, name: str, client: str) -> float:
+        """Take an attempt's slot: 0 when taken, else seconds until one frees up."""
+        now = self.clock()
+        with self._lock:
+            by_name = self._recent(self._by_name, name, now)
+            by_client = self._recent(self._by_client, client, now)
+            waits = []
+            if len(by_name) >= self.max_per_name:
+                waits.append(by_name[0][0] + self.window_s - now)
+            if len(by_client) >= self.max_per_client:
+                waits.append(by_client[0][0] + self.window_s - now)
+            if waits:
+                return max(1.0, *waits)
+            by_name.append((now, client))
+            by_client.append((now, name))
+            self._forget_stale(now)
+            return 0.0
 
     def retry_after(self, name: str, client: str) -> float:
         """Seconds until this name may try again from this client; 0 when it may now."""
         now = self.clock()
         with self._lock:
-            failures = self._recent((name, client), now)
-            if len(failures) < self.max_failures:
-                return 0.0
-            return max(1.0, failures[0] + self.window_s - now)
+            by_name = self._recent(self._by_name, name, now)
+            by_client = self._recent(self._by_client, client, now)
+            waits = [0.0]
+            if len(by_name) >= self.max_per_name:
+                waits.append(max(1.0, by_name[0][0] + self.window_s - now))
+            if len(by_client) >= self.max_per_client:
+                waits.append(max(1.0, by_client[0][0] + self.window_s - now))
+            return max(waits)
 
-    def failed(self, name: str, client: str) -> None:
-        now = self.clock()
+    def release(self, name: str, client: str) -> None:
+        """Give back the newest slot of (name, client): its PIN was never checked."""
         with self._lock:
-            self._recent((name, client), now).append(now)
-            if len(self._failures) > 10_000:  # a flood of names: forget the stale ones
-                for key in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[key]
+            for table, key, other in (
+                (self._by_name, name, client),
+                (self._by_client, client, name),
+            ):
+                entries = table.get(key)
+                if not entries:
+                    continue
+                for index in range(len(entries) - 1, -1, -1):
+                    if entries[index][1] == other:
+                        del entries[index]
+                        break
 
     def succeeded(self, name: str, client: str) -> None:
+        """A right PIN: forget this name's attempts from this client (the success's too)."""
         with self._lock:
-            self._failures.pop((name, client), None)
+            for table, key, other in (
+                (self._by_name, name, client),
+                (self._by_client, client, name),
+            ):
+                entries = table.get(key)
+                if entries:
+                    table[key] = deque(e for e in entries if e[1] != other)
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and now - failures[0] > self.window_s:
-            failures.popleft()
-        return failures
+    def attempts(self) -> int:
+        """Attempts counted in the window, every name together (tests and metrics)."""
+        now = self.clock()
+        with self._lock:
+            return sum(len(self._recent(self._by_name, n, now)) for n in list(self._by_name))
+
+    def _recent(
+        self, table: dict[str, deque[tuple[float, str]]], key: str, now: float
+    ) -> deque[tuple[float, str]]:
+        entries = table.setdefault(key, deque())
+        while entries and now - entries[0][0] > self.window_s:
+            entries.popleft()
+        return entries
+
+    def _forget_stale(self, now: float) -> None:
+        """A flood of names or clients: drop the keys whose attempts all aged out."""
+        for table in (self._by_name, self._by_client):
+            if len(table) > 10_000:
+                for key in list(table):
+                    if not self._recent(table, key, now):
+                        del table[key]
+
+
+@dataclass
+class HashSlots:
+    """At most `size` PIN hashes at once; a login finding every slot busy is refused at once.
+
+    argon2 is memory-hard by design (19 MiB per hash with the station's setting), so the
+    number of hashes in flight, not the number of requests, bounds the agent's memory.
+    Slots are taken without waiting: a queue of waiting logins would only hold memory and
+    connections longer. The hashes run on `size` threads of their own, not the shared
+    pool: the C allocator keeps a hash's memory in the arena of the thread that ran it,
+    so few threads also bound what stays allocated after a burst.
+    """
+
+    size: int = 2
+    _semaphore: threading.Semaphore = field(init=False)
+    _executor: ThreadPoolExecutor | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._semaphore = threading.BoundedSemaphore(self.size)
+
+    def try_acquire(self) -> bool:
+        return self._semaphore.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run `work(*args)` on the hashing threads (hold a slot first)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="pin-hash")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
 
 def csrf_matches(session: Session, sent: str | None) -> bool:

@@ -17,7 +17,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from ..services.station import Station
-from .auth import COOKIE_NAME, LoginLimiter, Session, SessionStore, WebError, csrf_matches
+from .auth import (
+    COOKIE_NAME,
+    HashSlots,
+    LoginLimiter,
+    Session,
+    SessionStore,
+    WebError,
+    csrf_matches,
+)
 from .i18n import DEFAULT_LANG, LANGS, translate
 from .live import LiveBoard
 from .metrics import RequestCounter
@@ -76,6 +84,7 @@ class WebContext:
     sessions: SessionStore
     secure_cookies: bool
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    hash_slots: HashSlots = field(default_factory=HashSlots)
     requests: RequestCounter = field(default_factory=RequestCounter)
     sse_keepalive_s: float = 15.0
     sse_max_s: float = 600.0

@@ -93,7 +93,10 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
             session = await login_user(request, name.strip(), pin)
         except WebError as exc:
             message = exc.message or error_text(lang_of(request), exc.code)
-            return render(request, "login.html", status=exc.status, error=message, name=name)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return render(
+                request, "login.html", status=exc.status, error=message, name=name, headers=headers
+            )
         response = RedirectResponse("/", status_code=303)
         set_session_cookie(request, response, session)
         return response

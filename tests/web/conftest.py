@@ -94,7 +94,7 @@ def context_of(app: FastAPI) -> WebContext:
 
 @pytest.fixture
 def anon(app: FastAPI) -> TestClient:
-    return TestClient(app, follow_redirects=False)
+    return TestClient(app, follow_redirects=False, base_url="http://127.0.0.1")
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def sign_in(app: FastAPI) -> SignIn:
 
     def open_client(name: str) -> TestClient:
         session = context_of(app).sessions.create(name, USERS[name][0])
-        client = TestClient(app, follow_redirects=False)
+        client = TestClient(app, follow_redirects=False, base_url="http://127.0.0.1")
         client.cookies.set(COOKIE_NAME, session.token)
         client.headers["X-CSRF-Token"] = session.csrf_token
         return client

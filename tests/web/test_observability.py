@@ -62,7 +62,9 @@ def cloud_station(station: Station) -> Station:
 
 @pytest.fixture
 def client(cloud_station: Station, probe: Probe) -> TestClient:
-    return TestClient(build_app(cloud_station, probe=probe), follow_redirects=False)
+    return TestClient(
+        build_app(cloud_station, probe=probe), follow_redirects=False, base_url="http://127.0.0.1"
+    )
 
 
 def contact(station: Station, clock: FakeClock, seconds_ago: int) -> None:
@@ -94,7 +96,7 @@ def test_healthz_ok_with_store_links_and_a_fresh_contact(
 
 
 def test_without_a_probe_or_a_cloud_only_the_store_is_judged(app: FastAPI) -> None:
-    body = TestClient(app).get("/healthz").json()
+    body = TestClient(app, base_url="http://127.0.0.1").get("/healthz").json()
     assert (body["status"], body["drivers"], body["sync"]["cloud_configured"]) == (
         "ok",
         None,
@@ -222,7 +224,7 @@ def test_metrics_carry_links_sync_and_sales_per_driver(
 
 
 def test_metrics_without_contact_or_probe(app: FastAPI) -> None:
-    text = TestClient(app).get("/metrics").text
+    text = TestClient(app, base_url="http://127.0.0.1").get("/metrics").text
     assert series(text, "loyalpump_sync_last_success_timestamp_seconds") == {"": "0"}
     assert series(text, "loyalpump_sync_oldest_pending_age_seconds") == {"": "0"}
     assert "loyalpump_link_frames_total" not in text
@@ -233,7 +235,7 @@ def test_the_latency_histogram_counts_real_requests_by_route_template(
 ) -> None:
     cashier = sign_in("alice")
     sale = make_sale()
-    anon = TestClient(app, follow_redirects=False)
+    anon = TestClient(app, follow_redirects=False, base_url="http://127.0.0.1")
     for _ in range(3):
         assert anon.get("/healthz").status_code == 200
     assert cashier.get("/api/v1/members/lookup", params={"q": "13912345678"}).status_code == 404
@@ -263,7 +265,7 @@ def test_the_latency_histogram_counts_real_requests_by_route_template(
 
 def test_a_non_standard_method_is_labelled_other(app: FastAPI) -> None:
     """Any method token a client invents folds into one OTHER series, in both metrics."""
-    anon = TestClient(app, follow_redirects=False)
+    anon = TestClient(app, follow_redirects=False, base_url="http://127.0.0.1")
     for method in ("FOOBAR123", "FOOBAR456"):
         anon.request(method, "/healthz")
     anon.request("PATCH", "/healthz")

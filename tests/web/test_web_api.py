@@ -137,7 +137,7 @@ def test_idle_session_expires_and_passive_refresh_does_not_extend(
 
 def test_idle_timeout_is_settable(station: Station) -> None:
     app = build_app(station, idle_timeout_s=0.1)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://127.0.0.1")
     sessions = context_of(app).sessions
     client.cookies.set("lp_session", sessions.create("alice", "cashier").token)
     now = sessions.clock()
