@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +47,8 @@ from .services.ingest import ingest_fuel_sale
 from .services.station import Station, open_station
 from .services.sync import build_engine
 from .settings import DartDriverSettings, IfsfDriverSettings, StationSettings, driver_name
+from .store.database import ensure_private_dir
+from .store.files import private_file
 from .store.lock import AgentLock
 from .store.outbox import outbox_backlog
 from .store.sync import get_sync_state
@@ -56,8 +60,10 @@ __all__ = [
     "DriverHandle",
     "StationRuntime",
     "build_drivers",
+    "check_tls_files",
     "deliver_sale",
     "health_probe",
+    "listen",
     "quarantine_sale",
     "run_station",
 ]
@@ -138,7 +144,7 @@ def quarantine_sale(runtime: StationRuntime, sale: FuelSale, error: ServiceError
         "refused": f"{error.code}: {error}",
     }
     path = runtime.station.settings.station.data_dir / "quarantine.jsonl"
-    with path.open("a", encoding="utf-8") as sink:
+    with private_file(path, "a") as sink:
         sink.write(json.dumps(record, ensure_ascii=False) + "\n")
         sink.flush()
         os.fsync(sink.fileno())
@@ -390,6 +396,46 @@ class _Heartbeat:
             await asyncio.wait([self._refresh], timeout=2.0)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the page's socket before anything starts: a taken port is one clear refusal."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ServiceError("web.host", f"web: cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ServiceError(
+            "web.port", f"web.port: cannot listen on {host}:{port}: {reason}"
+        ) from exc
+    return sock
+
+
+def check_tls_files(settings: StationSettings) -> None:
+    """Load `[web] tls_cert`/`tls_key` once now, so a bad file is a refusal, not a crash."""
+    web = settings.web
+    if web.tls_cert is None or web.tls_key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            web.tls_cert, web.tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ServiceError(
+            "web.tls", f"web.tls_cert/tls_key: cannot load {web.tls_cert}, {web.tls_key}: {exc}"
+        ) from exc
+
+
 async def _announce_ready(
     web: uvicorn.Server, web_task: asyncio.Task[None], notifier: Notifier, settings: StationSettings
 ) -> None:
@@ -398,10 +444,12 @@ async def _announce_ready(
         if web_task.done():
             return
         await asyncio.sleep(0.02)
-    notifier.ready(f"listening on http://{settings.web.host}:{settings.web.port}")
+    scheme = "https" if settings.web.tls else "http"
+    notifier.ready(f"listening on {scheme}://{settings.web.host}:{settings.web.port}")
     log.info(
-        "station %s ready: cashier page on http://%s:%d",
+        "station %s ready: cashier page on %s://%s:%d",
         settings.station.id,
+        scheme,
         settings.web.host,
         settings.web.port,
     )
@@ -449,10 +497,13 @@ async def run_station(
 ) -> StationRuntime:
     """Run the station until `stop` is set; then stop the drivers and close the store.
 
-    Raises `ServiceError('store.corrupt', …)` before starting anything when the store fails
-    its integrity check, and RuntimeError when the web server stopped without being asked
-    (so `edge run` exits non-zero and systemd restarts it).
+    Raises, before starting anything: `StoreError` when the data folder is open to other
+    users, `ServiceError('store.corrupt', …)` when the store fails its integrity check,
+    `ServiceError('web.port', …)` when the page's port is taken and `ServiceError('web.tls',
+    …)` when the certificate cannot be loaded. Raises RuntimeError when the web server
+    stopped without being asked (so `edge run` exits non-zero and systemd restarts it).
     """
+    ensure_private_dir(settings.station.data_dir)
     notify = notifier if notifier is not None else Notifier.from_environment()
     lock = AgentLock(settings.station.data_dir)
     lock.acquire()
@@ -472,23 +523,58 @@ async def _run_locked(
     notifier: Notifier,
 ) -> StationRuntime:
     await asyncio.to_thread(check_store_on_start, settings)
-    station = open_station(settings, clock=clock)
+    check_tls_files(settings)
+    listener = listen(settings.web.host, settings.web.port)
+    try:
+        station = open_station(settings, clock=clock)
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        return await _serve(settings, stop, station, listener, grace_s=grace_s, notifier=notifier)
+    finally:
+        listener.close()
+
+
+async def _serve(
+    settings: StationSettings,
+    stop: asyncio.Event,
+    station: Station,
+    listener: socket.socket,
+    *,
+    grace_s: float,
+    notifier: Notifier,
+) -> StationRuntime:
     runtime = StationRuntime(station, build_drivers(settings, station.now))
     for handle in runtime.drivers:
         handle.task = asyncio.create_task(_supervise(runtime, handle), name=f"driver:{handle.name}")
     tasks = [handle.task for handle in runtime.drivers if handle.task is not None]
+    web_settings = settings.web
     web = uvicorn.Server(
         uvicorn.Config(
-            build_app(station, live=runtime.live, probe=health_probe(runtime)),
-            host=settings.web.host,
-            port=settings.web.port,
+            build_app(
+                station,
+                live=runtime.live,
+                probe=health_probe(runtime),
+                secure_cookies=web_settings.tls,
+            ),
+            host=web_settings.host,
+            port=web_settings.port,
             log_level="warning",
             log_config=None,  # uvicorn's records go through our (JSON, redacting) handler
             lifespan="off",
             timeout_graceful_shutdown=2,
+            # X-Forwarded-For/-Proto only from configured proxies: uvicorn's default trusts
+            # them from 127.0.0.1, so any local page could pick the address the login
+            # limiter counts.
+            proxy_headers=bool(web_settings.trusted_proxies),
+            forwarded_allow_ips=list(web_settings.trusted_proxies) or None,
+            server_header=False,
+            ssl_certfile=web_settings.tls_cert,
+            ssl_keyfile=web_settings.tls_key,
         )
     )
-    web_task = asyncio.create_task(web.serve(), name="web")
+    web_task = asyncio.create_task(web.serve(sockets=[listener]), name="web")
     web_failed: list[bool] = []
 
     def web_ended(_: asyncio.Task[None]) -> None:

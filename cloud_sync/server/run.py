@@ -7,11 +7,14 @@ stop accepting requests, let the running ones finish, stop the expiry job, close
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import stat
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -24,7 +27,15 @@ from .app import build_cloud_app
 from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
 from .settings import CloudConfigError, CloudSettings
 
-__all__ = ["ExpiryJob", "allowance_policy", "open_ledger", "safe_url", "serve"]
+__all__ = [
+    "ExpiryJob",
+    "allowance_policy",
+    "open_ledger",
+    "private_sqlite_file",
+    "refuse_open_data_dir",
+    "safe_url",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +85,41 @@ def open_ledger(settings: CloudSettings, *, create: bool = True) -> CloudLedger:
     if not settings.offline_redemption.enabled and not ledger.rulesets() and not ledger.stations():
         ledger.set_offline_redemption(False, datetime.now(UTC))
     return ledger
+
+
+def private_sqlite_file(url: str) -> None:
+    """A SQLite ledger's file is created 0600 (SQLite gives its -wal and -shm that mode);
+    one an older version left readable by others is tightened, companions included."""
+    try:
+        parsed = make_url(url)
+    except (SQLAlchemyError, ValueError):
+        return  # CloudLedger.open reports it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database or "")
+    try:
+        if path.parent.is_dir():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+            if file.exists() and stat.S_IMODE(file.stat().st_mode) & 0o077:
+                os.chmod(file, 0o600)
+    except OSError as exc:
+        raise CloudConfigError(f"database file {path}: {exc.strerror or exc}") from exc
+
+
+def refuse_open_data_dir(data_dir: Path) -> None:
+    """The service refuses a data folder other users can read, write or enter."""
+    try:
+        mode = stat.S_IMODE(data_dir.stat().st_mode)
+    except FileNotFoundError:
+        return  # created 0700 on the way
+    except OSError as exc:
+        raise CloudConfigError(f"data folder {data_dir}: {exc.strerror or exc}") from exc
+    if mode & 0o077:
+        raise CloudConfigError(
+            f"data folder {data_dir} is open to other users (mode {mode:04o}); "
+            f"run: chmod 700 {data_dir}"
+        )
 
 
 class ExpiryJob:
@@ -158,7 +204,15 @@ def serve(
     clock: Callable[[], datetime] | None = None,
     expiry_interval_s: float = EXPIRY_INTERVAL_S,
 ) -> None:
-    """Run the service until SIGTERM/SIGINT or `stop`; `ready(base_url)` once it listens."""
+    """Run the service until SIGTERM/SIGINT or `stop`; `ready(base_url)` once it listens.
+
+    Refuses (CloudConfigError) a data folder open to other users. Run as the process's own
+    service (from the main thread: `cloud run`), it sets umask 077 first, so every file it
+    creates is private whatever the caller's umask.
+    """
+    if threading.current_thread() is threading.main_thread():
+        os.umask(0o077)
+    refuse_open_data_dir(settings.data_dir)
     stop = stop or threading.Event()
     clock = clock or _utc_now
     ledger = open_ledger(settings)

@@ -3,7 +3,9 @@
 Under systemd stdout is the journal, so logs are JSON lines there by default (text on a
 terminal), and every line goes through the redaction filter: no token, no full phone.
 A clean stop exits 0; a crash logs its traceback and exits 1, so `Restart=on-failure`
-brings the station back.
+brings the station back. A refusal only a person can lift (a bad config, a damaged store,
+a data folder open to other users, the page's port taken) exits 2 with one line on stderr.
+The process runs with umask 077: every file it creates is private to the agent's user.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def run_command(
     ] = "auto",
 ) -> None:
     """Run the station: drivers, store, cashier page, sync and nightly jobs in one process."""
+    os.umask(0o077)  # whatever it creates (store, WAL, backups, quarantine) is the agent's only
     level = log_level.upper()
     if level not in _LEVELS:
         fail(f"--log-level: {log_level!r} is not one of {', '.join(_LEVELS)}")

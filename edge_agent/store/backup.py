@@ -209,7 +209,7 @@ def start_new_epoch(tx: Tx, *, above: int = 0) -> NewEpoch:
 
 def copy_durably(source: Path, target: Path) -> Path:
     """Copy `source` to `target` (0600) through a temporary file, fsynced, then renamed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = _temporary(target)
     _remove(temporary)
     _create_private(temporary)

@@ -4,10 +4,15 @@ WAL mode with `synchronous=FULL` means a commit that returned survives a power c
 write runs in a `BEGIN IMMEDIATE` transaction, so the write lock is taken up front and a
 transaction never fails half-way for lack of it. Nothing upstream acknowledges a sale, a
 redemption or a member before `write()` has returned.
+
+The store is private to the agent's user: `edge init` creates the data folder 0700 and the
+file 0600 (SQLite gives its -wal and -shm the file's mode), and every open tightens files an
+older version left readable; see `store.files`.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,9 +21,18 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .files import PRIVATE_FILE, loose_bits, make_private_dir, tighten
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["SchemaTooNewError", "Store", "StoreError", "StoreMissingError", "Tx"]
+__all__ = [
+    "SchemaTooNewError",
+    "Store",
+    "StoreError",
+    "StoreMissingError",
+    "Tx",
+    "ensure_private_dir",
+    "store_files",
+]
 
 Tx = sqlite_utils.Database
 """A database handle inside an open transaction; only store functions take one."""
@@ -52,6 +66,31 @@ def _statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()[:60]}")
 
 
+def store_files(path: Path) -> tuple[Path, ...]:
+    """The store file and the companions SQLite keeps beside it."""
+    return (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")))
+
+
+def ensure_private_dir(data_dir: Path) -> None:
+    """Refuse a data folder other users can read, write or enter (it holds PIN hashes, keys).
+
+    A missing folder passes (whoever creates it makes it 0700); `edge init` tightens an
+    existing one, the daemon refuses to start on it.
+    """
+    try:
+        loose = loose_bits(data_dir)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"data folder {data_dir}: {exc.strerror or exc}") from exc
+    if loose:
+        mode = loose | (data_dir.stat().st_mode & 0o700)
+        raise StoreError(
+            f"data folder {data_dir} is open to other users (mode {mode:04o}); "
+            f"run: chmod 700 {data_dir}"
+        )
+
+
 class Store:
     """An open station store. Thread-safe: one lock serialises every transaction."""
 
@@ -66,13 +105,17 @@ class Store:
         """Open (and with `create`, create) the store and bring its schema up to date."""
         if not path.exists() and not create:
             raise StoreMissingError(f"no station store at {path}; run `loyalpump edge init`")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            make_private_dir(path.parent)
+            # SQLite gives the -wal and -shm files the database file's mode: create it 0600.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
         try:
             conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a usable SQLite store: {exc}") from exc
+        tighten(*store_files(path))  # a store an older version created 0644
         if mode.lower() != "wal":
             conn.close()
             raise StoreError(f"{path}: cannot switch to WAL journal mode (got {mode})")

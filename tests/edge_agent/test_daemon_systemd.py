@@ -260,7 +260,8 @@ def _rows(recorded: list[tuple[str, int, int, str, int, int]]) -> Counter[Row]:
 def test_a_page_that_cannot_listen_exits_non_zero_and_is_never_ready(
     tmp_path: Path, short_dir: Path
 ) -> None:
-    """The page's port is taken: the agent says so in JSON and exits non-zero (systemd restarts)."""
+    """The page's port is taken: the agent logs it in JSON, says it in one line on stderr and
+    exits 2 (RestartPreventExitStatus: a person must free the port)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -274,8 +275,13 @@ def test_a_page_that_cannot_listen_exits_non_zero_and_is_never_ready(
             listener.poll()
         finally:
             listener.close()
-    assert status != 0
+    assert status == 2
     assert listener.count("READY") == 0  # never ready: systemd sees a failed start
+    error = log.with_suffix(".err")
+    (line,) = error.read_text(encoding="utf-8").splitlines()
+    assert f"port {port}" in line or f":{port}" in line, line
+    assert "address already in use" in line.lower()
+    error.write_text("", encoding="utf-8")  # the one plain line checked: the log is JSON
     assert _check_output(log) > 0
     assert "address already in use" in log.read_text().lower()
 
