@@ -136,11 +136,12 @@ def set_suspended(
             .where(station_flags.c.station_id == station_id, station_flags.c.resolved_at.is_(None))
             .values(resolved_at=now.isoformat(), resolved_by=by)
         )
-    return next(row for row in review_list(conn) if row["station_id"] == station_id)
+    return review_list(conn, station_id)[0]
 
 
-def review_list(conn: Connection) -> list[dict[str, Any]]:
-    """Every station with an open flag, a suspension or an adjustment waiting for HQ."""
+def review_list(conn: Connection, station_id: str | None = None) -> list[dict[str, Any]]:
+    """Every station with an open flag, a suspension or an adjustment waiting for HQ; with
+    `station_id`, that station's row alone, whatever it holds."""
     open_flags = conn.execute(
         select(
             station_flags.c.station_id,
@@ -161,14 +162,18 @@ def review_list(conn: Connection) -> list[dict[str, Any]]:
     }
     reviews = {row.station_id: row for row in conn.execute(select(station_reviews))}
     flagged = {row.station_id: row for row in open_flags}
-    listed = sorted(set(flagged) | set(pending) | {s for s, r in reviews.items() if r.suspended})
+    listed = (
+        [station_id]
+        if station_id is not None
+        else sorted(set(flagged) | set(pending) | {s for s, r in reviews.items() if r.suspended})
+    )
     out: list[dict[str, Any]] = []
-    for station_id in listed:
-        flag_row = flagged.get(station_id)
-        review = reviews.get(station_id)
+    for listed_id in listed:
+        flag_row = flagged.get(listed_id)
+        review = reviews.get(listed_id)
         out.append(
             {
-                "station_id": station_id,
+                "station_id": listed_id,
                 "suspended": bool(review.suspended) if review is not None else False,
                 "suspended_reason": review.reason if review is not None else None,
                 "changed_at": review.changed_at if review is not None else None,
@@ -176,7 +181,7 @@ def review_list(conn: Connection) -> list[dict[str, Any]]:
                 "open_flags": int(flag_row.n) if flag_row is not None else 0,
                 "flagged_overdraft": int(flag_row.shortfall) if flag_row is not None else 0,
                 "last_flagged_at": flag_row.last if flag_row is not None else None,
-                "pending_adjustments": int(pending.get(station_id, 0)),
+                "pending_adjustments": int(pending.get(listed_id, 0)),
             }
         )
     return out

@@ -198,9 +198,15 @@ class FakeStation:
         )
 
     def redeem(
-        self, mid: str, points: int, at: datetime, *, allowance_id: str | None = None
+        self,
+        mid: str,
+        points: int,
+        at: datetime,
+        *,
+        allowance_id: str | None = None,
+        redemption_id: str | None = None,
     ) -> str:
-        redemption_id = str(uuid.uuid4())
+        redemption_id = redemption_id or str(uuid.uuid4())
         payload: dict[str, Any] = {
             "redemption_id": redemption_id,
             "member_id": mid,
