@@ -95,6 +95,18 @@ class EventResult(_Wire):
             return self.reason
         return None
 
+    @property
+    def disagreement_kind(self) -> Literal["rejected", "flagged", "held"] | None:
+        """`disagreement` in one word: not booked, booked but flagged, or held for HQ."""
+        reason = self.disagreement
+        if reason is None:
+            return None
+        if reason.startswith(HELD_PREFIX):
+            return "held"
+        if reason.startswith(FLAGGED_PREFIX):
+            return "flagged"
+        return "rejected"
+
 
 class PushResponse(_Wire):
     schema_version: Literal[1] = SCHEMA_VERSION

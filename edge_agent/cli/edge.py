@@ -15,6 +15,7 @@ import typer
 
 from ..errors import ServiceError
 from ..services.backup import backup_store, restore_store
+from ..services.disagreements import describe, open_cloud_disagreements, settle_cloud_disagreement
 from ..services.members import add_plate, find_member, register_member
 from ..services.points import adjust_points, expire_points, redeem_points, verify_ledger
 from ..services.rules import install_ruleset
@@ -148,16 +149,32 @@ def sync(config: ConfigOption, as_json: JsonOption = False) -> None:
 
 @edge_app.command("verify")
 def verify(config: ConfigOption, as_json: JsonOption = False) -> None:
-    """Recompute every balance and lot from the ledger; exit 1 if anything differs."""
+    """Recompute every balance and lot from the ledger, and list where the cloud's ledger
+    disagrees with this station's; exit 1 if anything differs."""
     with _station(config) as station:
         problems = verify_ledger(station) + station.store.integrity_problems()
+        cloud = [describe(found) for found in open_cloud_disagreements(station)]
     emit(
-        {"ok": not problems, "problems": problems},
+        {"ok": not (problems or cloud), "problems": problems, "cloud_disagreements": cloud},
         as_json=as_json,
-        text="ledger verified: no differences" if not problems else "\n".join(problems),
+        text="ledger verified: no differences"
+        if not (problems or cloud)
+        else "\n".join(problems + cloud),
     )
-    if problems:
+    if problems or cloud:
         raise typer.Exit(1)
+
+
+@edge_app.command("settle")
+def settle(
+    config: ConfigOption,
+    event_id: Annotated[str, typer.Argument(help="The event the cloud disagreed about.")],
+    user: UserOption = None,
+) -> None:
+    """Mark a disagreement with the cloud settled, once HQ has answered it (audited)."""
+    with _station(config) as station:
+        settle_cloud_disagreement(station, event_id, actor=_actor(user))
+    typer.echo(f"settled: {event_id}")
 
 
 @edge_app.command("backup")

@@ -11,7 +11,7 @@ from ..store.members import count_members
 from ..store.meta import get_meta
 from ..store.outbox import outbox_backlog, redeemed_under_allowance
 from ..store.sales import count_sales
-from ..store.sync import get_allowance, get_sync_state
+from ..store.sync import get_allowance, get_sync_state, open_disagreements
 from .station import Station
 
 __all__ = ["station_status"]
@@ -28,6 +28,7 @@ def station_status(station: Station) -> dict[str, Any]:
         allowance = get_allowance(tx)
         used = 0 if allowance is None else redeemed_under_allowance(tx, allowance.allowance_id)
         epoch = int(get_meta(tx, "epoch") or 1)
+        disagreements = open_disagreements(tx, limit=1000)
     oldest_age = (
         None if oldest is None else int((now - datetime.fromisoformat(oldest)).total_seconds())
     )
@@ -80,6 +81,20 @@ def station_status(station: Station) -> dict[str, Any]:
             },
             "allowance": allowance_view,
             "offline_redemption": sync.offline_redemption,
+            # Where the cloud's ledger differs from ours (`edge verify` lists them all).
+            "cloud_disagreements": {
+                "open": len(disagreements),
+                "latest": [
+                    {
+                        "event_id": d.event_id,
+                        "kind": d.kind,
+                        "status": d.status,
+                        "reason": d.reason,
+                        "noted_at": d.noted_at,
+                    }
+                    for d in disagreements[-5:]
+                ],
+            },
         },
         "rules": None
         if ruleset is None

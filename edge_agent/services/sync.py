@@ -69,6 +69,7 @@ from ..store.sync import (
     get_sync_state,
     put_allowance,
     put_snapshot,
+    record_disagreements,
     record_enrolled,
     record_enrolment_started,
     set_alert,
@@ -227,16 +228,21 @@ class StationSyncPort:
         )
 
     def acknowledge(self, response: PushResponse) -> None:
+        """Mark the batch as delivered, and keep what the cloud did otherwise than we booked
+        (rejected, flagged, held) for `edge verify` and `edge status`, in the same commit."""
+        found: list[tuple[str, int, str, str]] = []
         for result in response.results:
-            if result.status == "rejected":
-                log.warning(
-                    "the cloud rejected event %s (seq %d): %s",
-                    result.event_id,
-                    result.seq,
-                    result.reason or "no reason given",
-                )
+            reason, status = result.disagreement, result.disagreement_kind
+            if reason is None or status is None:
+                continue
+            log.warning(
+                "the cloud %s event %s (seq %d): %s", status, result.event_id, result.seq, reason
+            )
+            found.append((result.event_id, result.seq, status, reason))
         with self._station.store.write() as tx:
-            acknowledge(tx, response.epoch, [r.seq for r in response.results], self._now())
+            at = self._now()
+            acknowledge(tx, response.epoch, [r.seq for r in response.results], at)
+            record_disagreements(tx, response.epoch, found, at)
 
     def rewind(self, epoch: int, expected_seq: int) -> int:
         with self._station.store.write() as tx:

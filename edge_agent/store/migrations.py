@@ -271,5 +271,24 @@ CREATE TRIGGER outbox_keeps_events BEFORE DELETE ON outbox
 BEGIN SELECT RAISE(ABORT, 'outbox events are kept for good'); END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# What the cloud did otherwise than this station booked (docs/sync.md, "Trust"): an event
+# it rejected, flagged as beyond the station's authority, or held for HQ's approval. `edge
+# verify` and `edge status` show them instead of passing; a manager settles one once HQ
+# has answered.
+_V3 = """
+CREATE TABLE cloud_disagreements (
+    event_id TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('rejected', 'flagged', 'held')),
+    reason TEXT NOT NULL,
+    noted_at TEXT NOT NULL,
+    settled_at TEXT,
+    settled_by TEXT
+) STRICT;
+CREATE INDEX cloud_disagreements_open ON cloud_disagreements (noted_at) WHERE settled_at IS NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,6 +10,7 @@ from .database import Tx
 
 __all__ = [
     "AllowanceRow",
+    "Disagreement",
     "MemberSnapshot",
     "SnapshotLot",
     "SyncState",
@@ -20,8 +21,10 @@ __all__ = [
     "get_allowance",
     "get_snapshot",
     "get_sync_state",
+    "open_disagreements",
     "put_allowance",
     "put_snapshot",
+    "record_disagreements",
     "record_enrolled",
     "record_enrolment_started",
     "set_alert",
@@ -29,6 +32,7 @@ __all__ = [
     "set_denied",
     "set_last_contact",
     "set_offline_redemption",
+    "settle_disagreement",
 ]
 
 
@@ -240,3 +244,48 @@ def get_allowance(tx: Tx) -> AllowanceRow | None:
         "received_at FROM allowance WHERE id = 1"
     ).fetchone()
     return None if row is None else AllowanceRow(*row)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    event_id: str
+    epoch: int
+    seq: int
+    kind: str
+    status: str  # rejected | flagged | held
+    reason: str
+    noted_at: str
+
+
+def record_disagreements(
+    tx: Tx, epoch: int, found: list[tuple[str, int, str, str]], at: str
+) -> None:
+    """Keep (event_id, seq, status, reason) the cloud answered otherwise than we booked;
+    a replayed answer for the same event is kept once."""
+    for event_id, seq, status, reason in found:
+        tx.execute(
+            "INSERT INTO cloud_disagreements "
+            "(event_id, epoch, seq, kind, status, reason, noted_at) VALUES (?, ?, ?, "
+            "COALESCE((SELECT kind FROM outbox WHERE event_id = ?), '?'), ?, ?, ?) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            [event_id, epoch, seq, event_id, status, reason, at],
+        )
+
+
+def open_disagreements(tx: Tx, limit: int = 1000) -> list[Disagreement]:
+    rows = tx.execute(
+        "SELECT event_id, epoch, seq, kind, status, reason, noted_at FROM cloud_disagreements "
+        "WHERE settled_at IS NULL ORDER BY epoch, seq LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [Disagreement(*row) for row in rows]
+
+
+def settle_disagreement(tx: Tx, event_id: str, by: str, at: str) -> bool:
+    """Mark one as settled (HQ answered); False when there is no open one by that id."""
+    done = tx.execute(
+        "UPDATE cloud_disagreements SET settled_at = ?, settled_by = ? "
+        "WHERE event_id = ? AND settled_at IS NULL",
+        [at, by, event_id],
+    )
+    return bool(done.rowcount)
