@@ -12,6 +12,7 @@ from ..errors import ServiceError
 from ..settings import ConfigError
 from ..store import StoreError
 from .cloud import cloud_app
+from .cloud_review import review_app
 from .demo import demo_command
 from .edge import edge_app
 from .output import fail
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(edge_app, name="edge")
 app.add_typer(sim_app, name="sim")
 app.add_typer(cloud_app, name="cloud")
+cloud_app.add_typer(review_app, name="review")
 app.command("demo")(demo_command)
 edge_app.command("run")(run_command)
 

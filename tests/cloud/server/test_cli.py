@@ -184,3 +184,54 @@ def test_run_serves_until_sigterm(config: Path) -> None:
     assert process.returncode == 0, stderr
     assert f"listening on http://127.0.0.1:{port}" in stdout
     assert ADMIN_TOKEN not in stdout + stderr
+
+
+def test_review_verbs_list_decide_and_lift(config: Path) -> None:
+    settings = load_cloud_settings(config)
+    ledger = open_ledger(settings)
+    try:
+        ledger.add_station("S001", "east", datetime.now(UTC))
+        member_id, events = member_events(load_chain_keys(settings.data_dir), "13800138000")
+        log = EventLog("S001")
+        for kind, payload in events:
+            log.add(kind, payload)
+        log.add(  # beyond the 10,000 a station may adjust on its own: held for HQ
+            "points.adjusted",
+            {"member_id": member_id, "points": 20_000, "reason": "x", "at": _now_iso()},
+        )
+        log.add(  # no allowance: booked, flagged
+            "points.redeemed",
+            {"redemption_id": "R1", "member_id": member_id, "points": 100, "value_fen": 100,
+             "at": _now_iso()},
+        )  # fmt: skip
+        ledger.push("S001", PushRequest.model_validate(log.batch()), datetime.now(UTC))
+    finally:
+        ledger.close()
+
+    listed = json.loads(run("review", "list", "-c", str(config), "--json").stdout)
+    assert [(r["station_id"], r["open_flags"], r["pending_adjustments"]) for r in listed] == [
+        ("S001", 2, 1)
+    ]
+    flags = run("review", "flags", "-c", str(config)).stdout
+    assert "redemption.no_allowance" in flags and "adjustment.pending" in flags
+    (held,) = json.loads(run("review", "adjustments", "-c", str(config), "--json").stdout)
+    approved = run("review", "approve", "-c", str(config), held["event_id"], "--by", "hq-li")
+    assert "approved" in approved.stdout
+    assert_refused(
+        run("review", "decline", "-c", str(config), held["event_id"], "--by", "hq", check=False),
+        "approved already",
+    )
+    shown = json.loads(run("member", "show", "-c", str(config), "--id", member_id, "--json").stdout)
+    assert shown["points"] == 20_000 - 100
+    run("review", "suspend", "-c", str(config), "--station", "S001", "--by", "hq-li")
+    assert json.loads(run("review", "list", "-c", str(config), "--json").stdout)[0]["suspended"]
+    run("review", "lift", "-c", str(config), "--station", "S001", "--by", "hq-li")
+    assert "no station needs review" in run("review", "list", "-c", str(config)).stdout
+    assert_refused(
+        run("review", "lift", "-c", str(config), "--station", "S404", "--by", "hq", check=False),
+        "S404",
+    )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
