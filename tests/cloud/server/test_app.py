@@ -335,3 +335,34 @@ def test_config_seeds_the_switch_only_on_a_new_chain(cloud_db_url: str, tmp_path
         assert (page.allowance.points, page.allowance.per_member_cap) == (1000, 100)
     finally:
         reopened.close()
+
+
+def test_review_routes_are_hqs_alone_and_answer_with_reasons(cloud: Cloud) -> None:
+    put = cloud.client.put
+    body = {"suspended": True, "by": "hq-li", "reason": "too many flags"}
+    assert put("/api/v1/stations/S001/review", json=body).status_code == 401
+    assert (
+        put("/api/v1/stations/S001/review", json=body, headers=cloud.station()).status_code == 403
+    )
+    done = put("/api/v1/stations/S001/review", json=body, headers=cloud.admin)
+    assert done.status_code == 200, done.text
+    assert (done.json()["suspended"], done.json()["suspended_reason"]) == (True, "too many flags")
+    assert cloud.changes().offline_redemption is False  # S001 hears it at its next pull
+    missing = put("/api/v1/stations/S404/review", json=body, headers=cloud.admin)
+    assert (missing.status_code, missing.json()["error"]) == (404, "station.unknown")
+    bad = put("/api/v1/stations/S001/review", json={"suspended": "yes"}, headers=cloud.admin)
+    assert bad.status_code == 422
+    lifted = put("/api/v1/stations/S001/review", json={"suspended": False}, headers=cloud.admin)
+    assert lifted.json()["suspended"] is False and cloud.changes().offline_redemption is True
+
+    listed = cloud.client.get("/api/v1/review", headers=cloud.admin)
+    assert listed.status_code == 200 and listed.json() == []
+    decision = {"approve": True, "by": "hq-li"}
+    unknown = cloud.client.post(
+        "/api/v1/adjustments/nope/decision", json=decision, headers=cloud.admin
+    )
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "adjustment.unknown")
+    wrong = cloud.client.get("/api/v1/adjustments?status=maybe", headers=cloud.admin)
+    assert wrong.status_code == 422
+    flags = cloud.client.get("/api/v1/review/flags?open=false", headers=cloud.admin)
+    assert flags.status_code == 200 and flags.json() == []
