@@ -32,6 +32,33 @@ def test_the_example_config_loads() -> None:
     assert settings.cloud.port == 8000
     assert settings.database_url == "sqlite:////var/lib/loyalpump-cloud/cloud.sqlite3"
     assert settings.offline_redemption.points == 50_000
+    policy = settings.trust_policy()
+    assert (policy.limits.adjust_max_points, policy.limits.adjust_daily_points) == (
+        10_000,
+        100_000,
+    )
+    assert (policy.suspend_after, policy.suspend_window_s) == (5, 24 * 3600)
+
+
+def test_trust_limits_per_station_and_refusals(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[cloud]\ndata_dir = "d"\n[trust]\nadjust_max_points = 500\n'
+        "[trust.stations.S007]\nadjust_max_points = 50000\n",
+    )
+    policy = load_cloud_settings(path).trust_policy()
+    assert policy.limits_for("S001").adjust_max_points == 500
+    assert policy.limits_for("S007").adjust_max_points == 50_000
+    assert policy.limits_for("S007").adjust_daily_points == 100_000
+    for bad, key in (
+        ("[trust]\nsuspend_after = 0\n", "trust.suspend_after"),
+        ("[trust]\nadjust_max_points = -1\n", "trust.adjust_max_points"),
+        ('[trust.stations."bad id"]\nadjust_max_points = 1\n', "trust.stations"),
+        ("[trust]\nsuspend_afterr = 3\n", "trust.suspend_afterr: unknown key"),
+    ):
+        with pytest.raises(CloudConfigError) as refused:
+            load_cloud_settings(write(tmp_path, '[cloud]\ndata_dir = "d"\n' + bad))
+        assert key in str(refused.value)
 
 
 def test_relative_paths_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
