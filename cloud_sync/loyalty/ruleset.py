@@ -1,6 +1,6 @@
 """Rule sets: HQ's earning, tier and redemption rules as one validated, immutable value.
 
-A rule set arrives as a JSON document (contracts.md section 3) and is validated by
+A rule set arrives as a JSON document (docs/contracts.md, section 4) and is validated by
 `ruleset_parser`; this module holds the resulting model and the questions asked of it
 (which set is in force, when points expire, what points are worth). It never imports the
 parser, so the parser can build these values without a circular import. Pure: no clock,

@@ -1,4 +1,4 @@
-"""A cashier at each station, over the cashier page's real JSON API (contracts §4).
+"""A cashier at each station, over the cashier page's real JSON API (docs/contracts.md, section 5).
 
 The cashier signs up the station's own members, then watches the sales the pumps produce:
 most get a member attached, found by phone; some of those members belong to other
