@@ -134,16 +134,20 @@ _PLATE_SEPARATORS = frozenset("\u00b7\u30fb\u2022\u2027\uff65.-")
 _AUTHORITY_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Serial alphabet: digits and letters except I and O (they read as 1 and 0).
 _S = "[0-9A-HJ-NP-Z]"
+_ORDINARY = re.compile(f"{_S}{{5}}")  # 京A12345, 京AF0236, 京AB123 (at most 2 letters)
+_ORDINARY_MAX_LETTERS = 2  # GA 36-2018: an ordinary serial holds at most two letters
+_HONG_KONG_MACAO = frozenset("港澳")
+_HONG_KONG_MACAO_PREFIX = "粤Z"  # GA 36-2018: 港/澳 plates are issued in Guangdong, under Z
 _SERIAL_FORMS = (
-    re.compile(f"{_S}{{5}}"),  # ordinary: 京A12345, 京AF0236
+    _ORDINARY,
     re.compile(f"[DF]{_S}[0-9]{{4}}"),  # new-energy small car: 粤BD12345, 粤BDA1234
     re.compile("[0-9]{5}[DF]"),  # new-energy large vehicle: 粤B12345D
-    re.compile(f"{_S}{{4}}[学警挂领港澳]"),  # suffix plates: 京A1234学, 粤Z1234港
+    re.compile(f"{_S}{{4}}[学警挂领港澳]"),  # suffix plates: 京A1234学, 粤Z1234港 (粤Z only)
 )
 _EMBASSY = re.compile("使[0-9]{6}")
 _MSG_PLATE_FORMAT = (
     "A plate is a province, a letter and then 5 characters, 6 for new-energy plates "
-    "(D or F first or last), or 4 followed by 学, 警, 挂, 领, 港 or 澳."
+    "(D or F first or last), or 4 followed by 学, 警, 挂, 领, or (粤Z only) 港 or 澳."
 )
 
 
@@ -182,6 +186,13 @@ def normalize_plate(raw: str) -> str:
         )
     if not any(form.fullmatch(serial) for form in _SERIAL_FORMS):
         raise IdentityError("plate.format", _MSG_PLATE_FORMAT)
+    if _ORDINARY.fullmatch(serial) and sum(ch.isalpha() for ch in serial) > _ORDINARY_MAX_LETTERS:
+        raise IdentityError(
+            "plate.format",
+            "An ordinary plate's 5 characters after the letter hold at most 2 letters.",
+        )
+    if serial[-1] in _HONG_KONG_MACAO and not plate.startswith(_HONG_KONG_MACAO_PREFIX):
+        raise IdentityError("plate.format", "Plates ending in 港 or 澳 are 粤Z plates.")
     return plate
 
 

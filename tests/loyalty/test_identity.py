@@ -244,8 +244,8 @@ VALID_PLATES = [
     ("云A2B3C4", "云A2B3C4"),
     ("辽B12345", "辽B12345"),
     ("黑AZ9999", "黑AZ9999"),
-    ("湘AHJKLM", "湘AHJKLM"),  # a letters-only serial is still 5 characters of the alphabet
-    ("皖ABCDEF", "皖ABCDEF"),
+    ("湘AHJ123", "湘AHJ123"),  # two letters: the most an ordinary serial holds (GA 36-2018)
+    ("皖A12C3D", "皖A12C3D"),
     ("鲁B6N3P2", "鲁B6N3P2"),
     ("新A12345", "新A12345"),
     ("苏E9X8W7", "苏E9X8W7"),
@@ -350,6 +350,17 @@ INVALID_PLATES = [
     ("粤B12345E", "plate.format"),
     ("粤BDAB123", "plate.format"),
     ("粤BFDD123", "plate.format"),
+    # an ordinary serial holds at most two letters (GA 36-2018)
+    ("湘AHJKLM", "plate.format"),
+    ("皖ABCDEF", "plate.format"),
+    ("京AAB1C2", "plate.format"),
+    ("京AB1C2D", "plate.format"),
+    ("京A12XYZ", "plate.format"),
+    # 港 and 澳 exist only on 粤Z plates
+    ("京A1234港", "plate.format"),
+    ("粤B1234港", "plate.format"),
+    ("粤A5678澳", "plate.format"),
+    ("沪Z1234澳", "plate.format"),
     # bad suffix plates
     ("京A12345学", "plate.format"),
     ("京A123学", "plate.format"),
@@ -532,16 +543,27 @@ def _chars(alphabet: st.SearchStrategy[str], n: int) -> st.SearchStrategy[str]:
     return st.lists(alphabet, min_size=n, max_size=n).map("".join)
 
 
+_SERIAL_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+_serial_letter = st.sampled_from(_SERIAL_LETTERS)
+_authority_letter = st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@st.composite
+def ordinary_serials(draw: st.DrawFn, letters: int) -> str:
+    """Five characters of the serial alphabet with exactly `letters` letters, anywhere."""
+    at = set(draw(st.permutations(range(5)))[:letters])
+    return "".join(draw(_serial_letter) if i in at else draw(_digit) for i in range(5))
+
+
 _serials = st.one_of(
-    _chars(_serial_char, 5),
+    st.integers(0, 2).flatmap(ordinary_serials),
     st.tuples(st.sampled_from("DF"), _serial_char, _chars(_digit, 4)).map("".join),
     st.tuples(_chars(_digit, 5), st.sampled_from("DF")).map("".join),
-    st.tuples(_chars(_serial_char, 4), st.sampled_from("学警挂领港澳")).map("".join),
+    st.tuples(_chars(_serial_char, 4), st.sampled_from("学警挂领")).map("".join),
 )
 canonical_plates = st.one_of(
-    st.tuples(
-        st.sampled_from(PROVINCES), st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), _serials
-    ).map("".join),
+    st.tuples(st.sampled_from(PROVINCES), _authority_letter, _serials).map("".join),
+    st.tuples(_chars(_serial_char, 4), st.sampled_from("港澳")).map(lambda t: "粤Z" + "".join(t)),
     _chars(_digit, 6).map(lambda s: "使" + s),
 )
 
@@ -612,3 +634,68 @@ def test_mask_phone_shape(prefix: str, tail: str) -> None:
     assert re.fullmatch(r"1[3-9][0-9]\*{4}[0-9]{4}", masked)
     assert masked[:3] == prefix
     assert masked[-4:] == tail[-4:]
+
+
+# --------------------------------------------------------------------------- GA 36-2018
+
+
+@given(st.sampled_from(PROVINCES), _authority_letter, st.integers(0, 5).flatmap(ordinary_serials))
+def test_an_ordinary_serial_holds_at_most_two_letters(
+    province: str, letter: str, serial: str
+) -> None:
+    letters = sum(ch.isalpha() for ch in serial)
+    plate = province + letter + serial
+    if letters <= 2:
+        assert normalize_plate(plate) == plate
+        return
+    with pytest.raises(IdentityError) as info:
+        normalize_plate(plate)
+    assert info.value.code == "plate.format"
+    assert "at most 2 letters" in str(info.value)
+
+
+@given(
+    st.sampled_from(PROVINCES),
+    _authority_letter,
+    _chars(_serial_char, 4),
+    st.sampled_from("港澳"),
+)
+def test_hong_kong_and_macao_plates_are_yue_z_only(
+    province: str, letter: str, serial: str, suffix: str
+) -> None:
+    plate = province + letter + serial + suffix
+    if province + letter == "粤Z":
+        assert normalize_plate(plate) == plate
+        return
+    with pytest.raises(IdentityError) as info:
+        normalize_plate(plate)
+    assert info.value.code == "plate.format"
+    assert "粤Z" in str(info.value)
+
+
+@given(st.sampled_from(PROVINCES), _authority_letter, _chars(_serial_char, 4))
+def test_the_other_suffixes_stay_open_to_every_province(
+    province: str, letter: str, serial: str
+) -> None:
+    for suffix in "学警挂领":
+        assert normalize_plate(province + letter + serial + suffix) == (
+            province + letter + serial + suffix
+        )
+
+
+@pytest.mark.parametrize(
+    "plate",
+    ["粤BD12345", "粤BDA1234", "桂BDZ0001", "粤B12345D", "甘A54321F", "粤Z1234学", "粤Z12AB港"],
+)
+def test_new_energy_and_suffix_plates_are_not_counted_as_ordinary(plate: str) -> None:
+    """New-energy serials are six characters and suffix serials end in a character, so the
+    two-letter limit of the ordinary five-character serial never applies to them."""
+    assert normalize_plate(plate) == plate
+
+
+def test_the_new_rules_explain_themselves_without_echoing_the_plate() -> None:
+    for plate in ("京AAB1C2", "京A1234港"):
+        with pytest.raises(IdentityError) as info:
+            normalize_plate(plate)
+        assert plate not in str(info.value)
+        assert plate[2:6] not in str(info.value)
