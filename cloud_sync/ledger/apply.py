@@ -20,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import Connection, select, update
 
+from cloud_sync.events import EVENT_MODELS, Event, payload_fault
 from cloud_sync.loyalty.privacy import MemberKeys
 from cloud_sync.wire import (
     FLAGGED_PREFIX,
@@ -37,7 +38,7 @@ from .database import Database, bulk_insert
 from .errors import EventConflict, LedgerError, SequenceGap
 from .handlers import HANDLERS
 from .keys import KeyRing
-from .payload import MAX_INTEGER, Payload, Rejected
+from .payload import MAX_INTEGER, Rejected
 from .review import record_flags
 from .rulesets import RuleBook, RuleLookup
 from .schema import events, high_water, stations
@@ -212,18 +213,31 @@ def _preload(book: Book, station_id: str, items: Sequence[_Item]) -> None:
     book.preload_lots(survivors)
 
 
+def _validated(event: WireEvent) -> Event | str:
+    """The payload as its kind's model, or why it cannot be one (the rejection's reason)."""
+    model = EVENT_MODELS.get(event.kind)
+    if model is None or event.kind not in HANDLERS:
+        return f"kind.unknown: no event kind {event.kind!r}"
+    try:
+        return model.model_validate(event.payload)
+    except ValidationError as exc:
+        code, detail = payload_fault(event.kind, exc)
+        return f"{code}: {detail}"
+
+
 def _apply(ctx: Context, item: _Item) -> tuple[Status, str | None]:
     event = item.event
     if event is None:
         return "rejected", item.fault
-    handler = HANDLERS.get(event.kind)
-    if handler is None:
-        return "rejected", f"kind.unknown: no event kind {event.kind!r}"
+    validated = _validated(event)
+    if isinstance(validated, str):
+        return "rejected", validated
+    handler = HANDLERS[event.kind]
     ctx.event_id = item.event_id
     ctx.held = None
     flagged = len(ctx.flags)
     try:
-        handler(ctx, Payload(event.kind, event.payload))
+        handler(ctx, validated)
     except Rejected as exc:
         return "rejected", exc.reason
     if ctx.held is not None:

@@ -111,6 +111,10 @@ class Sale(_Row):
     ruleset_version: int | None
     recomputed: int | None
     status: str
+    source: str | None = None
+    source_key: str | None = None
+    fuelling_point: int | None = None
+    nozzle: int | None = None
 
 
 @dataclass(eq=False)

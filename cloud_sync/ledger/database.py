@@ -46,14 +46,33 @@ _V1_REDEMPTION_COLUMNS = (
 )
 
 
+# The dispenser's facts on each sale (nullable: a 0.6 cloud's sales lack them).
+_V2_SALE_COLUMNS = (
+    ("source", "TEXT"),
+    ("source_key", "TEXT"),
+    ("fuelling_point", "BIGINT"),
+    ("nozzle", "BIGINT"),
+)
+
+
+def _add_sale_columns(conn: Connection) -> None:
+    """Add the sales columns a 0.6 ledger lacks (migration 1 made today's on a new one)."""
+    present = {column["name"] for column in inspect(conn).get_columns("sales")}
+    for name, sql_type in _V2_SALE_COLUMNS:
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE sales ADD COLUMN {name} {sql_type}")
+
+
 def _migrate_2(conn: Connection) -> None:
-    """Station trust: the review tables, and redemptions keyed by (station, id).
+    """Station trust: the review tables, and redemptions keyed by (station, id); the
+    dispenser's facts on sales.
 
     A ledger made by this program already has the new key (migration 1 creates today's
     tables); one made by 0.6 is rebuilt: SQLite cannot change a primary key in place.
     """
     for table in V2_TABLES:
         table.create(conn, checkfirst=True)
+    _add_sale_columns(conn)
     key = inspect(conn).get_pk_constraint("redemptions")
     if list(key.get("constrained_columns") or []) == ["station_id", "redemption_id"]:
         return

@@ -1,58 +1,62 @@
-"""One function per event kind: read and check the payload, then change the working set.
+"""One function per event kind: check the validated event, then change the working set.
 
-Every check comes before the first change, so an event that is rejected leaves nothing
-behind; the whole batch then goes on with the next event.
+The event arrives as its model (`cloud_sync.events`): every field is already typed and
+bounded. Every check here comes before the first change, so an event that is rejected
+leaves nothing behind; the whole batch then goes on with the next event. Adding an event
+kind is one model there and one handler here, bound in `HANDLERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from cloud_sync.events import (
+    EarnReceipt,
+    Event,
+    MemberRegistered,
+    MemberTierChanged,
+    PlateAttached,
+    PointsAdjusted,
+    PointsExpired,
+    PointsRedeemed,
+    SaleMemberAttached,
+    SaleRecorded,
+    SaleReversed,
+)
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset import points_expire_at
 
 from .book import Sale
 from .context import Context
 from .members import attach_plate, register_member
-from .payload import (
-    ID_LENGTH,
-    MAX_INTEGER,
-    SHORT_LENGTH,
-    Payload,
-    Rejected,
-    checked_integer,
-    parse_moment,
-)
+from .payload import MAX_INTEGER, Rejected, parse_moment
 from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, millis, redeem, reverse_earn
 from .trust import AllowanceFacts, Flag, adjustment_excess, redemption_flags
 
-__all__ = ["HANDLERS", "book_adjustment"]
+__all__ = ["HANDLERS", "Handler", "book_adjustment"]
 
-_NOTE_LENGTH = 512
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Context, Any], None]
 
 
-def _earn_credits(p: Payload, points: int) -> list[Credit]:
+def _earn_credits(e: SaleRecorded | SaleMemberAttached) -> list[Credit]:
     """The station's earn entries: one lot each, at the expiry the station declared."""
     credits: list[Credit] = []
-    for entry in p.objects("ledger"):
-        if entry.get("kind") != "earn":
+    for number, entry in enumerate(e.ledger):
+        if entry.kind != "earn":
             continue
-        value = checked_integer(p.kind, "ledger.points", entry.get("points"), low=1)
-        raw_expiry = entry.get("expires_at")
-        try:
-            expires = None if raw_expiry is None else parse_moment(str(raw_expiry))
-        except ValueError:
+        if entry.points < 1:
             raise Rejected(
-                "payload.invalid", f"{p.kind} earn entry expires_at is not a time"
-            ) from None
-        credits.append(Credit(value, expires))
-    if sum(c.points for c in credits) != points:
+                "payload.invalid", f"{e.kind} field 'ledger.{number}.points' must be at least 1"
+            )
+        credits.append(Credit(entry.points, entry.expires_at))
+    if sum(c.points for c in credits) != e.points:
         raise Rejected(
             "sale.ledger_mismatch",
-            f"{p.kind} claims {points} points but its earn entries hold "
+            f"{e.kind} claims {e.points} points but its earn entries hold "
             f"{sum(c.points for c in credits)}",
         )
     return credits
@@ -61,7 +65,7 @@ def _earn_credits(p: Payload, points: int) -> list[Credit]:
 def _recompute(
     ctx: Context,
     version: int | None,
-    receipt: Mapping[str, Any] | None,
+    receipt: EarnReceipt | None,
     facts: SaleFacts,
 ) -> int | None:
     """The cloud's own pricing under the declared version and the receipt's tier.
@@ -74,11 +78,8 @@ def _recompute(
     ruleset = ctx.rules.version(version)
     if ruleset is None:
         return None
-    tier = receipt.get("tier")
-    if not isinstance(tier, str):
-        return None
     try:
-        points = price_sale(ruleset, facts, tier).points
+        points = price_sale(ruleset, facts, receipt.tier).points
     except (KeyError, ValueError, TypeError, ArithmeticError):
         return None
     return points if abs(points) < MAX_INTEGER else None
@@ -115,46 +116,44 @@ def _book_earn(
     )
 
 
-def sale_recorded(ctx: Context, p: Payload) -> None:
-    sale_id = p.text("sale_id", longest=ID_LENGTH)
+def sale_recorded(ctx: Context, e: SaleRecorded) -> None:
+    sale_id = e.sale_id
     if ctx.book.sale(sale_id) is not None:
         raise Rejected("sale.exists", f"sale {sale_id} was recorded by an earlier event")
-    p.text("source")
-    grade = p.text("grade", longest=SHORT_LENGTH)
-    litres, amount = p.decimal("litres"), p.decimal("amount")
-    ended_at = p.moment("ended_at")
-    points = p.integer("points", low=0)
-    member_id = p.opt_text("member_id", longest=ID_LENGTH)
-    member = None if member_id is None else ctx.member(member_id)
+    ended_at = e.ended_at
+    points = e.points
+    member = None if e.member_id is None else ctx.member(e.member_id)
     if member is None and points:
         raise Rejected("sale.no_member", "a sale without a member earns no points")
-    credits = _earn_credits(p, points)
-    version = p.opt_integer("ruleset_version")
-    facts = SaleFacts(grade=grade, litres=litres, amount=amount, ended_at=ended_at)
-    recomputed = (
-        None if member is None else _recompute(ctx, version, p.opt_object("receipt"), facts)
-    )
+    credits = _earn_credits(e)
+    version = e.ruleset_version
+    facts = SaleFacts(grade=e.grade, litres=e.litres, amount=e.amount, ended_at=ended_at)
+    recomputed = None if member is None else _recompute(ctx, version, e.receipt, facts)
     sale = Sale(
         sale_id=sale_id,
         station_id=ctx.station_id,
         event_id=ctx.event_id,
         member_id=None if member is None else member.member_id,
-        grade=grade,
-        litres=str(litres),
-        amount=str(amount),
+        grade=e.grade,
+        litres=str(e.litres),
+        amount=str(e.amount),
         ended_at=ended_at.isoformat(),
         points=points,
-        tier=p.opt_text("tier", longest=SHORT_LENGTH),
+        tier=e.tier,
         ruleset_version=version,
         recomputed=recomputed,
         status="recorded",
+        source=e.source,
+        source_key=e.source_key,
+        fuelling_point=e.fuelling_point,
+        nozzle=e.nozzle,
     )
     ctx.book.add_sale(sale)
     _book_earn(ctx, sale, credits, recomputed, ended_at)
 
 
-def sale_member_attached(ctx: Context, p: Payload) -> None:
-    sale_id = p.text("sale_id")
+def sale_member_attached(ctx: Context, e: SaleMemberAttached) -> None:
+    sale_id = e.sale_id
     sale = ctx.book.sale(sale_id)
     if sale is None:
         raise Rejected("sale.unknown", f"no sale {sale_id}")
@@ -163,34 +162,34 @@ def sale_member_attached(ctx: Context, p: Payload) -> None:
         raise Rejected("sale.reversed", f"sale {sale_id} was reversed")
     if sale.member_id is not None:
         raise Rejected("sale.already_attached", f"sale {sale_id} already has a member")
-    member = ctx.member(p.text("member_id"))
-    points = p.integer("points", low=0)
-    credits = _earn_credits(p, points)
-    version = p.opt_integer("ruleset_version")
-    at = p.opt_moment("at")
+    member = ctx.member(e.member_id)
+    points = e.points
+    credits = _earn_credits(e)
+    version = e.ruleset_version
+    at = e.at
     ended_at = parse_moment(sale.ended_at)
     facts = SaleFacts(sale.grade, Decimal(sale.litres), Decimal(sale.amount), ended_at)
-    recomputed = _recompute(ctx, version, p.opt_object("receipt"), facts)
+    recomputed = _recompute(ctx, version, e.receipt, facts)
     sale.member_id = member.member_id
     sale.points = points
-    sale.tier = p.opt_text("tier", longest=SHORT_LENGTH)
+    sale.tier = e.tier
     sale.ruleset_version = version
     sale.recomputed = recomputed
     sale.dirty = True
     _book_earn(ctx, sale, credits, recomputed, at or ended_at)
 
 
-def sale_reversed(ctx: Context, p: Payload) -> None:
+def sale_reversed(ctx: Context, e: SaleReversed) -> None:
     """Undo the sale's earn as booked (postings.reverse_earn): its own lot first, what was
     spent elsewhere written off, what repaid an overdraft owed again."""
-    sale_id = p.text("sale_id")
+    sale_id = e.sale_id
     sale = ctx.book.sale(sale_id)
     if sale is None:
         raise Rejected("sale.unknown", f"no sale {sale_id}")
     ctx.own_sale(sale.station_id, sale_id)
     if sale.status == "reversed":
         raise Rejected("sale.reversed", f"sale {sale_id} was already reversed")
-    at = p.moment("at")
+    at = e.at
     member = None if sale.member_id is None else ctx.member(sale.member_id)
     sale.status = "reversed"
     sale.dirty = True
@@ -223,18 +222,18 @@ def _allowance_facts(
     )
 
 
-def points_redeemed(ctx: Context, p: Payload) -> None:
+def points_redeemed(ctx: Context, e: PointsRedeemed) -> None:
     """Always booked (the customer has the goods); beyond the station's allowance it is
     flagged, and its overdraft is on HQ's review list instead of within an allowance."""
-    redemption_id = p.text("redemption_id", longest=ID_LENGTH)
+    redemption_id = e.redemption_id
     if ctx.book.redemption_exists(ctx.station_id, redemption_id):
         raise Rejected("redemption.exists", f"redemption {redemption_id} was booked before")
-    member_sent = p.text("member_id", longest=ID_LENGTH)
+    member_sent = e.member_id
     member = ctx.member(member_sent)
-    points = p.integer("points", low=1)
-    value_fen = p.integer("value_fen", low=0)
-    at = p.moment("at")
-    allowance_id = p.opt_text("allowance_id", longest=ID_LENGTH)
+    points = e.points
+    value_fen = e.value_fen
+    at = e.at
+    allowance_id = e.allowance_id
     faults = redemption_flags(
         ctx.station_id,
         allowance_id,
@@ -271,12 +270,13 @@ def points_redeemed(ctx: Context, p: Payload) -> None:
     )
 
 
-def adjustment_expiry(ctx: Context, p: Payload, at: datetime, points: int) -> datetime | None:
+def adjustment_expiry(ctx: Context, e: PointsAdjusted) -> datetime | None:
     """When granted points expire: as the station said, else as the rules in force say."""
-    if points < 0:
+    if e.points < 0:
         return None
-    if p.has("expires_at"):
-        return p.opt_moment("expires_at")
+    if e.expiry_declared:
+        return e.expires_at
+    at = e.at
     ruleset = ctx.rules.in_force(at)
     return None if ruleset is None else points_expire_at(ruleset, at)
 
@@ -301,20 +301,14 @@ def book_adjustment(
     )
 
 
-def _note(p: Payload, key: str) -> str | None:
-    """Free text kept for HQ's eyes only: cut to length, never a reason to reject."""
-    value = p.data.get(key)
-    return value[:_NOTE_LENGTH] if isinstance(value, str) else None
-
-
-def points_adjusted(ctx: Context, p: Payload) -> None:
+def points_adjusted(ctx: Context, e: PointsAdjusted) -> None:
     """Booked when within the station's bound; beyond it, held for HQ's approval."""
-    member = ctx.member(p.text("member_id", longest=ID_LENGTH))
-    points = p.integer("points")
+    member = ctx.member(e.member_id)
+    points = e.points
     if points == 0:
         raise Rejected("payload.invalid", "points.adjusted needs non-zero points")
-    at = p.moment("at")
-    expires = adjustment_expiry(ctx, p, at, points)
+    at = e.at
+    expires = adjustment_expiry(ctx, e)
     now_ms = millis(ctx.book.now)
     limits = ctx.trust.limits_for(ctx.station_id)
     recent = ctx.book.adjusted_since(ctx.station_id, now_ms - 24 * 3600 * 1000)
@@ -327,8 +321,8 @@ def points_adjusted(ctx: Context, p: Payload) -> None:
             "points": points,
             "expires_at": None if expires is None else expires.isoformat(),
             "at": at.isoformat(),
-            "reason": _note(p, "reason"),
-            "actor": _note(p, "actor"),
+            "reason": e.reason,
+            "actor": e.actor,
             "status": "applied" if excess is None else "pending",
             "received_at": ctx.book.booked_at,
             "received_ms": now_ms,
@@ -353,31 +347,35 @@ def points_adjusted(ctx: Context, p: Payload) -> None:
     book_adjustment(ctx, member.member_id, points, expires, at)
 
 
-def points_expired(ctx: Context, p: Payload) -> None:
+def points_expired(ctx: Context, e: PointsExpired) -> None:
     """Recorded only: the cloud expires lots by their dates itself (expire_lots)."""
-    ctx.member(p.text("member_id"))
-    p.integer("points", low=0)
+    ctx.member(e.member_id)
 
 
-def tier_changed(ctx: Context, p: Payload) -> None:
-    member = ctx.member(p.text("member_id"))
-    tier = p.opt_text("tier", longest=SHORT_LENGTH) or p.opt_text("to", longest=SHORT_LENGTH)
-    if tier is None:
-        raise Rejected("payload.missing", "member.tier_changed needs 'tier'")
+def tier_changed(ctx: Context, e: MemberTierChanged) -> None:
+    member = ctx.member(e.member_id)
+    tier = e.tier
     if member.tier != tier:
         member.tier = tier
         member.dirty = True
         ctx.book.touch(member)
 
 
-HANDLERS: dict[str, Callable[[Context, Payload], None]] = {
-    "member.registered": register_member,
-    "plate.attached": attach_plate,
-    "sale.recorded": sale_recorded,
-    "sale.member_attached": sale_member_attached,
-    "sale.reversed": sale_reversed,
-    "points.redeemed": points_redeemed,
-    "points.adjusted": points_adjusted,
-    "points.expired": points_expired,
-    "member.tier_changed": tier_changed,
-}
+def _bind(model: type[E], handler: Callable[[Context, E], None]) -> tuple[str, Handler]:
+    """A kind's handler, type-checked against the kind's model."""
+    return model.kind, handler
+
+
+HANDLERS: dict[str, Handler] = dict(
+    [
+        _bind(MemberRegistered, register_member),
+        _bind(PlateAttached, attach_plate),
+        _bind(SaleRecorded, sale_recorded),
+        _bind(SaleMemberAttached, sale_member_attached),
+        _bind(SaleReversed, sale_reversed),
+        _bind(PointsRedeemed, points_redeemed),
+        _bind(PointsAdjusted, points_adjusted),
+        _bind(PointsExpired, points_expired),
+        _bind(MemberTierChanged, tier_changed),
+    ]
+)

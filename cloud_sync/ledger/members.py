@@ -7,24 +7,24 @@ survives whatever order their events arrive in, so every replica of history ends
 
 from __future__ import annotations
 
+from cloud_sync.events import MemberRegistered, PlateAttached
+
 from .book import Member
 from .context import Context
-from .payload import ID_LENGTH, SHORT_LENGTH, Payload, Rejected
+from .payload import Rejected
 from .postings import transfer
 
 __all__ = ["attach_plate", "register_member"]
 
 
-def register_member(ctx: Context, p: Payload) -> None:
-    member_id = p.text("member_id", longest=ID_LENGTH)
+def register_member(ctx: Context, e: MemberRegistered) -> None:
+    member_id = e.member_id
     if ctx.book.member(member_id) is not None:
         raise Rejected("member.exists", f"member {member_id} is already registered")
-    registered = p.moment("registered_at")
-    phone_index, phone_sealed, masked = ctx.keys.phone(
-        p.text("phone_index"), p.text("phone_sealed")
-    )
-    name_sealed = ctx.keys.name(p.opt_text("name_sealed"))
-    consent_at = p.opt_moment("consent_at")
+    registered = e.registered_at
+    phone_index, phone_sealed, masked = ctx.keys.phone(e.phone_index, e.phone_sealed)
+    name_sealed = ctx.keys.name(e.name_sealed)
+    consent_at = e.consent_at
     member = Member(
         member_id=member_id,
         phone_index=phone_index,
@@ -35,7 +35,7 @@ def register_member(ctx: Context, p: Payload) -> None:
         registered_at=registered.isoformat(),
         registered_station=ctx.station_id,
         consent_at=None if consent_at is None else consent_at.isoformat(),
-        consent_channel=p.opt_text("consent_channel", longest=SHORT_LENGTH),
+        consent_channel=e.consent_channel,
         tier=None,
         status="active",
         merged_into=None,
@@ -57,11 +57,11 @@ def register_member(ctx: Context, p: Payload) -> None:
         transfer(ctx.book, other, member, ctx.booking(registered))
 
 
-def attach_plate(ctx: Context, p: Payload) -> None:
+def attach_plate(ctx: Context, e: PlateAttached) -> None:
     """A plate belongs to one member at a time: attaching it moves it from anyone else."""
-    member = ctx.member(p.text("member_id"))
-    at = p.moment("at")
-    index, sealed = ctx.keys.plate(p.text("plate_index"), p.text("plate_sealed"))
+    member = ctx.member(e.member_id)
+    at = e.at
+    index, sealed = ctx.keys.plate(e.plate_index, e.plate_sealed)
     current = ctx.book.plate(index)
     owner = None if current is None else current.member_id
     if owner == member.member_id:

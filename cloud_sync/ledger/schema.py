@@ -178,6 +178,11 @@ sales = Table(
     Column("ruleset_version", BigInteger),
     Column("recomputed", BigInteger),  # the cloud's own pricing; NULL: unverified
     Column("status", Text, nullable=False),  # recorded | reversed
+    # The dispenser's facts, for HQ's reports (schema 2; NULL in sales a 0.6 cloud stored).
+    Column("source", Text),  # dart | ifsf | manual | ...
+    Column("source_key", Text),  # the source's stable key of the sale
+    Column("fuelling_point", BigInteger),
+    Column("nozzle", BigInteger),
 )
 Index("ix_sales_variance", sales.c.station_id, sales.c.ruleset_version)
 

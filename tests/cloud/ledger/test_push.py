@@ -92,7 +92,9 @@ def test_bad_events_are_rejected_quarantined_and_never_block_the_queue(
     mid = station.register("13800138000", NOW)
     station.emit("sale.recorded", {"sale_id": "x"}, NOW)  # payload missing its fields
     station.emit("coupon.issued", {"member_id": mid}, NOW)  # a kind this cloud does not know
-    station.emit("points.redeemed", {"redemption_id": "r", "member_id": "nobody"}, NOW)
+    # A well-formed event naming a member the chain does not know. (A payload that is not a
+    # valid event of its kind is rejected as payload.* before the ledger looks anything up.)
+    station.redeem("nobody", 100, NOW, redemption_id="r")
     broken = station.emit("points.adjusted", {}, NOW)
     broken.pop("created_at")  # the envelope itself is malformed, but id and seq are readable
     station.sale(mid, "40.00", NOW)
