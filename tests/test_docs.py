@@ -452,3 +452,51 @@ def test_a_config_key_taken_out_of_the_contracts_is_reported() -> None:
     assert missing_keys(documented, example_keys(CLOUD_EXAMPLE)) == [
         "trust.stations.<id>.adjust_max_points"
     ]
+
+
+# --- the changelog -------------------------------------------------------------------------
+
+_KINDS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def changelog_problems(text: str, version: str) -> list[str]:
+    """Where CHANGELOG.md leaves Keep a Changelog 1.1.0: `## [Unreleased]` first, then
+    `## [X.Y.Z] - YYYY-MM-DD`, newest first, the newest the project's version, and only the
+    six kinds of change as `###` sections."""
+    problems = []
+    releases = re.findall(r"^## (.*)$", text, re.M)
+    if not releases or releases[0] != "[Unreleased]":
+        problems.append("the first section is not ## [Unreleased]")
+    found = []
+    for heading in releases[1:]:
+        match = re.fullmatch(r"\[(\d+)\.(\d+)\.(\d+)\] - (\d{4}-\d{2}-\d{2})", heading)
+        if match is None:
+            problems.append(f"## {heading}: not [X.Y.Z] - YYYY-MM-DD")
+            continue
+        found.append((tuple(int(part) for part in match.groups()[:3]), match.group(4)))
+    if found != sorted(found, reverse=True):
+        problems.append("releases are not newest first")
+    if found and ".".join(map(str, found[0][0])) != version:
+        problems.append(f"the newest release is not the project's version {version}")
+    problems += [
+        f"### {kind}: not a Keep a Changelog kind"
+        for kind in re.findall(r"^### (.*)$", text, re.M)
+        if kind not in _KINDS
+    ]
+    return problems
+
+
+def test_the_changelog_keeps_a_changelog() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert changelog_problems(text, version["version"]) == []
+    undated = text.replace("## [0.6.0] - 2026-11-24", "## 0.6.0 (2026-11-24)")
+    assert changelog_problems(undated, "0.7.0") == [
+        "## 0.6.0 (2026-11-24): not [X.Y.Z] - YYYY-MM-DD"
+    ]
+    assert changelog_problems(text.replace("### Fixed", "### Repaired", 1), "0.7.0") == [
+        "### Repaired: not a Keep a Changelog kind"
+    ]
+    assert changelog_problems(text.replace("## [Unreleased]", "## Unreleased"), "0.7.0") == [
+        "the first section is not ## [Unreleased]"
+    ]
