@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .backoff import full_jitter
 from .client import (
     CloudClient,
     SyncAuth,
@@ -124,10 +125,14 @@ class SyncEngine:
         self._alert_active = False
 
     def next_delay(self, failures: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * factor^(failures-1)))."""
-        exponent = min(max(failures, 1) - 1, 64)
-        ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * BACKOFF_FACTOR**exponent)
-        return self._rng.random() * ceiling
+        """Full jitter: uniform in [0, min(cap, base * factor^(failures-1))) (`.backoff`)."""
+        return full_jitter(
+            failures,
+            base_s=BACKOFF_BASE_S,
+            cap_s=BACKOFF_CAP_S,
+            factor=BACKOFF_FACTOR,
+            rng=self._rng.random,
+        )
 
     def run_forever(self, stop: threading.Event, interval_s: float) -> None:
         """Cycle until `stop` is set; every wait is `stop.wait`, so setting it ends one."""
