@@ -14,7 +14,10 @@ sale seen again after a restart gets a different key and can be counted twice.
 A filling found completed after the fact, with the next customer's nozzle already lifted and
 no nozzle matching its price, is still a sale: it is recorded with its exact figures, the
 nozzle unknown, under `dart:{link}:{address:02X}:unknown:{volume}:{amount}`. That key is
-stable while the pump shows that filling, so a restart does not double it.
+stable while the pump shows that filling, so a restart does not double it. The same
+filling may have been recorded under its totals key before the restart, though, so such a
+sale carries `identity="last_on_point"` (`details["key_basis"] = "display"`): the
+application matches it against the last sale it recorded for the fuelling point.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from ..events import FuelSale
+from ..events import FuelSale, SaleIdentity
 from .pump import CompletedFilling
 
 __all__ = ["build_sale", "fingerprint_key", "totals_key"]
@@ -55,9 +58,11 @@ def build_sale(
         "dart_status": str(int(filling.final_state)),
         "seen": "live" if filling.seen_live else "already-completed",
     }
+    identity: SaleIdentity = "key"
     if filling.nozzle_unknown:
         key = f"dart:{link}:{address:02X}:unknown:{filling.volume}:{filling.amount}"
         details |= {"key_basis": "display", "nozzle_basis": "unknown"}
+        identity = "last_on_point"  # the display names the pump's last filling, not which
     elif filling.volume_total is not None:
         key = totals_key(link, address, filling.nozzle, filling.volume_total)
         details |= {"key_basis": "totals", "volume_total": str(filling.volume_total)}
@@ -82,4 +87,5 @@ def build_sale(
         unit_price=filling.unit_price,
         ended_at=filling.completed_at,
         details=details,
+        identity=identity,
     )

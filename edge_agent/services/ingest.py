@@ -33,11 +33,12 @@ def _exact(value: Decimal, quantum: Decimal, what: str, sale: FuelSale) -> Decim
     return rounded
 
 
-def _already_recorded_display(station: Station, sale: FuelSale) -> SaleOutcome | None:
-    """A DART filling read back from the pump's display (nozzle unknown) is the pump's last
-    filling: if the last sale recorded for that pump has the same figures, it is that sale,
-    seen again after a restart under a key that could not name its nozzle."""
-    if sale.details.get("key_basis") != "display":
+def _already_recorded_as_last(station: Station, sale: FuelSale) -> SaleOutcome | None:
+    """A sale known only as its fuelling point's latest (`FuelSale.identity`), such as a
+    filling read back from a pump's display without its nozzle: if the last sale recorded
+    for that fuelling point has the same figures, it is that sale, seen again after a
+    restart under a key that could not name it the same way."""
+    if sale.identity != "last_on_point":
         return None
     with station.store.read() as tx:
         last = last_sale_on_pump(tx, sale.source, sale.fuelling_point)
@@ -51,7 +52,7 @@ def _already_recorded_display(station: Station, sale: FuelSale) -> SaleOutcome |
 
 def ingest_fuel_sale(station: Station, sale: FuelSale) -> SaleOutcome:
     """Record a dispenser sale (durably, before the driver acknowledges it)."""
-    seen = _already_recorded_display(station, sale)
+    seen = _already_recorded_as_last(station, sale)
     if seen is not None:
         return seen
     grade = sale.grade or UNMAPPED_GRADE

@@ -66,6 +66,7 @@ def test_a_filling_read_back_without_its_nozzle_is_matched_to_the_pump_last_sale
         unit_price=None,
         ended_at=recorded.ended_at,
         details={"key_basis": "display", "nozzle_basis": "unknown"},
+        identity="last_on_point",
     )
     asyncio.run(deliver_sale(runtime, "bus1", again))  # the same filling, after a restart
     assert len(list_sales(station, 10)) == 1

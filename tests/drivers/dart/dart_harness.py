@@ -119,8 +119,9 @@ def assert_exactly_once(sales: Sequence[FuelSale], truth: Sequence[dict[str, str
     """Every true sale maps to exactly one key; a key never names two different sales.
 
     Re-emissions under the same key are allowed (the application dedupes by key), and so is
-    a display-keyed re-emission of the pump's last sale (the application matches it against
-    the last sale recorded for that pump, see edge_agent/services/ingest.py). A sale
+    a re-emission of the pump's last sale marked `identity="last_on_point"` (the application
+    matches it against the last sale recorded for that pump, see
+    edge_agent/services/ingest.py). A sale
     whose nozzle the pump no longer showed (found completed after a restart, the next
     nozzle already lifted, no price deciding it) is kept with its nozzle unknown: it must
     still match a true sale by fuelling point, volume and amount.
@@ -129,10 +130,7 @@ def assert_exactly_once(sales: Sequence[FuelSale], truth: Sequence[dict[str, str
     last_on_pump: dict[int, tuple[Decimal, Decimal]] = {}
     for sale in sales:
         figures = (sale.volume, sale.amount)
-        if (
-            sale.details.get("key_basis") == "display"
-            and last_on_pump.get(sale.fuelling_point) == figures
-        ):
+        if sale.identity == "last_on_point" and last_on_pump.get(sale.fuelling_point) == figures:
             continue  # the application's rule: the pump's last sale, seen again (ingest.py)
         last_on_pump[sale.fuelling_point] = figures
         seen = by_key.setdefault(sale.sale_key, facts(sale))
@@ -140,8 +138,11 @@ def assert_exactly_once(sales: Sequence[FuelSale], truth: Sequence[dict[str, str
         if sale.details.get("nozzle_basis") == "unknown":
             assert sale.nozzle is None
             assert sale.grade is None
+            assert sale.identity == "last_on_point"
+            assert sale.details["key_basis"] == "display"
         else:
             assert sale.details["key_basis"] == "totals"
+            assert sale.identity == "key"
             assert sale.grade == GRADES[sale.nozzle or 0]
     expected = Counter(truth_facts(t) for t in truth)
     emitted: Counter[SaleFacts] = Counter()
