@@ -443,7 +443,6 @@ def test_a_task_that_swallows_a_cancellation_is_asked_again() -> None:
         left = await _cancel_until_done([task], 10.0)
         return len(left), time.monotonic() - started
 
-    left, took = asyncio.run(main())
+    left, _ = asyncio.run(main())
     assert swallowed == [True]
-    assert left == 0
-    assert took < 8.0  # asked again after ~1.5 s; a single cancel would run to the deadline
+    assert left == 0  # asked again: a single cancel would leave it running past the deadline

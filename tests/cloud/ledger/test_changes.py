@@ -4,7 +4,6 @@ and the ledger's housekeeping: stations, tokens, keys, schema versions."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -244,15 +243,12 @@ def test_a_500_event_batch_is_one_transaction_of_few_statements(
 
     event.listen(Engine, "before_cursor_execute", count)
     try:
-        started = time.perf_counter()
         response = ledger.push("S001", request, NOW)
-        elapsed = time.perf_counter() - started
     finally:
         event.remove(Engine, "before_cursor_execute", count)
     assert response.high_water == 550
     assert {r.status for r in response.results} == {"applied"}
-    assert len(statements) <= 30, statements
-    assert elapsed < 5  # typically ~0.1 s on SQLite; a generous bound for loaded CI hosts
+    assert len(statements) <= 30, statements  # the batch's cost, whatever the host's speed
     assert ledger.member(mids[0], NOW)["points"] == 400  # type: ignore[index]
     assert ledger.ledger_problems() == []
 

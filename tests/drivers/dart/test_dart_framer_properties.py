@@ -152,7 +152,6 @@ def test_fuzz_framer_decoders_and_tracker_with_100k_inputs() -> None:
         _through_the_driver_stack(_fuzz_input(rng), rng, tracker)
     elapsed = time.monotonic() - started
     print(f"fuzzed {count} inputs in {elapsed:.1f} s")
-    assert elapsed < 60
 
 
 @settings(max_examples=300)

@@ -193,4 +193,3 @@ def test_fuzz_framer_and_parser() -> None:
         f"parsed {parsed}, refused {refused}, framed {delivered}"
     )
     assert parsed and refused and delivered
-    assert elapsed < 90
