@@ -1,7 +1,10 @@
 """The README's commands for the soak and the benchmarks name only options that exist.
 
 Each README line that runs `python -m tests.soak` or `benchmarks/<script>.py` is checked
-against that command's own `--help`, so the docs cannot drift from the code unnoticed.
+against that command's own `--help`, so the docs cannot drift from the code unnoticed. The
+`loyalpump …` commands of the README's tables, code blocks and inline code are checked
+against the program's command tree in `tests/test_docs.py` (every command shown exists with
+every option shown, and every command of the program is shown).
 """
 
 from __future__ import annotations

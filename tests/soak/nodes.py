@@ -76,7 +76,6 @@ class StationNode:
     agent: subprocess.Popen[bytes] | None = None
     dart_sim: subprocess.Popen[bytes] | None = None
     fdc_sim: subprocess.Popen[bytes] | None = None
-    agent_starts: int = 0
 
     @property
     def config(self) -> Path:
@@ -192,10 +191,6 @@ class StationNode:
 
     def start_agent(self) -> None:
         self.agent = self._spawn(["edge", "run", "-c", str(self.config)], self.home / "agent.log")
-        self.agent_starts += 1
-
-    def agent_running(self) -> bool:
-        return self.agent is not None and self.agent.poll() is None
 
     def kill_agent(self) -> None:
         """A power cut: SIGKILL, no goodbye."""
