@@ -147,7 +147,7 @@ def test_redeem_and_refusal_beyond_balance(config: str) -> None:
         run_json("edge", "member", "show", "-c", config, "--phone", "13800138000")["points"] == 50
     )
     verified = run_json("edge", "verify", "-c", config)
-    assert verified == {"ok": True, "problems": []}
+    assert verified == {"ok": True, "problems": [], "cloud_disagreements": []}
 
 
 def test_status_reports_store_backlog_and_rules(config: str) -> None:
