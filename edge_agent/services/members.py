@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cloud_sync.events import MemberRegistered, PlateAttached
 from cloud_sync.loyalty.identity import (
     IdentityError,
     mask_phone,
@@ -205,18 +206,14 @@ def _attach_plate(
         subject=member_id,
         details={"plate_index": index, "from_member": owner},
     )
-    append_event(
-        tx,
-        "plate.attached",
-        {
-            "member_id": member_id,
-            "plate_index": index,
-            "plate_sealed": row.plate_sealed,
-            "from_member": owner,
-            "at": at,
-        },
-        at,
+    attached = PlateAttached(
+        member_id=member_id,
+        plate_index=index,
+        plate_sealed=row.plate_sealed,
+        from_member=owner,
+        at=datetime.fromisoformat(at),
     )
+    append_event(tx, attached, at)
 
 
 def register_member(
@@ -245,10 +242,12 @@ def register_member(
             raise ServiceError(
                 "member.exists", f"{mask_phone(e164)} is already registered as a member"
             )
+        phone_index = _phone_index(station, e164)
+        phone_sealed = encrypt_field(station.keys, "phone", e164)
         member = MemberRow(
             member_id=uuid7(),
-            phone_index=_phone_index(station, e164),
-            phone_sealed=encrypt_field(station.keys, "phone", e164),
+            phone_index=phone_index,
+            phone_sealed=phone_sealed,
             phone_masked=mask_phone(e164),
             name_sealed=None
             if clean_name is None
@@ -271,22 +270,18 @@ def register_member(
             subject=member.member_id,
             details={"consent_channel": consent_channel, "station": station.station_id},
         )
-        append_event(
-            tx,
-            "member.registered",
-            {
-                "member_id": member.member_id,
-                "phone_index": member.phone_index,
-                "phone_sealed": member.phone_sealed,
-                "phone_masked": member.phone_masked,
-                "name_sealed": member.name_sealed,
-                "registered_at": at,
-                "consent_at": at,
-                "consent_channel": consent_channel,
-                "key_id": station.keys.key_id,
-            },
-            at,
+        registered = MemberRegistered(
+            member_id=member.member_id,
+            phone_index=phone_index,
+            phone_sealed=phone_sealed,
+            phone_masked=member.phone_masked,
+            name_sealed=member.name_sealed,
+            registered_at=now,
+            consent_at=now,
+            consent_channel=consent_channel,
+            key_id=station.keys.key_id,
         )
+        append_event(tx, registered, at)
         for plate in normalized:
             _attach_plate(
                 station, tx, member.member_id, plate, actor=actor, move=move_plates, at=at

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cloud_sync.events import PointsAdjusted, PointsExpired, PointsRedeemed
 from cloud_sync.loyalty.lots import InsufficientPoints, Lot, allocate, spendable
 from cloud_sync.loyalty.ruleset import (
     RedemptionRefused,
@@ -212,19 +213,18 @@ def redeem_points(
                 chain_draw=chain_draw,
             ),
         )
-        payload: dict[str, object] = {
-            "redemption_id": op_id,
-            "member_id": member_id,
-            "points": points,
-            "value_fen": value_fen,
-            "entry_id": entry_id,
-            "actor": actor,
-            "ruleset_version": ruleset.version,
-            "at": now.isoformat(),
-        }
-        if allowance_id is not None:
-            payload["allowance_id"] = allowance_id
-        append_event(tx, "points.redeemed", payload, now.isoformat())
+        redeemed = PointsRedeemed(
+            redemption_id=op_id,
+            member_id=member_id,
+            points=points,
+            value_fen=value_fen,
+            entry_id=entry_id,
+            actor=actor,
+            ruleset_version=ruleset.version,
+            at=now,
+            allowance_id=allowance_id,
+        )
+        append_event(tx, redeemed, now.isoformat())
         after = member_balance(tx, member_id, now).points
         return Redemption(op_id, member_id, points, value_fen, after, created=True)
 
@@ -284,17 +284,18 @@ def adjust_points(station: Station, member_id: str, points: int, *, actor: str, 
             subject=member_id,
             details={"points": points, "reason": reason, "entry_id": entry_id},
         )
-        payload: dict[str, object] = {
-            "member_id": member_id,
-            "points": points,
-            "reason": reason,
-            "actor": actor,
-            "entry_id": entry_id,
-            "at": at,
-        }
-        if points > 0:
-            payload["expires_at"] = None if expires_at is None else expires_at.isoformat()
-        append_event(tx, "points.adjusted", payload, at)
+        # A grant names its expiry (null: never); a deduction names none.
+        expiry = {"expires_at": expires_at} if points > 0 else {}
+        adjusted = PointsAdjusted(
+            member_id=member_id,
+            points=points,
+            reason=reason,
+            actor=actor,
+            entry_id=entry_id,
+            at=now,
+            **expiry,
+        )
+        append_event(tx, adjusted, at)
         return member_balance(tx, member_id, now).points
 
 
@@ -324,18 +325,14 @@ def expire_points(station: Station) -> int:
             )
             points = sum(p for _, p in allocations)
             total += points
-            append_event(
-                tx,
-                "points.expired",
-                {
-                    "member_id": member_id,
-                    "points": points,
-                    "entry_id": entry_id,
-                    "lots": [lot for lot, _ in allocations],
-                    "at": at,
-                },
-                at,
+            expired = PointsExpired(
+                member_id=member_id,
+                points=points,
+                entry_id=entry_id,
+                lots=[lot for lot, _ in allocations],
+                at=at,
             )
+            append_event(tx, expired, at)
     return total
 
 

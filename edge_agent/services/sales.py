@@ -8,6 +8,14 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from cloud_sync.events import (
+    EarnReceipt,
+    EarnStep,
+    LedgerEntry,
+    SaleMemberAttached,
+    SaleRecorded,
+    SaleReversed,
+)
 from cloud_sync.loyalty.lots import InsufficientPoints, allocate
 from cloud_sync.loyalty.pricing import PointsReceipt, SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset import RuleSet, points_expire_at, ruleset_in_force
@@ -184,7 +192,7 @@ def _book_points(
     priced: tuple[PointsReceipt, RuleSet] | None,
     ended_at: datetime,
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[LedgerEntry]:
     """Book the earning lot of a priced sale, expiring as its rule set says.
 
     The member's cached tier is left to the nightly recalculation: every decision that
@@ -206,25 +214,56 @@ def _book_points(
         ),
     )
     return [
-        {
-            "entry_id": entry_id,
-            "kind": "earn",
-            "points": receipt.points,
-            "expires_at": None if expires_at is None else expires_at.isoformat(),
-        }
+        LedgerEntry(entry_id=entry_id, kind="earn", points=receipt.points, expires_at=expires_at)
     ]
 
 
-def _sale_event(view: SaleView, row: SaleRow, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    payload = view.to_dict()
-    payload.update(
+def _earn_receipt(receipt: PointsReceipt | None) -> EarnReceipt | None:
+    """The receipt as the sync events carry it (the cloud reprices the sale with it)."""
+    if receipt is None:
+        return None
+    return EarnReceipt(
+        ruleset_version=receipt.ruleset_version,
+        grade=receipt.grade,
+        tier=receipt.tier,
+        bonus_name=receipt.bonus_name,
+        exact=receipt.exact,
+        points=receipt.points,
+        rounding=receipt.rounding,
+        discount_per_litre=receipt.discount_per_litre,
+        discount_fen=receipt.discount_fen,
+        steps=[
+            EarnStep(code=s.code, description=s.description, factor=s.factor, value=s.value)
+            for s in receipt.steps
+        ],
+    )
+
+
+def _sale_event(
+    row: SaleRow, ended_at: datetime, receipt: PointsReceipt | None, entries: list[LedgerEntry]
+) -> SaleRecorded:
+    """The sale as the cloud is told it: the dispenser's facts, the member, the points."""
+    return SaleRecorded(
+        sale_id=row.sale_id,
+        source=row.source,
         source_key=row.source_key,
+        fuelling_point=row.pump,
+        nozzle=row.nozzle,
+        grade=row.grade,
+        litres=Decimal(row.litres_ml) / 1000,
+        amount=Decimal(row.amount_fen) / 100,
+        unit_price=None if row.unit_price_milli is None else Decimal(row.unit_price_milli) / 1000,
         started_at=row.started_at,
+        ended_at=ended_at,
         recorded_at=row.recorded_at,
         recorded_by=row.recorded_by,
+        member_id=row.member_id,
+        points=row.points,
+        tier=row.tier,
+        ruleset_version=row.ruleset_version,
+        receipt=_earn_receipt(receipt),
         ledger=entries,
     )
-    return payload
 
 
 def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
@@ -307,9 +346,8 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
                     "amount": str(sale.amount),
                 },
             )
-        view = _view(row, receipt_dict)
-        append_event(tx, "sale.recorded", _sale_event(view, row, entries), now.isoformat())
-        return SaleOutcome(view, created=True)
+        append_event(tx, _sale_event(row, ended_at, receipt, entries), now.isoformat())
+        return SaleOutcome(_view(row, receipt_dict), created=True)
 
 
 def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str) -> SaleOutcome:
@@ -360,21 +398,17 @@ def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str)
         )
         updated = get_sale(tx, sale_id)
         assert updated is not None
-        append_event(
-            tx,
-            "sale.member_attached",
-            {
-                "sale_id": sale_id,
-                "member_id": member_id,
-                "points": updated.points,
-                "tier": updated.tier,
-                "ruleset_version": updated.ruleset_version,
-                "receipt": _view(updated).receipt,
-                "ledger": entries,
-                "at": now.isoformat(),
-            },
-            now.isoformat(),
+        attached = SaleMemberAttached(
+            sale_id=sale_id,
+            member_id=member_id,
+            points=updated.points,
+            tier=updated.tier,
+            ruleset_version=updated.ruleset_version,
+            receipt=_earn_receipt(receipt),
+            ledger=entries,
+            at=now,
         )
+        append_event(tx, attached, now.isoformat())
         return SaleOutcome(_view(updated), created=True)
 
 
@@ -389,7 +423,7 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
             raise ServiceError("sale.not_found", f"no sale {sale_id}")
         if row.status == "reversed":
             raise ServiceError("sale.reversed", "this sale was already reversed")
-        entries: list[dict[str, Any]] = []
+        entries: list[LedgerEntry] = []
         own_lot = lot_of_sale(tx, sale_id)
         # Points of this sale that already lapsed are gone once; taking them back again
         # from the member's live points would punish them for the nightly job's timing.
@@ -425,7 +459,7 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
                     chain_draw=chain_draw,
                 ),
             )
-            entries.append({"entry_id": entry_id, "kind": "reverse", "points": -take_back})
+            entries.append(LedgerEntry(entry_id=entry_id, kind="reverse", points=-take_back))
         mark_sale_reversed(tx, sale_id)
         record_audit(
             tx,
@@ -435,20 +469,16 @@ def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> 
             subject=sale_id,
             details={"reason": reason, "points": row.points, "member_id": row.member_id},
         )
-        append_event(
-            tx,
-            "sale.reversed",
-            {
-                "sale_id": sale_id,
-                "member_id": row.member_id,
-                "points": row.points,
-                "reason": reason,
-                "actor": actor,
-                "ledger": entries,
-                "at": now.isoformat(),
-            },
-            now.isoformat(),
+        reversed_event = SaleReversed(
+            sale_id=sale_id,
+            member_id=row.member_id,
+            points=row.points,
+            reason=reason,
+            actor=actor,
+            ledger=entries,
+            at=now,
         )
+        append_event(tx, reversed_event, now.isoformat())
         updated = get_sale(tx, sale_id)
         assert updated is not None
         return _view(updated)

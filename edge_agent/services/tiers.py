@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from cloud_sync.events import MemberTierChanged
 from cloud_sync.loyalty.ruleset import RuleSet, ruleset_in_force
 from cloud_sync.loyalty.tiers import Activity, TierDecision, qualification_windows, tier_at
 
@@ -94,8 +95,7 @@ def _recalculate_one(station: Station, tx: Tx, member_id: str, now: datetime) ->
     )
     append_event(
         tx,
-        "member.tier_changed",
-        {"member_id": member_id, "from": member.tier, "to": tier, "at": at},
+        MemberTierChanged(member_id=member_id, tier=tier, previous_tier=member.tier, at=now),
         at,
     )
     return TierChange(member_id, member.tier, tier)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cloud_sync.events import Event
+
 from .database import Tx
 from .ids import uuid7
 from .meta import get_meta
@@ -45,7 +47,9 @@ class OutboxEvent:
     acked_at: str | None
 
 
-def append_event(tx: Tx, kind: str, payload: dict[str, Any], created_at: str) -> OutboxEvent:
+def append_event(tx: Tx, event: Event, created_at: str) -> OutboxEvent:
+    """Store `event`'s canonical JSON (`cloud_sync.events`) as the next event of this epoch."""
+    kind, payload = event.kind, event.payload()
     epoch = int(get_meta(tx, "epoch") or 1)
     seq = int(tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM outbox").fetchone()[0])
     event_id = uuid7()
