@@ -20,6 +20,8 @@ class LinkCounters:
     resyncs: int = 0
     reconnects: int = 0
     sales: int = 0
+    commit_timeouts: int = 0  # DART: a handed-over sale not committed in time (still waited for)
+    commit_retries: int = 0  # DART: a sale the application refused, handed over again
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, name: str, by: int = 1) -> None:
@@ -39,5 +41,7 @@ class LinkCounters:
                     "resyncs",
                     "reconnects",
                     "sales",
+                    "commit_timeouts",
+                    "commit_retries",
                 )
             }

@@ -3,10 +3,11 @@
 `run_station` checks the store's integrity, opens it, starts one task per `[[drivers]]`
 table, the web page (uvicorn on `[web]`), the nightly jobs (APScheduler) and, when
 `[cloud] url` is set, the sync engine in a thread of its own, tells systemd it is ready, and
-waits for the stop event. A driver hands each completed sale to `ingest_fuel_sale` in a
-worker thread and acknowledges it only after the commit returned, so stopping (or killing)
-the daemon at any moment loses nothing: an unacknowledged sale is seen again and recorded
-once by its key.
+waits for the stop event. A driver hands each completed sale to `ingest_fuel_sale` on the
+store's writer thread and acknowledges it only after the commit returned, so stopping (or
+killing) the daemon at any moment loses nothing: an unacknowledged sale is seen again and
+recorded once by its key. Every retry (a driver's reconnect, a crashed driver's restart,
+the sync engine's next try) follows `cloud_sync.backoff`: exponential, capped, full jitter.
 
 systemd (`Type=notify`): `READY=1` once the store is open and the page listens,
 `WATCHDOG=1` from the event loop itself (a stuck loop stops the pings and systemd restarts
@@ -20,7 +21,6 @@ import asyncio
 import json
 import logging
 import os
-import random
 import socket
 import ssl
 import threading
@@ -33,6 +33,7 @@ from typing import Protocol
 
 import uvicorn
 
+from cloud_sync.backoff import full_jitter, schedule
 from drivers.counters import LinkCounters
 from drivers.dart.driver import DartDriver, DartPumpConfig
 from drivers.events import FuelSale, PumpStatus, SaleSink, StatusSink
@@ -69,7 +70,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_RESTART_DELAY_MAX_S = 30.0
+_RESTART_DELAY_BASE_S = 1.0  # a crashed driver is restarted after full jitter up to ...
+_RESTART_DELAY_MAX_S = 30.0  # ... doubling to this; a run this long starts the count afresh
+_RECONNECT_BASE_S = 0.5  # a link that failed is reopened after full jitter up to ...
+_RECONNECT_CAP_S = 30.0  # ... doubling to this
 _SYNC_HTTP_TIMEOUT_S = 5.0  # a request in flight at shutdown ends within the grace budget
 _TICK_WITHOUT_WATCHDOG_S = 10.0  # STATUS refresh when systemd asks for no watchdog pings
 _STATUS_MIN_PERIOD_S = 2.0  # the backlog query holds the store lock: not more often than this
@@ -186,6 +190,7 @@ def build_drivers(settings: StationSettings, clock: Callable[[], datetime]) -> l
                 clock=clock,
                 counters=counters,
                 logger=logging.getLogger(f"drivers.{name}"),
+                reconnect_delay=schedule(base_s=_RECONNECT_BASE_S, cap_s=_RECONNECT_CAP_S),
             )
         else:
             assert isinstance(config, IfsfDriverSettings)
@@ -203,6 +208,7 @@ def build_drivers(settings: StationSettings, clock: Callable[[], datetime]) -> l
                 counters=counters,
                 clock=clock,
                 logger=logging.getLogger(f"drivers.{name}"),
+                reconnect_delay=schedule(base_s=_RECONNECT_BASE_S, cap_s=_RECONNECT_CAP_S),
             )
         handles.append(DriverHandle(name, config.kind, driver, counters))
     return handles
@@ -244,8 +250,9 @@ async def _supervise(runtime: StationRuntime, handle: DriverHandle) -> None:
     async def on_status(status: PumpStatus) -> None:
         runtime.live.update_pump(status)
 
-    delay = 1.0
+    crashes = 0
     while True:
+        started = time.monotonic()
         try:
             await handle.driver.run(on_sale, on_status)
             log.warning("driver %s returned; it is not restarted", handle.name)
@@ -253,9 +260,11 @@ async def _supervise(runtime: StationRuntime, handle: DriverHandle) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("driver %s crashed; restarting in %.0f s", handle.name, delay)
-            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
-            delay = min(delay * 2, _RESTART_DELAY_MAX_S)
+            ran_a_while = time.monotonic() - started >= _RESTART_DELAY_MAX_S
+            crashes = 1 if ran_a_while else crashes + 1
+            delay = full_jitter(crashes, base_s=_RESTART_DELAY_BASE_S, cap_s=_RESTART_DELAY_MAX_S)
+            log.exception("driver %s crashed; restarting in %.1f s", handle.name, delay)
+            await asyncio.sleep(delay)
 
 
 def _start_sync(station: Station, stop: threading.Event) -> threading.Thread | None:

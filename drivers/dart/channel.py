@@ -2,7 +2,12 @@
 
 Sessions (master or listener) decide which frames belong to a pump; a `PumpChannel` decodes
 them, feeds its tracker and hands status changes and finished sales to the `Outlet`, which
-counts, logs (rate limited) and calls the application's sinks.
+counts, logs (rate limited) and passes them on to the application without waiting for it.
+
+A finished sale is handed over once and followed on every round (`publish`): the pump keeps
+it (the master does not reset it) until the application says it is committed; a refused
+sale is handed over again after `Outlet.retry_delay`; one that is not committed within
+`Outlet.commit_timeout_s` is counted (`commit_timeouts`) and logged, and still waited for.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ..counters import LinkCounters
@@ -18,7 +24,7 @@ from ..events import Clock, FuelSale, PumpStatus
 from .config import DartPumpConfig
 from .framer import Frame
 from .messages import FromPump, decode_from_pump
-from .pump import BoardUpdate, PumpTracker
+from .pump import BoardUpdate, CompletedFilling, PumpTracker
 from .sales import build_sale
 
 __all__ = ["Outlet", "PumpChannel"]
@@ -43,15 +49,22 @@ class _Throttle:
 
 @dataclass
 class Outlet:
-    """Counts, logs and delivers; `deliver_sale` returns True once the application has it."""
+    """Counts, logs and hands over; neither hand-over waits for the application.
+
+    `hand_over_sale` returns a future that completes once the application has committed the
+    sale (or fails if it did not); `retry_delay(n)` is how long to wait before handing a
+    sale over again after its n-th failure.
+    """
 
     link: str
     mode: str
     clock: Clock
     counters: LinkCounters
     logger: logging.Logger
-    deliver_sale: Callable[[FuelSale], bool]
+    hand_over_sale: Callable[[FuelSale], Future[None]]
     deliver_status: Callable[[PumpStatus], None]
+    retry_delay: Callable[[int], float]
+    commit_timeout_s: float = 15.0
     _throttle: _Throttle = field(default_factory=lambda: _Throttle(10.0))
 
     def framing_problem(self, error: FramingError) -> None:
@@ -77,6 +90,19 @@ class Outlet:
         )
 
 
+@dataclass
+class _Delivery:
+    """A finished sale handed to the application and not yet known to be committed."""
+
+    filling: CompletedFilling
+    sale: FuelSale
+    future: Future[None] | None  # None: refused, waiting until `retry_at` to go again
+    since: float  # monotonic time of the last hand-over
+    failures: int = 0
+    retry_at: float = 0.0
+    timeouts: int = 0  # commit timeouts reported for the current hand-over
+
+
 class PumpChannel:
     """One configured pump: decodes its blocks, tracks it, publishes what changed."""
 
@@ -87,6 +113,12 @@ class PumpChannel:
         self.info_tries = 0
         self.sale_open_since: float | None = None  # monotonic time the open sale appeared
         self._dropped_seen = 0
+        self._deliveries: list[_Delivery] = []  # survive a reopened link, like the tracker
+
+    @property
+    def deliveries(self) -> int:
+        """Sales handed over whose commit has not been confirmed yet."""
+        return len(self._deliveries)
 
     @property
     def address(self) -> int:
@@ -112,6 +144,7 @@ class PumpChannel:
         if update is not None:
             outlet.deliver_status(self._status(update, outlet))
         self._note_drops(outlet)
+        self._follow_deliveries(outlet)
         tracker = self.tracker
         if not tracker.sale_open:
             self.sale_open_since = None
@@ -120,8 +153,8 @@ class PumpChannel:
         if self.sale_open_since is None:
             self.sale_open_since = time.monotonic()
         filling = tracker.ready_sale()
-        if filling is None:
-            return
+        if filling is None or any(d.filling.ticket is filling.ticket for d in self._deliveries):
+            return  # nothing ready, or already handed over
         sale = build_sale(
             link=outlet.link,
             address=self.address,
@@ -130,11 +163,52 @@ class PumpChannel:
             filling=filling,
             mode=outlet.mode,
         )
-        if outlet.deliver_sale(sale):
-            tracker.acknowledge()
+        self._deliveries.append(
+            _Delivery(filling, sale, outlet.hand_over_sale(sale), time.monotonic())
+        )
+        self._follow_deliveries(outlet)  # a sink that answered at once is settled now
+
+    def _follow_deliveries(self, outlet: Outlet) -> None:
+        """Acknowledge what was committed, hand refused sales over again, report stalls."""
+        now = time.monotonic()
+        for delivery in list(self._deliveries):
+            future = delivery.future
+            if future is None:
+                if now >= delivery.retry_at:
+                    outlet.counters.bump("commit_retries")
+                    delivery.future = outlet.hand_over_sale(delivery.sale)
+                    delivery.since, delivery.timeouts = now, 0
+                continue
+            if not future.done():
+                waited = now - delivery.since
+                if waited >= outlet.commit_timeout_s * (delivery.timeouts + 1):
+                    delivery.timeouts += 1
+                    outlet.counters.bump("commit_timeouts")
+                    outlet.logger.warning(
+                        "dart %s: sale %s not committed after %.0f s; the pump keeps it "
+                        "until it is",
+                        outlet.link,
+                        delivery.sale.sale_key,
+                        waited,
+                    )
+                continue
+            error = "cancelled" if future.cancelled() else future.exception()
+            if error is not None:
+                delivery.failures += 1
+                delivery.future = None
+                wait = outlet.retry_delay(delivery.failures)
+                delivery.retry_at = now + wait
+                outlet.logger.warning(
+                    "dart %s: sale %s not committed (%s); handing it over again in %.1f s",
+                    outlet.link,
+                    delivery.sale.sale_key,
+                    error,
+                    wait,
+                )
+                continue
+            self._deliveries.remove(delivery)
+            self.tracker.acknowledge(delivery.filling)  # only now may the pump be reset
             outlet.counters.bump("sales")
-            self.sale_open_since = None
-            self.totals_tries = self.info_tries = 0
 
     def totals_overdue(self, wait_s: float) -> bool:
         since = self.sale_open_since

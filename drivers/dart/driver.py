@@ -1,9 +1,12 @@
 """`DartDriver`: Wayne DART pumps on one RS-485 link, turned into `FuelSale` and `PumpStatus`.
 
 The link is blocking (a half-duplex master must answer within milliseconds), so the driver
-runs it in a worker thread and calls the application's async sinks back on the event loop,
-waiting for each to return: a sale counts as delivered only once the sink has committed it.
-The link is reopened with exponential backoff when it fails; pump state survives that.
+runs it in a thread of its own, which never waits for the application: it hands each
+finished sale and status change to the event loop (`handoff.LoopHandoff`) and keeps polling.
+A sale counts as delivered, and its pump may be reset, only once the application's sink has
+returned for it (committed); until then the pump keeps showing it, so nothing is lost if
+the agent stops. The link is reopened after `reconnect_delay` when it fails; pump state and
+sales in hand-over survive that.
 """
 
 from __future__ import annotations
@@ -11,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from ..counters import LinkCounters
 from ..errors import LinkError
-from ..events import Clock, FuelSale, PumpStatus, SaleSink, StatusSink
+from ..events import Clock, RetryDelay, SaleSink, StatusSink
 from ..links import ByteLink
 from .channel import Outlet, PumpChannel
 from .config import DartPumpConfig
+from .handoff import LoopHandoff
 from .master import MasterSession, MasterTiming
 from .sniffer import SnifferSession
 
@@ -35,6 +39,11 @@ class DartDriver:
     mode="master": the agent is the only controller; it polls, authorizes lifted nozzles
     (authorize="auto") and reads totals after each sale. mode="sniffer": another controller
     owns the bus; the driver only listens. See `drivers.dart.sales` for the sale-key rules.
+
+    `reconnect_delay(n)` is the wait before reopening the link after its n-th failure in a
+    row, and before handing a refused sale over again after its n-th refusal (the daemon
+    passes `cloud_sync.backoff.schedule(...)`). A sale not committed within
+    `commit_timeout_s` is counted and logged, and still waited for.
     """
 
     def __init__(
@@ -51,12 +60,15 @@ class DartDriver:
         logger: logging.Logger | None = None,
         cycle_s: float = 0.05,
         totals_wait_s: float = 30.0,
-        backoff_s: tuple[float, float] = (0.5, 30.0),
+        reconnect_delay: RetryDelay,
+        commit_timeout_s: float = 15.0,
     ) -> None:
         if mode not in ("master", "sniffer"):
             raise ValueError(f"mode must be 'master' or 'sniffer', not {mode!r}")
         if authorize not in ("auto", "never"):
             raise ValueError(f"authorize must be 'auto' or 'never', not {authorize!r}")
+        if commit_timeout_s <= 0:
+            raise ValueError("commit_timeout_s must be positive")
         if not pumps:
             raise ValueError("a DART link needs at least one pump")
         for label, values in (
@@ -74,18 +86,26 @@ class DartDriver:
         self._clock = clock
         self._timing = MasterTiming(reply_timeout_s=reply_timeout_s, cycle_s=cycle_s)
         self._totals_wait_s = totals_wait_s
-        self._backoff = backoff_s
+        self._reconnect_delay = reconnect_delay
+        self._commit_timeout_s = commit_timeout_s
         self._logger = logger if logger is not None else logging.getLogger("drivers.dart")
 
     async def run(self, on_sale: SaleSink, on_status: StatusSink | None = None) -> None:
         loop = asyncio.get_running_loop()
+        handoff = LoopHandoff(
+            loop,
+            on_sale,
+            on_status,
+            link=self.name,
+            logger=self._logger,
+            limit=max(64, 4 * len(self._channels)),
+        )
+        handoff.start()
         stop = threading.Event()
         # The bus gets a thread of its own for its whole life: borrowing one from the loop's
         # shared executor would starve the sinks (and every other bus) on a small machine.
         bus_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dart-{self.name}")
-        worker = loop.run_in_executor(
-            bus_thread, self._work, self._outlet(loop, on_sale, on_status), stop
-        )
+        worker = loop.run_in_executor(bus_thread, self._work, self._outlet(handoff), stop)
         bus_thread.shutdown(wait=False)  # the running job keeps its thread; nothing else may
         try:
             await asyncio.shield(worker)
@@ -93,55 +113,37 @@ class DartDriver:
             stop.set()
             await asyncio.wait({worker})
             raise
+        finally:
+            await handoff.close()
 
-    def _outlet(
-        self, loop: asyncio.AbstractEventLoop, on_sale: SaleSink, on_status: StatusSink | None
-    ) -> Outlet:
-        def deliver_sale(sale: FuelSale) -> bool:
-            return self._call_back(loop, on_sale(sale), f"sale {sale.sale_key}")
-
-        def deliver_status(status: PumpStatus) -> None:
-            if on_status is not None:
-                self._call_back(loop, on_status(status), "pump status")
-
+    def _outlet(self, handoff: LoopHandoff) -> Outlet:
         return Outlet(
             link=self.name,
             mode=self.mode,
             clock=self._clock,
             counters=self.counters,
             logger=self._logger,
-            deliver_sale=deliver_sale,
-            deliver_status=deliver_status,
+            hand_over_sale=handoff.hand_over_sale,
+            deliver_status=handoff.show_status,
+            retry_delay=self._reconnect_delay,
+            commit_timeout_s=self._commit_timeout_s,
         )
 
-    def _call_back(self, loop: asyncio.AbstractEventLoop, call: Awaitable[None], what: str) -> bool:
-        """Run an application sink on its loop and wait for it; False if it failed."""
-
-        async def wrapped() -> None:
-            await call
-
-        try:
-            asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
-        except Exception:
-            self._logger.exception("dart %s: the application refused %s", self.name, what)
-            return False
-        return True
-
     def _work(self, outlet: Outlet, stop: threading.Event) -> None:
-        """Open, serve, and on failure reopen with exponential backoff until `stop`."""
-        first, largest = self._backoff
-        delay = first
+        """Open, serve, and on failure reopen after `reconnect_delay` until `stop`."""
+        failures = 0
         while not stop.is_set():
             frames_before = self.counters.frames
             self._serve_once(outlet, stop)
             if stop.is_set():
                 return
             if self.counters.frames > frames_before:
-                delay = first  # the link worked for a while: start backing off afresh
+                failures = 0  # the link worked for a while: start backing off afresh
+            failures += 1
+            delay = self._reconnect_delay(failures)
             self.counters.bump("reconnects")
             self._logger.info("dart %s: reopening the link in %.1f s", self.name, delay)
             stop.wait(delay)
-            delay = min(delay * 2, largest)
 
     def _serve_once(self, outlet: Outlet, stop: threading.Event) -> None:
         try:

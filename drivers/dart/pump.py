@@ -11,7 +11,7 @@ made after the completion: that total is what lets the sale's key survive a rest
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -62,6 +62,10 @@ class CompletedFilling:
     volume_total: Decimal | None  # None: no totals, the driver falls back to a fingerprint
     nozzle_inferred: bool = False  # nozzle and price recovered from the amount (identify.py)
     nozzle_unknown: bool = False  # no nozzle fits: recorded with its figures, nozzle unknown
+    # Which completion of the tracker this is, for `acknowledge`: the tracker may move on to
+    # the next filling (a listener's bus, reset by its own controller) while this one is
+    # still being committed.
+    ticket: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -159,11 +163,14 @@ class PumpTracker:
             volume_total=pending.volume_total,
             nozzle_inferred=pending.nozzle_inferred,
             nozzle_unknown=pending.nozzle_unknown,
+            ticket=pending,
         )
 
-    def acknowledge(self) -> None:
-        if self._pending is not None:
-            self._pending.done = True
+    def acknowledge(self, filling: CompletedFilling | None = None) -> None:
+        """The application has `filling` (by default the open sale): the pump may be reset."""
+        pending = self._pending if filling is None else filling.ticket
+        if isinstance(pending, _Pending):
+            pending.done = True
 
     def abandon(self, reason: str) -> None:
         """The pump never sent the finished filling's data: use the last figures seen while

@@ -19,7 +19,6 @@ import contextlib
 import functools
 import itertools
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
@@ -28,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from ..counters import LinkCounters
 from ..errors import DriverError, LinkClosed, MalformedMessage, ProtocolError
-from ..events import Clock, PumpStatus, SaleSink, StatusSink
+from ..events import Clock, PumpStatus, RetryDelay, SaleSink, StatusSink
 from .connection import FdcConnection, RequestTimeout, Signal
 from .framer import IfsfFramer
 from .header import HeaderKind, check_header_kind
@@ -74,7 +73,6 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 _REMEMBER = 20_000  # sale keys remembered per process, to hand each sale over once
 _DAMAGE_DELAY_S = 0.3  # a damaged frame triggers a catch-up this soon (batching a burst)
-_BACKOFF_START_S = 0.5
 
 
 class FdcClient:
@@ -96,7 +94,7 @@ class FdcClient:
         heartbeat_s: float = 15,
         silence_timeout_s: float = 40,
         connect_timeout_s: float = 5,
-        backoff_max_s: float = 30,
+        reconnect_delay: RetryDelay,
         counters: LinkCounters | None = None,
         clock: Clock,
         logger: logging.Logger | None = None,
@@ -109,7 +107,7 @@ class FdcClient:
         if interface_version not in ("01.00", "00.07"):
             raise ValueError("interface_version must be 01.00 or 00.07")
         periods = (heartbeat_s, silence_timeout_s, connect_timeout_s, request_timeout_s)
-        if min(*periods, backoff_max_s, catch_up_interval_s) <= 0:
+        if min(*periods, catch_up_interval_s) <= 0:
             raise ValueError("every interval and timeout must be positive")
         self.name = name
         self.host = host
@@ -127,7 +125,7 @@ class FdcClient:
         self._connect_s = connect_timeout_s
         self._request_s = request_timeout_s
         self._catch_up_s = catch_up_interval_s
-        self._backoff_max_s = backoff_max_s
+        self._reconnect_delay = reconnect_delay
         self._max_bytes = max_message_bytes
         self._clock = clock
         self._log = logger or logging.getLogger(f"drivers.ifsf.{name}")
@@ -137,8 +135,12 @@ class FdcClient:
         self._points: set[int] = set()
 
     async def run(self, on_sale: SaleSink, on_status: StatusSink | None = None) -> None:
-        """Connect, log on, catch up, follow; reconnect with backoff and jitter; until cancelled."""
-        delay = min(_BACKOFF_START_S, self._backoff_max_s)
+        """Connect, log on, catch up, follow; reconnect after `reconnect_delay`; until cancelled.
+
+        `reconnect_delay(n)` is the wait after the n-th failure in a row (a session that
+        logged on starts the count afresh); the daemon passes `cloud_sync.backoff.schedule`.
+        """
+        failures = 0
         for attempt in itertools.count():
             if attempt:
                 self.counters.bump("reconnects")
@@ -148,15 +150,13 @@ class FdcClient:
             except DriverError as exc:
                 self._log.warning("FDC %s:%s: %s; reconnecting", self.host, self.port, exc)
             was_on, self.logged_on = self.logged_on, False
-            if was_on:
-                delay = min(_BACKOFF_START_S, self._backoff_max_s)
+            failures = 1 if was_on else failures + 1
             for message in leftover:  # arrived intact before the link failed
                 await self._handle(message, on_sale, on_status)
             if on_status is not None and was_on:
                 for point in sorted(self._points):
                     await on_status(PumpStatus("ifsf", point, "offline", None, self._clock()))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-            delay = min(delay * 2, self._backoff_max_s)
+            await asyncio.sleep(self._reconnect_delay(failures))
 
     async def _session(
         self, on_sale: SaleSink, on_status: StatusSink | None, leftover: list[FdcMessage]

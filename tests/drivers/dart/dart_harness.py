@@ -15,6 +15,7 @@ from typing import Literal
 
 import serial
 
+from cloud_sync.backoff import schedule
 from drivers.counters import LinkCounters
 from drivers.dart.driver import DartDriver, DartPumpConfig
 from drivers.events import FuelSale, PumpStatus
@@ -83,7 +84,7 @@ def make_driver(
         counters=counters,
         reply_timeout_s=0.15,
         cycle_s=0.002,
-        backoff_s=(0.05, 0.5),
+        reconnect_delay=schedule(base_s=0.05, cap_s=0.5),
     )
 
 

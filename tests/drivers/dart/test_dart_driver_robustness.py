@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
+import pytest
+
+from cloud_sync.backoff import schedule
 from drivers.counters import LinkCounters
 from drivers.dart.crc import crc_bytes
 from drivers.dart.driver import DartDriver
 from drivers.dart.framer import ControlCode, DartFramer, Frame, encode
+from drivers.dart.messages import PumpCommand
 from drivers.errors import LinkError
 from drivers.events import FuelSale
 from drivers.links import ByteLink, PipeLink
@@ -44,10 +49,13 @@ GOOD_CONVERSATION = [
 ]  # fmt: skip
 
 
+FAST = schedule(base_s=0.05, cap_s=0.2)
+
+
 def sniffer(link: ByteLink, counters: LinkCounters) -> DartDriver:
     return DartDriver(
         name="bus1", link_factory=lambda: link, pumps=pump_configs(1), mode="sniffer",
-        clock=now, counters=counters,
+        clock=now, counters=counters, reconnect_delay=FAST,
     )  # fmt: skip
 
 
@@ -177,7 +185,7 @@ async def _line_rules() -> None:
     recorder = Recorder()
     driver = DartDriver(
         name="bus1", link_factory=lambda: ours, pumps=pump_configs(1), mode="master",
-        clock=now, reply_timeout_s=0.2, cycle_s=0.01,
+        clock=now, reply_timeout_s=0.2, cycle_s=0.01, reconnect_delay=FAST,
     )  # fmt: skip
     task = asyncio.create_task(driver.run(recorder.on_sale, recorder.on_status))
     await wait_until(lambda: polls >= 4, 5, "a few polls")
@@ -208,10 +216,16 @@ async def _reopen() -> None:
         opened.append(theirs)
         return ours
 
+    asked: list[int] = []
+
+    def delay(failures: int) -> float:
+        asked.append(failures)
+        return 0.01 * 2.0 ** (failures - 1)
+
     counters = LinkCounters()
     driver = DartDriver(
         name="bus1", link_factory=factory, pumps=pump_configs(1), mode="sniffer", clock=now,
-        counters=counters, backoff_s=(0.01, 0.04),
+        counters=counters, reconnect_delay=delay,
     )  # fmt: skip
     started = time.monotonic()
     task = asyncio.create_task(driver.run(Recorder().on_sale))
@@ -221,6 +235,7 @@ async def _reopen() -> None:
     await stop_task(task)
     assert attempts == 4
     assert counters.reconnects == 3
+    assert asked == [1, 2, 3]  # no frame on the first link: still failing in a row
     assert time.monotonic() - started >= 0.01 + 0.02 + 0.04
 
 
@@ -255,7 +270,7 @@ async def _no_totals() -> None:
     counters = LinkCounters()
     driver = DartDriver(
         name="bus1", link_factory=lambda: ours, pumps=pump_configs(2), mode="master",
-        clock=now, counters=counters, reply_timeout_s=0.05, cycle_s=0.01,
+        clock=now, counters=counters, reply_timeout_s=0.05, cycle_s=0.01, reconnect_delay=FAST,
     )  # fmt: skip
     task = asyncio.create_task(driver.run(recorder.on_sale, recorder.on_status))
     await wait_until(lambda: len(recorder.sales) == 1, 5, "the fingerprinted sale")
@@ -268,3 +283,94 @@ async def _no_totals() -> None:
     assert sale.sale_key.startswith("dart:bus1:50:1:fp:10.00:78.50:")
     assert any(s.fuelling_point == 2 and s.state == "offline" for s in recorder.statuses)
     assert counters.timeouts >= 3
+
+
+def test_a_stuck_store_never_stops_the_bus_and_the_pump_keeps_its_sale_until_committed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bus thread hands the sale over and keeps polling; the commit takes its time."""
+    with caplog.at_level(logging.WARNING, logger="drivers.dart"):
+        asyncio.run(_stuck_store())
+    assert "not committed after" in caplog.text
+
+
+async def _stuck_store() -> None:
+    ours, theirs = PipeLink.pair()
+    polls = 0
+    asked_totals = sent_totals = False
+    commands: list[int] = []
+
+    def answer(frame: Frame) -> bytes:
+        nonlocal polls, asked_totals, sent_totals
+        if frame.control is ControlCode.DATA:
+            trans, payload = frame.transactions[0]
+            if trans == 0x65:
+                asked_totals = True
+            elif trans == 0x01:
+                commands.append(payload[0])
+            return encode(Frame.ack(A, frame.tx))
+        if frame.control is not ControlCode.POLL:
+            return b""
+        polls += 1
+        if polls == 1:
+            return COMPLETED
+        if asked_totals and not sent_totals:
+            sent_totals = True
+            return TOTALS
+        if sent_totals and polls % 20 == 0:  # the next customer lifts the nozzle
+            return data(3 + polls // 20 % 2, "03 00078511")
+        return encode(Frame.eot(A))
+
+    pump = FakePump(theirs, answer)
+    stop = threading.Event()
+    thread = threading.Thread(target=pump.run, args=(stop,))
+    thread.start()
+    release = asyncio.Event()
+    committed: list[FuelSale] = []
+
+    async def on_sale(sale: FuelSale) -> None:
+        await release.wait()  # the store is stuck
+        committed.append(sale)
+
+    counters = LinkCounters()
+    driver = DartDriver(
+        name="bus1", link_factory=lambda: ours, pumps=pump_configs(1), mode="master",
+        clock=now, counters=counters, reply_timeout_s=0.1, cycle_s=0.01, reconnect_delay=FAST,
+        commit_timeout_s=0.2,
+    )  # fmt: skip
+    task = asyncio.create_task(driver.run(on_sale))
+    await wait_until(lambda: sent_totals, 5, "the totals")
+    polls_then = polls
+    await wait_until(lambda: counters.commit_timeouts >= 2, 5, "two commit timeouts")
+    assert polls > polls_then + 10  # the bus kept going while the store was stuck
+    assert committed == [] and counters.sales == 0
+    assert PumpCommand.RESET not in commands  # the pump still shows the uncommitted sale
+    release.set()
+    await wait_until(lambda: PumpCommand.RESET in commands, 5, "the reset after the commit")
+    await stop_task(task)
+    stop.set()
+    thread.join(5)
+    [sale] = committed
+    assert sale.sale_key == "dart:bus1:50:1:123466.78"
+    assert counters.sales == 1 and counters.commit_retries == 0
+
+
+def test_a_sale_still_in_hand_over_when_the_driver_stops_is_not_acknowledged() -> None:
+    asyncio.run(_stop_while_committing())
+
+
+async def _stop_while_committing() -> None:
+    ours, theirs = PipeLink.pair()
+    counters = LinkCounters()
+    started = asyncio.Event()
+
+    async def on_sale(sale: FuelSale) -> None:
+        started.set()
+        await asyncio.sleep(60)  # the commit never returns before the stop
+
+    task = asyncio.create_task(sniffer(theirs, counters).run(on_sale))
+    for frame in GOOD_CONVERSATION:
+        ours.write(frame)
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(stop_task(task), 5)  # the stop does not wait for the store
+    assert counters.sales == 0  # never acknowledged: the pump shows it to the next run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from drivers.counters import LinkCounters
@@ -11,6 +12,7 @@ from drivers.dart.config import DartPumpConfig
 from drivers.dart.framer import Frame
 from drivers.dart.sniffer import Direction, SnifferSession, direction_by_content
 from drivers.errors import TruncatedFrame
+from drivers.events import FuelSale
 from drivers.links import PipeLink
 
 TO, FROM = Direction.TO_PUMP, Direction.FROM_PUMP
@@ -28,6 +30,12 @@ def test_content_that_decides() -> None:
     assert direction_by_content([(0x01, b"\x05"), (0x03, bytes(4))]) is None
 
 
+def _committed(sale: FuelSale) -> Future[None]:
+    done: Future[None] = Future()
+    done.set_result(None)
+    return done
+
+
 def _session() -> SnifferSession:
     ours, _ = PipeLink.pair()
     outlet = Outlet(
@@ -36,8 +44,9 @@ def _session() -> SnifferSession:
         clock=lambda: datetime.now(UTC),
         counters=LinkCounters(),
         logger=logging.getLogger("test"),
-        deliver_sale=lambda sale: True,
+        hand_over_sale=_committed,
         deliver_status=lambda status: None,
+        retry_delay=lambda failures: 0.0,
     )
     channel = PumpChannel(DartPumpConfig(0x51, 1, {1: "92"}))
     return SnifferSession(ours, [channel], outlet, totals_wait_s=30)

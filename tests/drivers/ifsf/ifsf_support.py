@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from cloud_sync.backoff import schedule
 from drivers.events import FuelSale, PumpStatus
 from drivers.ifsf.client import FdcClient
 from drivers.ifsf.fdcside import SaleRecord, build_fuel_sale_trx, build_service_response
@@ -153,7 +154,7 @@ def fast_client(sim: FdcSimulator, *, name: str = "fdc", **overrides: Any) -> Fd
         "silence_timeout_s": 1.0,
         "connect_timeout_s": 1.0,
         "request_timeout_s": 0.5,
-        "backoff_max_s": 0.2,
+        "reconnect_delay": schedule(base_s=0.1, cap_s=0.2),
         "catch_up_interval_s": 1.0,
     }
     options.update(overrides)
@@ -229,7 +230,7 @@ def scripted_client(fdc: ScriptedFdc) -> FdcClient:
         heartbeat_s=0.2,
         silence_timeout_s=1,
         request_timeout_s=0.5,
-        backoff_max_s=0.1,
+        reconnect_delay=schedule(base_s=0.05, cap_s=0.1),
     )
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 
+from cloud_sync.backoff import schedule
 from drivers.events import FuelSale
 from drivers.ifsf.client import FdcClient
 from drivers.ifsf.header import HeaderKind
@@ -188,7 +189,7 @@ def test_no_fdc_listening_is_retried_with_backoff() -> None:
     async def body() -> None:
         async with FdcSimulator() as sim:
             port = sim.port
-        client = fast_client(sim, port=port, backoff_max_s=0.1)
+        client = fast_client(sim, port=port, reconnect_delay=schedule(base_s=0.05, cap_s=0.1))
         task = asyncio.create_task(client.run(Collector().on_sale))
         await wait_until(lambda: client.counters.reconnects >= 3, 5, "reconnects")
         await stop(task)
@@ -258,6 +259,7 @@ def test_catch_up_keeps_a_heartbeat_less_fdc_alive() -> None:
             silence_timeout_s=0.6,
             catch_up_interval_s=0.2,
             request_timeout_s=0.3,
+            reconnect_delay=schedule(base_s=0.1, cap_s=0.2),
         )
         task = asyncio.create_task(client.run(Collector().on_sale))
         await wait_until(lambda: client.logged_on, 5, "log-on")
@@ -332,6 +334,7 @@ def test_settings_are_checked() -> None:
         "products": {},
         "zone": SHANGHAI,
         "clock": datetime.now,
+        "reconnect_delay": schedule(base_s=0.1, cap_s=0.2),
     }
     with pytest.raises(ValueError, match="header"):
         FdcClient(header="sha1", **common)  # type: ignore[arg-type]

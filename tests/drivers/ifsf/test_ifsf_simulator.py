@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
+from cloud_sync.backoff import schedule
 from drivers.errors import MalformedMessage
 from drivers.ifsf.client import FdcClient
 from drivers.ifsf.framer import IfsfFramer
@@ -101,7 +102,7 @@ def test_serve_runs_until_stopped_and_reports_every_sale() -> None:
             products=PRODUCTS,
             zone=SHANGHAI,
             clock=now,
-            backoff_max_s=0.1,
+            reconnect_delay=schedule(base_s=0.05, cap_s=0.1),
             request_timeout_s=0.5,
         )
         task = asyncio.create_task(client.run(collector.on_sale))
