@@ -20,17 +20,14 @@ import socket
 import tempfile
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from ..daemon import StationRuntime, run_station
-from ..logs import RedactFilter
+from ..daemon import run_station
 from ..services.members import register_member
 from ..services.points import verify_ledger
 from ..services.station import Station, open_station
@@ -39,8 +36,9 @@ from ..services.sync import sync_once
 from ..services.users import add_user
 from ..settings import StationSettings
 from ..store.lock import AgentLock
-from ..store.sales import SaleRow, count_sales, recent_sales
+from ..store.sales import count_sales, recent_sales
 from .cashier import CashierStats, VirtualCashier
+from .logfile import log_to, quiet_uvicorn, unlog
 from .parts import DartBus, DemoCloud, DemoError, FdcBus
 from .seed import (
     STATION_ID,
@@ -51,12 +49,12 @@ from .seed import (
     station_settings,
     write_configs,
 )
+from .summary import Drive, summarize
 
 __all__ = ["DemoError", "DemoInfo", "DemoOptions", "DemoView", "Progress", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-_SOURCES = ("dart", "ifsf")
 _FINAL_SYNC_CYCLES = 5
 _STATION_STOP_S = 20.0  # the daemon's own grace is 8 s; this only catches a hang
 _TICK_S = 0.5
@@ -113,17 +111,6 @@ class DemoView(Protocol):
     def stopping(self, reason: str) -> None: ...
 
 
-@dataclass
-class _Drive:
-    """The outcome of the running phase."""
-
-    reason: str = "error"
-    runtime: StationRuntime | None = None
-    station_stopped: bool = False
-    station_error: str | None = None
-    cashier: CashierStats = field(default_factory=CashierStats)
-
-
 def run_demo(options: DemoOptions, view: DemoView) -> dict[str, Any]:
     """Run the demo to its end and return the summary (`summary["ok"]`: all was well).
 
@@ -131,11 +118,11 @@ def run_demo(options: DemoOptions, view: DemoView) -> dict[str, Any]:
     runs (from then on Ctrl-C ends the demo normally, with its summary).
     """
     work, remove = _work_dir(options)
-    handler = _log_to(work / "demo.log")
+    handler = log_to(work / "demo.log")
     try:
         summary = _Demo(options, view, work, kept=not remove).run()
     finally:
-        _unlog(handler)
+        unlog(handler)
         if remove:
             shutil.rmtree(work, ignore_errors=True)
     summary["data_dir"] = None if remove else str(work)
@@ -150,36 +137,6 @@ def _work_dir(options: DemoOptions) -> tuple[Path, bool]:
         raise DemoError(f"--data-dir {work}: must be a new or empty directory")
     work.mkdir(mode=0o700, parents=True, exist_ok=True)
     return work, False
-
-
-def _log_to(path: Path) -> logging.Handler:
-    """Every log line goes to the demo's log file (redacted like the daemon's journal
-    lines); the console shows the demo's own view."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactFilter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    for chatty in ("httpx", "apscheduler"):  # a line per request or job: noise here
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    return handler
-
-
-def _unlog(handler: logging.Handler) -> None:
-    logging.getLogger().removeHandler(handler)
-    for name in ("uvicorn", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        if handler in logger.handlers:
-            logger.removeHandler(handler)
-    handler.close()
-
-
-def _quiet_uvicorn(handler: logging.Handler) -> None:
-    """uvicorn configures its own stderr handlers when a server is built: send them to the
-    log file too, or a warning at shutdown would tear the console's live line."""
-    for name in ("uvicorn", "uvicorn.access"):
-        logging.getLogger(name).handlers = [handler]
 
 
 def _free_port() -> int:
@@ -205,7 +162,7 @@ class _Demo:
         dart = DartBus(pumps=options.dart_pumps, interval_s=2.0, seed=options.seed)
         fdc = FdcBus(pumps=options.fdc_pumps, interval_s=1.5, seed=options.seed)
         stopped: dict[str, bool] = {}
-        drive = _Drive()
+        drive = Drive()
         final: dict[str, Any] = {}
         try:
             view.step("cloud ledger on SQLite: enrolling S001, publishing the sample rule set")
@@ -244,7 +201,16 @@ class _Demo:
             stopped["cloud"] = cloud.stop()
         cloud_report = cloud.report()
         threads = _threads_left()
-        return self._summary(drive, final, cloud_report, stopped, threads, dart, fdc, cloud)
+        return summarize(
+            drive,
+            final,
+            cloud_report,
+            stopped,
+            threads,
+            parts=(dart, fdc, cloud),
+            run_s=time.monotonic() - self.began,
+            cashier_url=self.cashier_url,
+        )
 
     # --- phases ---------------------------------------------------------------------------
 
@@ -308,9 +274,9 @@ class _Demo:
 
     async def _drive(
         self, settings: StationSettings, cloud: DemoCloud, info: DemoInfo, member_ids: list[str]
-    ) -> _Drive:
+    ) -> Drive:
         """Run the station with traffic until time is up, Ctrl-C/SIGTERM, or it stops."""
-        drive = _Drive()
+        drive = Drive()
         loop = asyncio.get_running_loop()
         interrupted = asyncio.Event()
         daemon_stop = asyncio.Event()
@@ -331,7 +297,7 @@ class _Demo:
                     None,
                 )
                 if handler is not None:
-                    _quiet_uvicorn(handler)
+                    quiet_uvicorn(handler)
                 drive.reason, drive.cashier = await self._traffic(
                     settings, cloud, info, member_ids, interrupted, station_task
                 )
@@ -477,131 +443,6 @@ class _Demo:
             "cycles": cycles,
             "error": error,
         }
-
-    # --- the summary ----------------------------------------------------------------------
-
-    def _summary(
-        self,
-        drive: _Drive,
-        final: dict[str, Any],
-        cloud_report: dict[str, Any],
-        stopped: dict[str, bool],
-        threads: list[str],
-        dart: DartBus,
-        fdc: FdcBus,
-        cloud: DemoCloud,
-    ) -> dict[str, Any]:
-        rows: list[SaleRow] = final.get("rows", [])
-        status: dict[str, Any] = final.get("status") or {}
-        by_source = _by_source(rows)
-        totals = cloud_report["totals"]
-        mark: dict[str, Any] = next(
-            (s for s in cloud_report["stations"] if s["station_id"] == STATION_ID), {}
-        )
-        high_water = int(mark.get("high_water") or 0)
-        backlog = status.get("sync", {}).get("backlog")
-        quarantined = 0 if drive.runtime is None else drive.runtime.sales_quarantined
-        problems: list[str] = []
-        if drive.reason == "station stopped":
-            problems.append("the station stopped by itself; see the log")
-        if drive.station_error is not None:
-            problems.append(f"the station failed: {drive.station_error}")
-        elif not stopped.get("station", True):
-            problems.append("the station did not stop")
-        problems += [
-            f"the {part} did not stop in time"
-            for part, ok in stopped.items()
-            if not ok and part != "station"
-        ]
-        if threads:
-            problems.append(f"threads still running: {', '.join(threads)}")
-        if backlog != 0:
-            problems.append(
-                f"station backlog is {backlog} after the last sync "
-                f"({final.get('error') or 'no error'})"
-            )
-        problems += [f"station ledger: {p}" for p in final.get("problems", [])]
-        problems += [f"cloud ledger: {p}" for p in cloud_report["problems"]]
-        if totals["events_applied"] != high_water or totals["events_rejected"]:
-            problems.append(
-                f"cloud applied {totals['events_applied']} events and rejected "
-                f"{totals['events_rejected']} of the {high_water} the station sent"
-            )
-        if quarantined:
-            problems.append(f"{quarantined} sale(s) refused by the store (quarantine.jsonl)")
-        return {
-            "ok": not problems,
-            "problems": problems,
-            "stop_reason": drive.reason,
-            "run_s": round(time.monotonic() - self.began, 1),
-            "station_id": STATION_ID,
-            "urls": {
-                "cashier": self.cashier_url,
-                "cloud": cloud.url,
-                "cloud_docs": f"{cloud.url}/docs",
-            },
-            "sales": {
-                "total": len(rows),
-                "litres": _text(sum((Decimal(r.litres_ml) for r in rows), Decimal(0)) / 1000),
-                "amount": _text(sum((Decimal(r.amount_fen) for r in rows), Decimal(0)) / 100),
-                "with_member": sum(1 for r in rows if r.member_id is not None),
-                "by_source": by_source,
-            },
-            "simulated": {"dart": dart.dispensed, "ifsf": fdc.dispensed},
-            "points": {
-                "earned": sum(r.points for r in rows),
-                "redeemed": drive.cashier.points_redeemed,
-                "redemptions": drive.cashier.redemptions,
-            },
-            "members": (status.get("store") or {}).get("members", 0),
-            "cashier": {
-                "attached": drive.cashier.attached,
-                "refused": dict(drive.cashier.refused),
-            },
-            "station": {
-                "backlog": backlog,
-                "events_pushed": high_water,
-                "final_sync_cycles": final.get("cycles", 0),
-                "last_contact": status.get("sync", {}).get("last_contact"),
-                "rules_version": (status.get("rules") or {}).get("version"),
-                "ledger_problems": final.get("problems", []),
-                "quarantined": quarantined,
-            },
-            "cloud": {
-                "events_applied": totals["events_applied"],
-                "events_rejected": totals["events_rejected"],
-                "events_duplicate": totals["events_duplicate"],
-                "members": totals["members"],
-                "journals": totals["journals"],
-                "ledger_problems": cloud_report["problems"],
-            },
-            "shutdown": {"clean": all(stopped.values()) and not threads, "threads_left": threads},
-        }
-
-
-def _by_source(rows: list[SaleRow]) -> dict[str, dict[str, Any]]:
-    tally: dict[str, Counter[str]] = {source: Counter() for source in _SOURCES}
-    for row in rows:
-        counts = tally.setdefault(row.source, Counter())
-        counts["sales"] += 1
-        counts["ml"] += row.litres_ml
-        counts["fen"] += row.amount_fen
-        counts["with_member"] += row.member_id is not None
-        counts["points"] += row.points
-    return {
-        source: {
-            "sales": counts["sales"],
-            "litres": _text(Decimal(counts["ml"]) / 1000),
-            "amount": _text(Decimal(counts["fen"]) / 100),
-            "with_member": counts["with_member"],
-            "points": counts["points"],
-        }
-        for source, counts in tally.items()
-    }
-
-
-def _text(value: Decimal) -> str:
-    return str(value.quantize(Decimal("0.01")))
 
 
 def _status_or_none(station: Station) -> dict[str, Any] | None:
