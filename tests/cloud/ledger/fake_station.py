@@ -11,6 +11,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cloud_sync.events import (
+    EarnReceipt,
+    Event,
+    LedgerEntry,
+    MemberRegistered,
+    PlateAttached,
+    SaleMemberAttached,
+    SaleRecorded,
+    SaleReversed,
+)
 from cloud_sync.loyalty.identity import mask_phone, normalize_phone, normalize_plate
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.privacy import MemberKeys, blind_index, encrypt_field
@@ -55,6 +65,10 @@ class FakeStation:
         self.events.append(event)
         return event
 
+    def send(self, event: Event, at: datetime) -> dict[str, Any]:
+        """Emit a typed event as the station's outbox stores it (its canonical JSON)."""
+        return self.emit(event.kind, event.payload(), at)
+
     def request(self, events: list[dict[str, Any]] | None = None, **extra: Any) -> PushRequest:
         """A push of the given events (default: all emitted and not yet taken)."""
         if events is None:
@@ -66,34 +80,32 @@ class FakeStation:
     ) -> str:
         mid = mid or fresh_member_id()
         e164 = normalize_phone(phone)
-        self.emit(
-            "member.registered",
-            {
-                "member_id": mid,
-                "phone_index": blind_index(self.keys, "phone", e164),
-                "phone_sealed": encrypt_field(self.keys, "phone", e164),
-                "phone_masked": mask_phone(e164),
-                "name_sealed": None if name is None else encrypt_field(self.keys, "name", name),
-                "registered_at": at.isoformat(),
-                "consent_at": at.isoformat(),
-                "consent_channel": "counter",
-                "key_id": self.keys.key_id,
-            },
+        self.send(
+            MemberRegistered(
+                member_id=mid,
+                phone_index=blind_index(self.keys, "phone", e164),
+                phone_sealed=encrypt_field(self.keys, "phone", e164),
+                phone_masked=mask_phone(e164),
+                name_sealed=None if name is None else encrypt_field(self.keys, "name", name),
+                registered_at=at,
+                consent_at=at,
+                consent_channel="counter",
+                key_id=self.keys.key_id,
+            ),
             at,
         )
         return mid
 
     def plate(self, mid: str, plate: str, at: datetime, *, from_member: str | None = None) -> None:
         canonical = normalize_plate(plate)
-        self.emit(
-            "plate.attached",
-            {
-                "member_id": mid,
-                "plate_index": blind_index(self.keys, "plate", canonical),
-                "plate_sealed": encrypt_field(self.keys, "plate", canonical),
-                "from_member": from_member,
-                "at": at.isoformat(),
-            },
+        self.send(
+            PlateAttached(
+                member_id=mid,
+                plate_index=blind_index(self.keys, "plate", canonical),
+                plate_sealed=encrypt_field(self.keys, "plate", canonical),
+                from_member=from_member,
+                at=at,
+            ),
             at,
         )
 
@@ -113,44 +125,35 @@ class FakeStation:
         amount = (Decimal(litres) * Decimal("7.50")).quantize(Decimal("0.01"))
         receipt = price_sale(RULES, SaleFacts(grade, Decimal(litres), amount, at), tier)
         points = receipt.points if claimed is None else claimed
-        receipt_dict = receipt.to_dict()
+        typed = EarnReceipt.model_validate(receipt.to_dict())
         if version is not None:
-            receipt_dict["ruleset_version"] = version
+            typed = typed.model_copy(update={"ruleset_version": version})
         expires = points_expire_at(RULES, at)
         ledger = []
         if mid is not None and points > 0:
             ledger.append(
-                {
-                    "entry_id": next(_ids),
-                    "kind": "earn",
-                    "points": points,
-                    "expires_at": None if expires is None else expires.isoformat(),
-                }
+                LedgerEntry(entry_id=next(_ids), kind="earn", points=points, expires_at=expires)
             )
-        self.emit(
-            "sale.recorded",
-            {
-                "sale_id": sale_id,
-                "source": "dart",
-                "pump": 1,
-                "nozzle": 1,
-                "grade": grade,
-                "litres": litres,
-                "amount": str(amount),
-                "unit_price": "7.50",
-                "ended_at": at.isoformat(),
-                "member_id": mid,
-                "points": points if mid is not None else 0,
-                "tier": tier if mid is not None else None,
-                "ruleset_version": (version or RULES.version) if mid is not None else None,
-                "status": "recorded",
-                "receipt": receipt_dict if mid is not None else None,
-                "source_key": f"dart:{self.station_id}:{sale_id}",
-                "started_at": None,
-                "recorded_at": at.isoformat(),
-                "recorded_by": None,
-                "ledger": ledger,
-            },
+        self.send(
+            SaleRecorded(
+                sale_id=sale_id,
+                source="dart",
+                source_key=f"dart:{self.station_id}:{sale_id}",
+                fuelling_point=1,
+                nozzle=1,
+                grade=grade,
+                litres=Decimal(litres),
+                amount=amount,
+                unit_price=Decimal("7.50"),
+                ended_at=at,
+                recorded_at=at.isoformat(),
+                member_id=mid,
+                points=points if mid is not None else 0,
+                tier=tier if mid is not None else None,
+                ruleset_version=(version or RULES.version) if mid is not None else None,
+                receipt=typed if mid is not None else None,
+                ledger=ledger,
+            ),
             at,
         )
         return sale_id
@@ -160,40 +163,35 @@ class FakeStation:
             RULES, SaleFacts("92", Decimal(litres), Decimal(litres) * 7, at), "standard"
         )
         expires = points_expire_at(RULES, at)
-        self.emit(
-            "sale.member_attached",
-            {
-                "sale_id": sale_id,
-                "member_id": mid,
-                "points": receipt.points,
-                "tier": "standard",
-                "ruleset_version": RULES.version,
-                "receipt": receipt.to_dict(),
-                "ledger": [
-                    {
-                        "entry_id": next(_ids),
-                        "kind": "earn",
-                        "points": receipt.points,
-                        "expires_at": None if expires is None else expires.isoformat(),
-                    }
+        self.send(
+            SaleMemberAttached(
+                sale_id=sale_id,
+                member_id=mid,
+                points=receipt.points,
+                tier="standard",
+                ruleset_version=RULES.version,
+                receipt=EarnReceipt.model_validate(receipt.to_dict()),
+                ledger=[
+                    LedgerEntry(
+                        entry_id=next(_ids), kind="earn", points=receipt.points, expires_at=expires
+                    )
                 ],
-                "at": at.isoformat(),
-            },
+                at=at,
+            ),
             at,
         )
 
     def reverse(self, sale_id: str, mid: str | None, points: int, at: datetime) -> None:
-        self.emit(
-            "sale.reversed",
-            {
-                "sale_id": sale_id,
-                "member_id": mid,
-                "points": points,
-                "reason": "pump test",
-                "actor": "manager",
-                "ledger": [{"entry_id": next(_ids), "kind": "reverse", "points": -points}],
-                "at": at.isoformat(),
-            },
+        self.send(
+            SaleReversed(
+                sale_id=sale_id,
+                member_id=mid,
+                points=points,
+                reason="pump test",
+                actor="manager",
+                ledger=[LedgerEntry(entry_id=next(_ids), kind="reverse", points=-points)],
+                at=at,
+            ),
             at,
         )
 
@@ -206,6 +204,7 @@ class FakeStation:
         allowance_id: str | None = None,
         redemption_id: str | None = None,
     ) -> str:
+        # Raw, not `PointsRedeemed`: tests forge values no model would build (2**70 points).
         redemption_id = redemption_id or str(uuid.uuid4())
         payload: dict[str, Any] = {
             "redemption_id": redemption_id,
@@ -223,6 +222,7 @@ class FakeStation:
         return redemption_id
 
     def adjust(self, mid: str, points: int, at: datetime, **extra: Any) -> None:
+        """Raw, not `PointsAdjusted`: tests forge values no model would build."""
         self.emit(
             "points.adjusted",
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from cloud_sync.ledger import CloudLedger, EventConflict, LedgerError, SequenceGap
 
@@ -211,3 +212,28 @@ def test_oversized_redemptions_adjustments_and_envelopes_never_fail_the_database
         ledger.push("S001", station.request(), NOW)
     assert epoch.value.code == "batch.invalid"
     assert ledger.ledger_problems() == []
+
+
+def test_the_cloud_keeps_the_dispensers_facts_of_new_and_0_6_sales(
+    ledger: CloudLedger, station: FakeStation, cloud_db_url: str
+) -> None:
+    mid = station.register("13800138000", NOW)
+    new = station.sale(mid, "40.00", NOW)
+    old = station.sale(None, "10.00", NOW)
+    payload = station.events[-1]["payload"]
+    payload["pump"] = payload.pop("fuelling_point") + 6  # as 0.6 wrote it
+    payload["nozzle"] = None
+    response = ledger.push("S001", station.request(), NOW)
+    assert [r.status for r in response.results] == ["applied"] * 3
+    engine = create_engine(cloud_db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT sale_id, source, source_key, fuelling_point, nozzle FROM sales")
+            ).all()
+    finally:
+        engine.dispose()
+    assert {row.sale_id: tuple(row)[1:] for row in rows} == {
+        new: ("dart", f"dart:S001:{new}", 1, 1),
+        old: ("dart", f"dart:S001:{old}", 7, None),
+    }

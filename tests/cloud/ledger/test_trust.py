@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from cloud_sync.ledger import (
     CloudLedger,
@@ -322,6 +322,8 @@ def test_a_ledger_of_schema_1_is_migrated_with_its_redemptions(
     with engine.begin() as conn:
         for table in ("station_flags", "adjustments", "station_reviews", "redemptions"):
             conn.execute(text(f"DROP TABLE {table}"))
+        for column in ("source", "source_key", "fuelling_point", "nozzle"):
+            conn.execute(text(f"ALTER TABLE sales DROP COLUMN {column}"))
         conn.execute(
             text(
                 "CREATE TABLE redemptions (redemption_id TEXT PRIMARY KEY, station_id TEXT NOT "
@@ -353,5 +355,7 @@ def test_a_ledger_of_schema_1_is_migrated_with_its_redemptions(
             text("SELECT station_id, redemption_id, member_sent, flag FROM redemptions")
         ).one()
         assert tuple(row) == ("S001", "R1", "m1", None)
+        columns = {c["name"] for c in inspect(conn).get_columns("sales")}
+        assert {"source", "source_key", "fuelling_point", "nozzle"} <= columns
         assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == 2
     engine.dispose()
