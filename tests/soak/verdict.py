@@ -7,7 +7,6 @@ names what broke, with enough detail to start looking.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, create_engine, func, select
 
 from cloud_sync.ledger import CloudLedger
-from cloud_sync.ledger.schema import events, high_water, redemptions, sales
+from cloud_sync.ledger.schema import high_water, redemptions, sales
 from cloud_sync.loyalty.pricing import SaleFacts, price_sale
 from cloud_sync.loyalty.ruleset import RuleSet
 from tests.cloud.chain import LOYALPUMP, reference_balances, store_outbox
@@ -90,17 +89,18 @@ def cloud_sales(database_url: str) -> list[CloudSale]:
                 sales.c.tier,
                 sales.c.ruleset_version,
                 sales.c.ended_at,
-                events.c.body,
-            ).join(events, events.c.event_id == sales.c.event_id)
+                sales.c.source,
+                sales.c.fuelling_point,
+                sales.c.nozzle,
+            )
         ).all(),
     )
     found = []
     for row in rows:
-        payload = json.loads(row.body)["payload"]
         key: SaleKey = (
-            str(payload["source"]),
-            int(payload["pump"]),
-            int(payload["nozzle"] or 0),
+            str(row.source),
+            int(row.fuelling_point),
+            int(row.nozzle or 0),
             str(row.grade),
             Decimal(row.litres),
             Decimal(row.amount),
