@@ -31,14 +31,9 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.edge_accrual import (
-    POPULATION_PREFIX,
-    Latency,
-    _phone,
-    _plate,
-    open_bench_station,
-    populate,
-)
+from benchmarks.edge_accrual import open_bench_station
+from benchmarks.latency import Latency
+from benchmarks.members_at_scale import POPULATION_PREFIX, phone_of, plate_of, populate
 from edge_agent.services.users import add_user
 from edge_agent.web.app import build_app
 
@@ -85,9 +80,9 @@ def main() -> None:
             for position in range(args.warmup + args.lookups):
                 index = rng.randrange(population.count)
                 q = (
-                    _phone(POPULATION_PREFIX, population.phone_numbers[index])
+                    phone_of(POPULATION_PREFIX, population.phone_numbers[index])
                     if kind == "phone"
-                    else _plate(population.plate_codes[index])
+                    else plate_of(population.plate_codes[index])
                 )
                 before = time.perf_counter_ns()
                 response = client.get("/ui/lookup", params={"q": q})

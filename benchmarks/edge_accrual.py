@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import platform
 import random
@@ -36,7 +35,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -44,46 +43,38 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cloud_sync.loyalty.identity import mask_phone, normalize_phone, normalize_plate
-from cloud_sync.loyalty.privacy import blind_index, encrypt_field
-from edge_agent.services.members import find_member, register_member
+from edge_agent.services.members import register_member
 from edge_agent.services.rules import install_ruleset
 from edge_agent.services.sales import SaleInput, record_sale
 from edge_agent.services.station import Station, open_station
 from edge_agent.settings import StationSettings
 from edge_agent.store.ids import uuid7
-from edge_agent.store.members import MemberRow, PlateRow
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.latency import Latency
+from benchmarks.members_at_scale import (
+    STATION_ID,
+    bench_lookups,
+    name_of,
+    phone_of,
+    populate,
+    positive_int,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RULESET_FILE = PROJECT_ROOT / "config" / "rulesets" / "field-examples.json"
-STATION_ID = "BENCH01"
 ZONE = ZoneInfo("Asia/Shanghai")
 
 TARGET_RATIO = 0.5
 TARGET_ACCRUAL_P99_MS = 20.0
 TARGET_LOOKUP_P99_MS = 2.0
 
-# Mainland province abbreviations (31) and authority letters, for generated plates.
-PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
-# Accrual members use 138 numbers, the bulk population 139: the two never collide.
+# Accrual members use 138 numbers, the bulk population (members_at_scale.py) 139.
 ACCRUAL_PREFIX = "138"
-POPULATION_PREFIX = "139"
 # Pump prices per grade of the field-examples rule set (yuan per litre).
 PRICES = {"92": Decimal("7.62"), "95": Decimal("8.12"), "0": Decimal("7.35")}
 CENT = Decimal("0.01")
-NS_PER_MS = 1_000_000
-
-MEMBER_SQL = "INSERT INTO members ({}) VALUES ({})".format(
-    ", ".join(MemberRow.__dataclass_fields__),
-    ", ".join("?" * len(MemberRow.__dataclass_fields__)),
-)
-PLATE_SQL = "INSERT INTO plates ({}) VALUES ({})".format(
-    ", ".join(PlateRow.__dataclass_fields__),
-    ", ".join("?" * len(PlateRow.__dataclass_fields__)),
-)
 
 
 @dataclass(frozen=True)
@@ -101,26 +92,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Latency:
-    """Latency figures in milliseconds from a list of nanosecond samples."""
-
-    count: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, samples_ns: Sequence[int]) -> Latency:
-        ordered = sorted(samples_ns)
-        return cls(
-            count=len(ordered),
-            p50_ms=_percentile(ordered, 0.50) / NS_PER_MS,
-            p99_ms=_percentile(ordered, 0.99) / NS_PER_MS,
-            max_ms=ordered[-1] / NS_PER_MS,
-        )
-
-
-@dataclass(frozen=True)
 class Throughput:
     count: int
     seconds: float
@@ -129,39 +100,6 @@ class Throughput:
     @property
     def rate(self) -> float:
         return self.count / self.seconds
-
-
-@dataclass(frozen=True)
-class Population:
-    count: int
-    phone_numbers: list[int]  # the 8 digits after the 139 prefix, member i
-    plate_codes: list[int]  # see `_plate`, member i
-    seconds: float
-    prepare_seconds: float  # normalising, blind indexes, encryption
-    insert_seconds: float  # executemany + COMMIT
-
-
-def _percentile(ordered: Sequence[int], fraction: float) -> int:
-    """Nearest-rank percentile of an ascending, non-empty sequence."""
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _phone(prefix: str, number: int) -> str:
-    return f"{prefix}{number:08d}"
-
-
-def _plate(code: int) -> str:
-    province, rest = divmod(code, len(LETTERS) * 100_000)
-    letter, digits = divmod(rest, 100_000)
-    return f"{PROVINCES[province]}{LETTERS[letter]}{digits:05d}"
-
-
-def _name(index: int) -> str:
-    given = GIVEN[index % len(GIVEN)]
-    if index % 3:
-        given += GIVEN[(index // len(GIVEN)) % len(GIVEN)]
-    return SURNAMES[(index // 7) % len(SURNAMES)] + given
 
 
 def open_bench_station(data_dir: Path) -> Station:
@@ -179,8 +117,8 @@ def register_accrual_members(station: Station, count: int, rng: random.Random) -
     return [
         register_member(
             station,
-            phone=_phone(ACCRUAL_PREFIX, number),
-            name=_name(index),
+            phone=phone_of(ACCRUAL_PREFIX, number),
+            name=name_of(index),
             consent_channel="counter",
             actor="bench",
         ).member_id
@@ -300,104 +238,6 @@ def bench_commits(
     return accrual.result(), raw.result()
 
 
-def _check_generated(phone_numbers: Sequence[int], plate_codes: Sequence[int]) -> None:
-    """The generators must produce what the service itself would accept and store."""
-    for number in phone_numbers[:20]:
-        national = _phone(POPULATION_PREFIX, number)
-        if normalize_phone(national) != "+86" + national:
-            raise RuntimeError(f"generated phone {national} is not a valid mainland mobile")
-    for code in plate_codes[:20]:
-        plate = _plate(code)
-        if normalize_plate(plate) != plate:
-            raise RuntimeError(f"generated plate {plate} is not canonical")
-
-
-def populate(
-    station: Station, count: int, batch: int, rng: random.Random, progress: Callable[[str], None]
-) -> Population:
-    """Insert `count` members with one plate each, `batch` rows per store transaction."""
-    phone_numbers = rng.sample(range(100_000_000), count)
-    plate_codes = rng.sample(range(len(PROVINCES) * len(LETTERS) * 100_000), count)
-    _check_generated(phone_numbers, plate_codes)
-    keys = station.keys
-    prepare_ns = insert_ns = 0
-    started = time.perf_counter_ns()
-    for first in range(0, count, batch):
-        t0 = time.perf_counter_ns()
-        now = station.now()
-        at, at_ms = now.isoformat(), int(now.timestamp() * 1000)
-        members: list[tuple[Any, ...]] = []
-        plates: list[tuple[Any, ...]] = []
-        for index in range(first, min(first + batch, count)):
-            e164 = "+86" + _phone(POPULATION_PREFIX, phone_numbers[index])
-            plate = _plate(plate_codes[index])
-            member = MemberRow(
-                member_id=uuid7(),
-                phone_index=blind_index(keys, "phone", e164),
-                phone_sealed=encrypt_field(keys, "phone", e164),
-                phone_masked=mask_phone(e164),
-                name_sealed=encrypt_field(keys, "name", _name(index)),
-                registered_at=at,
-                registered_at_ms=at_ms,
-                registered_station=STATION_ID,
-                consent_at=at,
-                consent_channel="counter",
-                tier="standard",
-                tier_since=at,
-                status="active",
-            )
-            members.append(tuple(vars(member).values()))
-            row = PlateRow(
-                plate_index=blind_index(keys, "plate", plate),
-                member_id=member.member_id,
-                plate_sealed=encrypt_field(keys, "plate", plate),
-                attached_at=at,
-            )
-            plates.append(tuple(vars(row).values()))
-        t1 = time.perf_counter_ns()
-        with station.store.write() as tx:
-            tx.conn.executemany(MEMBER_SQL, members)
-            tx.conn.executemany(PLATE_SQL, plates)
-        t2 = time.perf_counter_ns()
-        prepare_ns += t1 - t0
-        insert_ns += t2 - t1
-        done = first + len(members)
-        elapsed = (t2 - started) / 1e9
-        progress(f"  populated {done:>9,} / {count:,} members in {elapsed:7.1f} s")
-    total = (time.perf_counter_ns() - started) / 1e9
-    return Population(count, phone_numbers, plate_codes, total, prepare_ns / 1e9, insert_ns / 1e9)
-
-
-def bench_lookups(
-    station: Station,
-    population: Population,
-    kind: str,
-    count: int,
-    warmup: int,
-    rng: random.Random,
-) -> Latency:
-    """`find_member` by phone (typed as 11 digits) or by plate, random existing members."""
-    picks = [rng.randrange(population.count) for _ in range(warmup + count)]
-    samples: list[int] = []
-    clock = time.perf_counter_ns
-    for position, index in enumerate(picks):
-        national = _phone(POPULATION_PREFIX, population.phone_numbers[index])
-        plate = _plate(population.plate_codes[index])
-        if kind == "phone":
-            before = clock()
-            view = find_member(station, phone=national)
-            spent = clock() - before
-        else:
-            before = clock()
-            view = find_member(station, plate=plate)
-            spent = clock() - before
-        if view.phone_masked != mask_phone("+86" + national) or view.plates != (plate,):
-            raise RuntimeError(f"look-up by {kind} found the wrong member: {view}")
-        if position >= warmup:
-            samples.append(spent)
-    return Latency.of(samples)
-
-
 def _verdict(ok: bool) -> str:
     return "pass" if ok else "short"
 
@@ -417,29 +257,22 @@ def _table(rows: Sequence[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
-    value = int(text.replace("_", "").replace(",", ""))
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         description="Durable record_sale rate vs raw SQLite, and member look-ups at scale."
     )
-    parser.add_argument("--sales", type=_positive, default=2000, help="timed sales (2000)")
+    parser.add_argument("--sales", type=positive_int, default=2000, help="timed sales (2000)")
     parser.add_argument(
-        "--members", type=_positive, default=1_000_000, help="members for look-ups (1,000,000)"
+        "--members", type=positive_int, default=1_000_000, help="members for look-ups (1,000,000)"
     )
     parser.add_argument(
-        "--accrual-members", type=_positive, default=200, help="members the sales go to (200)"
+        "--accrual-members", type=positive_int, default=200, help="members the sales go to (200)"
     )
-    parser.add_argument("--lookups", type=_positive, default=2000, help="timed look-ups (2000)")
-    parser.add_argument("--warmup", type=_positive, default=200, help="untimed look-ups (200)")
-    parser.add_argument("--batch", type=_positive, default=50_000, help="rows per populate tx")
+    parser.add_argument("--lookups", type=positive_int, default=2000, help="timed look-ups (2000)")
+    parser.add_argument("--warmup", type=positive_int, default=200, help="untimed look-ups (200)")
+    parser.add_argument("--batch", type=positive_int, default=50_000, help="rows per populate tx")
     parser.add_argument(
-        "--rounds", type=_positive, default=10, help="alternating sale/raw blocks (10)"
+        "--rounds", type=positive_int, default=10, help="alternating sale/raw blocks (10)"
     )
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     parser.add_argument(

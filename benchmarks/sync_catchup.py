@@ -45,6 +45,9 @@ from typing import Any
 import httpx
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.members_at_scale import positive_int
 from edge_agent.services.members import register_member
 from edge_agent.services.rules import install_ruleset
 from edge_agent.services.sales import SaleInput, record_sale
@@ -286,17 +289,10 @@ def _table(rows: Sequence[tuple[str, str, str, str]]) -> str:
     )
 
 
-def _positive(text: str) -> int:
-    value = int(text.replace("_", "").replace(",", ""))
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description="Station-to-cloud catch-up over real HTTP.")
-    parser.add_argument("--events", type=_positive, default=100_000, help="queued (100,000)")
-    parser.add_argument("--members", type=_positive, default=1_000, help="members (1,000)")
+    parser.add_argument("--events", type=positive_int, default=100_000, help="queued (100,000)")
+    parser.add_argument("--members", type=positive_int, default=1_000, help="members (1,000)")
     parser.add_argument(
         "--backend", choices=["sqlite", "postgresql", "both"], default="both", help="(both)"
     )
