@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from cloud_sync.events import Event, MemberRegistered, PlateAttached
 from cloud_sync.loyalty.identity import mask_phone, normalize_phone, normalize_plate
 from cloud_sync.loyalty.privacy import MemberKeys, blind_index, encrypt_field
 
@@ -21,36 +23,30 @@ def member_events(
     """A new member's `member.registered` (and `plate.attached`) payloads, station-style."""
     member_id = str(uuid.uuid4())
     e164 = normalize_phone(phone)
-    events: list[tuple[str, dict[str, Any]]] = [
-        (
-            "member.registered",
-            {
-                "member_id": member_id,
-                "phone_index": blind_index(keys, "phone", e164),
-                "phone_sealed": encrypt_field(keys, "phone", e164),
-                "phone_masked": mask_phone(e164),
-                "name_sealed": None,
-                "registered_at": AT,
-                "consent_at": AT,
-                "consent_channel": "cli",
-                "key_id": keys.key_id,
-            },
+    at = datetime.fromisoformat(AT)
+    typed: list[Event] = [
+        MemberRegistered(
+            member_id=member_id,
+            phone_index=blind_index(keys, "phone", e164),
+            phone_sealed=encrypt_field(keys, "phone", e164),
+            phone_masked=mask_phone(e164),
+            registered_at=at,
+            consent_at=at,
+            consent_channel="cli",
+            key_id=keys.key_id,
         )
     ]
     if plate is not None:
         normalized = normalize_plate(plate)
-        events.append(
-            (
-                "plate.attached",
-                {
-                    "member_id": member_id,
-                    "plate_index": blind_index(keys, "plate", normalized),
-                    "plate_sealed": encrypt_field(keys, "plate", normalized),
-                    "from_member": None,
-                    "at": AT,
-                },
+        typed.append(
+            PlateAttached(
+                member_id=member_id,
+                plate_index=blind_index(keys, "plate", normalized),
+                plate_sealed=encrypt_field(keys, "plate", normalized),
+                at=at,
             )
         )
+    events = [(event.kind, event.payload()) for event in typed]
     return member_id, events
 
 
