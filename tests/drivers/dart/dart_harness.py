@@ -7,8 +7,8 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -86,6 +86,23 @@ def make_driver(
         cycle_s=0.002,
         reconnect_delay=schedule(base_s=0.05, cap_s=0.5),
     )
+
+
+@asynccontextmanager
+async def driving(
+    path: str,
+    mode: Literal["master", "sniffer"],
+    pumps: int,
+    recorder: Recorder,
+    counters: LinkCounters | None = None,
+) -> AsyncIterator[asyncio.Task[None]]:
+    """A driver on the pty's slave feeding `recorder`, running for the block, then cancelled."""
+    driver = make_driver(path, mode, pumps, counters or LinkCounters())
+    task = asyncio.create_task(driver.run(recorder.on_sale, recorder.on_status))
+    try:
+        yield task
+    finally:
+        await stop_task(task)
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

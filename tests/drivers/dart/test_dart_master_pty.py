@@ -17,7 +17,7 @@ from drivers.dart.simulator import DartPumpSimulator, ScriptedSale, open_pty
 from tests.drivers.dart.dart_harness import (
     Recorder,
     assert_exactly_once,
-    make_driver,
+    driving,
     running,
     stop_task,
     wait_until,
@@ -59,25 +59,17 @@ async def _every_sale_once() -> None:
     counters = LinkCounters()
     try:
         with running(sim.serve_forever):
-            first = asyncio.create_task(
-                make_driver(path, "master", 2, counters).run(recorder.on_sale, recorder.on_status)
-            )
-            await wait_until(lambda: len(recorder.keys) >= 2, 10, "the first sales")
-            caught = await _restart_when_a_sale_is_undelivered(sim, recorder, first, 10)
-            second = asyncio.create_task(
-                make_driver(path, "master", 2, counters).run(recorder.on_sale, recorder.on_status)
-            )
-            await wait_until(lambda: len(recorder.keys) >= 6, 15, "more sales")
-            await stop_task(second)
-            third = asyncio.create_task(
-                make_driver(path, "master", 2, counters).run(recorder.on_sale, recorder.on_status)
-            )
-            await wait_until(
-                lambda: sim.forecourt.finished and len(recorder.keys) >= len(sim.completed),
-                20,
-                "every sale",
-            )
-            await stop_task(third)
+            async with driving(path, "master", 2, recorder, counters) as first:
+                await wait_until(lambda: len(recorder.keys) >= 2, 10, "the first sales")
+                caught = await _restart_when_a_sale_is_undelivered(sim, recorder, first, 10)
+            async with driving(path, "master", 2, recorder, counters):
+                await wait_until(lambda: len(recorder.keys) >= 6, 15, "more sales")
+            async with driving(path, "master", 2, recorder, counters):
+                await wait_until(
+                    lambda: sim.forecourt.finished and len(recorder.keys) >= len(sim.completed),
+                    20,
+                    "every sale",
+                )
     finally:
         link.close()
     assert len(sim.completed) == 10
@@ -100,16 +92,10 @@ async def _same_key_again() -> None:
     before, after = Recorder(), Recorder()
     try:
         with running(sim.serve_forever):
-            task = asyncio.create_task(
-                make_driver(path, "master", 2, LinkCounters()).run(before.on_sale)
-            )
-            await wait_until(lambda: len(before.keys) == 2, 10, "one sale per pump")
-            await stop_task(task)
-            task = asyncio.create_task(
-                make_driver(path, "master", 2, LinkCounters()).run(after.on_sale)
-            )
-            await wait_until(lambda: len(after.keys) == 2, 10, "the same sales again")
-            await stop_task(task)
+            async with driving(path, "master", 2, before):
+                await wait_until(lambda: len(before.keys) == 2, 10, "one sale per pump")
+            async with driving(path, "master", 2, after):
+                await wait_until(lambda: len(after.keys) == 2, 10, "the same sales again")
     finally:
         link.close()
     assert after.keys == before.keys
@@ -137,17 +123,11 @@ async def _down_across_a_sale() -> None:
     recorder = Recorder()
     try:
         with running(sim.serve_forever):
-            task = asyncio.create_task(
-                make_driver(path, "master", 1, LinkCounters()).run(recorder.on_sale)
-            )
-            await wait_until(lambda: pump.state is PumpState.FILLING, 10, "the first filling")
-            await stop_task(task)
+            async with driving(path, "master", 1, recorder):
+                await wait_until(lambda: pump.state is PumpState.FILLING, 10, "the first filling")
             await wait_until(lambda: len(sim.completed) == 1 and pump.busy, 10, "the next lift")
-            task = asyncio.create_task(
-                make_driver(path, "master", 1, LinkCounters()).run(recorder.on_sale)
-            )
-            await wait_until(lambda: len(recorder.keys) == 2, 10, "both sales")
-            await stop_task(task)
+            async with driving(path, "master", 1, recorder):
+                await wait_until(lambda: len(recorder.keys) == 2, 10, "both sales")
     finally:
         link.close()
     assert_exactly_once(recorder.sales, sim.completed)

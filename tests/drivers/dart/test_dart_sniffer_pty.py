@@ -18,9 +18,8 @@ from drivers.links import PipeLink
 from tests.drivers.dart.dart_harness import (
     Recorder,
     assert_exactly_once,
-    make_driver,
+    driving,
     running,
-    stop_task,
     wait_until,
 )
 
@@ -46,20 +45,16 @@ async def _every_sale_once() -> None:
     counters = LinkCounters()
     try:
         with running(player.play):
-            first = asyncio.create_task(
-                make_driver(path, "sniffer", 3, counters).run(recorder.on_sale, recorder.on_status)
-            )
-            await wait_until(lambda: len(recorder.keys) >= 3, 15, "the first sales")
-            await stop_task(first)
-            second = asyncio.create_task(
-                make_driver(path, "sniffer", 3, counters).run(recorder.on_sale, recorder.on_status)
-            )
-            await wait_until(
-                lambda: player.forecourt.finished and len(recorder.keys) >= len(player.completed),
-                20,
-                "every sale",
-            )
-            await stop_task(second)
+            async with driving(path, "sniffer", 3, recorder, counters):
+                await wait_until(lambda: len(recorder.keys) >= 3, 15, "the first sales")
+            async with driving(path, "sniffer", 3, recorder, counters):
+                await wait_until(
+                    lambda: (
+                        player.forecourt.finished and len(recorder.keys) >= len(player.completed)
+                    ),
+                    20,
+                    "every sale",
+                )
     finally:
         link.close()
     assert len(player.completed) == 9
@@ -80,16 +75,10 @@ async def _same_keys_again() -> None:
     before, after = Recorder(), Recorder()
     try:
         with running(player.play):
-            task = asyncio.create_task(
-                make_driver(path, "sniffer", 2, LinkCounters()).run(before.on_sale)
-            )
-            await wait_until(lambda: len(before.keys) == 2, 10, "both sales")
-            await stop_task(task)
-            task = asyncio.create_task(
-                make_driver(path, "sniffer", 2, LinkCounters()).run(after.on_sale)
-            )
-            await wait_until(lambda: len(after.keys) == 2, 10, "both sales again")
-            await stop_task(task)
+            async with driving(path, "sniffer", 2, before):
+                await wait_until(lambda: len(before.keys) == 2, 10, "both sales")
+            async with driving(path, "sniffer", 2, after):
+                await wait_until(lambda: len(after.keys) == 2, 10, "both sales again")
     finally:
         link.close()
     assert after.keys == before.keys
@@ -153,11 +142,8 @@ async def _waits() -> None:
         with running(player.play):
             await asyncio.sleep(0.3)
             assert player.completed == []
-            task = asyncio.create_task(
-                make_driver(path, "sniffer", 1, LinkCounters()).run(recorder.on_sale)
-            )
-            await wait_until(lambda: len(recorder.keys) == 2, 10, "both sales")
-            await stop_task(task)
+            async with driving(path, "sniffer", 1, recorder):
+                await wait_until(lambda: len(recorder.keys) == 2, 10, "both sales")
     finally:
         link.close()
     assert_exactly_once(recorder.sales, player.completed)
