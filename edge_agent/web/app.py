@@ -18,13 +18,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..error_codes import status_of
 from ..errors import ServiceError
 from ..services.health import store_write_error
 from ..services.station import Station
 from ..services.status import station_status
 from .api import api_router
 from .auth import COOKIE_NAME, HashSlots, SessionStore, WebError
-from .context import WebContext, lang_of, render, status_for, web_context
+from .context import WebContext, lang_of, render, web_context
 from .fragments import fragments_router
 from .guard import MAX_BODY, GuardMiddleware, allowed_host_names
 from .health import HealthProbe, RuntimeHealth, assess_health
@@ -91,7 +92,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     async def service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        return _refusal(request, status_for(exc.code), exc.code, english=str(exc))
+        return _refusal(request, status_of(exc.code), exc.code, english=str(exc))
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

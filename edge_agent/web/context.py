@@ -40,7 +40,6 @@ __all__ = [
     "manager_session",
     "passive_session",
     "render",
-    "status_for",
     "web_context",
     "write_session",
     "yuan_text",
@@ -49,30 +48,6 @@ __all__ = [
 CSRF_HEADER = "X-CSRF-Token"
 _TEMPLATES = Path(__file__).parent / "templates"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-_NOT_FOUND = frozenset({"member.not_found", "sale.not_found"})
-_CONFLICT = frozenset(
-    {
-        "sale.already_attached",
-        "sale.reversed",
-        "sale.attach_window",
-        "member.exists",
-        "plate.taken",
-        "points.insufficient",
-        "points.balance",
-        "redeem.conflict",
-        "rules.none",
-    }
-)
-
-
-def status_for(code: str) -> int:
-    """HTTP status for a service refusal: 404 unknown thing, 409 state conflict, else 422."""
-    if code in _NOT_FOUND:
-        return 404
-    if code in _CONFLICT:
-        return 409
-    return 422
 
 
 @dataclass

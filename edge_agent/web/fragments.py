@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud_sync.loyalty.identity import IdentityError, parse_identifier
 from cloud_sync.loyalty.ruleset import RedemptionRefused, redemption_value_fen
 
+from ..error_codes import status_of
 from ..errors import ServiceError
 from ..services.members import find_member, member_view
 from ..services.points import redeem_points
@@ -29,7 +30,6 @@ from .context import (
     lang_of,
     passive_session,
     render,
-    status_for,
     web_context,
     write_session,
 )
@@ -111,7 +111,7 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
             current = None
             if exc.code == "sale.already_attached":  # show the loser what the winner did
                 current = await run_in_threadpool(sale_view, ctx.station, sale_id)
-            return _attach_error(request, session, exc.code, status_for(exc.code), current)
+            return _attach_error(request, session, exc.code, status_of(exc.code), current)
         ctx.live.sale_recorded(sale_id)
         sale, member = done["sale"], done["card"]
         steps = _steps(lang_of(request), sale.receipt)
@@ -153,7 +153,7 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
         try:
             value_fen, balance = await run_in_threadpool(work)
         except ServiceError as exc:
-            return _redeem_error(request, session, error_text(lang, exc.code), status_for(exc.code))
+            return _redeem_error(request, session, error_text(lang, exc.code), status_of(exc.code))
         if amount > balance:
             text = translate(lang, "err.points.balance", available=balance, asked=amount)
             return _redeem_error(request, session, text, 409)
@@ -195,7 +195,7 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
                     )
                 )
             except ServiceError as exc:
-                error, status = error_text(lang, exc.code), status_for(exc.code)
+                error, status = error_text(lang, exc.code), status_of(exc.code)
                 if exc.code == "member.not_found":
                     return _redeem_error(request, session, error, status)
             else:
@@ -268,7 +268,7 @@ def _search_error(request: Request, session: Session, code: str) -> HTMLResponse
     return render(
         request,
         "_search_error.html",
-        status=status_for(code),
+        status=status_of(code),
         session=session,
         message=error_text(lang_of(request), code),
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DEFAULT_LANG", "LANGS", "error_text", "translate"]
+from ..error_codes import declared
+
+__all__ = ["DEFAULT_LANG", "LANGS", "MESSAGES", "error_text", "translate"]
 
 DEFAULT_LANG: Final = "zh-CN"
 LANGS: Final = ("zh-CN", "en")
@@ -156,6 +158,33 @@ _ZH: dict[str, str] = {
     "err.rules.none": "尚未加载积分规则",
     "err.limit": "数量超出范围",
     "err.points.balance": "积分不足：可用 {available} 积分，需要 {asked} 积分",
+    "err.http.404": "找不到该页面或接口",
+    "err.http.405": "不支持该请求方法",
+    "err.disagreement.not_found": "找不到该待处理的分歧",
+    "err.rules.version_taken": "该规则版本号已被使用",
+    "err.rules.cloud_managed": "本站的积分规则由总部下发，不能在本地加载",
+    "err.rules.invalid": "积分规则无效",
+    "err.rules.file": "无法读取积分规则文件",
+    "err.user.exists": "该用户已存在",
+    "err.user.name": "用户名须为 1-32 位字母、数字、点、下划线或短横线",
+    "err.user.role": "角色无效",
+    "err.user.pin": "密码须为 4-64 个字符，且不能是同一数字重复",
+    "err.adjust.points": "调整积分须为非零且不超过上限",
+    "err.backup.keep": "至少保留一份备份",
+    "err.backup.corrupt": "备份未通过完整性检查",
+    "err.store.corrupt": "本站数据库已损坏，请从备份恢复",
+    "err.store.uninitialised": "本站数据库尚未初始化",
+    "err.store.station_mismatch": "该数据库属于其他加油站",
+    "err.restore.backup_missing": "找不到该备份文件",
+    "err.restore.same_file": "所选文件是数据库本身，不是备份",
+    "err.restore.backup_corrupt": "该备份未通过完整性检查",
+    "err.restore.store_healthy": "数据库完好，无需恢复",
+    "err.restore.no_backup": "没有可用的备份",
+    "err.restore.agent_running": "本站服务正在运行，请先停止再恢复",
+    "err.restore.other_station": "该备份属于其他加油站",
+    "err.web.host": "无法在该地址上启动收银页面",
+    "err.web.port": "无法在该端口上启动收银页面",
+    "err.web.tls": "无法加载 TLS 证书或私钥",
 }
 
 _EN: dict[str, str] = {
@@ -301,9 +330,37 @@ _EN: dict[str, str] = {
     "err.rules.none": "No earning rules are loaded",
     "err.limit": "Limit out of range",
     "err.points.balance": "Not enough points: {available} available, {asked} asked",
+    "err.http.404": "No such page or endpoint",
+    "err.http.405": "This method is not allowed here",
+    "err.disagreement.not_found": "No such open disagreement",
+    "err.rules.version_taken": "This rule set version is taken",
+    "err.rules.cloud_managed": "This station takes its rules from HQ; they cannot be loaded here",
+    "err.rules.invalid": "The rule set is not valid",
+    "err.rules.file": "The rule set file cannot be read",
+    "err.user.exists": "This user already exists",
+    "err.user.name": "A user name is 1-32 letters, digits, '.', '_' or '-'",
+    "err.user.role": "Unknown role",
+    "err.user.pin": "A PIN is 4-64 characters and not one repeated digit",
+    "err.adjust.points": "An adjustment is non-zero and within the limit",
+    "err.backup.keep": "Keep at least one backup",
+    "err.backup.corrupt": "The backup failed its integrity check",
+    "err.store.corrupt": "The station store is damaged; restore it from a backup",
+    "err.store.uninitialised": "The station store is not initialised",
+    "err.store.station_mismatch": "This store belongs to another station",
+    "err.restore.backup_missing": "No such backup file",
+    "err.restore.same_file": "That file is the store itself, not a backup",
+    "err.restore.backup_corrupt": "That backup failed its integrity check",
+    "err.restore.store_healthy": "The store is healthy; there is nothing to restore",
+    "err.restore.no_backup": "There is no good backup",
+    "err.restore.agent_running": "The agent is running; stop it before restoring",
+    "err.restore.other_station": "That backup belongs to another station",
+    "err.web.host": "The cashier page cannot listen on that address",
+    "err.web.port": "The cashier page cannot listen on that port",
+    "err.web.tls": "The TLS certificate or key cannot be loaded",
 }
 
 _CATALOGUE: Final[dict[str, dict[str, str]]] = {"zh-CN": _ZH, "en": _EN}
+MESSAGES: Final = _CATALOGUE  # per language, key -> text (the error catalogue test reads it)
 
 
 def translate(lang: str, key: str, **values: object) -> str:
@@ -316,7 +373,8 @@ def translate(lang: str, key: str, **values: object) -> str:
 def error_text(lang: str, code: str, fallback: str | None = None) -> str:
     """A refusal's text from its stable code; unknown codes name themselves."""
     table = _CATALOGUE.get(lang, _ZH)
-    key = f"err.{code}"
+    entry = declared(code)
+    key = entry.message_key if entry is not None else f"err.{code}"
     if key in table:
         return table[key]
     if lang == "en" and fallback:

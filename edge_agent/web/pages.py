@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.loyalty.identity import IdentityError, normalize_phone, normalize_plate
 
+from ..error_codes import status_of
 from ..errors import ServiceError
 from ..services.members import find_member, register_member
 from ..services.rules import ruleset_now
@@ -28,7 +29,6 @@ from .context import (
     manager_page_session,
     manager_session,
     render,
-    status_for,
     web_context,
     write_session,
 )
@@ -250,7 +250,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
             )
         except ServiceError as exc:
             error = error_text(lang, exc.code)
-            return await _manager(request, session, status_for(exc.code), reverse_error=error)
+            return await _manager(request, session, status_of(exc.code), reverse_error=error)
         ctx.live.sale_recorded(sale_id.strip())
         done = translate(lang, "manager.reverse_done", sale_id=sale_id.strip())
         return await _manager(request, session, reverse_result=done)

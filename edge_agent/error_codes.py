@@ -1,0 +1,150 @@
+"""Every error code the station can answer, declared once: its HTTP status and message key.
+
+A `ServiceError`, a `WebError`, an `IdentityError` or a `RedemptionRefused` carries one of
+these codes; the cashier page answers it with the status declared here and the text of
+its message key (`err.<code>` in `edge_agent/web/i18n.py`, zh-CN and English). Codes only
+the CLI raises are declared too (with the status they would get), so a code is never
+invented at the raise site: `tests/web/test_error_catalogue.py` scans the source and fails
+on a literal code that is not declared here, or raised with another status.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["CATALOGUE", "UNDECLARED_STATUS", "ErrorCode", "declared", "status_of"]
+
+log = logging.getLogger(__name__)
+
+UNDECLARED_STATUS: Final = 422
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One refusal: the stable `code`, its HTTP `status`, and the i18n key of its text."""
+
+    code: str
+    status: int
+    message_key: str
+
+    @property
+    def family(self) -> str:
+        return self.code.split(".", 1)[0]
+
+
+def _codes(status: int, *codes: str) -> list[ErrorCode]:
+    return [ErrorCode(code, status, f"err.{code}") for code in codes]
+
+
+_ALL: Final = [
+    # -- the front door and the session (edge_agent/web) --
+    *_codes(400, "request.bad_host"),
+    *_codes(401, "auth.required", "login.failed"),
+    *_codes(403, "auth.forbidden", "csrf.invalid", "request.cross_site"),
+    *_codes(404, "http.404"),
+    *_codes(405, "http.405"),
+    *_codes(413, "request.too_large"),
+    *_codes(422, "request.invalid"),
+    *_codes(429, "login.rate_limited", "login.busy"),
+    # -- things that do not exist --
+    *_codes(404, "member.not_found", "sale.not_found", "disagreement.not_found"),
+    # -- the request clashes with what the store holds --
+    *_codes(
+        409,
+        "member.exists",
+        "plate.taken",
+        "sale.already_attached",
+        "sale.reversed",
+        "sale.attach_window",
+        "points.insufficient",
+        "points.balance",
+        "redeem.conflict",
+        "rules.none",
+        "rules.version_taken",
+        "rules.cloud_managed",
+        "user.exists",
+    ),
+    # -- the request itself is not acceptable --
+    *_codes(
+        422,
+        "consent.required",
+        "limit",
+        "reason.required",
+        "adjust.points",
+        "member.name_too_long",
+        "member.identifier_missing",
+        "sale.pump",
+        "sale.grade",
+        "sale.litres",
+        "sale.amount",
+        "sale.unit_price",
+        "sale.actor",
+        "rules.invalid",
+        "rules.file",
+        "user.name",
+        "user.role",
+        "user.pin",
+        # identity (cloud_sync.loyalty.identity.IdentityError)
+        "phone.empty",
+        "phone.letters",
+        "phone.characters",
+        "phone.length",
+        "phone.invalid",
+        "phone.country",
+        "plate.empty",
+        "plate.format",
+        "plate.province",
+        "plate.letter",
+        "plate.io",
+        "identifier.empty",
+        "identifier.unrecognised",
+        # redemption (cloud_sync.loyalty.ruleset.RedemptionRefused and the offline policy)
+        "redeem.not_positive",
+        "redeem.min_points",
+        "redeem.not_whole_fen",
+        "redeem.no_allowance",
+        "redeem.allowance_spent",
+        "redeem.member_cap",
+        "redeem.snapshot_stale",
+        "redeem.denied",
+        "redeem.offline_off",
+    ),
+    # -- only the CLI and the daemon raise these (the store and its files, the listener) --
+    *_codes(
+        422,
+        "backup.keep",
+        "backup.corrupt",
+        "store.corrupt",
+        "store.uninitialised",
+        "store.station_mismatch",
+        "restore.backup_missing",
+        "restore.same_file",
+        "restore.backup_corrupt",
+        "restore.store_healthy",
+        "restore.no_backup",
+        "restore.agent_running",
+        "restore.other_station",
+        "web.host",
+        "web.port",
+        "web.tls",
+    ),
+]
+
+CATALOGUE: Final[dict[str, ErrorCode]] = {entry.code: entry for entry in _ALL}
+assert len(CATALOGUE) == len(_ALL), "an error code is declared twice"
+
+
+def declared(code: str) -> ErrorCode | None:
+    return CATALOGUE.get(code)
+
+
+def status_of(code: str) -> int:
+    """The HTTP status of `code`; an undeclared code (a bug the catalogue test catches) is
+    answered 422 and logged."""
+    entry = CATALOGUE.get(code)
+    if entry is None:
+        log.warning("undeclared error code %r answered %d", code, UNDECLARED_STATUS)
+        return UNDECLARED_STATUS
+    return entry.status

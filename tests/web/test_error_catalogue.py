@@ -1,0 +1,111 @@
+"""Every error code the station can answer is declared once (edge_agent/error_codes.py).
+
+The source is scanned: a literal code in `ServiceError(...)`, `WebError(status, ...)`, or in
+the shared core's `IdentityError(...)` / `RedemptionRefused(...)` (which the station passes
+on as its own codes) must be declared, with the same status where the raise names one; and
+every declared code has its message in both languages.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.error_codes import CATALOGUE, status_of
+from edge_agent.web.i18n import LANGS, MESSAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# exception -> index of the code argument, index of the status argument (or None)
+RAISERS = {
+    "ServiceError": (0, None),
+    "WebError": (1, 0),
+    "IdentityError": (0, None),
+    "RedemptionRefused": (0, None),
+}
+
+
+def raised_codes(source: str, name: str = "<source>") -> Iterator[tuple[str, int, str, int | None]]:
+    """(where, line, code, status or None) for every literal code raised in `source`."""
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called not in RAISERS:
+            continue
+        code_at, status_at = RAISERS[called]
+        if len(node.args) <= code_at:
+            continue
+        code = node.args[code_at]
+        if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
+            continue  # passed on from another exception (exc.code) or built (f"sale.{what}")
+        status: int | None = None
+        if status_at is not None and isinstance(node.args[status_at], ast.Constant):
+            value = node.args[status_at].value  # type: ignore[attr-defined]
+            status = value if isinstance(value, int) else None
+        yield name, node.lineno, code.value, status
+
+
+def undeclared(found: Iterator[tuple[str, int, str, int | None]]) -> list[str]:
+    problems = []
+    for where, line, code, status in found:
+        entry = CATALOGUE.get(code)
+        if entry is None:
+            problems.append(f"{where}:{line}: {code!r} is not declared in error_codes.py")
+        elif status is not None and status != entry.status:
+            problems.append(f"{where}:{line}: {code!r} raised {status}, declared {entry.status}")
+    return problems
+
+
+def _station_sources() -> Iterator[Path]:
+    yield from sorted((ROOT / "edge_agent").rglob("*.py"))
+    yield ROOT / "cloud_sync" / "loyalty" / "identity.py"
+    yield ROOT / "cloud_sync" / "loyalty" / "ruleset.py"
+
+
+def test_every_raised_code_is_declared_with_its_status() -> None:
+    found = [
+        hit
+        for path in _station_sources()
+        for hit in raised_codes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
+    assert len(found) > 60  # the scan sees the raises (not an empty walk)
+    assert undeclared(iter(found)) == []
+
+
+def test_codes_built_at_the_raise_site_are_declared() -> None:
+    for what in ("litres", "amount", "unit_price"):  # services/sales.py: f"sale.{what}"
+        assert f"sale.{what}" in CATALOGUE
+
+
+def test_an_undeclared_code_or_a_wrong_status_fails_the_scan() -> None:
+    source = (
+        'raise ServiceError("member.vanished", "gone")\n'
+        'raise WebError(404, "csrf.invalid")\n'
+        'raise WebError(403, "csrf.invalid")\n'
+    )
+    problems = undeclared(raised_codes(source))
+    assert len(problems) == 2
+    assert "'member.vanished' is not declared" in problems[0]
+    assert "raised 404, declared 403" in problems[1]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_declared_code_has_its_message(lang: str) -> None:
+    missing = [e.code for e in CATALOGUE.values() if e.message_key not in MESSAGES[lang]]
+    assert missing == []
+
+
+def test_statuses_come_from_the_catalogue() -> None:
+    assert status_of("member.not_found") == 404
+    assert status_of("points.insufficient") == 409
+    assert status_of("csrf.invalid") == 403
+    assert status_of("request.too_large") == 413
+    assert status_of("login.rate_limited") == 429
+    assert status_of("phone.letters") == 422
+    assert status_of("no.such.code") == 422  # answered, logged; the scan keeps it from happening
+    assert not hasattr(__import__("edge_agent.web.context").web.context, "status_for")
