@@ -10,10 +10,10 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, StrictBool
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.ledger import LedgerError
 from cloud_sync.loyalty.ruleset import RuleSetError
 
 from .context import ApiProblem, cloud_context
+from .errors import IDENTITY_CODES, error_responses
 from .rules import publish_ruleset
 
 __all__ = ["PolicyBody", "admin_router"]
@@ -44,7 +44,14 @@ def admin_router() -> APIRouter:
         dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
     )
 
-    @router.post("/rulesets", status_code=201, openapi_extra=_RULESET_BODY)
+    @router.post(
+        "/rulesets",
+        status_code=201,
+        openapi_extra=_RULESET_BODY,
+        responses=error_responses(
+            "rules.invalid", "rules.unsigned", "rules.version_taken", body=True
+        ),
+    )
     async def publish(request: Request) -> JSONResponse:
         """Validate, sign and publish a rule set to every station."""
         context = cloud_context(request)
@@ -55,18 +62,14 @@ def admin_router() -> APIRouter:
             )
         except RuleSetError as exc:
             raise ApiProblem(422, "rules.invalid", str(exc)) from exc
-        except LedgerError as exc:
-            if exc.code == "rules.version_taken":
-                raise ApiProblem(409, exc.code, str(exc)) from exc
-            raise ApiProblem(422, exc.code, str(exc)) from exc
         return JSONResponse(published.to_dict(), status_code=201)
 
-    @router.get("/rulesets")
+    @router.get("/rulesets", responses=error_responses())
     def rulesets(request: Request) -> list[dict[str, Any]]:
         """Every published rule set, as the ledger keeps them."""
         return cloud_context(request).ledger.rulesets()
 
-    @router.get("/members/{member_id}")
+    @router.get("/members/{member_id}", responses=error_responses("not_found"))
     def member(member_id: str, request: Request) -> dict[str, Any]:
         """The chain-wide view of one member."""
         context = cloud_context(request)
@@ -75,13 +78,25 @@ def admin_router() -> APIRouter:
             raise ApiProblem(404, "not_found", f"no member {member_id}")
         return found
 
-    @router.get("/members")
+    @router.get(
+        "/members",
+        responses=error_responses("not_found", "member.identifier", *IDENTITY_CODES),
+        description=(
+            "Find a member by phone **or** by plate: exactly one of the two query "
+            "parameters (they exclude each other). Neither or both is answered 422 "
+            "`invalid`; a phone or plate that is not valid, 422 with its identity code."
+        ),
+    )
     def find_member(
         request: Request,
-        phone: Annotated[str | None, Query(description="Mainland mobile number.")] = None,
-        plate: Annotated[str | None, Query(description="Licence plate.")] = None,
+        phone: Annotated[
+            str | None,
+            Query(description="Mainland mobile number. Excludes `plate`.", max_length=32),
+        ] = None,
+        plate: Annotated[
+            str | None, Query(description="Licence plate. Excludes `phone`.", max_length=16)
+        ] = None,
     ) -> dict[str, Any]:
-        """Find a member by phone or by plate (exactly one)."""
         if (phone is None) == (plate is None):
             raise ApiProblem(422, "invalid", "give exactly one of phone or plate")
         context = cloud_context(request)
@@ -90,31 +105,31 @@ def admin_router() -> APIRouter:
             raise ApiProblem(404, "not_found", "no member with that phone or plate")
         return found
 
-    @router.get("/policy", response_model=PolicyBody)
+    @router.get("/policy", response_model=PolicyBody, responses=error_responses())
     def policy(request: Request) -> PolicyBody:
         """HQ's offline-redemption switch."""
         return PolicyBody(offline_redemption=cloud_context(request).ledger.offline_redemption())
 
-    @router.put("/policy", response_model=PolicyBody)
+    @router.put("/policy", response_model=PolicyBody, responses=error_responses(body=True))
     def set_policy(body: PolicyBody, request: Request) -> PolicyBody:
         """Turn offline redemption on or off; stations see it at their next pull."""
         context = cloud_context(request)
         context.ledger.set_offline_redemption(body.offline_redemption, context.now())
         return PolicyBody(offline_redemption=context.ledger.offline_redemption())
 
-    @router.get("/reports/variance")
+    @router.get("/reports/variance", responses=error_responses())
     def variance(request: Request) -> list[dict[str, Any]]:
         """Where the cloud's recomputed points differ from the stations' receipts."""
         return cloud_context(request).ledger.variance_report()
 
-    @router.get("/quarantine")
+    @router.get("/quarantine", responses=error_responses())
     def quarantine(
         request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         """Events stored as rejected, newest first, for HQ to look at."""
         return cloud_context(request).ledger.quarantined(limit)
 
-    @router.get("/stations")
+    @router.get("/stations", responses=error_responses())
     def stations(request: Request) -> list[dict[str, Any]]:
         """Enrolled stations (never their tokens)."""
         return [_without_secrets(row) for row in cloud_context(request).ledger.stations()]

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cloud_sync.ledger import CloudLedger, LedgerError
 from cloud_sync.loyalty.identity import IdentityError
@@ -24,6 +25,7 @@ from cloud_sync.wire import Problem
 
 from .admin_routes import admin_router
 from .context import ApiProblem, CloudContext, cloud_context
+from .errors import status_of
 from .gate import CloudGate
 from .keyfiles import load_chain_keys
 from .metrics import CloudMetrics
@@ -43,6 +45,16 @@ def _problem(status: int, problem: Problem, headers: dict[str, str] | None = Non
     return JSONResponse(problem.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def _install_handlers(app: FastAPI) -> None:
     async def api_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
@@ -56,26 +68,47 @@ def _install_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body FastAPI cannot parse: invalid, like any bad body
+            return _problem(422, Problem(error="invalid", detail=f"body: {exc.detail}"))
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return _problem(exc.status_code, Problem(error=code, detail=str(exc.detail)))
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return _problem(exc.status_code, Problem(error=code, detail=str(exc.detail)), headers)
 
-    async def ledger_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LedgerError)
-        return _problem(422, Problem(error=exc.code, detail=str(exc)))
-
-    async def identity_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, IdentityError)
-        return _problem(422, Problem(error=exc.code, detail=str(exc)))
+    async def coded_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LedgerError | IdentityError)
+        return _problem(status_of(exc.code), Problem(error=exc.code, detail=str(exc)))
 
     app.add_exception_handler(ApiProblem, api_problem)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(LedgerError, ledger_error)
-    app.add_exception_handler(IdentityError, identity_error)
+    app.add_exception_handler(LedgerError, coded_error)
+    app.add_exception_handler(IdentityError, coded_error)
+
+
+_HEALTH_DOWN = {
+    "type": "object",
+    "required": ["status", "dialect", "reason"],
+    "properties": {
+        "status": {"const": "error"},
+        "dialect": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
 
 
 def _install_probes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["probes"])
+    @app.get(
+        "/healthz",
+        tags=["probes"],
+        responses={
+            503: {
+                "description": "The ledger database does not answer",
+                "content": {"application/json": {"schema": _HEALTH_DOWN}},
+            }
+        },
+    )
     def healthz(request: Request) -> JSONResponse:
         """200 while the ledger database answers, 503 otherwise."""
         ledger = cloud_context(request).ledger

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from cloud_sync.ledger import LedgerError
-
-from .context import ApiProblem, cloud_context
+from .context import cloud_context
+from .errors import error_responses
 
 __all__ = ["DecisionBody", "ReviewBody", "review_router"]
 
@@ -37,14 +36,6 @@ class DecisionBody(BaseModel):
     note: Annotated[str | None, Field(max_length=500)] = None
 
 
-_NOT_FOUND = frozenset({"station.unknown", "adjustment.unknown"})
-
-
-def _ledger_problem(exc: LedgerError) -> ApiProblem:
-    status = 404 if exc.code in _NOT_FOUND else 409
-    return ApiProblem(status, exc.code, str(exc))
-
-
 def review_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",
@@ -52,12 +43,12 @@ def review_router() -> APIRouter:
         dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
     )
 
-    @router.get("/review")
+    @router.get("/review", responses=error_responses())
     def review(request: Request) -> list[dict[str, Any]]:
         """The review list: stations with open flags, a suspension or held adjustments."""
         return cloud_context(request).ledger.review_list()
 
-    @router.get("/review/flags")
+    @router.get("/review/flags", responses=error_responses())
     def flags(
         request: Request,
         station: Annotated[str | None, Query(max_length=32)] = None,
@@ -69,22 +60,18 @@ def review_router() -> APIRouter:
             station, open_only=open_only, limit=limit
         )
 
-    @router.put("/stations/{station_id}/review")
+    @router.put(
+        "/stations/{station_id}/review",
+        responses=error_responses("station.unknown", body=True),
+    )
     def set_review(station_id: str, body: ReviewBody, request: Request) -> dict[str, Any]:
         """Suspend a station's offline redemption, or lift it (its open flags resolved)."""
         context = cloud_context(request)
-        try:
-            return context.ledger.set_station_suspended(
-                station_id,
-                suspended=body.suspended,
-                by=body.by,
-                reason=body.reason,
-                now=context.now(),
-            )
-        except LedgerError as exc:
-            raise _ledger_problem(exc) from exc
+        return context.ledger.set_station_suspended(  # LedgerError: its catalogue status
+            station_id, suspended=body.suspended, by=body.by, reason=body.reason, now=context.now()
+        )
 
-    @router.get("/adjustments")
+    @router.get("/adjustments", responses=error_responses())
     def adjustments(
         request: Request,
         status: Annotated[
@@ -95,15 +82,15 @@ def review_router() -> APIRouter:
         """Stations' manual adjustments; by default those waiting for HQ's approval."""
         return cloud_context(request).ledger.adjustments(None if status == "all" else status, limit)
 
-    @router.post("/adjustments/{event_id}/decision")
+    @router.post(
+        "/adjustments/{event_id}/decision",
+        responses=error_responses("adjustment.unknown", "adjustment.decided", body=True),
+    )
     def decide(event_id: str, body: DecisionBody, request: Request) -> dict[str, Any]:
         """Approve or decline a held adjustment, once."""
         context = cloud_context(request)
-        try:
-            return context.ledger.decide_adjustment(
-                event_id, approve=body.approve, by=body.by, note=body.note, now=context.now()
-            )
-        except LedgerError as exc:
-            raise _ledger_problem(exc) from exc
+        return context.ledger.decide_adjustment(  # LedgerError: its catalogue status
+            event_id, approve=body.approve, by=body.by, note=body.note, now=context.now()
+        )
 
     return router

@@ -27,6 +27,7 @@ from cloud_sync.wire import (
 )
 
 from .context import ApiProblem, cloud_context, station_of
+from .errors import error_responses
 from .validation import validation_detail
 
 __all__ = ["sync_router"]
@@ -74,6 +75,9 @@ def _json(model: BaseModel) -> Response:
     return Response(content=model.model_dump_json(), media_type="application/json")
 
 
+_MAX_CURSOR = 2**63 - 1  # a cursor is a database integer (a larger one overflowed into a 500)
+
+
 def sync_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1/sync",
@@ -81,7 +85,11 @@ def sync_router() -> APIRouter:
         dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
     )
 
-    @router.post("/enrol", response_model=EnrolResponse)
+    @router.post(
+        "/enrol",
+        response_model=EnrolResponse,
+        responses=error_responses("station.unknown", "keys.conflict", body=True),
+    )
     def enrol(body: EnrolRequest, request: Request) -> EnrolResponse:
         """Hand over the station's old member keys; answer the chain keys and signing key."""
         context = cloud_context(request)
@@ -102,6 +110,7 @@ def sync_router() -> APIRouter:
     @router.post(
         "/events",
         response_model=PushResponse,
+        responses=error_responses("sequence_gap", "event_conflict", "station.mismatch", body=True),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -130,10 +139,16 @@ def sync_router() -> APIRouter:
         context.metrics.push_answered([result.status for result in response.results])
         return _json(response)
 
-    @router.get("/changes", response_model=ChangesResponse)
+    @router.get(
+        "/changes",
+        response_model=ChangesResponse,
+        responses=error_responses("changes.cursor", "changes.limit"),
+    )
     def changes(
         request: Request,
-        since: Annotated[int, Query(ge=0, description="The cursor of the last page applied.")] = 0,
+        since: Annotated[
+            int, Query(ge=0, le=_MAX_CURSOR, description="The cursor of the last page applied.")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     ) -> Response:
         """A page of rule sets, member deltas and deny entries, plus allowance and switch."""

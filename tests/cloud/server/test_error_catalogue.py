@@ -1,0 +1,129 @@
+"""Every error code the cloud can answer is declared once (cloud_sync/server/errors.py).
+
+The source is scanned: a literal code in `ApiProblem(status, ...)` (routes, gate), in
+`LedgerError(...)` (the ledger, answered with its catalogue status) or in the identity
+core's `IdentityError(...)` must be declared, with the same status where the raise names
+one. The OpenAPI document names only `Problem` bodies for refusals.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud_sync.server.errors import CATALOGUE, error_responses, status_of
+
+from .sqlite_cloud import sqlite_cloud
+
+ROOT = Path(__file__).resolve().parents[3]
+
+RAISERS = {"ApiProblem": (1, 0), "LedgerError": (0, None), "IdentityError": (0, None)}
+
+
+def raised_codes(source: str, name: str = "<source>") -> Iterator[tuple[str, int, str, int | None]]:
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called not in RAISERS:
+            continue
+        code_at, status_at = RAISERS[called]
+        if len(node.args) <= code_at:
+            continue
+        code = node.args[code_at]
+        if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
+            continue
+        status: int | None = None
+        if status_at is not None and isinstance(node.args[status_at], ast.Constant):
+            value = node.args[status_at].value  # type: ignore[attr-defined]
+            status = value if isinstance(value, int) else None
+        yield name, node.lineno, code.value, status
+
+
+def undeclared(found: Iterator[tuple[str, int, str, int | None]]) -> list[str]:
+    problems = []
+    for where, line, code, status in found:
+        entry = CATALOGUE.get(code)
+        if entry is None:
+            problems.append(f"{where}:{line}: {code!r} is not declared in server/errors.py")
+        elif status is not None and status != entry.status:
+            problems.append(f"{where}:{line}: {code!r} raised {status}, declared {entry.status}")
+    return problems
+
+
+def _cloud_sources() -> Iterator[Path]:
+    yield from sorted((ROOT / "cloud_sync" / "server").glob("*.py"))
+    yield from sorted((ROOT / "cloud_sync" / "ledger").rglob("*.py"))
+    yield ROOT / "cloud_sync" / "loyalty" / "identity.py"
+
+
+def test_every_raised_code_is_declared_with_its_status() -> None:
+    found = [
+        hit
+        for path in _cloud_sources()
+        for hit in raised_codes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
+    assert len(found) > 30
+    assert undeclared(iter(found)) == []
+
+
+def test_an_undeclared_code_or_a_wrong_status_fails_the_scan() -> None:
+    source = (
+        'raise LedgerError("station.vanished", "gone")\n'
+        'raise ApiProblem(422, "sequence_gap", "x")\n'
+        'raise ApiProblem(409, "sequence_gap", "x")\n'
+    )
+    problems = undeclared(raised_codes(source))
+    assert len(problems) == 2
+    assert "'station.vanished' is not declared" in problems[0]
+    assert "raised 422, declared 409" in problems[1]
+
+
+def test_statuses_come_from_the_catalogue() -> None:
+    assert status_of("sequence_gap") == 409
+    assert status_of("station.unknown") == 404
+    assert status_of("adjustment.decided") == 409
+    assert status_of("rules.version_taken") == 409
+    assert status_of("too_large") == 413
+    assert status_of("unavailable") == 503
+    assert status_of("no.such.code") == 422
+
+
+def test_route_documentation_names_only_declared_codes() -> None:
+    responses = error_responses("sequence_gap", body=True)
+    assert sorted(responses) == [401, 403, 409, 413, 422, 503]
+    assert "`sequence_gap`" in responses[409]["description"]
+
+
+@pytest.fixture
+def cloud_openapi(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with sqlite_cloud(tmp_path) as cloud:
+        yield cloud.app.openapi()
+
+
+def openapi_refusals(document: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    yield path, method, status, response
+
+
+def test_openapi_refusals_are_problems(cloud_openapi: dict[str, Any]) -> None:
+    text = json.dumps(cloud_openapi["paths"])
+    assert "HTTPValidationError" not in text
+    for path, method, status, response in openapi_refusals(cloud_openapi):
+        if path == "/healthz":
+            continue
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Problem"}, (path, method, status)
+    for path, item in cloud_openapi["paths"].items():
+        if path.startswith("/api/"):
+            for operation in item.values():
+                assert {"401", "403", "503"} <= set(operation["responses"]), path
