@@ -611,11 +611,10 @@ def test_the_chain_view_short_of_the_points_is_insufficient(
     assert redeem_points(station, ELSEWHERE, 150, actor="c").balance_after == 0
 
 
-def test_a_chain_draw_covers_what_local_lots_lack_and_the_ledger_verifies(
-    station: Station, port: StationSyncPort, chain: Chain
+def _chain_adds_400_to_the_local_100(
+    station: Station, port: StationSyncPort, chain: Chain, member_id: str
 ) -> None:
-    member_id = member(station)
-    sale(station, "100", member_id)
+    """The chain's view of a member who earned 100 points here and 400 elsewhere."""
     port.apply_changes(
         page(
             0,
@@ -631,14 +630,26 @@ def test_a_chain_draw_covers_what_local_lots_lack_and_the_ledger_verifies(
             allowance=allowance(station),
         )
     )
+
+
+def _chain_draws(station: Station) -> list[int]:
+    with station.store.read() as tx:
+        draws = tx.execute("SELECT points FROM chain_draws ORDER BY debit_entry_id").fetchall()
+    return [row[0] for row in draws]
+
+
+def test_a_chain_draw_covers_what_local_lots_lack_and_the_ledger_verifies(
+    station: Station, port: StationSyncPort, chain: Chain
+) -> None:
+    member_id = member(station)
+    sale(station, "100", member_id)
+    _chain_adds_400_to_the_local_100(station, port, chain, member_id)
     done = redeem_points(station, member_id, 300, actor="c")
     assert done.balance_after == 200
     assert adjust_points(station, member_id, -100, actor="manager1", reason="goodwill back") == 100
     shown = find_member(station, phone="13800138000")
     assert (shown.points, shown.booked_points) == (100, -300)
-    with station.store.read() as tx:
-        draws = tx.execute("SELECT points FROM chain_draws ORDER BY debit_entry_id").fetchall()
-    assert [row[0] for row in draws] == [200, 100]
+    assert _chain_draws(station) == [200, 100]
     assert verify_ledger(station) == []
     assert station.store.integrity_problems() == []
     with pytest.raises(sqlite3.DatabaseError, match="append-only"), station.store.write() as tx:
@@ -651,28 +662,12 @@ def test_reversing_a_sale_whose_points_were_spent_draws_on_the_chain(
     member_id = member(station)
     assert sale(station, "100", member_id) == 100
     sold = list_sales(station, limit=1)[0]
-    port.apply_changes(
-        page(
-            0,
-            1,
-            members=[
-                chain.member(
-                    member_id,
-                    "+8613800138000",
-                    lots=((100, in_a_year(station)), (400, None)),
-                    as_of_seq=high_water(station),
-                )
-            ],
-            allowance=allowance(station),
-        )
-    )
+    _chain_adds_400_to_the_local_100(station, port, chain, member_id)
     redeem_points(station, member_id, 150, actor="c")  # the local lot is spent
     reversed_sale = reverse_sale(station, sold.sale_id, actor="manager1", reason="wrong card")
     assert reversed_sale.status == "reversed"
     assert find_member(station, phone="13800138000").points == 500 - 150 - 100
-    with station.store.read() as tx:
-        draws = tx.execute("SELECT points FROM chain_draws ORDER BY debit_entry_id").fetchall()
-    assert [row[0] for row in draws] == [50, 100]
+    assert _chain_draws(station) == [50, 100]
     assert verify_ledger(station) == []
 
 
