@@ -33,6 +33,13 @@ class PolicyBody(BaseModel):
     offline_redemption: StrictBool
 
 
+_ADMIN_TOKEN = HTTPBearer(
+    scheme_name="AdminToken",
+    description="HQ's admin token (`[cloud] admin_token`).",
+    auto_error=False,
+)
+
+
 def _without_secrets(row: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in row.items() if "token" not in key}
 
@@ -41,7 +48,7 @@ def admin_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",
         tags=["HQ (admin token)"],
-        dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
+        dependencies=[Depends(_ADMIN_TOKEN)],  # the gate checks; this documents
     )
 
     @router.post(

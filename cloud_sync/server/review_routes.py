@@ -36,11 +36,18 @@ class DecisionBody(BaseModel):
     note: Annotated[str | None, Field(max_length=500)] = None
 
 
+_ADMIN_TOKEN = HTTPBearer(
+    scheme_name="AdminToken",
+    description="HQ's admin token (`[cloud] admin_token`).",
+    auto_error=False,
+)
+
+
 def review_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",
         tags=["HQ (admin token)"],
-        dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
+        dependencies=[Depends(_ADMIN_TOKEN)],  # the gate checks; this documents
     )
 
     @router.get("/review", responses=error_responses())

@@ -33,6 +33,13 @@ from .validation import validation_detail
 __all__ = ["sync_router"]
 
 
+_STATION_TOKEN = HTTPBearer(
+    scheme_name="StationToken",
+    description="The station's own token, from `loyalpump cloud station add`.",
+    auto_error=False,
+)
+
+
 def _same_station(request: Request, named: str) -> str:
     station_id = station_of(request)
     if named != station_id:
@@ -82,7 +89,7 @@ def sync_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1/sync",
         tags=["sync (station token)"],
-        dependencies=[Depends(HTTPBearer(auto_error=False))],  # the gate checks; this documents
+        dependencies=[Depends(_STATION_TOKEN)],  # the gate checks; this documents
     )
 
     @router.post(
