@@ -210,10 +210,8 @@ def test_the_page_is_served_over_tls_with_a_secure_cookie(tmp_path: Path) -> Non
         running.stop()
 
 
-def test_a_certificate_that_cannot_be_loaded_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    (tmp_path / "cert.pem").write_text("not a certificate")
-    (tmp_path / "key.pem").write_text("not a key")
-    config, _ = write_station(tmp_path, 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+def _refused_run(config: Path) -> str:
+    """`edge run` refusing to start: exit status 2, no traceback, one line on stderr."""
     result = subprocess.run(
         [LOYALPUMP, "edge", "run", "-c", str(config), "--log-format", "json"],
         capture_output=True,
@@ -222,7 +220,16 @@ def test_a_certificate_that_cannot_be_loaded_is_one_line_and_exit_2(tmp_path: Pa
         check=False,
     )
     assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
     (line,) = result.stderr.splitlines()
+    return line
+
+
+def test_a_certificate_that_cannot_be_loaded_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "key.pem").write_text("not a key")
+    config, _ = write_station(tmp_path, 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+    line = _refused_run(config)
     assert "tls_cert" in line
 
 
@@ -234,18 +241,9 @@ def test_the_web_port_taken_is_exit_2_and_one_line_naming_it(tmp_path: Path) -> 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        result = subprocess.run(
-            [LOYALPUMP, "edge", "run", "-c", str(config), "--log-format", "json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 2, result.stderr
-    (line,) = result.stderr.splitlines()
+        line = _refused_run(config)
     assert f"127.0.0.1:{port}" in line
     assert "address already in use" in line.lower()
-    assert "Traceback" not in result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------- load
