@@ -105,6 +105,18 @@ async def driving(
         await stop_task(task)
 
 
+async def before_and_after_a_restart(
+    path: str, mode: Literal["master", "sniffer"], pumps: int
+) -> tuple[Recorder, Recorder]:
+    """What a driver delivers until it has one sale per pump, and a fresh driver after it."""
+    before, after = Recorder(), Recorder()
+    async with driving(path, mode, pumps, before):
+        await wait_until(lambda: len(before.keys) == pumps, 10, "one sale per pump")
+    async with driving(path, mode, pumps, after):
+        await wait_until(lambda: len(after.keys) == pumps, 10, "the same sales again")
+    return before, after
+
+
 async def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -17,6 +17,7 @@ from drivers.dart.simulator import DartPumpSimulator, ScriptedSale, open_pty
 from tests.drivers.dart.dart_harness import (
     Recorder,
     assert_exactly_once,
+    before_and_after_a_restart,
     driving,
     running,
     stop_task,
@@ -89,13 +90,9 @@ def test_a_restarted_master_re_emits_the_last_sale_with_the_same_key() -> None:
 async def _same_key_again() -> None:
     link, path = open_pty()
     sim = DartPumpSimulator(link, pumps=2, script=SCRIPT, interval_s=60, fill_s=0.05, seed=3)
-    before, after = Recorder(), Recorder()
     try:
         with running(sim.serve_forever):
-            async with driving(path, "master", 2, before):
-                await wait_until(lambda: len(before.keys) == 2, 10, "one sale per pump")
-            async with driving(path, "master", 2, after):
-                await wait_until(lambda: len(after.keys) == 2, 10, "the same sales again")
+            before, after = await before_and_after_a_restart(path, "master", 2)
     finally:
         link.close()
     assert after.keys == before.keys

@@ -18,6 +18,7 @@ from drivers.links import PipeLink
 from tests.drivers.dart.dart_harness import (
     Recorder,
     assert_exactly_once,
+    before_and_after_a_restart,
     driving,
     running,
     wait_until,
@@ -72,13 +73,9 @@ def test_a_restarted_sniffer_finds_the_waiting_sales_again() -> None:
 async def _same_keys_again() -> None:
     link, path = open_pty()
     player = DartBusPlayer(link, pumps=2, script=SCRIPT[:2], interval_s=60, fill_s=0.05, seed=2)
-    before, after = Recorder(), Recorder()
     try:
         with running(player.play):
-            async with driving(path, "sniffer", 2, before):
-                await wait_until(lambda: len(before.keys) == 2, 10, "both sales")
-            async with driving(path, "sniffer", 2, after):
-                await wait_until(lambda: len(after.keys) == 2, 10, "both sales again")
+            before, after = await before_and_after_a_restart(path, "sniffer", 2)
     finally:
         link.close()
     assert after.keys == before.keys
