@@ -6,26 +6,36 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from edge_agent.logs import JsonFormatter, RedactFilter, configure_logging, redact
 
 
+@contextmanager
+def root_logger_restored() -> Iterator[None]:
+    """Whatever the block configures, the root logger's handlers and level are put back."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+        logging.captureWarnings(False)
+
+
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
     """The root logger writing JSON into a buffer; the previous handlers are put back."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    configure_logging("DEBUG", "json", stream=buffer)
-    yield buffer
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved_handlers:
-        root.addHandler(handler)
-    root.setLevel(saved_level)
-    logging.captureWarnings(False)
+    with root_logger_restored():
+        buffer = io.StringIO()
+        configure_logging("DEBUG", "json", stream=buffer)
+        yield buffer
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, object]]:
@@ -151,9 +161,7 @@ def test_one_record_is_redacted_once_for_several_handlers() -> None:
 
 
 def test_text_format_and_auto_on_a_pipe() -> None:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    try:
+    with root_logger_restored():
         text = io.StringIO()
         configure_logging("INFO", "text", stream=text)
         logging.getLogger("t").info("token=abc")
@@ -163,10 +171,3 @@ def test_text_format_and_auto_on_a_pipe() -> None:
         logging.getLogger("t").debug("hidden")
         logging.getLogger("t").info("shown")
         assert [json.loads(line)["message"] for line in piped.getvalue().splitlines()] == ["shown"]
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
-        logging.captureWarnings(False)
