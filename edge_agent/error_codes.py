@@ -71,6 +71,7 @@ _ALL: Final = [
         422,
         "consent.required",
         "limit",
+        "sales.cursor",
         "reason.required",
         "adjust.points",
         "member.name_too_long",

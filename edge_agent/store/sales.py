@@ -19,6 +19,8 @@ __all__ = [
     "mark_sale_reversed",
     "recent_sales",
     "sale_by_source_key",
+    "sale_position",
+    "sales_before",
     "sales_of_member",
 ]
 
@@ -81,6 +83,27 @@ def sale_by_source_key(tx: Tx, source_key: str) -> SaleRow | None:
 def recent_sales(tx: Tx, limit: int) -> list[SaleRow]:
     sql = f"SELECT {_COLUMNS} FROM sales ORDER BY ended_at_ms DESC, rowid DESC LIMIT ?"  # noqa: S608
     return [SaleRow(*row) for row in tx.execute(sql, [limit]).fetchall()]
+
+
+def sale_position(tx: Tx, sale_id: str) -> tuple[int, int] | None:
+    """Where a sale stands in the newest-first order: (ended_at_ms, rowid); None if unknown."""
+    row = tx.execute("SELECT ended_at_ms, rowid FROM sales WHERE sale_id = ?", [sale_id]).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def sales_before(tx: Tx, position: tuple[int, int] | None, limit: int) -> list[SaleRow]:
+    """Up to `limit` sales after `position` in the newest-first order (ended time, then the
+    order they were stored): a keyset page, so sales stored meanwhile never shift it.
+    `(ms, 0)` as the position means "every sale that ended before ms"."""
+    if position is None:
+        return recent_sales(tx, limit)
+    ended_ms, rowid = position
+    sql = (
+        f"SELECT {_COLUMNS} FROM sales "  # noqa: S608
+        "WHERE ended_at_ms < ? OR (ended_at_ms = ? AND rowid < ?) "
+        "ORDER BY ended_at_ms DESC, rowid DESC LIMIT ?"
+    )
+    return [SaleRow(*row) for row in tx.execute(sql, [ended_ms, ended_ms, rowid, limit])]
 
 
 def sales_of_member(tx: Tx, member_id: str, limit: int) -> list[SaleRow]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -20,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import ServiceError
 from ..services.members import find_member, register_member
 from ..services.points import redeem_points
-from ..services.sales import SaleInput, attach_member, list_sales, record_sale, reverse_sale
+from ..services.sale_pages import MAX_PAGE, page_sales
+from ..services.sales import SaleInput, attach_member, record_sale, reverse_sale
 from ..services.users import check_pin
 from .auth import COOKIE_NAME, Session, WebError
 from .context import (
@@ -32,6 +34,7 @@ from .context import (
     write_session,
 )
 from .i18n import translate
+from .openapi import error_responses
 from .views import build_member_card, pump_dict, sync_state
 
 __all__ = ["api_router", "login_user", "set_session_cookie"]
@@ -154,14 +157,36 @@ def api_router() -> APIRouter:
     ) -> dict[str, Any]:
         return {"pumps": [pump_dict(p) for p in web_context(request).live.pumps()]}
 
-    @router.get("/sales")
+    @router.get(
+        "/sales",
+        responses=error_responses("limit", "sales.cursor", "sale.not_found"),
+        description=(
+            "Sales newest first, a page at a time. Give at most one cursor: `before` (a sale "
+            "id, usually the previous page's `next`) or `before_time` (ISO 8601; the sales "
+            "that ended before it); both at once is answered 422 `sales.cursor`, an unknown "
+            "`before` 404 `sale.not_found`. `next` is the cursor of the following page, "
+            "null on the last one; sales recorded during a walk neither shift it nor repeat."
+        ),
+    )
     async def sales(
         request: Request,
         _: Annotated[Session, Depends(passive_session)],
-        limit: Annotated[int, Query(ge=1, le=500)] = 20,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+        before: Annotated[
+            str | None,
+            Query(min_length=1, max_length=64, description="A sale id. Excludes before_time."),
+        ] = None,
+        before_time: Annotated[
+            datetime | None,
+            Query(description="ISO 8601 (station time if no offset). Excludes before."),
+        ] = None,
     ) -> dict[str, Any]:
-        found = await run_in_threadpool(list_sales, web_context(request).station, limit)
-        return {"sales": [s.to_dict() for s in found]}
+        page = await run_in_threadpool(
+            lambda: page_sales(
+                web_context(request).station, limit, before=before, before_time=before_time
+            )
+        )
+        return {"sales": [s.to_dict() for s in page.sales], "next": page.next}
 
     @router.get("/members/lookup")
     async def lookup(
