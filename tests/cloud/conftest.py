@@ -15,6 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.support import RULESETS
+
+from .chain import CloudProcess
+
 PG_ADMIN_URL = os.environ.get("LOYALPUMP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -55,3 +59,15 @@ def cloud_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     libpq_url: str = request.getfixturevalue("pg_database")
     fresh_pg_schema(libpq_url)
     return sqlalchemy_url(libpq_url)
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, cloud_db_url: str) -> Iterator[CloudProcess]:
+    """The cloud service as a real process, the field-examples rule set published."""
+    process = CloudProcess(tmp_path / "cloud", cloud_db_url)
+    process.write_config()
+    process.publish(RULESETS / "field-examples.json")
+    try:
+        yield process
+    finally:
+        process.stop()

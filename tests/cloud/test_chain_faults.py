@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,20 +35,8 @@ from tests.cloud.chain import (
     outbox_events,
 )
 from tests.cloud.faults import FaultKind, FaultProxy, FaultyTransport, ProxyMode, random_plan
-from tests.support import RULESETS
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cloud(tmp_path: Path, cloud_db_url: str) -> Iterator[CloudProcess]:
-    process = CloudProcess(tmp_path / "cloud", cloud_db_url)
-    process.write_config()
-    process.publish(RULESETS / "field-examples.json")
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _station(tmp_path: Path, cloud: CloudProcess, station_id: str, url: str = "") -> Station:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 from edge_agent.services.sales import attach_member
 from edge_agent.services.station import open_station
 from edge_agent.settings import load_settings
-from tests.support import RULESETS
 
 from .chain import ADMIN_TOKEN, LOYALPUMP, CloudProcess
 
@@ -32,17 +30,6 @@ pytestmark = pytest.mark.slow
 
 PHONE_1 = "13800138001"
 PHONE_2 = "13900139002"
-
-
-@pytest.fixture
-def cloud(tmp_path: Path, cloud_db_url: str) -> Iterator[CloudProcess]:
-    process = CloudProcess(tmp_path / "cloud", cloud_db_url)
-    process.write_config()
-    process.publish(RULESETS / "field-examples.json")
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _station_config(tmp_path: Path, station_id: str, cloud: CloudProcess) -> Path:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -114,16 +113,6 @@ def _exactly_once_with_a_crash(
     assert sum(expected.values()) == total
     assert got == expected, f"missing {expected - got}, extra {got - expected}"
     assert len({key for key, *_ in recorded}) == len(recorded)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_fdc_sales_arrive_exactly_once_through_a_crash(

@@ -133,16 +133,6 @@ def _check_output(log: Path) -> int:
     return count
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.mark.slow
 def test_notify_watchdog_sigterm_and_sigkill_in_a_burst_lose_and_double_nothing(
     tmp_path: Path, short_dir: Path, processes: list[subprocess.Popen[bytes]]
