@@ -16,7 +16,7 @@ import typer
 from ..errors import ServiceError
 from ..services.backup import backup_store, restore_store
 from ..services.disagreements import describe, open_cloud_disagreements, settle_cloud_disagreement
-from ..services.members import add_plate, find_member, register_member
+from ..services.members import MemberView, add_plate, find_member, register_member
 from ..services.points import adjust_points, expire_points, redeem_points, verify_ledger
 from ..services.rules import install_ruleset
 from ..services.sales import SaleInput, list_sales, record_sale, reverse_sale
@@ -83,6 +83,16 @@ def _decimal(value: str, name: str) -> Decimal:
 def _one_identifier(phone: str | None, plate: str | None) -> None:
     if (phone is None) == (plate is None):
         fail("give exactly one of --phone or --plate")
+
+
+@contextmanager
+def _member_of(
+    config: Path, phone: str | None, plate: str | None
+) -> Iterator[tuple[Station, MemberView]]:
+    """The open station and the member named by exactly one of --phone or --plate."""
+    _one_identifier(phone, plate)
+    with _station(config) as station:
+        yield station, find_member(station, phone=phone, plate=plate)
 
 
 @edge_app.command("init")
@@ -293,10 +303,8 @@ def member_show(
     as_json: JsonOption = False,
 ) -> None:
     """A member's tier, spendable points and plates."""
-    _one_identifier(phone, plate)
-    with _station(config) as station:
-        view = find_member(station, phone=phone, plate=plate)
-    emit(view.to_dict(), as_json=as_json)
+    with _member_of(config, phone, plate) as (_, view):
+        emit(view.to_dict(), as_json=as_json)
 
 
 @member_app.command("add-plate")
@@ -422,9 +430,7 @@ def redeem(
     as_json: JsonOption = False,
 ) -> None:
     """Redeem points for yuan off; refused beyond the balance."""
-    _one_identifier(phone, plate)
-    with _station(config) as station:
-        member = find_member(station, phone=phone, plate=plate)
+    with _member_of(config, phone, plate) as (station, member):
         result = redeem_points(
             station, member.member_id, points, actor=_actor(user), redemption_id=redemption_id
         )
@@ -442,9 +448,7 @@ def adjust(
     as_json: JsonOption = False,
 ) -> None:
     """A manager's manual points correction, with a reason (audited)."""
-    _one_identifier(phone, plate)
-    with _station(config) as station:
-        member = find_member(station, phone=phone, plate=plate)
+    with _member_of(config, phone, plate) as (station, member):
         balance = adjust_points(
             station, member.member_id, points, actor=_actor(user), reason=reason
         )
