@@ -182,6 +182,12 @@ def test_user_add_and_duplicate(config: str) -> None:
     assert_refused(again, "already exists")
 
 
+def _sale_add(*extra: str, pump: str = "1", litres: str = "1") -> tuple[str, ...]:
+    """`edge sale add` of a valid sale but for what the case changes."""
+    return ("edge", "sale", "add", "--pump", pump, "--grade", "92", "--litres", litres,
+            "--amount", "5", *extra)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -189,83 +195,15 @@ def test_user_add_and_duplicate(config: str) -> None:
         (("edge", "member", "add", "--phone", "13800138000", "--plate", "京AI2345"), "I or O"),
         (("edge", "member", "show", "--phone", "13700137000"), "not a member"),
         (("edge", "member", "show"), "exactly one of --phone or --plate"),
-        (
-            (
-                "edge",
-                "sale",
-                "add",
-                "--pump",
-                "1",
-                "--grade",
-                "92",
-                "--litres",
-                "abc",
-                "--amount",
-                "5",
-            ),
-            "--litres",
-        ),
-        (
-            (
-                "edge",
-                "sale",
-                "add",
-                "--pump",
-                "1",
-                "--grade",
-                "92",
-                "--litres",
-                "1.2345",
-                "--amount",
-                "5",
-            ),
-            "decimal places",
-        ),
-        (
-            (
-                "edge",
-                "sale",
-                "add",
-                "--pump",
-                "x",
-                "--grade",
-                "92",
-                "--litres",
-                "1",
-                "--amount",
-                "5",
-            ),
-            "pump",
-        ),
-        (
-            (
-                "edge",
-                "sale",
-                "add",
-                "--pump",
-                "1",
-                "--grade",
-                "92",
-                "--litres",
-                "1",
-                "--amount",
-                "5",
-                "--at",
-                "yesterday",
-            ),
-            "ISO 8601",
-        ),
+        (_sale_add(litres="abc"), "--litres"),
+        (_sale_add(litres="1.2345"), "decimal places"),
+        (_sale_add(pump="x"), "pump"),
+        (_sale_add("--at", "yesterday"), "ISO 8601"),
         (("edge", "redeem", "--phone", "13800138000", "--points", "-5"), "not a member"),
         (("edge", "user", "add", "--name", "li", "--role", "boss", "--pin", "1234"), "role"),
         (("edge", "user", "add", "--name", "li", "--role", "cashier", "--pin", "1111"), "repeated"),
         (("edge", "sales", "--limit", "0"), "limit"),
-        (
-            (
-                "edge",
-                "no-such-command",
-            ),
-            "No such command",
-        ),
+        (("edge", "no-such-command"), "No such command"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(config: str, args: tuple[str, ...], fragment: str) -> None:
