@@ -262,18 +262,6 @@ def _plain(value: object) -> Any:
     return value
 
 
-_TOP_REQUIRED = (
-    "version",
-    "name",
-    "effective_from",
-    "timezone",
-    "grades",
-    "earn",
-    "tiers",
-    "redeem",
-    "rounding",
-)
-_TOP_OPTIONAL = ("new_member_tier", "bonuses", "expiry")
 # The contract's order of sections: faults are reported in it, as a reader meets them.
 _SECTION_ORDER = (
     "version",
@@ -289,6 +277,8 @@ _SECTION_ORDER = (
     "rounding",
     "expiry",
 )
+_TOP_OPTIONAL = ("new_member_tier", "bonuses", "expiry")
+_TOP_REQUIRED = tuple(key for key in _SECTION_ORDER if key not in _TOP_OPTIONAL)
 _SECTION_OF = re.compile(r"\$(?:\.([A-Za-z_][A-Za-z0-9_]*)|\['((?:[^'\\]|\\.)*)'\])?")
 
 
