@@ -389,45 +389,33 @@ def report(result: dict[str, Any]) -> str:
     def ms(key: str) -> str:
         return f"{result[key]:.3f}"
 
+    def judged(label: str, value: str, bound: str, ok_key: str) -> tuple[str, str, str, str]:
+        """A row with a target: the figure, the bound it must meet and the verdict."""
+        return (label, value, bound, _verdict(result[ok_key]))
+
+    accrual_bound = f"< {TARGET_ACCRUAL_P99_MS:g}"
+    lookup_bound = f"< {TARGET_LOOKUP_P99_MS:g}"
+    ratio_bound = f">= {TARGET_RATIO:g}"
+
     sales, members = result["sales"], result["members"]
     rows = [
         (f"record_sale commits/s ({sales} sales)", f"{result['accrual_rate_per_s']:.1f}", "", ""),
         ("record_sale p50 ms", ms("accrual_p50_ms"), "", ""),
-        (
-            "record_sale p99 ms",
-            ms("accrual_p99_ms"),
-            f"< {TARGET_ACCRUAL_P99_MS:g}",
-            _verdict(result["accrual_p99_ok"]),
-        ),
+        judged("record_sale p99 ms", ms("accrual_p99_ms"), accrual_bound, "accrual_p99_ok"),
         ("record_sale max ms", ms("accrual_max_ms"), "", ""),
         (f"raw sqlite commits/s ({sales} rows)", f"{result['raw_rate_per_s']:.1f}", "", ""),
         ("raw sqlite p50 ms", ms("raw_p50_ms"), "", ""),
         ("raw sqlite p99 ms", ms("raw_p99_ms"), "", ""),
-        (
-            "ratio accrual / raw",
-            f"{result['ratio']:.3f}",
-            f">= {TARGET_RATIO:g}",
-            _verdict(result["ratio_ok"]),
-        ),
+        judged("ratio accrual / raw", f"{result['ratio']:.3f}", ratio_bound, "ratio_ok"),
         (f"populate {members:,} members s", f"{result['populate_s']:.1f}", "", ""),
         ("  of which crypto + rows s", f"{result['populate_prepare_s']:.1f}", "", ""),
         ("  of which insert + commit s", f"{result['populate_insert_s']:.1f}", "", ""),
         ("store file MB (+ WAL MB)", f"{result['store_mb']:.1f} (+{result['wal_mb']:.1f})", "", ""),
         ("find_member by phone p50 ms", ms("phone_p50_ms"), "", ""),
-        (
-            "find_member by phone p99 ms",
-            ms("phone_p99_ms"),
-            f"< {TARGET_LOOKUP_P99_MS:g}",
-            _verdict(result["phone_p99_ok"]),
-        ),
+        judged("find_member by phone p99 ms", ms("phone_p99_ms"), lookup_bound, "phone_p99_ok"),
         ("find_member by phone max ms", ms("phone_max_ms"), "", ""),
         ("find_member by plate p50 ms", ms("plate_p50_ms"), "", ""),
-        (
-            "find_member by plate p99 ms",
-            ms("plate_p99_ms"),
-            f"< {TARGET_LOOKUP_P99_MS:g}",
-            _verdict(result["plate_p99_ok"]),
-        ),
+        judged("find_member by plate p99 ms", ms("plate_p99_ms"), lookup_bound, "plate_p99_ok"),
         ("find_member by plate max ms", ms("plate_max_ms"), "", ""),
     ]
     title = (
