@@ -44,6 +44,22 @@ def _station(tmp_path: Path, cloud: CloudProcess, station_id: str, url: str = ""
     return open_chain_station(tmp_path / station_id, station_id, url or cloud.url, token)
 
 
+def _started_with_sales(
+    tmp_path: Path,
+    cloud: CloudProcess,
+    station_id: str,
+    *,
+    members: int,
+    sales: int,
+    phone_base: int,
+) -> Station:
+    """The cloud started, and a station of its chain holding these members' sales to push."""
+    cloud.start()
+    station = _station(tmp_path, cloud, station_id)
+    fill_station(station, members=members, sales=sales, phone_base=phone_base)
+    return station
+
+
 def _engine(
     station: Station, transport: httpx.BaseTransport | None = None, batch_size: int = 40
 ) -> SyncEngine:
@@ -82,9 +98,7 @@ def _check(cloud: CloudProcess, *stations: Station) -> dict[str, int]:
 def test_duplicates_lost_answers_and_drops_still_give_exactly_once(
     tmp_path: Path, cloud: CloudProcess
 ) -> None:
-    cloud.start()
-    station = _station(tmp_path, cloud, "S001")
-    fill_station(station, members=12, sales=400, phone_base=1000)
+    station = _started_with_sales(tmp_path, cloud, "S001", members=12, sales=400, phone_base=1000)
     transport = FaultyTransport(
         httpx.HTTPTransport(),
         random_plan(7, drop=0.15, lose_response=0.2, duplicate=0.25, unavailable=0.1),
@@ -102,9 +116,7 @@ def test_duplicates_lost_answers_and_drops_still_give_exactly_once(
 def test_batches_arriving_out_of_order_are_applied_once_in_order(
     tmp_path: Path, cloud: CloudProcess
 ) -> None:
-    cloud.start()
-    station = _station(tmp_path, cloud, "S002")
-    fill_station(station, members=3, sales=30, phone_base=2000)
+    station = _started_with_sales(tmp_path, cloud, "S002", members=3, sales=30, phone_base=2000)
     port = StationSyncPort(station)
     engine = build_engine(station)
     # Enrol first (the engine's first step), without pushing anything.
@@ -131,9 +143,7 @@ def test_batches_arriving_out_of_order_are_applied_once_in_order(
 def test_a_station_killed_mid_push_resumes_and_nothing_doubles(
     tmp_path: Path, cloud: CloudProcess
 ) -> None:
-    cloud.start()
-    station = _station(tmp_path, cloud, "S003")
-    fill_station(station, members=20, sales=1500, phone_base=3000)
+    station = _started_with_sales(tmp_path, cloud, "S003", members=20, sales=1500, phone_base=3000)
     config = tmp_path / "S003.toml"
     settings = station.settings
     config.write_text(
@@ -174,9 +184,7 @@ def test_a_station_killed_mid_push_resumes_and_nothing_doubles(
 
 
 def test_the_cloud_killed_mid_batch_loses_nothing(tmp_path: Path, cloud: CloudProcess) -> None:
-    cloud.start()
-    station = _station(tmp_path, cloud, "S004")
-    fill_station(station, members=10, sales=2400, phone_base=4000)
+    station = _started_with_sales(tmp_path, cloud, "S004", members=10, sales=2400, phone_base=4000)
     engine = _engine(station, batch_size=100)
     failed_cycles = 0
     done = threading.Event()
@@ -211,9 +219,7 @@ def test_the_cloud_killed_mid_batch_loses_nothing(tmp_path: Path, cloud: CloudPr
 def test_a_cloud_restored_from_an_older_backup_is_refilled_by_rewind(
     tmp_path: Path, cloud: CloudProcess
 ) -> None:
-    cloud.start()
-    station = _station(tmp_path, cloud, "S005")
-    fill_station(station, members=6, sales=100, phone_base=5000)
+    station = _started_with_sales(tmp_path, cloud, "S005", members=6, sales=100, phone_base=5000)
     _drain(station)
     cloud.stop()
     cloud.backup("nightly")
