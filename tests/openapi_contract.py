@@ -54,13 +54,18 @@ def run_contract(
     *,
     max_examples: int = 25,
     skip: frozenset[str] = frozenset(),
+    base_url: str | None = None,
+    load_headers: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(operations tested, failures). `auth` gives each security scheme of the document
     its credentials (schemathesis's `auth.openapi` config), so its own auth checks see them.
     """
-    settings_ = {**CONFIG, "auth": {"openapi": dict(auth)}} if auth else CONFIG
+    settings_: dict[str, Any] = {**CONFIG, "auth": {"openapi": dict(auth)}} if auth else CONFIG
+    if base_url is not None:
+        settings_ = {**settings_, "base-url": base_url}
     config = SchemathesisConfig.from_dict(settings_)
-    schema = schemathesis.openapi.from_asgi(openapi_path, app, config=config)
+    load = {"headers": dict(load_headers)} if load_headers else {}
+    schema = schemathesis.openapi.from_asgi(openapi_path, app, config=config, **load)
     tested: list[str] = []
     failures: list[str] = []
     for result in schema.get_all_operations():

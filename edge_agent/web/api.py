@@ -34,7 +34,14 @@ from .context import (
     write_session,
 )
 from .i18n import translate
-from .openapi import error_responses
+from .openapi import (
+    IDENTITY_CODES,
+    MANUAL_SALE_CODES,
+    READER,
+    REDEEM_CODES,
+    WRITER,
+    error_responses,
+)
 from .views import build_member_card, pump_dict, sync_state
 
 __all__ = ["api_router", "login_user", "set_session_cookie"]
@@ -129,11 +136,20 @@ async def login_user(request: Request, name: str, pin: str) -> Session:
     return ctx.sessions.create(user.name, user.role)
 
 
+_READER = list(READER)  # documents the session cookie; the guards check it
+_WRITER = list(WRITER)  # documents the cookie and the CSRF header
+
+
 def api_router() -> APIRouter:
     """Build the /api/v1 routes (built per app: nothing is created at import time)."""
     router = APIRouter(prefix="/api/v1")
 
-    @router.post("/login")
+    @router.post(
+        "/login",
+        responses=error_responses(
+            "login.failed", "login.rate_limited", "login.busy", session=False, write=True
+        ),
+    )
     async def login(request: Request, body: LoginIn) -> JSONResponse:
         session = await login_user(request, body.name, body.pin)
         response = JSONResponse(
@@ -142,7 +158,11 @@ def api_router() -> APIRouter:
         set_session_cookie(request, response, session)
         return response
 
-    @router.post("/logout")
+    @router.post(
+        "/logout",
+        dependencies=_WRITER,
+        responses=error_responses(write=True),
+    )
     async def logout(
         request: Request, session: Annotated[Session, Depends(write_session)]
     ) -> JSONResponse:
@@ -151,7 +171,7 @@ def api_router() -> APIRouter:
         response.delete_cookie(COOKIE_NAME, path="/")
         return response
 
-    @router.get("/pumps")
+    @router.get("/pumps", dependencies=_READER, responses=error_responses())
     async def pumps(
         request: Request, _: Annotated[Session, Depends(passive_session)]
     ) -> dict[str, Any]:
@@ -159,6 +179,7 @@ def api_router() -> APIRouter:
 
     @router.get(
         "/sales",
+        dependencies=_READER,
         responses=error_responses("limit", "sales.cursor", "sale.not_found"),
         description=(
             "Sales newest first, a page at a time. Give at most one cursor: `before` (a sale "
@@ -188,7 +209,11 @@ def api_router() -> APIRouter:
         )
         return {"sales": [s.to_dict() for s in page.sales], "next": page.next}
 
-    @router.get("/members/lookup")
+    @router.get(
+        "/members/lookup",
+        dependencies=_READER,
+        responses=error_responses("member.not_found", *IDENTITY_CODES),
+    )
     async def lookup(
         request: Request,
         _: Annotated[Session, Depends(current_session)],
@@ -202,7 +227,19 @@ def api_router() -> APIRouter:
 
         return {"member": await run_in_threadpool(work)}
 
-    @router.post("/members", status_code=201)
+    @router.post(
+        "/members",
+        status_code=201,
+        dependencies=_WRITER,
+        responses=error_responses(
+            "consent.required",
+            "member.exists",
+            "plate.taken",
+            "member.name_too_long",
+            *IDENTITY_CODES,
+            write=True,
+        ),
+    )
     async def create_member(
         request: Request, body: MemberIn, session: Annotated[Session, Depends(write_session)]
     ) -> dict[str, Any]:
@@ -221,7 +258,19 @@ def api_router() -> APIRouter:
         )
         return {"member": view.to_dict()}
 
-    @router.post("/sales/{sale_id}/member")
+    @router.post(
+        "/sales/{sale_id}/member",
+        dependencies=_WRITER,
+        responses=error_responses(
+            "sale.not_found",
+            "member.not_found",
+            "sale.already_attached",
+            "sale.reversed",
+            "sale.attach_window",
+            *IDENTITY_CODES,
+            write=True,
+        ),
+    )
     async def attach(
         request: Request,
         sale_id: _SaleId,
@@ -247,7 +296,12 @@ def api_router() -> APIRouter:
         ctx.live.sale_recorded(sale_id)
         return answer
 
-    @router.post("/redemptions", status_code=201)
+    @router.post(
+        "/redemptions",
+        status_code=201,
+        dependencies=_WRITER,
+        responses=error_responses("member.not_found", *REDEEM_CODES, write=True),
+    )
     async def redeem(
         request: Request, body: RedeemIn, session: Annotated[Session, Depends(write_session)]
     ) -> dict[str, Any]:
@@ -263,7 +317,12 @@ def api_router() -> APIRouter:
         )
         return {"redemption": done.to_dict(), "created": done.created}
 
-    @router.post("/sales", status_code=201)
+    @router.post(
+        "/sales",
+        status_code=201,
+        dependencies=_WRITER,
+        responses=error_responses("auth.forbidden", *MANUAL_SALE_CODES, write=True),
+    )
     async def manual_sale(
         request: Request,
         body: ManualSaleIn,
@@ -284,7 +343,18 @@ def api_router() -> APIRouter:
         ctx.live.sale_recorded(outcome.sale.sale_id)
         return {"sale": outcome.sale.to_dict()}
 
-    @router.post("/sales/{sale_id}/reversal")
+    @router.post(
+        "/sales/{sale_id}/reversal",
+        dependencies=_WRITER,
+        responses=error_responses(
+            "auth.forbidden",
+            "sale.not_found",
+            "sale.reversed",
+            "reason.required",
+            "points.insufficient",
+            write=True,
+        ),
+    )
     async def reversal(
         request: Request,
         sale_id: _SaleId,
@@ -300,13 +370,18 @@ def api_router() -> APIRouter:
         ctx.live.sale_recorded(sale_id)
         return {"sale": view.to_dict()}
 
-    @router.get("/status")
+    @router.get("/status", dependencies=_READER, responses=error_responses())
     async def status(
         request: Request, _: Annotated[Session, Depends(passive_session)]
     ) -> dict[str, Any]:
         return await run_in_threadpool(sync_state, web_context(request).station)
 
-    @router.get("/events")
+    @router.get(
+        "/events",
+        dependencies=_READER,
+        responses=error_responses(),
+        response_class=StreamingResponse,
+    )
     async def events(
         request: Request, session: Annotated[Session, Depends(passive_session)]
     ) -> StreamingResponse:

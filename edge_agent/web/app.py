@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..error_codes import status_of
 from ..errors import ServiceError
@@ -32,9 +33,12 @@ from .health import HealthProbe, RuntimeHealth, assess_health
 from .i18n import LANGS, error_text
 from .live import LiveBoard
 from .metrics import LatencyHistogram, TimingMiddleware, render_metrics, route_label
+from .openapi import install_openapi
 from .pages import pages_router
 
-__all__ = ["build_app"]
+__all__ = ["OPENAPI_URL", "build_app"]
+
+OPENAPI_URL = "/api/v1/openapi.json"
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,16 @@ def _refusal(
     return render(request, "error.html", status=status, session=session, message=text, code=code)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def _install_handlers(app: FastAPI) -> None:
     async def web_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WebError)
@@ -110,11 +124,16 @@ def _install_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body FastAPI cannot parse: invalid, like any bad body
+            return _refusal(request, 422, "request.invalid")
         code = f"http.{exc.status_code}"
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return JSONResponse(
             {"error": code, "message": str(exc.detail)},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     app.add_exception_handler(WebError, web_error)
@@ -175,7 +194,7 @@ def _install_middleware(app: FastAPI) -> None:
 
 
 def _install_probes(app: FastAPI, probe: HealthProbe | None, latency: LatencyHistogram) -> None:
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         station = web_context(request).station
         runtime, probe_error = _ask(probe)
@@ -200,7 +219,7 @@ def _install_probes(app: FastAPI, probe: HealthProbe | None, latency: LatencyHis
         )
         return JSONResponse(body, status_code=code)
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> PlainTextResponse:
         ctx = web_context(request)
         runtime, _ = _ask(probe)
@@ -243,7 +262,14 @@ def build_app(
     come from the station's `[web]` settings.
     """
     web = station.settings.web
-    app = FastAPI(title="loyalpump station", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="loyalpump station: cashier API",
+        description="The cashier API (contracts §4). This document needs a session too.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,  # under /api/v1/: the session middleware guards it
+    )
     app.state.ctx = WebContext(
         station=station,
         live=live if live is not None else LiveBoard(),
@@ -263,7 +289,8 @@ def build_app(
     app.add_middleware(TimingMiddleware, histogram=latency)  # outermost: refusals count too
     _install_probes(app, probe, latency)
     app.include_router(api_router())
-    app.include_router(fragments_router())
-    app.include_router(pages_router())
+    install_openapi(app)
+    app.include_router(fragments_router(), include_in_schema=False)
+    app.include_router(pages_router(), include_in_schema=False)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     return app

@@ -10,11 +10,56 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from fastapi import Depends, FastAPI
+from fastapi.security import APIKeyCookie, APIKeyHeader
 from pydantic import BaseModel
 
 from ..error_codes import CATALOGUE, ErrorCode
+from .auth import COOKIE_NAME
 
-__all__ = ["ErrorBody", "error_responses"]
+__all__ = [
+    "IDENTITY_CODES",
+    "MANUAL_SALE_CODES",
+    "READER",
+    "REDEEM_CODES",
+    "WRITER",
+    "ErrorBody",
+    "error_responses",
+    "install_openapi",
+]
+
+_SESSION_COOKIE = APIKeyCookie(
+    name=COOKIE_NAME,
+    scheme_name="SessionCookie",
+    description="The session cookie POST /api/v1/login sets.",
+    auto_error=False,
+)
+_CSRF_HEADER = APIKeyHeader(
+    name="X-CSRF-Token",
+    scheme_name="CsrfToken",
+    description="The session's csrf_token (from the login answer), on every change.",
+    auto_error=False,
+)
+READER: Final = (Depends(_SESSION_COOKIE),)
+WRITER: Final = (Depends(_SESSION_COOKIE), Depends(_CSRF_HEADER))
+
+IDENTITY_CODES: Final = tuple(
+    code for code in CATALOGUE if code.startswith(("phone.", "plate.", "identifier."))
+)
+REDEEM_CODES: Final = (
+    "rules.none",
+    "points.insufficient",
+    "redeem.conflict",
+    *(code for code in CATALOGUE if code.startswith("redeem.")),
+)
+MANUAL_SALE_CODES: Final = (
+    "sale.pump",
+    "sale.grade",
+    "sale.litres",
+    "sale.amount",
+    "sale.unit_price",
+    "sale.actor",
+)
 
 
 class ErrorBody(BaseModel):
@@ -47,3 +92,22 @@ def error_responses(
         }
         for status in sorted(by_status)
     }
+
+
+def install_openapi(app: FastAPI) -> None:
+    """FastAPI lists a route's two credentials as alternatives (`[{cookie}, {csrf}]`); a
+    change needs both at once, so the document says `[{cookie, csrf}]`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for item in document.get("paths", {}).values():
+                for operation in item.values():
+                    security = operation.get("security")
+                    if security and len(security) > 1:
+                        operation["security"] = [{k: v for r in security for k, v in r.items()}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
