@@ -7,9 +7,12 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from edge_agent.services.sales import SaleInput, SaleView, record_sale
+from edge_agent.services.station import Station
 from edge_agent.settings import StationSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +37,34 @@ def make_settings(data_dir: Path, station_id: str = "S001") -> StationSettings:
     return StationSettings.model_validate(
         {"station": {"id": station_id, "data_dir": str(data_dir), "timezone": "Asia/Shanghai"}}
     )
+
+
+def manual_sale(
+    station: Station,
+    litres: str | int,
+    member_id: str | None,
+    *,
+    nozzle: int | None = None,
+    actor: str = "cashier1",
+    at: datetime | None = None,
+) -> SaleView:
+    """A sale keyed in by hand at pump 1: grade 92 at 7.50 yuan a litre, ended now (or `at`)."""
+    volume = Decimal(litres)
+    outcome = record_sale(
+        station,
+        SaleInput(
+            source="manual",
+            pump=1,
+            nozzle=nozzle,
+            grade="92",
+            litres=volume,
+            amount=(volume * Decimal("7.50")).quantize(Decimal("0.01")),
+            ended_at=station.now() if at is None else at,
+            member_id=member_id,
+            actor=actor,
+        ),
+    )
+    return outcome.sale
 
 
 # Ports a test process listens on, and listens on again after a kill, come from below

@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,11 @@ from cloud_sync.signing import generate_signing_key
 from edge_agent.errors import ServiceError
 from edge_agent.services.members import find_member, register_member
 from edge_agent.services.points import redeem_points
-from edge_agent.services.sales import SaleInput, record_sale
 from edge_agent.services.station import Station
 from edge_agent.services.sync import build_engine
 from tests.cloud.chain import ADMIN_TOKEN, open_chain_station, outbox_events
 from tests.cloud.conftest import fresh_pg_schema
-from tests.support import RULESETS, SHANGHAI, FakeClock
+from tests.support import RULESETS, SHANGHAI, FakeClock, manual_sale
 
 pytestmark = pytest.mark.slow
 
@@ -147,19 +145,7 @@ class ChainMachine(RuleBasedStateMachine):
             member = find_member(self.stations[station], phone=phone)
         except ServiceError:
             return
-        record_sale(
-            self.stations[station],
-            SaleInput(
-                source="manual",
-                pump=1,
-                grade="92",
-                litres=Decimal(litres),
-                amount=Decimal(litres) * Decimal("7.50"),
-                ended_at=self.clock.now,
-                member_id=member.member_id,
-                actor="t",
-            ),
-        )
+        manual_sale(self.stations[station], litres, member.member_id, actor="t", at=self.clock.now)
 
     @rule(
         station=st.sampled_from(STATIONS),

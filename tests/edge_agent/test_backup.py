@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from edge_agent.services.backup import (
 )
 from edge_agent.services.members import find_member, register_member
 from edge_agent.services.points import redeem_points, verify_ledger
-from edge_agent.services.sales import SaleInput, list_sales, record_sale
+from edge_agent.services.sales import list_sales
 from edge_agent.services.station import Station, open_station
 from edge_agent.services.sync import build_engine
 from edge_agent.settings import StationSettings
@@ -49,28 +48,14 @@ from edge_agent.store.outbox import (
     pending_events,
 )
 from tests.cloud.chain import ADMIN_TOKEN, open_chain_station
-from tests.support import RULESETS, SHANGHAI, FakeClock, make_settings
+from tests.support import RULESETS, SHANGHAI, FakeClock, make_settings, manual_sale
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 PAGE = 4096
 
 
 def _sale(station: Station, litres: str, member_id: str | None) -> int:
-    outcome = record_sale(
-        station,
-        SaleInput(
-            source="manual",
-            pump=1,
-            nozzle=1,
-            grade="92",
-            litres=Decimal(litres),
-            amount=(Decimal(litres) * Decimal("7.50")).quantize(Decimal("0.01")),
-            ended_at=station.now(),
-            member_id=member_id,
-            actor="cashier1",
-        ),
-    )
-    return outcome.sale.points
+    return manual_sale(station, litres, member_id, nozzle=1).points
 
 
 def _member(station: Station, phone: str = "13800138000") -> str:

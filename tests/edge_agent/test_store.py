@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from edge_agent.services.members import register_member
 from edge_agent.services.points import redeem_points
-from edge_agent.services.sales import SaleInput, record_sale
 from edge_agent.services.station import Station
 from edge_agent.store import SchemaTooNewError, Store, StoreMissingError
 from edge_agent.store.migrations import SCHEMA_VERSION
+from tests.support import manual_sale
 
 
 def test_new_store_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path: Path) -> None:
@@ -60,19 +59,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
 @pytest.mark.parametrize("table", ["ledger", "audit", "lot_debits"])
 def test_append_only_tables_refuse_updates_and_deletes(station: Station, table: str) -> None:
     member = register_member(station, phone="13800138000", consent_channel="test", actor="t")
-    record_sale(
-        station,
-        SaleInput(
-            source="manual",
-            pump=1,
-            grade="92",
-            litres=Decimal("150"),
-            amount=Decimal("1125"),
-            ended_at=station.now(),
-            member_id=member.member_id,
-            actor="t",
-        ),
-    )
+    manual_sale(station, 150, member.member_id, actor="t")
     redeem_points(station, member.member_id, 100, actor="t")
     with station.store.read() as tx:
         assert tx.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0

@@ -13,7 +13,6 @@ import sys
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from edge_agent.errors import ServiceError
 from edge_agent.services.members import find_member, member_view, register_member
 from edge_agent.services.points import adjust_points, redeem_points, verify_ledger
 from edge_agent.services.rules import install_ruleset, ruleset_now
-from edge_agent.services.sales import SaleInput, list_sales, record_sale, reverse_sale
+from edge_agent.services.sales import list_sales, reverse_sale
 from edge_agent.services.station import Station, open_station
 from edge_agent.services.status import station_status
 from edge_agent.services.sync import StationSyncPort, sync_once
@@ -56,7 +55,7 @@ from edge_agent.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from edge_agent.store.outbox import event_for
 from edge_agent.store.rulesets import get_ruleset
 from edge_agent.store.sync import get_sync_state, record_enrolment_started
-from tests.support import RULESETS, FakeClock, free_port
+from tests.support import RULESETS, FakeClock, free_port, manual_sale
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -169,20 +168,7 @@ def allowance(
 
 
 def sale(station: Station, litres: str, member_id: str | None) -> int:
-    outcome = record_sale(
-        station,
-        SaleInput(
-            source="manual",
-            pump=1,
-            grade="92",
-            litres=Decimal(litres),
-            amount=Decimal(litres) * Decimal("7.50"),
-            ended_at=station.now(),
-            member_id=member_id,
-            actor="cashier1",
-        ),
-    )
-    return outcome.sale.points
+    return manual_sale(station, litres, member_id).points
 
 
 def member(station: Station, phone: str = "13800138000", **extra: Any) -> str:
