@@ -27,10 +27,10 @@ from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped
 
 from .services.backup import backup_store, backups_dir
 from .services.points import expire_points
+from .services.reads import backups_in
 from .services.station import Station
 from .services.tiers import recalculate_tiers
 from .settings import StationSettings
-from .store.backup import list_backups
 
 __all__ = ["build_scheduler", "run_scheduled"]
 
@@ -119,7 +119,7 @@ def build_scheduler(station: Station) -> AsyncIOScheduler:
 
 def _backup_overdue(settings: StationSettings) -> bool:
     """No backup yet, or the newest is older than a day and a bit (a skipped night)."""
-    backups = list_backups(backups_dir(settings))
+    backups = backups_in(backups_dir(settings))
     if not backups:
         return True
     try:

@@ -33,10 +33,10 @@ from datetime import datetime
 from ..jobs import build_scheduler
 from ..notify import Notifier
 from ..services.backup import check_store_on_start
+from ..services.reads import refuse_open_data_dir
 from ..services.station import Station, open_station
 from ..services.sync import build_engine
 from ..settings import StationSettings
-from ..store.database import ensure_private_dir
 from ..store.lock import AgentLock
 from .runtime import DriverHandle, StationRuntime, health_probe
 from .supervisor import build_drivers, deliver_sale, quarantine_sale, supervise
@@ -134,7 +134,7 @@ async def run_station(
     …)` when the certificate cannot be loaded. Raises RuntimeError when the web server
     stopped without being asked (so `edge run` exits non-zero and systemd restarts it).
     """
-    ensure_private_dir(settings.station.data_dir)
+    refuse_open_data_dir(settings.station.data_dir)
     notify = notifier if notifier is not None else Notifier.from_environment()
     lock = AgentLock(settings.station.data_dir)
     lock.acquire()

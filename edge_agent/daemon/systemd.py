@@ -6,13 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from ..notify import Notifier
-from ..services.station import Station
-from ..store.outbox import outbox_backlog
-from ..store.sync import get_sync_state
+from ..services.reads import SyncFacts, sync_facts
 from .runtime import StationRuntime
 
 __all__ = ["Heartbeat"]
@@ -22,21 +19,7 @@ _TICK_WITHOUT_WATCHDOG_S = 10.0  # STATUS refresh when systemd asks for no watch
 _STATUS_MIN_PERIOD_S = 2.0  # the backlog query holds the store lock: not more often than this
 
 
-@dataclass(frozen=True)
-class _SyncFacts:
-    pending: int
-    oldest: str | None
-    last_contact: str | None
-
-
-def _read_sync_facts(station: Station) -> _SyncFacts:
-    """The backlog and the last cloud contact; a store read: call it from a worker thread."""
-    with station.store.read() as tx:
-        pending, oldest = outbox_backlog(tx)
-        return _SyncFacts(pending, oldest, get_sync_state(tx).last_contact)
-
-
-def _status_line(runtime: StationRuntime, facts: _SyncFacts) -> str:
+def _status_line(runtime: StationRuntime, facts: SyncFacts) -> str:
     """One line for `systemctl status`: links up, sales, backlog, last cloud contact."""
     station = runtime.station
     now = time.monotonic()
@@ -45,10 +28,10 @@ def _status_line(runtime: StationRuntime, facts: _SyncFacts) -> str:
         f"links {up}/{len(runtime.drivers)} up",
         f"{sum(runtime.sales_ingested.values())} sales since start",
     ]
-    if facts.oldest is None:
+    if facts.oldest_created_at is None:
         parts.append(f"backlog {facts.pending}")
     else:
-        age = int((station.now() - datetime.fromisoformat(facts.oldest)).total_seconds())
+        age = int((station.now() - datetime.fromisoformat(facts.oldest_created_at)).total_seconds())
         parts.append(f"backlog {facts.pending} (oldest {max(0, age)} s)")
     if station.settings.cloud.url:
         parts.append(f"last cloud contact {facts.last_contact or 'never'}")
@@ -68,7 +51,7 @@ class Heartbeat:
     def __init__(self, runtime: StationRuntime, notifier: Notifier) -> None:
         self._runtime = runtime
         self._notifier = notifier
-        self._refresh: asyncio.Future[_SyncFacts] | None = None
+        self._refresh: asyncio.Future[SyncFacts] | None = None
         self._refreshed_at = float("-inf")
         self._closing = False
 
@@ -86,11 +69,11 @@ class Heartbeat:
                 and now - self._refreshed_at >= _STATUS_MIN_PERIOD_S
             ):
                 self._refreshed_at = now
-                self._refresh = loop.run_in_executor(None, _read_sync_facts, self._runtime.station)
+                self._refresh = loop.run_in_executor(None, sync_facts, self._runtime.station)
                 self._refresh.add_done_callback(self._send_status)
             await asyncio.sleep(interval)
 
-    def _send_status(self, done: asyncio.Future[_SyncFacts]) -> None:
+    def _send_status(self, done: asyncio.Future[SyncFacts]) -> None:
         self._refresh = None
         if done.cancelled() or self._closing:
             return

@@ -30,13 +30,13 @@ import httpx
 from ..daemon import run_station
 from ..services.members import register_member
 from ..services.points import verify_ledger
+from ..services.reads import all_sale_rows
 from ..services.station import Station, open_station
 from ..services.status import station_status
 from ..services.sync import sync_once
 from ..services.users import add_user
 from ..settings import StationSettings
 from ..store.lock import AgentLock
-from ..store.sales import count_sales, recent_sales
 from .cashier import CashierStats, VirtualCashier
 from .logfile import log_to, quiet_uvicorn, unlog
 from .parts import DartBus, DemoCloud, DemoError, FdcBus
@@ -432,8 +432,7 @@ class _Demo:
                         break
                 status = station_status(station)
                 problems = verify_ledger(station)
-                with station.store.read() as tx:
-                    rows = recent_sales(tx, max(1, count_sales(tx)))
+                rows = all_sale_rows(station)
             finally:
                 station.close()
         return {

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..daemon import StationRuntime
-from ..store.sales import SaleRow
+from ..services.reads import SaleRow
 from .cashier import CashierStats
 from .parts import DartBus, DemoCloud, FdcBus
 from .seed import STATION_ID

@@ -14,11 +14,11 @@ from cloud_sync.loyalty.ruleset import RuleSet
 from drivers.events import PumpStatus
 
 from ..services.members import MemberView, member_view
+from ..services.reads import member_sale_rows
 from ..services.rules import ruleset_now
 from ..services.sales import SaleView, list_sales
 from ..services.station import Station
 from ..services.status import station_status
-from ..store.sales import sales_of_member
 from .live import LiveBoard
 
 __all__ = [
@@ -97,9 +97,7 @@ def build_member_card(
 ) -> MemberCard:
     """The member card: balance, tier and its discount, plates and the last few visits."""
     member = view if view is not None else member_view(station, member_id)
-    # No service lists a member's sales yet; the store's read-only query is used directly.
-    with station.store.read() as tx:
-        rows = sales_of_member(tx, member.member_id, _VISITS)
+    rows = member_sale_rows(station, member.member_id, _VISITS)
     visits = tuple(
         Visit(
             ended_at=row.ended_at,
