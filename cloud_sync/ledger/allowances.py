@@ -59,7 +59,8 @@ def current_allowance(
     if row is not None:
         used = conn.execute(
             select(func.coalesce(func.sum(redemptions.c.points), 0)).where(
-                redemptions.c.allowance_id == row.allowance_id
+                redemptions.c.allowance_id == row.allowance_id,
+                redemptions.c.station_id == station_id,
             )
         ).scalar_one()
         lifetime = row.expires_ms - row.granted_ms

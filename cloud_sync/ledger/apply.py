@@ -42,7 +42,7 @@ from .payload import MAX_INTEGER, Rejected
 from .review import record_flags
 from .rulesets import RuleBook, RuleLookup
 from .schema import events, high_water, stations
-from .stations import load_station_keys, require_station
+from .stations import is_suspended, load_station_keys, lock_station
 from .trust import TrustPolicy
 
 __all__ = ["push"]
@@ -267,7 +267,7 @@ def push(
     items = sorted((_read(raw, request.epoch) for raw in request.events), key=lambda i: i.seq)
 
     def work(conn: Connection) -> PushResponse:
-        require_station(conn, station_id)
+        lock_station(conn, station_id)
         mark = _lock_high_water(db, conn, station_id, request)
         ids = [item.event_id for item in items]
         rows = conn.execute(
@@ -287,6 +287,7 @@ def push(
             book = Book(conn, now, lock=db.dialect == "postgresql")
             keys = KeyRing(chain, lambda: load_station_keys(conn, chain, station_id))
             ctx = Context(book, keys, RuleLookup(rules, conn), station_id, trust)
+            ctx.suspended = is_suspended(conn, station_id)
             _preload(book, station_id, fresh)
             for item in fresh:
                 outcome[item.event_id] = _apply(ctx, item)

@@ -338,9 +338,6 @@ class Book:
 
     def add_redemption(self, row: dict[str, Any]) -> None:
         self._redemptions[(row["station_id"], row["redemption_id"])] = True
-        for key in ((row["allowance_id"], None), (row["allowance_id"], row["member_sent"])):
-            if key in self._redeemed:
-                self._redeemed[key] += row["points"]
         self.redemptions.append(row)
 
     # ------------------------------------------------------------------ authority
@@ -353,25 +350,28 @@ class Book:
             ).first()
         return self._allowances[allowance_id]
 
-    def redeemed_under(self, allowance_id: str, member_sent: str | None = None) -> int:
-        """Points redeemed under an allowance so far, this transaction's included; with
+    def redeemed_under(
+        self, allowance_id: str, station_id: str, member_sent: str | None = None
+    ) -> int:
+        """Points the allowance's own station redeemed under it so far, this transaction's
+        included (another station naming it is flagged, and spends none of it); with
         `member_sent`, only those the station booked to that member id."""
         key = (allowance_id, member_sent)
         if key not in self._redeemed:
             stmt = select(func.coalesce(func.sum(redemptions.c.points), 0)).where(
-                redemptions.c.allowance_id == allowance_id
+                redemptions.c.allowance_id == allowance_id,
+                redemptions.c.station_id == station_id,
             )
             if member_sent is not None:
                 stmt = stmt.where(redemptions.c.member_sent == member_sent)
-            booked = int(self.conn.execute(stmt).scalar_one())
-            booked += sum(
-                r["points"]
-                for r in self.redemptions
-                if r["allowance_id"] == allowance_id
-                and (member_sent is None or r["member_sent"] == member_sent)
-            )
-            self._redeemed[key] = booked
-        return int(self._redeemed[key])
+            self._redeemed[key] = int(self.conn.execute(stmt).scalar_one())
+        return self._redeemed[key] + sum(
+            int(r["points"])
+            for r in self.redemptions
+            if r["allowance_id"] == allowance_id
+            and r["station_id"] == station_id
+            and (member_sent is None or r["member_sent"] == member_sent)
+        )
 
     def adjusted_since(self, station_id: str, since_ms: int) -> int:
         """The size of the adjustments a station booked on its own since `since_ms`."""

@@ -27,7 +27,7 @@ from .allowances import AllowancePolicy, current_allowance, get_offline_redempti
 from .database import Database
 from .errors import LedgerError
 from .schema import changes, counters, high_water, rulesets
-from .stations import is_suspended, require_station
+from .stations import is_suspended, lock_station
 from .views import deny_entries, member_deltas
 
 __all__ = ["append_changes", "bump_counter", "changes_page", "clock_id"]
@@ -115,7 +115,7 @@ def changes_page(
         raise LedgerError("changes.cursor", "the cursor is never negative")
     if not 1 <= limit <= MAX_BATCH:
         raise LedgerError("changes.limit", f"limit must be between 1 and {MAX_BATCH}")
-    require_station(conn, station_id)
+    lock_station(conn, station_id)
     found = conn.execute(
         select(changes.c.id, changes.c.kind, changes.c.ref)
         .where(changes.c.id > since)

@@ -29,6 +29,8 @@ class Context:
     flags: list[tuple[str, Flag]] = field(default_factory=list)
     # The current event was taken but not booked (an adjustment waiting for HQ): why.
     held: str | None = None
+    # HQ's review has suspended this station: every redemption is shown to HQ.
+    suspended: bool = False
 
     def booking(self, at: datetime) -> Booking:
         return Booking(at=at, event_id=self.event_id, station_id=self.station_id)

@@ -8,6 +8,8 @@ transaction that loses a deadlock or a uniqueness race is simply run again.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +30,8 @@ _T = TypeVar("_T")
 
 SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
-_ATTEMPTS = 4
+_ATTEMPTS = 8
+_RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread out
 # PostgreSQL states worth a second run of the whole transaction: serialization failure,
 # deadlock, and a unique key another transaction took between our read and our write.
 _RETRY_STATES = frozenset({"40001", "40P01", "23505"})
@@ -90,7 +93,16 @@ def _migrate_2(conn: Connection) -> None:
             f"INSERT INTO redemptions ({columns}) SELECT {columns} FROM redemptions_v1"  # noqa: S608
         )
         conn.exec_driver_sql("DROP TABLE redemptions_v1")
-    conn.exec_driver_sql("UPDATE redemptions SET member_sent = member_id")
+    # The member id the station named is in the event it pushed; 0.6 kept the survivor.
+    named = (
+        "(e.body::json -> 'payload' ->> 'member_id')"
+        if conn.dialect.name == "postgresql"
+        else "json_extract(e.body, '$.payload.member_id')"
+    )
+    conn.exec_driver_sql(
+        f"UPDATE redemptions SET member_sent = COALESCE((SELECT {named} FROM events e "  # noqa: S608
+        "WHERE e.event_id = redemptions.event_id), member_id)"
+    )
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1, 2: _migrate_2}
@@ -187,6 +199,7 @@ class Database:
             except DBAPIError as exc:
                 state = getattr(exc.orig, "sqlstate", None)
                 if attempt + 1 < _ATTEMPTS and state in _RETRY_STATES:
+                    time.sleep(random.uniform(0, _RETRY_PAUSE_S * (attempt + 1)))  # noqa: S311
                     continue
                 raise
         raise AssertionError("unreachable")  # pragma: no cover

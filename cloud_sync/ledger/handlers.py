@@ -38,6 +38,11 @@ from .trust import AllowanceFacts, Flag, adjustment_excess, redemption_flags
 
 __all__ = ["HANDLERS", "Handler", "book_adjustment"]
 
+# Flags HQ sees that never count towards a suspension on their own: a suspended station's
+# redemptions, and times a station PC's drifting clock can explain.
+_NOTED_ONLY = frozenset(
+    {"redemption.while_suspended", "redemption.future", "redemption.before_allowance"}
+)
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Context, Any], None]
 
@@ -85,6 +90,18 @@ def _recompute(
     return points if abs(points) < MAX_INTEGER else None
 
 
+def _within(credits: list[Credit], total: int) -> list[Credit]:
+    """The station's earn lots cut down to `total` points, soonest first as it listed them."""
+    kept: list[Credit] = []
+    left = total
+    for item in credits:
+        take = min(item.points, left)
+        if take > 0:
+            kept.append(Credit(take, item.expires_at))
+        left -= take
+    return kept
+
+
 def _book_earn(
     ctx: Context,
     sale: Sale,
@@ -92,18 +109,42 @@ def _book_earn(
     recomputed: int | None,
     at: datetime,
 ) -> None:
+    """Book a sale's points: what the rules give (or, unverifiable, up to a plausible
+    amount); a claim beyond that is held for HQ and flagged, never booked silently."""
     if sale.member_id is None or (sale.points == 0 and not recomputed):
         return
     member = ctx.member(sale.member_id)
-    if recomputed is not None and sale.points > recomputed:
-        ctx.flag(
-            Flag(
-                "sale.points_over_rules",
-                f"sale {sale.sale_id} claims {sale.points} points, the rules give {recomputed}",
-                points=sale.points - recomputed,
-                member_id=member.member_id,
+    ceiling = (
+        recomputed if recomputed is not None else min(sale.points, ctx.trust.unverified_sale_points)
+    )
+    if sale.points > ceiling:
+        excess = sale.points - ceiling
+        code, why = (
+            ("sale.points_over_rules", f"the rules give {recomputed}")
+            if recomputed is not None
+            else (
+                "sale.points_unverified",
+                "the cloud cannot price it (no receipt, an unpublished rule set or an unknown "
+                f"tier); {ceiling} booked",
             )
         )
+        hold(
+            ctx,
+            member.member_id,
+            excess,
+            credits[0].expires_at if credits else None,
+            at,
+            Flag(
+                code,
+                f"sale {sale.sale_id} claims {sale.points} points, {why}; {excess} held for HQ",
+                points=excess,
+                member_id=member.member_id,
+            ),
+            reason=f"points of sale {sale.sale_id} beyond the rules",
+        )
+        credits = _within(credits, ceiling)  # the sale keeps its claim, for the variance report
+        if ceiling == 0 and not recomputed:
+            return
     credit(
         ctx.book,
         member,
@@ -114,6 +155,42 @@ def _book_earn(
         recomputed=recomputed,
         sale_id=sale.sale_id,
     )
+
+
+def hold(
+    ctx: Context,
+    member_id: str,
+    points: int,
+    expires: datetime | None,
+    at: datetime,
+    flag: Flag,
+    *,
+    reason: str | None,
+    actor: str | None = None,
+    status: str = "pending",
+) -> None:
+    """Keep points a station asked for beyond its authority as an adjustment waiting for
+    HQ (`review.decide_adjustment` books it, once, or never), and flag it."""
+    ctx.book.add_adjustment(
+        {
+            "event_id": ctx.event_id,  # one event holds at most one item
+            "station_id": ctx.station_id,
+            "member_id": member_id,
+            "points": points,
+            "expires_at": None if expires is None else expires.isoformat(),
+            "at": at.isoformat(),
+            "reason": reason,
+            "actor": actor,
+            "status": status,
+            "received_at": ctx.book.booked_at,
+            "received_ms": millis(ctx.book.now),
+            "decided_at": None,
+            "decided_by": None,
+            "note": None,
+        }
+    )
+    if status != "applied":
+        ctx.flag(flag)
 
 
 def sale_recorded(ctx: Context, e: SaleRecorded) -> None:
@@ -195,11 +272,12 @@ def sale_reversed(ctx: Context, e: SaleReversed) -> None:
     sale.dirty = True
     if member is None:
         return
+    own = ctx.book.lots_of_sale(sale_id)
     reverse_earn(
         ctx.book,
         member,
-        ctx.book.lots_of_sale(sale_id),
-        claimed=sale.points,
+        own,
+        claimed=sum(lot.points for lot in own),  # what was booked (a held excess never was)
         recomputed=sale.recomputed,
         booking=ctx.booking(at),
     )
@@ -217,8 +295,9 @@ def _allowance_facts(
         points=int(row.points),
         per_member_cap=int(row.per_member_cap),
         expires_at=parse_moment(row.expires_at),
-        used=ctx.book.redeemed_under(allowance_id),
-        used_by_member=ctx.book.redeemed_under(allowance_id, member_sent),
+        used=ctx.book.redeemed_under(allowance_id, row.station_id),
+        used_by_member=ctx.book.redeemed_under(allowance_id, row.station_id, member_sent),
+        granted_at=parse_moment(row.granted_at),
     )
 
 
@@ -240,8 +319,13 @@ def points_redeemed(ctx: Context, e: PointsRedeemed) -> None:
         _allowance_facts(ctx, allowance_id, member_sent),
         points=points,
         at=at,
+        now=ctx.book.now,
         clock_skew=timedelta(seconds=ctx.trust.clock_skew_s),
     )
+    if ctx.suspended:
+        faults.append(
+            ("redemption.while_suspended", "the station's offline redemption is suspended")
+        )
     shortfall = redeem(ctx.book, member, points, ctx.booking(at))
     for number, (code, detail) in enumerate(faults):
         ctx.flag(
@@ -251,6 +335,7 @@ def points_redeemed(ctx: Context, e: PointsRedeemed) -> None:
                 points=points,
                 shortfall=shortfall if number == 0 else 0,  # counted once per redemption
                 member_id=member.member_id,
+                suspends=code not in _NOTED_ONLY,
             )
         )
     ctx.book.add_redemption(
@@ -313,35 +398,21 @@ def points_adjusted(ctx: Context, e: PointsAdjusted) -> None:
     limits = ctx.trust.limits_for(ctx.station_id)
     recent = ctx.book.adjusted_since(ctx.station_id, now_ms - 24 * 3600 * 1000)
     excess = adjustment_excess(points, recent, limits)
-    ctx.book.add_adjustment(
-        {
-            "event_id": ctx.event_id,
-            "station_id": ctx.station_id,
-            "member_id": member.member_id,
-            "points": points,
-            "expires_at": None if expires is None else expires.isoformat(),
-            "at": at.isoformat(),
-            "reason": e.reason,
-            "actor": e.actor,
-            "status": "applied" if excess is None else "pending",
-            "received_at": ctx.book.booked_at,
-            "received_ms": now_ms,
-            "decided_at": None,
-            "decided_by": None,
-            "note": None,
-        }
+    detail = f"adjustment of member {member.member_id}: {excess}; waiting for HQ"
+    hold(
+        ctx,
+        member.member_id,
+        points,
+        expires,
+        at,
+        Flag(
+            "adjustment.pending", detail, points=points, member_id=member.member_id, suspends=False
+        ),
+        reason=e.reason,
+        actor=e.actor,
+        status="applied" if excess is None else "pending",
     )
     if excess is not None:
-        detail = f"adjustment of member {member.member_id}: {excess}; waiting for HQ"
-        ctx.flag(
-            Flag(
-                "adjustment.pending",
-                detail,
-                points=points,
-                member_id=member.member_id,
-                suspends=False,
-            )
-        )
         ctx.held = f"adjustment.pending: {detail}"
         return
     book_adjustment(ctx, member.member_id, points, expires, at)

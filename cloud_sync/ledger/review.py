@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, distinct, func, insert, select, update
 
 from .book import Book
 from .changes import append_changes
@@ -22,7 +22,7 @@ from .database import Database, bulk_insert
 from .errors import LedgerError
 from .handlers import book_adjustment
 from .keys import KeyRing
-from .payload import parse_moment
+from .payload import Rejected, parse_moment
 from .postings import millis
 from .rulesets import RuleLookup
 from .schema import adjustments, station_flags, station_reviews
@@ -76,7 +76,7 @@ def record_flags(
     if not any(flag.suspends for _, flag in flags) or is_suspended(conn, station_id):
         return
     breaks = conn.execute(
-        select(func.count()).where(
+        select(func.count(distinct(station_flags.c.event_id))).where(
             station_flags.c.station_id == station_id,
             station_flags.c.suspends.is_(True),
             station_flags.c.resolved_at.is_(None),
@@ -233,7 +233,10 @@ def decide_adjustment(
         book = Book(conn, now, lock=db.dialect == "postgresql")
         ctx = Context(book, keys, rules, row.station_id, policy, event_id=event_id)
         expires = None if row.expires_at is None else parse_moment(row.expires_at)
-        book_adjustment(ctx, row.member_id, int(row.points), expires, parse_moment(row.at))
+        try:
+            book_adjustment(ctx, row.member_id, int(row.points), expires, parse_moment(row.at))
+        except Rejected as exc:  # the member was erased since: nothing to book it to
+            raise LedgerError("adjustment.member_gone", exc.reason) from exc
         book.flush()
         changed = [("member", m) for m in book.touched] + [("deny", m) for m in book.deny_touched]
         append_changes(db, conn, changed, now)

@@ -28,6 +28,7 @@ __all__ = [
     "is_suspended",
     "list_stations",
     "load_station_keys",
+    "lock_station",
     "require_station",
     "rotate_token",
     "station_for_token",
@@ -46,6 +47,24 @@ def is_suspended(conn: Connection, station_id: str) -> bool:
         select(station_reviews.c.suspended).where(station_reviews.c.station_id == station_id)
     ).scalar_one_or_none()
     return bool(found)
+
+
+def lock_station(conn: Connection, station_id: str) -> None:
+    """Take the station's row until commit: one station's pushes (of any epoch) and pulls
+    run one after another, so its allowance, its adjustments in 24 hours and its rule
+    breaks are counted against everything it did before.
+
+    An UPDATE, not SELECT … FOR UPDATE: a pull reads at REPEATABLE READ, and a row another
+    transaction changed since its snapshot makes PostgreSQL refuse the update (40001), so
+    the pull runs again on a fresh snapshot instead of granting a second allowance.
+    """
+    done = conn.execute(
+        update(stations)
+        .where(stations.c.station_id == station_id)
+        .values(name=stations.c.name)  # not the key: foreign keys' checks need not wait
+    )
+    if done.rowcount == 0:
+        raise LedgerError("station.unknown", f"no station {station_id!r} is enrolled")
 
 
 def require_station(conn: Connection, station_id: str) -> None:

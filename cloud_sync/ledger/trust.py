@@ -40,13 +40,17 @@ class StationLimits:
 class TrustPolicy:
     """`limits` for every station unless `per_station` names it; `suspend_after` rule
     breaks within `suspend_window_s` turn the station's offline redemption off until HQ
-    resolves them; a station's clock may run `clock_skew_s` ahead of an allowance's end."""
+    resolves them; a station's clock may run `clock_skew_s` off the cloud's; a sale the cloud
+    cannot price earns at most `unverified_sale_points` without HQ."""
 
     limits: StationLimits = StationLimits()
     per_station: Mapping[str, StationLimits] = field(default_factory=lambda: MappingProxyType({}))
     suspend_after: int = 5
     suspend_window_s: int = 24 * 3600
     clock_skew_s: int = 600
+    # Points one sale may earn when the cloud cannot price it (a rule set it never
+    # published, no receipt): a generous fill; the rest waits for HQ.
+    unverified_sale_points: int = 2_000
 
     def limits_for(self, station_id: str) -> StationLimits:
         return self.per_station.get(station_id, self.limits)
@@ -77,6 +81,7 @@ class AllowanceFacts:
     points: int
     per_member_cap: int
     expires_at: datetime
+    granted_at: datetime
     used: int  # by every redemption under it so far (this one not included)
     used_by_member: int  # by the same member id as the station named it
 
@@ -88,10 +93,17 @@ def redemption_flags(
     *,
     points: int,
     at: datetime,
+    now: datetime,
     clock_skew: timedelta,
 ) -> list[tuple[str, str]]:
     """Why this redemption was beyond the station's authority: (code, sentence) pairs;
-    empty when an allowance of this station covered it, as the station itself checks."""
+    empty when an allowance of this station covered it, as the station itself checks.
+
+    The time is the station's word: one dated after the cloud's clock, or before the
+    allowance was granted (an old allowance's unused rest, spent by backdating), is
+    beyond it too."""
+    if at > now + clock_skew:
+        return [("redemption.future", f"dated {at.isoformat()}, after the cloud's clock")]
     if allowance_id is None:
         return [("redemption.no_allowance", "the redemption names no allowance")]
     if allowance is None or allowance.station_id != station_id:
@@ -102,6 +114,13 @@ def redemption_flags(
             )
         ]
     found: list[tuple[str, str]] = []
+    if at < allowance.granted_at - clock_skew:
+        found.append(
+            (
+                "redemption.before_allowance",
+                f"dated {at.isoformat()}, before allowance {allowance_id} was granted",
+            )
+        )
     if at > allowance.expires_at + clock_skew:
         found.append(
             (

@@ -63,6 +63,7 @@ _ALL: Final = [
         event_conflict="an event id was already stored with other content (see event_id)",
         rules__version_taken="that rule set version is published already",
         adjustment__decided="the adjustment was approved or declined already",
+        adjustment__member_gone="the adjustment's member was erased: nothing to book it to",
         station__exists="a station with that id exists already",
         keys__conflict="those member keys clash with keys the cloud holds",
     ),

@@ -4,6 +4,8 @@ and on PostgreSQL, and the victim station's members and sales stay as they were.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -16,6 +18,7 @@ from cloud_sync.ledger import (
     StationLimits,
     TrustPolicy,
 )
+from cloud_sync.ledger.book import Book
 from cloud_sync.loyalty.privacy import MemberKeys
 from cloud_sync.wire import PushResponse
 
@@ -104,8 +107,9 @@ def test_a_redemption_beyond_the_stations_allowance_is_booked_but_flagged(
     station.redeem(mid, 100, at, allowance_id=foreign)
     status, reason = _only(ledger.push("S001", station.request(), NOW))
     assert reason is not None and "redemption.foreign_allowance" in reason
-    station.redeem(mid, 100, NOW + timedelta(days=4), allowance_id=own)  # after its 72 h
-    status, reason = _only(ledger.push("S001", station.request(), NOW))
+    later = NOW + timedelta(days=4)
+    station.redeem(mid, 100, later, allowance_id=own)  # after its 72 h
+    status, reason = _only(ledger.push("S001", station.request(), later))
     assert reason is not None and "redemption.allowance_expired" in reason
     station.redeem(mid, 4_901, at, allowance_id=own)  # 100 + 4901 > the member cap of 5000
     status, reason = _only(ledger.push("S001", station.request(), NOW))
@@ -137,7 +141,7 @@ def test_redemptions_drawn_within_the_allowance_are_never_flagged(
     for n, mid in enumerate(mids):
         for k in range(10):  # 3 x 10 x 400 = 12,000 of the 50,000; 4,000 of 5,000 each
             station.redeem(mid, 400, NOW + timedelta(minutes=10 + n * 10 + k), allowance_id=own)
-    response = ledger.push("S001", station.request(), NOW)
+    response = ledger.push("S001", station.request(), NOW + timedelta(hours=1))
     assert {(r.status, r.reason) for r in response.results} == {("applied", None)}
     assert ledger.station_flags() == [] and ledger.review_list() == []
 
@@ -359,3 +363,95 @@ def test_a_ledger_of_schema_1_is_migrated_with_its_redemptions(
         assert {"source", "source_key", "fuelling_point", "nozzle"} <= columns
         assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == 2
     engine.dispose()
+
+
+def test_redemption_times_the_station_cannot_have_seen_are_flagged(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    """An old allowance's rest spent by backdating, or a time past the cloud's clock: HQ
+    sees both, but a drifting PC clock could explain them, so neither suspends alone."""
+    first = _allowance(ledger, "S001")
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "300.00", NOW)
+    ledger.push("S001", station.request(), NOW)
+    station.redeem(mid, 100, NOW - timedelta(hours=1), allowance_id=first)
+    status, reason = _only(ledger.push("S001", station.request(), NOW))
+    assert status == "applied" and reason is not None
+    assert "redemption.before_allowance" in reason
+    station.redeem(mid, 100, NOW + timedelta(hours=2), allowance_id=first)
+    reason = _only(ledger.push("S001", station.request(), NOW))[1]
+    assert reason is not None and "redemption.future" in reason
+    assert all(flag["suspends"] is False for flag in ledger.station_flags("S001"))
+
+
+def test_a_suspended_stations_redemptions_are_all_shown_to_hq(
+    ledger: CloudLedger, station: FakeStation
+) -> None:
+    own = _allowance(ledger, "S001")
+    mid = station.register("13800138000", NOW)
+    station.sale(mid, "300.00", NOW)
+    ledger.push("S001", station.request(), NOW)
+    ledger.set_station_suspended("S001", suspended=True, by="hq-li", reason="audit", now=NOW)
+    station.redeem(mid, 100, NOW, allowance_id=own)
+    reason = _only(ledger.push("S001", station.request(), NOW))[1]
+    assert reason is not None and "redemption.while_suspended" in reason
+
+
+def test_unverifiable_points_beyond_a_generous_fill_wait_for_hq(
+    ledger: CloudLedger, station: FakeStation, two: FakeStation
+) -> None:
+    """Another station's member credited 9e12 points by a sale the cloud cannot price (no
+    published rule set of that version): 2,000 booked, the rest held and flagged."""
+    mid = station.register("13800138000", NOW)
+    ledger.push("S001", station.request(), NOW)
+    two.sale(mid, "1.00", NOW, claimed=9_000_000_000_000, version=999)
+    reason = _only(ledger.push("S002", two.request(), NOW))[1]
+    assert reason is not None and "sale.points_unverified" in reason
+    assert _points(ledger, mid) == 2_000
+    (held,) = ledger.adjustments("pending")
+    assert held["points"] == 9_000_000_000_000 - 2_000 and held["station_id"] == "S002"
+    # A sale it can price earns what the rules give, the claim beyond waits too.
+    two.sale(mid, "40.00", NOW, claimed=4_000)
+    ledger.push("S002", two.request(), NOW)
+    assert _points(ledger, mid) == 2_040
+    assert sorted(a["points"] for a in ledger.adjustments("pending"))[0] == 3_960
+    assert ledger.ledger_problems() == []
+
+
+def test_parallel_pulls_grant_one_allowance(ledger: CloudLedger, station: FakeStation) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        pages = list(pool.map(lambda _: ledger.changes("S001", 0, 100, NOW), range(8)))
+    granted = {page.allowance.allowance_id for page in pages if page.allowance is not None}
+    assert len(granted) == 1
+    assert ledger.totals()["allowances_granted_points"] == 50_000
+
+
+def test_parallel_epochs_share_one_daily_adjustment_bound(
+    ledger: CloudLedger,
+    station: FakeStation,
+    chain_keys: MemberKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One token pushing in four epochs at once is still one station: 200,000 points of
+    adjustments in a day, of which at most the 100,000 bound is booked without HQ. Each
+    push dwells before writing, so pushes that were not serialised would overlap."""
+    flush = Book.flush
+
+    def slow_flush(self: Book) -> None:
+        time.sleep(0.3)
+        flush(self)
+
+    monkeypatch.setattr(Book, "flush", slow_flush)
+    mids = [station.register(f"1380013800{n}", NOW) for n in range(4)]
+    ledger.push("S001", station.request(), NOW)
+    epochs = []
+    for epoch, mid in enumerate(mids, start=2):  # a member each: no member row to queue on
+        forger = FakeStation("S001", chain_keys, epoch=epoch)
+        for n in range(5):
+            forger.adjust(mid, 10_000, NOW + timedelta(minutes=n))
+        epochs.append(forger.request())
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda request: ledger.push("S001", request, NOW), epochs))
+    assert sum(_points(ledger, mid) for mid in mids) == 100_000
+    assert sum(a["points"] for a in ledger.adjustments("pending")) == 100_000
+    assert ledger.ledger_problems() == []
