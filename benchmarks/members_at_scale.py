@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.latency import Latency
-from cloud_sync.loyalty.identity import mask_phone, normalize_phone, normalize_plate
-from cloud_sync.loyalty.privacy import blind_index, encrypt_field
+from cloud_sync.core.identity import mask_phone, normalize_phone, normalize_plate
+from cloud_sync.core.privacy import blind_index, encrypt_field
 from edge_agent.services.members import find_member
 from edge_agent.services.station import Station
 from edge_agent.store.ids import uuid7

@@ -87,7 +87,7 @@ _ALL: Final = [
         "user.name",
         "user.role",
         "user.pin",
-        # identity (cloud_sync.loyalty.identity.IdentityError)
+        # identity (cloud_sync.core.identity.IdentityError)
         "phone.empty",
         "phone.letters",
         "phone.characters",
@@ -101,7 +101,7 @@ _ALL: Final = [
         "plate.io",
         "identifier.empty",
         "identifier.unrecognised",
-        # redemption (cloud_sync.loyalty.ruleset.RedemptionRefused and the offline policy)
+        # redemption (cloud_sync.core.ruleset.RedemptionRefused and the offline policy)
         "redeem.not_positive",
         "redeem.min_points",
         "redeem.not_whole_fen",

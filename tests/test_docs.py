@@ -28,11 +28,11 @@ import typer
 from pydantic import BaseModel
 from starlette.routing import Mount
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.server.app import build_cloud_app
-from cloud_sync.server.settings import CloudSettings
-from cloud_sync.signing import generate_signing_key
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.server.app import build_cloud_app
+from cloud_sync.cloud.server.settings import CloudSettings
+from cloud_sync.core.privacy import MemberKeys
+from cloud_sync.core.signing import generate_signing_key
 from edge_agent.cli.main import app as cli_app
 from edge_agent.services.station import open_station
 from edge_agent.settings import StationSettings

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .output import fail
+from cloud_sync.core.output import fail
 
 __all__ = ["demo_command"]
 

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from cloud_sync.core.output import emit, emit_table, fail
+
 from ..errors import ServiceError
 from ..services.backup import backup_store, restore_store
 from ..services.disagreements import describe, open_cloud_disagreements, settle_cloud_disagreement
@@ -28,7 +30,6 @@ from ..services.users import add_user
 from ..settings import load_settings
 from ..store import StoreError
 from ..store.lock import AgentLock
-from .output import emit, emit_table, fail
 
 __all__ = ["edge_app"]
 

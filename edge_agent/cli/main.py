@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import typer
 from typer.exceptions import TyperException
 
+from cloud_sync.cloud.cli import cloud_app
+from cloud_sync.core.output import fail
+
 from ..errors import ServiceError
 from ..settings import ConfigError
 from ..store import StoreError
-from .cloud import cloud_app
-from .cloud_review import review_app
 from .demo import demo_command
 from .edge import edge_app
-from .output import fail
 from .run import run_command
 from .sim import sim_app
 
@@ -32,7 +32,6 @@ app = typer.Typer(
 app.add_typer(edge_app, name="edge")
 app.add_typer(sim_app, name="sim")
 app.add_typer(cloud_app, name="cloud")
-cloud_app.add_typer(review_app, name="review")
 app.command("demo")(demo_command)
 edge_app.command("run")(run_command)
 

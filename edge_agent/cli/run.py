@@ -20,13 +20,14 @@ from typing import Annotated, Literal
 
 import typer
 
+from cloud_sync.core.output import fail
+
 from ..daemon import run_station
 from ..errors import ServiceError
 from ..logs import configure_logging
 from ..settings import ConfigError, load_settings
 from ..store import StoreError
 from ..store.lock import AgentLockHeld
-from .output import fail
 
 __all__ = ["run_command"]
 

@@ -20,11 +20,10 @@ from typing import Annotated, TextIO
 
 import typer
 
+from cloud_sync.core.output import fail
 from drivers.dart import simulator as dart_simulator
 from drivers.ifsf import simulator as fdc_simulator
 from drivers.links import open_serial
-
-from .output import fail
 
 __all__ = ["sim_app"]
 

@@ -7,7 +7,7 @@ waits for the stop event. A driver hands each completed sale to `ingest_fuel_sal
 store's writer thread and acknowledges it only after the commit returned, so stopping (or
 killing) the daemon at any moment loses nothing: an unacknowledged sale is seen again and
 recorded once by its key. Every retry (a driver's reconnect, a crashed driver's restart,
-the sync engine's next try) follows `cloud_sync.backoff`: exponential, capped, full jitter.
+the sync engine's next try) follows `cloud_sync.core.backoff`: exponential, capped, full jitter.
 
 systemd (`Type=notify`): `READY=1` once the store is open and the page listens,
 `WATCHDOG=1` from the event loop itself (a stuck loop stops the pings and systemd restarts

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from cloud_sync.backoff import full_jitter, schedule
+from cloud_sync.core.backoff import full_jitter, schedule
 from drivers.counters import LinkCounters
 from drivers.dart.driver import DartDriver, DartPumpConfig
 from drivers.events import FuelSale, PumpStatus

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cloud_sync.server.keyfiles import load_or_create_signing_key
-from cloud_sync.server.rules import publish_ruleset
-from cloud_sync.server.run import open_ledger, serve
+from cloud_sync.cloud.server.keyfiles import load_or_create_signing_key
+from cloud_sync.cloud.server.rules import publish_ruleset
+from cloud_sync.cloud.server.run import open_ledger, serve
 from drivers.dart import simulator as dart_simulator
 from drivers.ifsf import simulator as fdc_simulator
 

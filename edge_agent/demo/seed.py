@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cloud_sync.server.settings import CloudSettings
+from cloud_sync.cloud.server.settings import CloudSettings
 
 from ..settings import StationSettings
 

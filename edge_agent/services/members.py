@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud_sync.events import MemberRegistered, PlateAttached
-from cloud_sync.loyalty.identity import (
+from cloud_sync.core.events import MemberRegistered, PlateAttached
+from cloud_sync.core.identity import (
     IdentityError,
     mask_phone,
     normalize_phone,
     normalize_plate,
     parse_identifier,
 )
-from cloud_sync.loyalty.lots import spendable
-from cloud_sync.loyalty.privacy import DecryptionError, blind_index, encrypt_field
+from cloud_sync.core.lots import spendable
+from cloud_sync.core.privacy import DecryptionError, blind_index, encrypt_field
 
 from ..errors import ServiceError
 from ..store import Tx

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cloud_sync.events import PointsAdjusted, PointsExpired, PointsRedeemed
-from cloud_sync.loyalty.lots import InsufficientPoints, Lot, allocate, spendable
-from cloud_sync.loyalty.ruleset import (
+from cloud_sync.core.events import PointsAdjusted, PointsExpired, PointsRedeemed
+from cloud_sync.core.lots import InsufficientPoints, Lot, allocate, spendable
+from cloud_sync.core.ruleset import (
     RedemptionRefused,
     points_expire_at,
     redemption_value_fen,

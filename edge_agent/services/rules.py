@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from cloud_sync.loyalty.ruleset import (
+from cloud_sync.core.ruleset import (
     RuleSet,
     RuleSetError,
     ruleset_in_force,
 )
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
+from cloud_sync.core.ruleset.parser import parse_ruleset_json
 
 from ..errors import ServiceError
 from ..store import Tx

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from cloud_sync.events import (
+from cloud_sync.core.events import (
     EarnReceipt,
     EarnStep,
     LedgerEntry,
@@ -16,9 +16,9 @@ from cloud_sync.events import (
     SaleRecorded,
     SaleReversed,
 )
-from cloud_sync.loyalty.lots import InsufficientPoints, allocate
-from cloud_sync.loyalty.pricing import PointsReceipt, SaleFacts, price_sale
-from cloud_sync.loyalty.ruleset import RuleSet, points_expire_at, ruleset_in_force
+from cloud_sync.core.lots import InsufficientPoints, allocate
+from cloud_sync.core.pricing import PointsReceipt, SaleFacts, price_sale
+from cloud_sync.core.ruleset import RuleSet, points_expire_at, ruleset_in_force
 
 from ..errors import ServiceError
 from ..store import Tx

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from cloud_sync.loyalty.privacy import (
+from cloud_sync.core.privacy import (
     DecryptionError,
     MemberKeys,
     blind_index,
     encrypt_field,
 )
-from cloud_sync.loyalty.ruleset import RuleSet
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
+from cloud_sync.core.ruleset import RuleSet
+from cloud_sync.core.ruleset.parser import parse_ruleset_json
 
 from ..errors import ServiceError
 from ..settings import StationSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cloud_sync.loyalty.ruleset import ruleset_in_force
+from cloud_sync.core.ruleset import ruleset_in_force
 
 from ..store.members import count_members
 from ..store.meta import get_meta

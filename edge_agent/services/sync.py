@@ -1,8 +1,8 @@
-"""The station's side of sync (`cloud_sync.port.StationPort`): batches from the outbox,
+"""The station's side of sync (`cloud_sync.station.port.StationPort`): batches from the outbox,
 acknowledgements and rewinds, pulled pages applied in one transaction, enrolment and the
 re-keying of local members under the chain's keys.
 
-The engine (`cloud_sync.engine.SyncEngine`) decides when to call what; every method here
+The engine (`cloud_sync.station.engine.SyncEngine`) decides when to call what; every method here
 that changes the station commits before it returns, so a crash between two calls loses
 nothing and repeats nothing the cloud would not recognise.
 """
@@ -18,12 +18,9 @@ from datetime import datetime
 
 import httpx
 
-from cloud_sync.client import CloudClient
-from cloud_sync.engine import CycleResult, SyncEngine
-from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.port import Backlog
-from cloud_sync.signing import SignatureError, verify_document
-from cloud_sync.wire import (
+from cloud_sync.core.privacy import MemberKeys
+from cloud_sync.core.signing import SignatureError, verify_document
+from cloud_sync.core.wire import (
     MAX_BATCH,
     ChangesResponse,
     EnrolRequest,
@@ -34,6 +31,9 @@ from cloud_sync.wire import (
     PushResponse,
     SignedRuleSet,
 )
+from cloud_sync.station.client import CloudClient
+from cloud_sync.station.engine import CycleResult, SyncEngine
+from cloud_sync.station.port import Backlog
 
 from ..errors import ServiceError
 from ..store import Tx

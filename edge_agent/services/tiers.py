@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from cloud_sync.events import MemberTierChanged
-from cloud_sync.loyalty.ruleset import RuleSet, ruleset_in_force
-from cloud_sync.loyalty.tiers import Activity, TierDecision, qualification_windows, tier_at
+from cloud_sync.core.events import MemberTierChanged
+from cloud_sync.core.ruleset import RuleSet, ruleset_in_force
+from cloud_sync.core.tiers import Activity, TierDecision, qualification_windows, tier_at
 
 from ..store import Tx
 from ..store.audit import record_audit

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud_sync.loyalty.privacy import DecryptionError, MemberKeys, decrypt_field
+from cloud_sync.core.privacy import DecryptionError, MemberKeys, decrypt_field
 
 from .database import StoreError
 from .files import fsync_path

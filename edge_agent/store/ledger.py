@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cloud_sync.loyalty.lots import Lot
+from cloud_sync.core.lots import Lot
 
 from .database import Tx
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_sync.events import Event
+from cloud_sync.core.events import Event
 
 from .database import Tx
 from .ids import uuid7
@@ -48,7 +48,7 @@ class OutboxEvent:
 
 
 def append_event(tx: Tx, event: Event, created_at: str) -> OutboxEvent:
-    """Store `event`'s canonical JSON (`cloud_sync.events`) as the next event of this epoch."""
+    """Store `event`'s canonical JSON (`cloud_sync.core.events`) as the next event of this epoch."""
     kind, payload = event.kind, event.payload()
     epoch = int(get_meta(tx, "epoch") or 1)
     seq = int(tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM outbox").fetchone()[0])

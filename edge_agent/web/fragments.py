@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.loyalty.identity import IdentityError, parse_identifier
-from cloud_sync.loyalty.ruleset import RedemptionRefused, redemption_value_fen
+from cloud_sync.core.identity import IdentityError, parse_identifier
+from cloud_sync.core.ruleset import RedemptionRefused, redemption_value_fen
 
 from ..error_codes import status_of
 from ..errors import ServiceError

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.loyalty.identity import IdentityError, normalize_phone, normalize_plate
+from cloud_sync.core.identity import IdentityError, normalize_phone, normalize_plate
 
 from ..error_codes import status_of
 from ..errors import ServiceError

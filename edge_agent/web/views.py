@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cloud_sync.loyalty.ruleset import RuleSet
+from cloud_sync.core.ruleset import RuleSet
 from drivers.events import PumpStatus
 
 from ..services.members import MemberView, member_view

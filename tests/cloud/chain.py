@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.server.keyfiles import load_chain_keys
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.server.keyfiles import load_chain_keys
 from edge_agent.services.members import register_member
 from edge_agent.services.rules import install_ruleset
 from edge_agent.services.sales import SaleInput, record_sale

@@ -1,4 +1,4 @@
-"""`cloud_sync.backoff`: the one retry schedule (sync engine, supervisor, both drivers)."""
+"""`cloud_sync.core.backoff`: the one retry schedule (sync engine, supervisor, both drivers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from cloud_sync.backoff import full_jitter, schedule
+from cloud_sync.core.backoff import full_jitter, schedule
 
 
 def test_the_ceiling_doubles_from_the_base_to_the_cap() -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cloud_sync.client import CloudClient, SyncGap
-from cloud_sync.engine import SyncEngine
-from cloud_sync.wire import PushRequest
+from cloud_sync.core.wire import PushRequest
+from cloud_sync.station.client import CloudClient, SyncGap
+from cloud_sync.station.engine import SyncEngine
 from edge_agent.services.points import redeem_points
 from edge_agent.services.station import Station
 from edge_agent.services.sync import StationSyncPort, build_engine

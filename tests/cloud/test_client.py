@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud_sync.client import (
+from cloud_sync.core.wire import (
+    ChangesResponse,
+    EnrolRequest,
+    EnrolResponse,
+    MemberKeysWire,
+    PushRequest,
+    PushResponse,
+)
+from cloud_sync.station.client import (
     CHANGES_PATH,
     ENROL_PATH,
     EVENTS_PATH,
@@ -26,14 +34,6 @@ from cloud_sync.client import (
     SyncGap,
     SyncRejected,
     SyncRetry,
-)
-from cloud_sync.wire import (
-    ChangesResponse,
-    EnrolRequest,
-    EnrolResponse,
-    MemberKeysWire,
-    PushRequest,
-    PushResponse,
 )
 from tests.cloud.faults import Fault, FaultProxy, FaultyTransport, ProxyMode
 

@@ -20,10 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.client import CHANGES_PATH, ENROL_PATH, EVENTS_PATH, CloudClient
-from cloud_sync.engine import BACKOFF_CAP_S, FAILURES_BEFORE_ALERT, CycleResult, SyncEngine
-from cloud_sync.port import Backlog
-from cloud_sync.wire import (
+from cloud_sync.core.wire import (
     ChangesResponse,
     DenyEntry,
     EnrolRequest,
@@ -33,6 +30,9 @@ from cloud_sync.wire import (
     PushRequest,
     PushResponse,
 )
+from cloud_sync.station.client import CHANGES_PATH, ENROL_PATH, EVENTS_PATH, CloudClient
+from cloud_sync.station.engine import BACKOFF_CAP_S, FAILURES_BEFORE_ALERT, CycleResult, SyncEngine
+from cloud_sync.station.port import Backlog
 from tests.cloud.faults import Fault, FaultKind, FaultyTransport, random_plan
 
 TOKEN = "station-token"

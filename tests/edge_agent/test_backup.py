@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from cloud_sync.ledger import AllowancePolicy, CloudLedger
-from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.server.app import build_cloud_app
-from cloud_sync.server.rules import publish_ruleset
-from cloud_sync.server.settings import CloudSettings
-from cloud_sync.signing import generate_signing_key
+from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger
+from cloud_sync.cloud.server.app import build_cloud_app
+from cloud_sync.cloud.server.rules import publish_ruleset
+from cloud_sync.cloud.server.settings import CloudSettings
+from cloud_sync.core.privacy import MemberKeys
+from cloud_sync.core.signing import generate_signing_key
 from edge_agent.errors import ServiceError
 from edge_agent.services.backup import (
     backup_store,

@@ -20,10 +20,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.client import CHANGES_PATH, ENROL_PATH, EVENTS_PATH
-from cloud_sync.loyalty.privacy import MemberKeys, blind_index, encrypt_field
-from cloud_sync.signing import generate_signing_key, key_id_of, public_key_b64, sign_document
-from cloud_sync.wire import (
+from cloud_sync.core.privacy import MemberKeys, blind_index, encrypt_field
+from cloud_sync.core.signing import generate_signing_key, key_id_of, public_key_b64, sign_document
+from cloud_sync.core.wire import (
     Allowance,
     ChangesResponse,
     DenyEntry,
@@ -37,6 +36,7 @@ from cloud_sync.wire import (
     SignedRuleSet,
     WireEvent,
 )
+from cloud_sync.station.client import CHANGES_PATH, ENROL_PATH, EVENTS_PATH
 from edge_agent.daemon import run_station
 from edge_agent.errors import ServiceError
 from edge_agent.services.members import find_member, member_view, register_member

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from cloud_sync.loyalty.identity import (
+from cloud_sync.core.identity import (
     Identifier,
     IdentityError,
     mask_phone,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud_sync.loyalty.lots import InsufficientPoints, Lot, allocate, spendable
+from cloud_sync.core.lots import InsufficientPoints, Lot, allocate, spendable
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 

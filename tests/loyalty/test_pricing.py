@@ -15,15 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.loyalty.pricing import (
+from cloud_sync.core.pricing import (
     PointsReceipt,
     SaleFacts,
     applicable_bonus,
     price_sale,
     receipt_from_dict,
 )
-from cloud_sync.loyalty.ruleset import RuleSet
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset, parse_ruleset_json
+from cloud_sync.core.ruleset import RuleSet
+from cloud_sync.core.ruleset.parser import parse_ruleset, parse_ruleset_json
 
 RULESETS = Path(__file__).resolve().parents[2] / "config" / "rulesets"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

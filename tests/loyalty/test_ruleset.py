@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cloud_sync.loyalty import ruleset as ruleset_module
-from cloud_sync.loyalty.ruleset import (
+from cloud_sync.core.ruleset import (
     Fault,
     RedemptionRefused,
     RuleSet,
@@ -24,7 +23,8 @@ from cloud_sync.loyalty.ruleset import (
     redemption_value_fen,
     ruleset_in_force,
 )
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset, parse_ruleset_json
+from cloud_sync.core.ruleset import model as ruleset_module
+from cloud_sync.core.ruleset.parser import parse_ruleset, parse_ruleset_json
 
 RULESETS = Path(__file__).resolve().parents[2] / "config" / "rulesets"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.loyalty.ruleset import RuleSet
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset
-from cloud_sync.loyalty.tiers import (
+from cloud_sync.core.ruleset import RuleSet
+from cloud_sync.core.ruleset.parser import parse_ruleset
+from cloud_sync.core.tiers import (
     Activity,
     TierDecision,
     qualification_windows,

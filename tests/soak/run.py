@@ -35,8 +35,8 @@ from typing import Any
 
 import psycopg
 
-from cloud_sync.loyalty.ruleset import RuleSet
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset
+from cloud_sync.core.ruleset import RuleSet
+from cloud_sync.core.ruleset.parser import parse_ruleset
 from tests.cloud.chain import CloudProcess
 
 from .cashier import Cashier, CashierStats, Member

@@ -11,8 +11,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cloud_sync.loyalty.pricing import SaleFacts, price_sale
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
+from cloud_sync.core.pricing import SaleFacts, price_sale
+from cloud_sync.core.ruleset.parser import parse_ruleset_json
 from tests.soak.cashier import CashierStats
 from tests.soak.nodes import MARKER, StationNode, leftover_processes, sale_key
 from tests.soak.report import SoakReport

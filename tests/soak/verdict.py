@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, func, select
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.ledger.schema import high_water, redemptions, sales
-from cloud_sync.loyalty.pricing import SaleFacts, price_sale
-from cloud_sync.loyalty.ruleset import RuleSet
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.ledger.schema import high_water, redemptions, sales
+from cloud_sync.core.pricing import SaleFacts, price_sale
+from cloud_sync.core.ruleset import RuleSet
 from tests.cloud.chain import LOYALPUMP, reference_balances, store_outbox
 
 from .nodes import SaleKey, StationNode

@@ -63,8 +63,8 @@ def undeclared(found: Iterator[tuple[str, int, str, int | None]]) -> list[str]:
 
 def _station_sources() -> Iterator[Path]:
     yield from sorted((ROOT / "edge_agent").rglob("*.py"))
-    yield ROOT / "cloud_sync" / "loyalty" / "identity.py"
-    yield ROOT / "cloud_sync" / "loyalty" / "ruleset.py"
+    yield ROOT / "cloud_sync" / "core" / "identity.py"
+    yield ROOT / "cloud_sync" / "core" / "ruleset" / "model.py"
 
 
 def test_every_raised_code_is_declared_with_its_status() -> None:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.loyalty.privacy import MemberKeys
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.core.privacy import MemberKeys
 
 from .fake_station import RULES_TEXT, SHANGHAI, FakeStation
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cloud_sync.events import (
+from cloud_sync.core.events import (
     EarnReceipt,
     Event,
     LedgerEntry,
@@ -21,12 +21,12 @@ from cloud_sync.events import (
     SaleRecorded,
     SaleReversed,
 )
-from cloud_sync.loyalty.identity import mask_phone, normalize_phone, normalize_plate
-from cloud_sync.loyalty.pricing import SaleFacts, price_sale
-from cloud_sync.loyalty.privacy import MemberKeys, blind_index, encrypt_field
-from cloud_sync.loyalty.ruleset import RuleSet, points_expire_at
-from cloud_sync.loyalty.ruleset_parser import parse_ruleset_json
-from cloud_sync.wire import PushRequest
+from cloud_sync.core.identity import mask_phone, normalize_phone, normalize_plate
+from cloud_sync.core.pricing import SaleFacts, price_sale
+from cloud_sync.core.privacy import MemberKeys, blind_index, encrypt_field
+from cloud_sync.core.ruleset import RuleSet, points_expire_at
+from cloud_sync.core.ruleset.parser import parse_ruleset_json
+from cloud_sync.core.wire import PushRequest
 from tests.support import RULESETS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
 
-from cloud_sync.ledger import AllowancePolicy, CloudLedger, LedgerError
-from cloud_sync.loyalty.privacy import MemberKeys
+from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger, LedgerError
+from cloud_sync.core.privacy import MemberKeys
 
 from .conftest import NOW
 from .fake_station import RULES_TEXT, FakeStation

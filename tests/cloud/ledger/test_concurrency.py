@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.loyalty.privacy import MemberKeys
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.core.privacy import MemberKeys
 
 from .conftest import NOW
 from .fake_station import FakeStation, member_id

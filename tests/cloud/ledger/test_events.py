@@ -8,14 +8,14 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from cloud_sync.events import (
+from cloud_sync.cloud.ledger.handlers import HANDLERS
+from cloud_sync.core.events import (
     EVENT_MODELS,
     MemberTierChanged,
     PointsAdjusted,
     SaleRecorded,
     payload_fault,
 )
-from cloud_sync.ledger.handlers import HANDLERS
 
 AT = "2026-03-02T10:00:00+08:00"
 

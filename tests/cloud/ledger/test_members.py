@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.loyalty.identity import IdentityError, normalize_phone
-from cloud_sync.loyalty.privacy import MemberKeys, blind_index, decrypt_field
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.core.identity import IdentityError, normalize_phone
+from cloud_sync.core.privacy import MemberKeys, blind_index, decrypt_field
 
 from .conftest import NOW
 from .fake_station import FakeStation, member_id

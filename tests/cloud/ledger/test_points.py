@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine, text
 
-from cloud_sync.ledger import CloudLedger
+from cloud_sync.cloud.ledger import CloudLedger
 
 from .conftest import NOW
 from .fake_station import FakeStation

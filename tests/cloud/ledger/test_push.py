@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from cloud_sync.ledger import CloudLedger, EventConflict, LedgerError, SequenceGap
+from cloud_sync.cloud.ledger import CloudLedger, EventConflict, LedgerError, SequenceGap
 
 from .conftest import NOW
 from .fake_station import FakeStation

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloud_sync.ledger import CloudLedger
+from cloud_sync.cloud.ledger import CloudLedger
 from tests.fixtures.store_fixture import FIXTURE, StoreFixture, ledger_results, replay
 
 KINDS = {

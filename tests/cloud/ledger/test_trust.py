@@ -11,16 +11,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from cloud_sync.ledger import (
+from cloud_sync.cloud.ledger import (
     CloudLedger,
     EventConflict,
     LedgerError,
     StationLimits,
     TrustPolicy,
 )
-from cloud_sync.ledger.book import Book
-from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.wire import PushResponse
+from cloud_sync.cloud.ledger.book import Book
+from cloud_sync.core.privacy import MemberKeys
+from cloud_sync.core.wire import PushResponse
 
 from .conftest import NOW
 from .fake_station import FakeStation

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
 
-from cloud_sync.ledger import CloudLedger, TrustPolicy
-from cloud_sync.ledger.schema import redemptions, sales, station_flags
-from cloud_sync.loyalty.privacy import MemberKeys
+from cloud_sync.cloud.ledger import CloudLedger, TrustPolicy
+from cloud_sync.cloud.ledger.schema import redemptions, sales, station_flags
+from cloud_sync.core.privacy import MemberKeys
 
 from .conftest import NOW
 from .fake_station import FakeStation

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cloud_sync.events import Event, MemberRegistered, PlateAttached
-from cloud_sync.loyalty.identity import mask_phone, normalize_phone, normalize_plate
-from cloud_sync.loyalty.privacy import MemberKeys, blind_index, encrypt_field
+from cloud_sync.core.events import Event, MemberRegistered, PlateAttached
+from cloud_sync.core.identity import mask_phone, normalize_phone, normalize_plate
+from cloud_sync.core.privacy import MemberKeys, blind_index, encrypt_field
 
 __all__ = ["ADMIN_TOKEN", "AT", "EventLog", "member_events"]
 

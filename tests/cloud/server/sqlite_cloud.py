@@ -10,10 +10,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.server.app import build_cloud_app
-from cloud_sync.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
-from cloud_sync.server.settings import CloudSettings
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.server.app import build_cloud_app
+from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
+from cloud_sync.cloud.server.settings import CloudSettings
 from tests.support import FakeClock
 
 from .helpers import ADMIN_TOKEN

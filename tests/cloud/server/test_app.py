@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud_sync.ledger import CloudLedger
-from cloud_sync.loyalty.privacy import MemberKeys
-from cloud_sync.server.app import build_cloud_app
-from cloud_sync.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
-from cloud_sync.server.run import open_ledger
-from cloud_sync.server.settings import CloudSettings
-from cloud_sync.signing import SignatureError, verify_document
-from cloud_sync.wire import ChangesResponse, EnrolResponse, Problem, PushResponse
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.server.app import build_cloud_app
+from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
+from cloud_sync.cloud.server.run import open_ledger
+from cloud_sync.cloud.server.settings import CloudSettings
+from cloud_sync.core.privacy import MemberKeys
+from cloud_sync.core.signing import SignatureError, verify_document
+from cloud_sync.core.wire import ChangesResponse, EnrolResponse, Problem, PushResponse
 from tests.support import RULESETS, FakeClock
 
 from .helpers import ADMIN_TOKEN, EventLog, member_events

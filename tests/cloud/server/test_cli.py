@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud_sync.server.keyfiles import load_chain_keys
-from cloud_sync.server.run import open_ledger
-from cloud_sync.server.settings import DATABASE_URL_ENV, load_cloud_settings
-from cloud_sync.wire import PushRequest
+from cloud_sync.cloud.server.keyfiles import load_chain_keys
+from cloud_sync.cloud.server.run import open_ledger
+from cloud_sync.cloud.server.settings import DATABASE_URL_ENV, load_cloud_settings
+from cloud_sync.core.wire import PushRequest
 from tests.support import RULESETS, free_port
 
 from .helpers import ADMIN_TOKEN, EventLog, member_events

@@ -1,4 +1,4 @@
-"""Every error code the cloud can answer is declared once (cloud_sync/server/errors.py).
+"""Every error code the cloud can answer is declared once (cloud_sync/cloud/server/errors.py).
 
 The source is scanned: a literal code in `ApiProblem(status, ...)` (routes, gate), in
 `LedgerError(...)` (the ledger, answered with its catalogue status) or in the identity
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.server.errors import CATALOGUE, error_responses, status_of
+from cloud_sync.cloud.server.errors import CATALOGUE, error_responses, status_of
 
 from .sqlite_cloud import sqlite_cloud
 
@@ -58,9 +58,9 @@ def undeclared(found: Iterator[tuple[str, int, str, int | None]]) -> list[str]:
 
 
 def _cloud_sources() -> Iterator[Path]:
-    yield from sorted((ROOT / "cloud_sync" / "server").glob("*.py"))
-    yield from sorted((ROOT / "cloud_sync" / "ledger").rglob("*.py"))
-    yield ROOT / "cloud_sync" / "loyalty" / "identity.py"
+    yield from sorted((ROOT / "cloud_sync" / "cloud" / "server").glob("*.py"))
+    yield from sorted((ROOT / "cloud_sync" / "cloud" / "ledger").rglob("*.py"))
+    yield ROOT / "cloud_sync" / "core" / "identity.py"
 
 
 def test_every_raised_code_is_declared_with_its_status() -> None:

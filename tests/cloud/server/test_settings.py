@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.server.keyfiles import (
+from cloud_sync.cloud.server.keyfiles import (
     CHAIN_KEY_ID,
     MEMBER_KEYS_FILE,
     SIGNING_KEY_FILE,
@@ -16,8 +16,8 @@ from cloud_sync.server.keyfiles import (
     load_or_create_chain_keys,
     load_or_create_signing_key,
 )
-from cloud_sync.server.settings import DATABASE_URL_ENV, CloudConfigError, load_cloud_settings
-from cloud_sync.signing import public_key_b64
+from cloud_sync.cloud.server.settings import DATABASE_URL_ENV, CloudConfigError, load_cloud_settings
+from cloud_sync.core.signing import public_key_b64
 from tests.support import PROJECT_ROOT
 
 

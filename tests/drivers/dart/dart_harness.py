@@ -15,7 +15,7 @@ from typing import Literal
 
 import serial
 
-from cloud_sync.backoff import schedule
+from cloud_sync.core.backoff import schedule
 from drivers.counters import LinkCounters
 from drivers.dart.driver import DartDriver, DartPumpConfig
 from drivers.events import FuelSale, PumpStatus

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from cloud_sync.backoff import schedule
+from cloud_sync.core.backoff import schedule
 from drivers.counters import LinkCounters
 from drivers.dart.crc import crc_bytes
 from drivers.dart.driver import DartDriver

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from cloud_sync.backoff import schedule
+from cloud_sync.core.backoff import schedule
 from drivers.events import FuelSale, PumpStatus
 from drivers.ifsf.client import FdcClient
 from drivers.ifsf.fdcside import SaleRecord, build_fuel_sale_trx, build_service_response

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from cloud_sync.backoff import schedule
+from cloud_sync.core.backoff import schedule
 from drivers.events import FuelSale
 from drivers.ifsf.client import FdcClient
 from drivers.ifsf.header import HeaderKind

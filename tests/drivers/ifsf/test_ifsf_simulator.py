@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from cloud_sync.backoff import schedule
+from cloud_sync.core.backoff import schedule
 from drivers.errors import MalformedMessage
 from drivers.ifsf.client import FdcClient
 from drivers.ifsf.framer import IfsfFramer

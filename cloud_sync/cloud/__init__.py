@@ -1,0 +1,2 @@
+"""The cloud: the chain ledger (`ledger`), its HTTP service (`server`) and HQ's command
+line (`cli`)."""

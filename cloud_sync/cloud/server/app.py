@@ -1,0 +1,174 @@
+"""The cloud ledger's FastAPI app: the gate, the station and HQ routes, probes, error bodies.
+
+`build_cloud_app` creates everything when called, never at import. Every 4xx answers a
+`cloud_sync.core.wire.Problem` so a station can tell a gap from a conflict from a bad request by
+its `error` code alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from cloud_sync.cloud.ledger import CloudLedger, LedgerError
+from cloud_sync.core.identity import IdentityError
+from cloud_sync.core.privacy import MemberKeys
+from cloud_sync.core.signing import key_id_of, public_key_b64
+from cloud_sync.core.wire import Problem
+
+from .admin_routes import admin_router
+from .context import ApiProblem, CloudContext, cloud_context
+from .errors import status_of
+from .gate import CloudGate
+from .keyfiles import load_chain_keys
+from .metrics import CloudMetrics
+from .review_routes import review_router
+from .settings import CloudSettings
+from .sync_routes import sync_router
+from .validation import validation_detail
+
+__all__ = ["MAX_BODY_BYTES", "build_cloud_app", "validation_detail"]
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _problem(status: int, problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(problem.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+def _install_handlers(app: FastAPI) -> None:
+    async def api_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiProblem)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _problem(exc.status, exc.problem, headers)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        detail = validation_detail(list(exc.errors()))
+        return _problem(422, Problem(error="invalid", detail=detail))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body FastAPI cannot parse: invalid, like any bad body
+            return _problem(422, Problem(error="invalid", detail=f"body: {exc.detail}"))
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return _problem(exc.status_code, Problem(error=code, detail=str(exc.detail)), headers)
+
+    async def coded_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LedgerError | IdentityError)
+        return _problem(status_of(exc.code), Problem(error=exc.code, detail=str(exc)))
+
+    app.add_exception_handler(ApiProblem, api_problem)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(LedgerError, coded_error)
+    app.add_exception_handler(IdentityError, coded_error)
+
+
+_HEALTH_DOWN = {
+    "type": "object",
+    "required": ["status", "dialect", "reason"],
+    "properties": {
+        "status": {"const": "error"},
+        "dialect": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
+
+
+def _install_probes(app: FastAPI) -> None:
+    @app.get(
+        "/healthz",
+        tags=["probes"],
+        responses={
+            503: {
+                "description": "The ledger database does not answer",
+                "content": {"application/json": {"schema": _HEALTH_DOWN}},
+            }
+        },
+    )
+    def healthz(request: Request) -> JSONResponse:
+        """200 while the ledger database answers, 503 otherwise."""
+        ledger = cloud_context(request).ledger
+        try:
+            ledger.offline_redemption()  # one small read proves the database answers
+        except Exception as exc:  # any failure means "not healthy", with its kind
+            body = {"status": "error", "dialect": ledger.dialect, "reason": type(exc).__name__}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", "dialect": ledger.dialect})
+
+    @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
+    def metrics(request: Request) -> PlainTextResponse:
+        """Prometheus text: pushes, events, conflicts, pages, latency, ledger totals."""
+        context = cloud_context(request)
+        totals = context.cached_totals()
+        return PlainTextResponse(
+            context.metrics.render(totals), media_type="text/plain; version=0.0.4"
+        )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_cloud_app(
+    settings: CloudSettings,
+    *,
+    ledger: CloudLedger,
+    signing_key: Ed25519PrivateKey,
+    clock: Callable[[], datetime] | None = None,
+    chain_keys: MemberKeys | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The cloud's HTTP face over an open ledger.
+
+    `chain_keys` are the keys the ledger was opened with (read from the data directory when
+    not given); `clock` answers aware datetimes (UTC by default).
+    """
+    public_key = public_key_b64(signing_key)
+    context = CloudContext(
+        ledger=ledger,
+        chain_keys=chain_keys if chain_keys is not None else load_chain_keys(settings.data_dir),
+        signing_key=signing_key,
+        signing_public_key=public_key,
+        signing_key_id=key_id_of(public_key),
+        admin_token=settings.admin_token(),
+        clock=clock or _utc_now,
+        metrics=CloudMetrics(),
+        max_body_bytes=max_body_bytes,
+    )
+    app = FastAPI(
+        title="loyalpump cloud ledger",
+        description="The chain's ledger: station sync (station tokens) and HQ (admin token).",
+        version="1",
+    )
+    app.state.cloud = context
+    _install_handlers(app)
+    _install_probes(app)
+    app.include_router(sync_router())
+    app.include_router(admin_router())
+    app.include_router(review_router())
+    app.add_middleware(CloudGate, context=context)
+    return app

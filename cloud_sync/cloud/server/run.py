@@ -1,0 +1,263 @@
+"""Running the cloud ledger service: open the ledger, serve HTTP, expire lots hourly.
+
+`serve` blocks until SIGTERM/SIGINT (or the `stop` event) and then shuts down in order:
+stop accepting requests, let the running ones finish, stop the expiry job, close the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger
+
+from .app import build_cloud_app
+from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
+from .settings import CloudConfigError, CloudSettings
+
+__all__ = [
+    "ExpiryJob",
+    "allowance_policy",
+    "open_ledger",
+    "private_sqlite_file",
+    "refuse_open_data_dir",
+    "safe_url",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+EXPIRY_INTERVAL_S = 3600.0
+
+
+def allowance_policy(settings: CloudSettings) -> AllowancePolicy:
+    section = settings.offline_redemption
+    return AllowancePolicy(
+        points=section.points,
+        per_member_cap=section.per_member_cap,
+        lifetime_s=section.lifetime_h * 3600,
+        max_snapshot_age_s=section.max_snapshot_age_h * 3600,
+    )
+
+
+def safe_url(url: str) -> str:
+    """The database URL fit for messages and logs: the password is masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "(unparsable database URL)"
+
+
+def open_ledger(settings: CloudSettings, *, create: bool = True) -> CloudLedger:
+    """Open (and create or migrate) the ledger with the chain keys from the data directory.
+
+    Until the chain has a station or a rule set, `[offline_redemption] enabled = false` turns
+    HQ's switch off at each open; from then on the switch lives only in the database (the
+    policy route and CLI change it).
+    """
+    ensure_data_dir(settings.data_dir)
+    keys = load_or_create_chain_keys(settings.data_dir)
+    url = settings.database_url
+    private_sqlite_file(url)
+    try:
+        ledger = CloudLedger.open(
+            url,
+            chain_keys=keys,
+            policy=allowance_policy(settings),
+            trust=settings.trust_policy(),
+            create=create,
+        )
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise CloudConfigError(f"database {safe_url(url)}: {first}") from exc
+    if not settings.offline_redemption.enabled and not ledger.rulesets() and not ledger.stations():
+        ledger.set_offline_redemption(False, datetime.now(UTC))
+    return ledger
+
+
+def private_sqlite_file(url: str) -> None:
+    """A SQLite ledger's file is created 0600 (SQLite gives its -wal and -shm that mode);
+    one an older version left readable by others is tightened, companions included."""
+    try:
+        parsed = make_url(url)
+    except (SQLAlchemyError, ValueError):
+        return  # CloudLedger.open reports it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database or "")
+    try:
+        if path.parent.is_dir():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+            if file.exists() and stat.S_IMODE(file.stat().st_mode) & 0o077:
+                os.chmod(file, 0o600)
+    except OSError as exc:
+        raise CloudConfigError(f"database file {path}: {exc.strerror or exc}") from exc
+
+
+def refuse_open_data_dir(data_dir: Path) -> None:
+    """The service refuses a data folder other users can read, write or enter."""
+    try:
+        mode = stat.S_IMODE(data_dir.stat().st_mode)
+    except FileNotFoundError:
+        return  # created 0700 on the way
+    except OSError as exc:
+        raise CloudConfigError(f"data folder {data_dir}: {exc.strerror or exc}") from exc
+    if mode & 0o077:
+        raise CloudConfigError(
+            f"data folder {data_dir} is open to other users (mode {mode:04o}); "
+            f"run: chmod 700 {data_dir}"
+        )
+
+
+class ExpiryJob:
+    """Expire lots past their date: once at start, then every `interval_s`, in a thread."""
+
+    def __init__(
+        self,
+        ledger: CloudLedger,
+        clock: Callable[[], datetime],
+        interval_s: float = EXPIRY_INTERVAL_S,
+    ) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cloud-expiry", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                expired = self._ledger.expire_lots(self._clock())
+                if expired:
+                    log.info("expired %d lot(s)", expired)
+            except Exception:  # a failed run is retried at the next tick, never fatal
+                log.exception("lot expiry failed")
+            self._stop.wait(self._interval_s)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before serving so a taken port is a clear error, not a uvicorn exit."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CloudConfigError(f"cloud.host: cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise CloudConfigError(f"cloud.port: cannot listen on {host}:{port}: {exc}") from exc
+    return sock
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Route SIGTERM/SIGINT to `stop` (main thread only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def serve(
+    settings: CloudSettings,
+    *,
+    ready: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
+    expiry_interval_s: float = EXPIRY_INTERVAL_S,
+) -> None:
+    """Run the service until SIGTERM/SIGINT or `stop`; `ready(base_url)` once it listens.
+
+    Refuses (CloudConfigError) a data folder open to other users. Run as the process's own
+    service (from the main thread: `cloud run`), it sets umask 077 first, so every file it
+    creates is private whatever the caller's umask.
+    """
+    if threading.current_thread() is threading.main_thread():
+        os.umask(0o077)
+    refuse_open_data_dir(settings.data_dir)
+    stop = stop or threading.Event()
+    clock = clock or _utc_now
+    ledger = open_ledger(settings)
+    try:
+        signing_key = load_or_create_signing_key(settings.data_dir)
+        if not settings.admin_token():
+            log.warning("no admin_token configured: every HQ route answers 401")
+        app = build_cloud_app(settings, ledger=ledger, signing_key=signing_key, clock=clock)
+        sock = _listen(settings.cloud.host, settings.cloud.port)
+        port = sock.getsockname()[1]
+        host = settings.cloud.host
+        base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,  # uvicorn's line carries query strings (phones); ours not
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        # In a worker thread uvicorn leaves signals alone; this thread owns them.
+        web = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="cloud-http", daemon=True
+        )
+        expiry = ExpiryJob(ledger, clock, expiry_interval_s)
+        restore = _stop_on_signals(stop)
+        try:
+            web.start()
+            while not server.started and web.is_alive() and not stop.wait(0.05):
+                pass
+            if server.started:
+                log.info("cloud ledger on %s (%s)", base_url, ledger.dialect)
+                expiry.start()
+                if ready is not None:
+                    ready(base_url)
+            while web.is_alive() and not stop.wait(0.2):
+                pass
+        finally:
+            server.should_exit = True
+            web.join(15)
+            expiry.stop()
+            restore()
+            sock.close()
+        if not stop.is_set():
+            raise CloudConfigError(f"the HTTP server on {base_url} stopped unexpectedly")
+    finally:
+        ledger.close()
