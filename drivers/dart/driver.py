@@ -42,7 +42,7 @@ class DartDriver:
 
     `reconnect_delay(n)` is the wait before reopening the link after its n-th failure in a
     row, and before handing a refused sale over again after its n-th refusal (the daemon
-    passes `cloud_sync.backoff.schedule(...)`). A sale not committed within
+    passes `cloud_sync.core.backoff.schedule(...)`). A sale not committed within
     `commit_timeout_s` is counted and logged, and still waited for.
     """
 

@@ -138,7 +138,7 @@ class FdcClient:
         """Connect, log on, catch up, follow; reconnect after `reconnect_delay`; until cancelled.
 
         `reconnect_delay(n)` is the wait after the n-th failure in a row (a session that
-        logged on starts the count afresh); the daemon passes `cloud_sync.backoff.schedule`.
+        logged on starts the count afresh); the daemon passes `cloud_sync.core.backoff.schedule`.
         """
         failures = 0
         for attempt in itertools.count():
