@@ -8,7 +8,6 @@ every declared code has its message in both languages.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,9 @@ import pytest
 
 from edge_agent.error_codes import CATALOGUE, status_of
 from edge_agent.web.i18n import LANGS, MESSAGES
+from tests.error_scan import Hit, raised_in_files
+from tests.error_scan import raised_codes as scan_raised_codes
+from tests.error_scan import undeclared as scan_undeclared
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,37 +30,12 @@ RAISERS = {
 }
 
 
-def raised_codes(source: str, name: str = "<source>") -> Iterator[tuple[str, int, str, int | None]]:
-    """(where, line, code, status or None) for every literal code raised in `source`."""
-    for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if called not in RAISERS:
-            continue
-        code_at, status_at = RAISERS[called]
-        if len(node.args) <= code_at:
-            continue
-        code = node.args[code_at]
-        if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
-            continue  # passed on from another exception (exc.code) or built (f"sale.{what}")
-        status: int | None = None
-        if status_at is not None and isinstance(node.args[status_at], ast.Constant):
-            value = node.args[status_at].value  # type: ignore[attr-defined]
-            status = value if isinstance(value, int) else None
-        yield name, node.lineno, code.value, status
+def raised_codes(source: str, name: str = "<source>") -> Iterator[Hit]:
+    return scan_raised_codes(source, RAISERS, name)
 
 
-def undeclared(found: Iterator[tuple[str, int, str, int | None]]) -> list[str]:
-    problems = []
-    for where, line, code, status in found:
-        entry = CATALOGUE.get(code)
-        if entry is None:
-            problems.append(f"{where}:{line}: {code!r} is not declared in error_codes.py")
-        elif status is not None and status != entry.status:
-            problems.append(f"{where}:{line}: {code!r} raised {status}, declared {entry.status}")
-    return problems
+def undeclared(found: Iterator[Hit]) -> list[str]:
+    return scan_undeclared(found, CATALOGUE, "error_codes.py")
 
 
 def _station_sources() -> Iterator[Path]:
@@ -68,11 +45,7 @@ def _station_sources() -> Iterator[Path]:
 
 
 def test_every_raised_code_is_declared_with_its_status() -> None:
-    found = [
-        hit
-        for path in _station_sources()
-        for hit in raised_codes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
-    ]
+    found = raised_in_files(_station_sources(), ROOT, RAISERS)
     assert len(found) > 60  # the scan sees the raises (not an empty walk)
     assert undeclared(iter(found)) == []
 

@@ -8,7 +8,6 @@ one. The OpenAPI document names only `Problem` bodies for refusals.
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,9 @@ from typing import Any
 import pytest
 
 from cloud_sync.cloud.server.errors import CATALOGUE, error_responses, status_of
+from tests.error_scan import Hit, raised_in_files
+from tests.error_scan import raised_codes as scan_raised_codes
+from tests.error_scan import undeclared as scan_undeclared
 
 from .sqlite_cloud import sqlite_cloud
 
@@ -25,36 +27,12 @@ ROOT = Path(__file__).resolve().parents[3]
 RAISERS = {"ApiProblem": (1, 0), "LedgerError": (0, None), "IdentityError": (0, None)}
 
 
-def raised_codes(source: str, name: str = "<source>") -> Iterator[tuple[str, int, str, int | None]]:
-    for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if called not in RAISERS:
-            continue
-        code_at, status_at = RAISERS[called]
-        if len(node.args) <= code_at:
-            continue
-        code = node.args[code_at]
-        if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
-            continue
-        status: int | None = None
-        if status_at is not None and isinstance(node.args[status_at], ast.Constant):
-            value = node.args[status_at].value  # type: ignore[attr-defined]
-            status = value if isinstance(value, int) else None
-        yield name, node.lineno, code.value, status
+def raised_codes(source: str, name: str = "<source>") -> Iterator[Hit]:
+    return scan_raised_codes(source, RAISERS, name)
 
 
-def undeclared(found: Iterator[tuple[str, int, str, int | None]]) -> list[str]:
-    problems = []
-    for where, line, code, status in found:
-        entry = CATALOGUE.get(code)
-        if entry is None:
-            problems.append(f"{where}:{line}: {code!r} is not declared in server/errors.py")
-        elif status is not None and status != entry.status:
-            problems.append(f"{where}:{line}: {code!r} raised {status}, declared {entry.status}")
-    return problems
+def undeclared(found: Iterator[Hit]) -> list[str]:
+    return scan_undeclared(found, CATALOGUE, "server/errors.py")
 
 
 def _cloud_sources() -> Iterator[Path]:
@@ -64,11 +42,7 @@ def _cloud_sources() -> Iterator[Path]:
 
 
 def test_every_raised_code_is_declared_with_its_status() -> None:
-    found = [
-        hit
-        for path in _cloud_sources()
-        for hit in raised_codes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
-    ]
+    found = raised_in_files(_cloud_sources(), ROOT, RAISERS)
     assert len(found) > 30
     assert undeclared(iter(found)) == []
 
