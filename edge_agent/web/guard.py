@@ -29,7 +29,9 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cloud_sync.core.asgi_body import read_body, replay
 
 __all__ = [
     "LOOPBACK_NAMES",
@@ -142,13 +144,13 @@ class GuardMiddleware:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await self._refuse(scope, receive, send, 413, "request.too_large")
             return
-        body, complete = await _read_body(receive, self.max_body)
+        body, complete = await read_body(receive, self.max_body)
         if body is None:
             await self._refuse(scope, receive, send, 413, "request.too_large")
             return
         if not complete:
             return  # the client went away while sending
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, status: int, code: str
@@ -156,34 +158,3 @@ class GuardMiddleware:
         response = self.refuse(Request(scope, receive), status, code)
         response.headers["Connection"] = "close"  # the rest of a refused body is not read
         await response(scope, receive, send)
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
-    """The whole body, or (None, …) as soon as it passes `limit`; False when the client left."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunk = bytes(message.get("body", b""))
-        size += len(chunk)
-        if size > limit:
-            return None, True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body already read, then the real channel (which reports a disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay

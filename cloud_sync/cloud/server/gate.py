@@ -17,6 +17,8 @@ from typing import Literal
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloud_sync.core.asgi_body import read_body, replay
+
 from .context import STATION_ID_KEY, ApiProblem, CloudContext
 
 __all__ = ["CloudGate", "route_label"]
@@ -129,13 +131,13 @@ class CloudGate:
             if station_id is not None:
                 scope.setdefault("state", {})[STATION_ID_KEY] = station_id
         if scope.get("method") in _BODY_METHODS:
-            body, complete = await _read_body(receive, limit)
+            body, complete = await read_body(receive, limit)
             if body is None:
                 await _answer(send, _too_large(limit))
                 return
             if not complete:
                 return  # the client went away while sending
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         await self.app(scope, receive, send)
 
     def _authorize(self, access: _Access, token: str | None) -> str | None:
@@ -162,33 +164,3 @@ class CloudGate:
 
 def _too_large(limit: int) -> ApiProblem:
     return ApiProblem(413, "too_large", f"request bodies are limited to {limit} bytes")
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
-    """The whole body, or (None, …) once it passes `limit`; False when the client left."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunk = bytes(message.get("body", b""))
-        size += len(chunk)
-        if size > limit:
-            return None, True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
