@@ -5,46 +5,10 @@ JSON document into one, with the JSON path of each fault (`values` and `tier_rul
 its pieces). Import from here.
 """
 
-from .model import (
-    Bonus,
-    EarnRule,
-    Fault,
-    Grade,
-    Qualify,
-    RedeemPolicy,
-    RedemptionRefused,
-    Rounding,
-    RuleSet,
-    RuleSetError,
-    Tier,
-    TrialGrant,
-    canonical_json,
-    points_expire_at,
-    redemption_value_fen,
-    ruleset_in_force,
-)
-from .parser import (
-    parse_ruleset,
-    parse_ruleset_json,
-)
+from . import model, parser
+from .model import *  # noqa: F403 (the names are model.__all__, re-exported below)
+from .parser import *  # noqa: F403
 
-__all__ = [
-    "Bonus",
-    "EarnRule",
-    "Fault",
-    "Grade",
-    "Qualify",
-    "RedeemPolicy",
-    "RedemptionRefused",
-    "Rounding",
-    "RuleSet",
-    "RuleSetError",
-    "Tier",
-    "TrialGrant",
-    "canonical_json",
-    "parse_ruleset",
-    "parse_ruleset_json",
-    "points_expire_at",
-    "redemption_value_fen",
-    "ruleset_in_force",
-]
+__all__: list[str] = []
+__all__ += model.__all__
+__all__ += parser.__all__
