@@ -19,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from cloud_sync.core.asgi import allowed_methods
+
 from ..error_codes import status_of
 from ..errors import ServiceError
 from ..services.health import store_write_error
@@ -86,16 +88,6 @@ def _refusal(
     return render(request, "error.html", status=status, session=session, message=text, code=code)
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route of this path takes (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
-
-
 def _install_handlers(app: FastAPI) -> None:
     async def web_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WebError)
@@ -129,7 +121,7 @@ def _install_handlers(app: FastAPI) -> None:
         code = f"http.{exc.status_code}"
         headers = dict(exc.headers) if exc.headers else {}
         if exc.status_code == 405:
-            headers["Allow"] = _allowed_methods(request)
+            headers["Allow"] = allowed_methods(request.app.router.routes, request.scope, Match.NONE)
         return JSONResponse(
             {"error": code, "message": str(exc.detail)},
             status_code=exc.status_code,

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cloud_sync.core.asgi_body import read_body, replay
+from cloud_sync.core.asgi import read_body, replay
 
 __all__ = [
     "LOOPBACK_NAMES",

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from cloud_sync.cloud.ledger import CloudLedger, LedgerError
+from cloud_sync.core.asgi import allowed_methods
 from cloud_sync.core.identity import IdentityError
 from cloud_sync.core.privacy import MemberKeys
 from cloud_sync.core.signing import key_id_of, public_key_b64
@@ -45,16 +46,6 @@ def _problem(status: int, problem: Problem, headers: dict[str, str] | None = Non
     return JSONResponse(problem.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route of this path takes (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
-
-
 def _install_handlers(app: FastAPI) -> None:
     async def api_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
@@ -73,7 +64,10 @@ def _install_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:
-            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(request.app.router.routes, request.scope, Match.NONE),
+            }
         return _problem(exc.status_code, Problem(error=code, detail=str(exc.detail)), headers)
 
     async def coded_error(request: Request, exc: Exception) -> Response:

@@ -17,7 +17,7 @@ from typing import Literal
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloud_sync.core.asgi_body import read_body, replay
+from cloud_sync.core.asgi import read_body, replay
 
 from .context import STATION_ID_KEY, ApiProblem, CloudContext
 
