@@ -14,16 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud_sync.cloud.ledger import CloudLedger
-from cloud_sync.cloud.server.app import build_cloud_app
-from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
 from cloud_sync.cloud.server.run import open_ledger
 from cloud_sync.cloud.server.settings import CloudSettings
 from cloud_sync.core.privacy import MemberKeys
 from cloud_sync.core.signing import SignatureError, verify_document
 from cloud_sync.core.wire import ChangesResponse, EnrolResponse, Problem, PushResponse
-from tests.support import RULESETS, FakeClock
+from tests.support import RULESETS
 
 from .helpers import ADMIN_TOKEN, EventLog, member_events
+from .sqlite_cloud import open_cloud
 
 SAMPLE = RULESETS / "sample.json"
 
@@ -56,27 +55,12 @@ class Cloud:
 
 @pytest.fixture
 def cloud(cloud_db_url: str, tmp_path: Path) -> Iterator[Cloud]:
-    settings = CloudSettings.model_validate(
-        {
-            "cloud": {
-                "data_dir": str(tmp_path / "cloud"),
-                "database_url": cloud_db_url,
-                "admin_token": ADMIN_TOKEN,
-            }
-        }
-    )
-    keys = load_or_create_chain_keys(settings.data_dir)
-    signing_key = load_or_create_signing_key(settings.data_dir)
-    clock = FakeClock(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
-    ledger = CloudLedger.open(settings.database_url, chain_keys=keys)
-    try:
-        station_token = ledger.add_station("S001", "first", clock())
-        other_token = ledger.add_station("S002", "second", clock())
-        app = build_cloud_app(settings, ledger=ledger, signing_key=signing_key, clock=clock)
-        with TestClient(app) as client:
-            yield Cloud(client, ledger, keys, station_token, other_token)
-    finally:
-        ledger.close()
+    with (
+        open_cloud(tmp_path, cloud_db_url, [("S001", "first"), ("S002", "second")]) as opened,
+        TestClient(opened.app) as client,
+    ):
+        station_token, other_token = opened.tokens
+        yield Cloud(client, opened.ledger, opened.keys, station_token, other_token)
 
 
 def problem_of(answer: Any, status: int, error: str) -> Problem:
