@@ -19,12 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support import PROJECT_ROOT, RULESETS, free_port
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 pytestmark = pytest.mark.slow
 
@@ -112,26 +111,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(timeout=15) == 0
     sim.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 def _shot(page: Page, name: str) -> None:

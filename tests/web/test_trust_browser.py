@@ -19,12 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.support import free_port
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
 
 EVIL_PAGE = """<!doctype html><html><body>
@@ -110,19 +109,6 @@ def evil(station: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
-        yield launched
-        launched.close()
 
 
 def test_a_foreign_page_cannot_post_the_login_form_or_call_the_api(
