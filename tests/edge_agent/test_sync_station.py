@@ -514,9 +514,11 @@ def test_an_enrolled_station_redeems_only_under_an_allowance_in_force(
     assert station_status(station)["sync"]["allowance"]["expired"] is True
 
 
-def test_the_allowance_and_the_member_cap_bound_what_is_redeemed(
-    station: Station, port: StationSyncPort, chain: Chain
-) -> None:
+def _local_and_elsewhere_with_1000(
+    station: Station, port: StationSyncPort, chain: Chain, **terms: Any
+) -> str:
+    """A local member with a sale's points, then a page: ELSEWHERE (1,000 points) and an
+    allowance of `terms`. Returns the local member's id."""
     local = member(station)
     sale(station, "500", local)
     port.apply_changes(
@@ -524,9 +526,16 @@ def test_the_allowance_and_the_member_cap_bound_what_is_redeemed(
             0,
             1,
             members=[chain.member(ELSEWHERE, "+8613900139000", lots=((1000, None),))],
-            allowance=allowance(station, points=300, cap=200),
+            allowance=allowance(station, **terms),
         )
     )
+    return local
+
+
+def test_the_allowance_and_the_member_cap_bound_what_is_redeemed(
+    station: Station, port: StationSyncPort, chain: Chain
+) -> None:
+    local = _local_and_elsewhere_with_1000(station, port, chain, points=300, cap=200)
     redeem_points(station, local, 150, actor="c")
     refused("redeem.member_cap", lambda: redeem_points(station, local, 100, actor="c"))
     refused("redeem.allowance_spent", lambda: redeem_points(station, ELSEWHERE, 200, actor="c"))
@@ -540,16 +549,7 @@ def test_the_allowance_and_the_member_cap_bound_what_is_redeemed(
 def test_a_stale_snapshot_is_refused_while_a_local_only_member_is_judged_locally(
     station: Station, port: StationSyncPort, chain: Chain, clock: FakeClock
 ) -> None:
-    local = member(station)
-    sale(station, "500", local)
-    port.apply_changes(
-        page(
-            0,
-            1,
-            members=[chain.member(ELSEWHERE, "+8613900139000", lots=((1000, None),))],
-            allowance=allowance(station, max_age_s=600),
-        )
-    )
+    local = _local_and_elsewhere_with_1000(station, port, chain, max_age_s=600)
     clock.advance(seconds=601)
     refused("redeem.snapshot_stale", lambda: redeem_points(station, ELSEWHERE, 100, actor="c"))
     redeem_points(station, local, 100, actor="c")
