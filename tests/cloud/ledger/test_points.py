@@ -32,19 +32,25 @@ def _view(ledger: CloudLedger, mid: str, days: float = 0) -> dict[str, object]:
     return found
 
 
+def _allowance_id(ledger: CloudLedger) -> str:
+    """The allowance the cloud grants S001 (on its first changes page)."""
+    allowance = ledger.changes("S001", 0, 100, NOW).allowance
+    assert allowance is not None
+    return allowance.allowance_id
+
+
 def test_overdraft_denies_the_member_and_later_earnings_repay_it(
     ledger: CloudLedger, station: FakeStation
 ) -> None:
-    allowance = ledger.changes("S001", 0, 100, NOW).allowance
-    assert allowance is not None
+    allowance_id = _allowance_id(ledger)
     mid = station.register("13800138000", NOW)
     station.sale(mid, "300.00", NOW + timedelta(minutes=1))
-    station.redeem(mid, 200, NOW + timedelta(minutes=2), allowance_id=allowance.allowance_id)
+    station.redeem(mid, 200, NOW + timedelta(minutes=2), allowance_id=allowance_id)
     ledger.push("S001", station.request(), NOW)
     assert (_view(ledger, mid)["points"], _view(ledger, mid)["denied"]) == (100, False)
 
     # Redeemed offline at another till on a stale balance: the cloud never refuses it.
-    station.redeem(mid, 250, NOW + timedelta(minutes=3), allowance_id=allowance.allowance_id)
+    station.redeem(mid, 250, NOW + timedelta(minutes=3), allowance_id=allowance_id)
     result = ledger.push("S001", station.request(), NOW)
     assert result.results[0].status == "applied"
     view = _view(ledger, mid)
@@ -206,14 +212,13 @@ def test_variance_report_compares_claims_with_the_rules(
 def test_a_late_offline_redemption_dated_before_expiry_still_finds_its_points(
     ledger: CloudLedger, station: FakeStation
 ) -> None:
-    allowance = ledger.changes("S001", 0, 100, NOW).allowance
-    assert allowance is not None
+    allowance_id = _allowance_id(ledger)
     mid = station.register("13800138000", NOW)
     expires = NOW + timedelta(days=1)
     station.adjust(mid, 100, NOW, expires_at=expires.isoformat())
     ledger.push("S001", station.request(), NOW)
     # Offline at a station since the morning, the member redeems while the lot is live ...
-    station.redeem(mid, 80, NOW + timedelta(hours=12), allowance_id=allowance.allowance_id)
+    station.redeem(mid, 80, NOW + timedelta(hours=12), allowance_id=allowance_id)
 
     # ... the cloud's expiry job runs after the lot lapsed, but within the offline grace:
     # the lot no longer counts, yet its expiry is not booked yet.
@@ -240,10 +245,9 @@ def test_a_late_offline_redemption_dated_before_expiry_still_finds_its_points(
 def test_reversing_a_sale_that_repaid_an_overdraft_owes_it_again(
     ledger: CloudLedger, station: FakeStation, cloud_db_url: str
 ) -> None:
-    allowance = ledger.changes("S001", 0, 100, NOW).allowance
-    assert allowance is not None
+    allowance_id = _allowance_id(ledger)
     mid = station.register("13800138000", NOW)
-    station.redeem(mid, 300, NOW, allowance_id=allowance.allowance_id)
+    station.redeem(mid, 300, NOW, allowance_id=allowance_id)
     ledger.push("S001", station.request(), NOW)
     view = _view(ledger, mid)
     assert (view["points"], view["overdraft"], view["denied"]) == (-300, 300, True)
@@ -267,12 +271,11 @@ def test_reversing_a_sale_that_repaid_an_overdraft_owes_it_again(
 def test_reversing_a_sale_that_partly_repaid_an_overdraft(
     ledger: CloudLedger, station: FakeStation, cloud_db_url: str
 ) -> None:
-    allowance = ledger.changes("S001", 0, 100, NOW).allowance
-    assert allowance is not None
+    allowance_id = _allowance_id(ledger)
     mid = station.register("13800138000", NOW)
-    station.redeem(mid, 100, NOW, allowance_id=allowance.allowance_id)  # overdraft 100
+    station.redeem(mid, 100, NOW, allowance_id=allowance_id)  # overdraft 100
     sale_id = station.sale(mid, "300.00", NOW + timedelta(minutes=1))  # 100 repay, lot of 200
-    station.redeem(mid, 150, NOW + timedelta(minutes=2), allowance_id=allowance.allowance_id)
+    station.redeem(mid, 150, NOW + timedelta(minutes=2), allowance_id=allowance_id)
     ledger.push("S001", station.request(), NOW)
     assert _view(ledger, mid)["points"] == 50
 
