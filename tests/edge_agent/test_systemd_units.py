@@ -43,21 +43,27 @@ def _one(unit: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
     return values[-1]
 
 
-@pytest.mark.parametrize("name", ["loyalpump-edge.service", "loyalpump-cloud.service"])
-def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> None:
+def _verify(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess[str]:
+    """`systemd-analyze verify` of unit `name` written as `text`, its ExecStart pointed at
+    this checkout's `loyalpump`."""
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "systemd-analyze is missing: apt-get install systemd"
-    text = (UNITS / name).read_text(encoding="utf-8")
-    assert INSTALLED in text
     copy = tmp_path / name
     copy.write_text(text.replace(INSTALLED, LOYALPUMP), encoding="utf-8")
-    result = subprocess.run(
+    return subprocess.run(
         [analyze, "verify", "--man=no", str(copy)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize("name", ["loyalpump-edge.service", "loyalpump-cloud.service"])
+def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> None:
+    text = (UNITS / name).read_text(encoding="utf-8")
+    assert INSTALLED in text
+    result = _verify(tmp_path, name, text)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     # verify only warns (exit 0) about unknown keys and bad values: any line naming the
@@ -67,21 +73,9 @@ def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> N
 
 
 def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    assert analyze is not None, "systemd-analyze is missing: apt-get install systemd"
-    text = (UNITS / "loyalpump-edge.service").read_text(encoding="utf-8")
-    copy = tmp_path / "loyalpump-edge.service"
-    copy.write_text(
-        text.replace(INSTALLED, LOYALPUMP).replace("ProtectSystem=", "ProtectSystm="),
-        encoding="utf-8",
-    )
-    result = subprocess.run(
-        [analyze, "verify", "--man=no", str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    name = "loyalpump-edge.service"
+    text = (UNITS / name).read_text(encoding="utf-8")
+    result = _verify(tmp_path, name, text.replace("ProtectSystem=", "ProtectSystm="))
     assert "ProtectSystm" in result.stdout + result.stderr
 
 
@@ -99,6 +93,12 @@ HARDENING = {
     "SystemCallArchitectures": "native",
     "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
 }
+
+
+def _assert_service(unit: dict[str, dict[str, list[str]]], expected: dict[str, str]) -> None:
+    """[Service] sets each key `expected` names, and the HARDENING, to its value."""
+    for key, value in {**expected, **HARDENING}.items():
+        assert _one(unit, "Service", key) == value, key
 
 
 def test_the_station_unit() -> None:
@@ -119,10 +119,8 @@ def test_the_station_unit() -> None:
         "StateDirectory": "loyalpump",
         "ConfigurationDirectory": "loyalpump",
         "Environment": "PYTHONUNBUFFERED=1",
-        **HARDENING,
     }
-    for key, value in expected.items():
-        assert _one(unit, "Service", key) == value, key
+    _assert_service(unit, expected)
     # The drivers open serial ports: nothing may hide /dev or restrict it to a list.
     for forbidden in ("PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectClock"):
         assert forbidden not in service, forbidden
@@ -139,10 +137,8 @@ def test_the_cloud_unit() -> None:
         "User": "loyalpump-cloud",
         "StateDirectory": "loyalpump-cloud",
         "Environment": "PYTHONUNBUFFERED=1",
-        **HARDENING,
     }
-    for key, value in expected.items():
-        assert _one(unit, "Service", key) == value, key
+    _assert_service(unit, expected)
     assert "SupplementaryGroups" not in unit["Service"]  # no serial port on the server
     assert "MemoryDenyWriteExecute" not in unit["Service"]
     after = " ".join(unit["Unit"]["After"]).split()
