@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,3 +92,13 @@ def free_port() -> int:
             _handed_out.add(port)
             return port
     raise RuntimeError("no free listening port below the ephemeral range")
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """A CLI refusal: exit 2, one line on stderr (no traceback) holding every fragment."""
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

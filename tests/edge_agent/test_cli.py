@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import RULESETS
+from tests.support import RULESETS, assert_refused
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -38,15 +38,6 @@ def config(tmp_path: Path) -> str:
     run("edge", "init", "--config", str(path))
     run("edge", "rules", "load", "--config", str(path), str(RULESETS / "field-examples.json"))
     return str(path)
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_init_is_idempotent(config: str) -> None:

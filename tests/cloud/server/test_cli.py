@@ -19,7 +19,7 @@ from cloud_sync.cloud.server.keyfiles import load_chain_keys
 from cloud_sync.cloud.server.run import open_ledger
 from cloud_sync.cloud.server.settings import DATABASE_URL_ENV, load_cloud_settings
 from cloud_sync.core.wire import PushRequest
-from tests.support import RULESETS, free_port
+from tests.support import RULESETS, assert_refused, free_port
 
 from .helpers import ADMIN_TOKEN, EventLog, member_events
 
@@ -39,15 +39,6 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
     return result
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture
