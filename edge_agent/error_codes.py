@@ -14,11 +14,11 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from cloud_sync.core.catalogue import UNDECLARED_STATUS, index_codes, status_in
+
 __all__ = ["CATALOGUE", "UNDECLARED_STATUS", "ErrorCode", "declared", "status_of"]
 
 log = logging.getLogger(__name__)
-
-UNDECLARED_STATUS: Final = 422
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,7 @@ _ALL: Final = [
     ),
 ]
 
-CATALOGUE: Final[dict[str, ErrorCode]] = {entry.code: entry for entry in _ALL}
-assert len(CATALOGUE) == len(_ALL), "an error code is declared twice"
+CATALOGUE: Final[dict[str, ErrorCode]] = index_codes(_ALL)
 
 
 def declared(code: str) -> ErrorCode | None:
@@ -142,10 +141,5 @@ def declared(code: str) -> ErrorCode | None:
 
 
 def status_of(code: str) -> int:
-    """The HTTP status of `code`; an undeclared code (a bug the catalogue test catches) is
-    answered 422 and logged."""
-    entry = CATALOGUE.get(code)
-    if entry is None:
-        log.warning("undeclared error code %r answered %d", code, UNDECLARED_STATUS)
-        return UNDECLARED_STATUS
-    return entry.status
+    """The HTTP status of `code` (422, logged, for an undeclared one)."""
+    return status_in(CATALOGUE, code, log)

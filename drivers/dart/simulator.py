@@ -134,19 +134,10 @@ def serve(
     keeps going; `on_closed` is called once no sale is in progress any more. The caller
     owns (and closes) the link.
     """
-    if mode == "pumps":
-        simulator = DartPumpSimulator(
-            link,
-            pumps=pumps,
-            random_sales=sales,
-            interval_s=interval_s,
-            noise=noise,
-            seed=seed,
-            on_sale_completed=on_sale_completed,
-        )
-        simulator.serve_forever(stop, closing, on_closed)
-        return simulator.completed
-    player = DartBusPlayer(
+    kind: type[DartPumpSimulator] | type[DartBusPlayer] = (
+        DartPumpSimulator if mode == "pumps" else DartBusPlayer
+    )
+    simulated = kind(
         link,
         pumps=pumps,
         random_sales=sales,
@@ -155,5 +146,8 @@ def serve(
         seed=seed,
         on_sale_completed=on_sale_completed,
     )
-    player.play(stop, closing, on_closed)
-    return player.completed
+    if isinstance(simulated, DartPumpSimulator):
+        simulated.serve_forever(stop, closing, on_closed)
+    else:
+        simulated.play(stop, closing, on_closed)
+    return simulated.completed

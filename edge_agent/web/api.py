@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -26,12 +26,12 @@ from ..services.sales import SaleInput, attach_member, record_sale, reverse_sale
 from ..services.users import check_pin
 from .auth import COOKIE_NAME, Session, WebError
 from .context import (
-    current_session,
+    CurrentSession,
+    ManagerSession,
+    PassiveSession,
+    WriteSession,
     lang_of,
-    manager_session,
-    passive_session,
     web_context,
-    write_session,
 )
 from .i18n import translate
 from .openapi import (
@@ -163,18 +163,14 @@ def api_router() -> APIRouter:
         dependencies=_WRITER,
         responses=error_responses(write=True),
     )
-    async def logout(
-        request: Request, session: Annotated[Session, Depends(write_session)]
-    ) -> JSONResponse:
+    async def logout(request: Request, session: WriteSession) -> JSONResponse:
         web_context(request).sessions.end(session.token)
         response = JSONResponse({"status": "logged_out"})
         response.delete_cookie(COOKIE_NAME, path="/")
         return response
 
     @router.get("/pumps", dependencies=_READER, responses=error_responses())
-    async def pumps(
-        request: Request, _: Annotated[Session, Depends(passive_session)]
-    ) -> dict[str, Any]:
+    async def pumps(request: Request, _: PassiveSession) -> dict[str, Any]:
         return {"pumps": [pump_dict(p) for p in web_context(request).live.pumps()]}
 
     @router.get(
@@ -191,7 +187,7 @@ def api_router() -> APIRouter:
     )
     async def sales(
         request: Request,
-        _: Annotated[Session, Depends(passive_session)],
+        _: PassiveSession,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
         before: Annotated[
             str | None,
@@ -216,7 +212,7 @@ def api_router() -> APIRouter:
     )
     async def lookup(
         request: Request,
-        _: Annotated[Session, Depends(current_session)],
+        _: CurrentSession,
         q: Annotated[str, Query(min_length=1, max_length=32)],
     ) -> dict[str, Any]:
         station = web_context(request).station
@@ -241,7 +237,7 @@ def api_router() -> APIRouter:
         ),
     )
     async def create_member(
-        request: Request, body: MemberIn, session: Annotated[Session, Depends(write_session)]
+        request: Request, body: MemberIn, session: WriteSession
     ) -> dict[str, Any]:
         if not body.consent:
             raise ServiceError("consent.required", "the member's consent is required")
@@ -275,7 +271,7 @@ def api_router() -> APIRouter:
         request: Request,
         sale_id: _SaleId,
         body: AttachIn,
-        session: Annotated[Session, Depends(write_session)],
+        session: WriteSession,
     ) -> dict[str, Any]:
         ctx = web_context(request)
 
@@ -302,9 +298,7 @@ def api_router() -> APIRouter:
         dependencies=_WRITER,
         responses=error_responses("member.not_found", *REDEEM_CODES, write=True),
     )
-    async def redeem(
-        request: Request, body: RedeemIn, session: Annotated[Session, Depends(write_session)]
-    ) -> dict[str, Any]:
+    async def redeem(request: Request, body: RedeemIn, session: WriteSession) -> dict[str, Any]:
         station = web_context(request).station
         done = await run_in_threadpool(
             lambda: redeem_points(
@@ -326,7 +320,7 @@ def api_router() -> APIRouter:
     async def manual_sale(
         request: Request,
         body: ManualSaleIn,
-        session: Annotated[Session, Depends(manager_session)],
+        session: ManagerSession,
     ) -> dict[str, Any]:
         ctx = web_context(request)
         sale = SaleInput(
@@ -359,7 +353,7 @@ def api_router() -> APIRouter:
         request: Request,
         sale_id: _SaleId,
         body: ReversalIn,
-        session: Annotated[Session, Depends(manager_session)],
+        session: ManagerSession,
     ) -> dict[str, Any]:
         ctx = web_context(request)
         view = await run_in_threadpool(
@@ -371,9 +365,7 @@ def api_router() -> APIRouter:
         return {"sale": view.to_dict()}
 
     @router.get("/status", dependencies=_READER, responses=error_responses())
-    async def status(
-        request: Request, _: Annotated[Session, Depends(passive_session)]
-    ) -> dict[str, Any]:
+    async def status(request: Request, _: PassiveSession) -> dict[str, Any]:
         return await run_in_threadpool(sync_state, web_context(request).station)
 
     @router.get(
@@ -382,9 +374,7 @@ def api_router() -> APIRouter:
         responses=error_responses(),
         response_class=StreamingResponse,
     )
-    async def events(
-        request: Request, session: Annotated[Session, Depends(passive_session)]
-    ) -> StreamingResponse:
+    async def events(request: Request, session: PassiveSession) -> StreamingResponse:
         return StreamingResponse(
             _event_stream(request, session.token),
             media_type="text/event-stream",

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import jinja2
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from ..services.station import Station
@@ -32,7 +32,11 @@ from .metrics import RequestCounter
 
 __all__ = [
     "CSRF_HEADER",
+    "CurrentSession",
+    "ManagerSession",
+    "PassiveSession",
     "WebContext",
+    "WriteSession",
     "current_session",
     "fen_text",
     "lang_of",
@@ -125,6 +129,13 @@ async def manager_page_session(request: Request) -> Session:
     if not session.is_manager:
         raise WebError(403, "auth.forbidden")
     return session
+
+
+# A route's session, by what the route may do (read, change, manage), for its signature.
+CurrentSession = Annotated[Session, Depends(current_session)]
+PassiveSession = Annotated[Session, Depends(passive_session)]
+WriteSession = Annotated[Session, Depends(write_session)]
+ManagerSession = Annotated[Session, Depends(manager_session)]
 
 
 def yuan_text(value: Decimal) -> str:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -26,12 +26,12 @@ from ..services.rules import ruleset_now
 from ..services.sales import SaleView, attach_member, sale_view
 from .auth import Session
 from .context import (
-    current_session,
+    CurrentSession,
+    PassiveSession,
+    WriteSession,
     lang_of,
-    passive_session,
     render,
     web_context,
-    write_session,
 )
 from .i18n import error_text, translate
 from .views import MemberCard, build_member_card, pump_cards, sync_state
@@ -54,47 +54,39 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
     router = APIRouter(prefix="/ui")
 
     @router.get("/pumps", response_class=HTMLResponse)
-    async def pumps(
-        request: Request, session: Annotated[Session, Depends(passive_session)]
-    ) -> HTMLResponse:
+    async def pumps(request: Request, session: PassiveSession) -> HTMLResponse:
         ctx = web_context(request)
         cards, _ = await run_in_threadpool(pump_cards, ctx.station, ctx.live)
         return render(request, "_pumps.html", session=session, pumps=cards)
 
     @router.get("/sales", response_class=HTMLResponse)
-    async def sales(
-        request: Request, session: Annotated[Session, Depends(passive_session)]
-    ) -> HTMLResponse:
+    async def sales(request: Request, session: PassiveSession) -> HTMLResponse:
         ctx = web_context(request)
         _, found = await run_in_threadpool(pump_cards, ctx.station, ctx.live)
         return render(request, "_sales.html", session=session, sales=found)
 
     @router.get("/status", response_class=HTMLResponse)
-    async def status(
-        request: Request, session: Annotated[Session, Depends(passive_session)]
-    ) -> HTMLResponse:
+    async def status(request: Request, session: PassiveSession) -> HTMLResponse:
         state = await run_in_threadpool(sync_state, web_context(request).station)
         return render(request, "_sync.html", session=session, sync=state)
 
     @router.get("/lookup", response_class=HTMLResponse)
     async def lookup(
         request: Request,
-        session: Annotated[Session, Depends(current_session)],
+        session: CurrentSession,
         q: Annotated[str, Query(max_length=64)] = "",
     ) -> HTMLResponse:
         return await lookup_fragment(request, session, q)
 
     @router.get("/members/{member_id}", response_class=HTMLResponse)
-    async def card(
-        request: Request, member_id: _Id, session: Annotated[Session, Depends(passive_session)]
-    ) -> HTMLResponse:
+    async def card(request: Request, member_id: _Id, session: PassiveSession) -> HTMLResponse:
         return await card_fragment(request, session, member_id)
 
     @router.post("/sales/{sale_id}/attach", response_class=HTMLResponse)
     async def attach(
         request: Request,
         sale_id: _Id,
-        session: Annotated[Session, Depends(write_session)],
+        session: WriteSession,
         member_id: Annotated[str, Form(max_length=64)] = "",
     ) -> HTMLResponse:
         ctx = web_context(request)
@@ -130,7 +122,7 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
     @router.post("/redeem/preview", response_class=HTMLResponse)
     async def preview(
         request: Request,
-        session: Annotated[Session, Depends(write_session)],
+        session: WriteSession,
         member_id: Annotated[str, Form(max_length=64)] = "",
         points: Annotated[str, Form(max_length=12)] = "",
     ) -> HTMLResponse:
@@ -170,7 +162,7 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
     @router.post("/redeem/confirm", response_class=HTMLResponse)
     async def confirm(
         request: Request,
-        session: Annotated[Session, Depends(write_session)],
+        session: WriteSession,
         member_id: Annotated[str, Form(min_length=1, max_length=64)],
         points: Annotated[str, Form(max_length=12)] = "",
         redemption_id: Annotated[str, Form(max_length=64)] = "",

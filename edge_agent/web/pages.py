@@ -24,13 +24,13 @@ from ..services.sales import SaleInput, record_sale, reverse_sale
 from .api import login_user, set_session_cookie
 from .auth import COOKIE_NAME, Session, WebError
 from .context import (
-    current_session,
+    CurrentSession,
+    ManagerSession,
+    WriteSession,
     lang_of,
     manager_page_session,
-    manager_session,
     render,
     web_context,
-    write_session,
 )
 from .fragments import card_fragment, lookup_fragment
 from .i18n import error_text, translate
@@ -102,9 +102,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
         return response
 
     @router.post("/logout")
-    async def logout(
-        request: Request, session: Annotated[Session, Depends(write_session)]
-    ) -> Response:
+    async def logout(request: Request, session: WriteSession) -> Response:
         web_context(request).sessions.end(session.token)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path="/")
@@ -113,7 +111,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     @router.get("/", response_class=HTMLResponse)
     async def index(
         request: Request,
-        session: Annotated[Session, Depends(current_session)],
+        session: CurrentSession,
         q: Annotated[str, Query(max_length=64)] = "",
         member: Annotated[str, Query(max_length=64)] = "",
     ) -> HTMLResponse:
@@ -140,7 +138,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     @router.get("/members/new", response_class=HTMLResponse)
     async def signup_page(
         request: Request,
-        session: Annotated[Session, Depends(current_session)],
+        session: CurrentSession,
         phone: Annotated[str, Query(max_length=32)] = "",
         plate: Annotated[str, Query(max_length=16)] = "",
     ) -> HTMLResponse:
@@ -150,7 +148,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     @router.post("/members/new", response_class=HTMLResponse)
     async def signup(
         request: Request,
-        session: Annotated[Session, Depends(write_session)],
+        session: WriteSession,
         phone: _Text = "",
         plate: _Text = "",
         name: Annotated[str, Form(max_length=200)] = "",
@@ -190,7 +188,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     @router.post("/manager/sale", response_class=HTMLResponse)
     async def manual_sale(
         request: Request,
-        session: Annotated[Session, Depends(manager_session)],
+        session: ManagerSession,
         pump: _Text = "",
         nozzle: _Text = "",
         grade: _Text = "",
@@ -233,7 +231,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     @router.post("/manager/reverse", response_class=HTMLResponse)
     async def reverse(
         request: Request,
-        session: Annotated[Session, Depends(manager_session)],
+        session: ManagerSession,
         sale_id: _Text = "",
         reason: Annotated[str, Form(max_length=200)] = "",
     ) -> HTMLResponse:

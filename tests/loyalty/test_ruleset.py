@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -316,25 +317,59 @@ def test_decimal_strings_must_be_plain_decimals() -> None:
     }
 
 
-def test_tier_structure_faults() -> None:
-    doc = sample_doc()
+def _tier_structure(doc: dict[str, Any]) -> None:
     doc["tiers"][0]["qualify"] = {"litres": "1", "window_days": 90}
     del doc["tiers"][1]["qualify"]
     doc["tiers"][2]["code"] = "standard"
     doc["tiers"][2]["qualify"] = {"window_days": 90}
-    assert paths_of(doc) == {
-        "$.tiers[0].qualify",
-        "$.tiers[1].qualify",
-        "$.tiers[2].code",
-        "$.tiers[2].qualify",
-    }
 
 
-def test_tiers_must_not_be_empty() -> None:
-    doc = sample_doc()
+def _no_tiers(doc: dict[str, Any]) -> None:
     doc["tiers"] = []
     del doc["new_member_tier"]
-    assert paths_of(doc) == {"$.tiers"}
+
+
+def _qualify_out_of_bounds(doc: dict[str, Any]) -> None:
+    doc["tiers"][1]["qualify"] = {"visits": 0, "window_days": 4000}
+    doc["tiers"][2]["qualify"] = {"litres": "0", "amount": "-1", "window_days": 90}
+
+
+def _unknown_new_member_tier(doc: dict[str, Any]) -> None:
+    doc["new_member_tier"] = {"code": "vip", "days": 0}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(
+            _tier_structure,
+            {"$.tiers[0].qualify", "$.tiers[1].qualify", "$.tiers[2].code", "$.tiers[2].qualify"},
+            id="tier structure",
+        ),
+        pytest.param(_no_tiers, {"$.tiers"}, id="tiers must not be empty"),
+        pytest.param(
+            _qualify_out_of_bounds,
+            {
+                "$.tiers[1].qualify.visits",
+                "$.tiers[1].qualify.window_days",
+                "$.tiers[2].qualify.litres",
+                "$.tiers[2].qualify.amount",
+            },
+            id="qualify bounds",
+        ),
+        pytest.param(
+            _unknown_new_member_tier,
+            {"$.new_member_tier.code", "$.new_member_tier.days"},
+            id="new member tier",
+        ),
+    ],
+)
+def test_tier_faults_name_their_paths(
+    mutate: Callable[[dict[str, Any]], None], expected: set[str]
+) -> None:
+    doc = sample_doc()
+    mutate(doc)
+    assert paths_of(doc) == expected
 
 
 def test_thresholds_must_not_decrease() -> None:
@@ -355,24 +390,6 @@ def test_equal_thresholds_and_shorter_windows_are_allowed() -> None:
     # ... but 250 L over a LONGER window is easier, so it is refused.
     doc["tiers"][2]["qualify"] = {"litres": "250", "window_days": 180}
     assert paths_of(doc) == {"$.tiers[2].qualify.litres"}
-
-
-def test_qualify_bounds() -> None:
-    doc = sample_doc()
-    doc["tiers"][1]["qualify"] = {"visits": 0, "window_days": 4000}
-    doc["tiers"][2]["qualify"] = {"litres": "0", "amount": "-1", "window_days": 90}
-    assert paths_of(doc) == {
-        "$.tiers[1].qualify.visits",
-        "$.tiers[1].qualify.window_days",
-        "$.tiers[2].qualify.litres",
-        "$.tiers[2].qualify.amount",
-    }
-
-
-def test_new_member_tier_faults() -> None:
-    doc = sample_doc()
-    doc["new_member_tier"] = {"code": "vip", "days": 0}
-    assert paths_of(doc) == {"$.new_member_tier.code", "$.new_member_tier.days"}
 
 
 def test_bonus_faults() -> None:

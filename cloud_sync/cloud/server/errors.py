@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cloud_sync.core.catalogue import UNDECLARED_STATUS, index_codes, status_in
 from cloud_sync.core.wire import Problem
 
 __all__ = [
@@ -29,8 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-UNDECLARED_STATUS: Final = 422
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,7 @@ _ALL: Final = [
     ),
 ]
 
-CATALOGUE: Final[dict[str, CloudErrorCode]] = {entry.code: entry for entry in _ALL}
-assert len(CATALOGUE) == len(_ALL), "an error code is declared twice"
+CATALOGUE: Final[dict[str, CloudErrorCode]] = index_codes(_ALL)
 
 
 def declared(code: str) -> CloudErrorCode | None:
@@ -111,13 +109,8 @@ def declared(code: str) -> CloudErrorCode | None:
 
 
 def status_of(code: str) -> int:
-    """The HTTP status of `code`; an undeclared one (a bug the catalogue test catches) is
-    answered 422 and logged."""
-    entry = CATALOGUE.get(code)
-    if entry is None:
-        log.warning("undeclared error code %r answered %d", code, UNDECLARED_STATUS)
-        return UNDECLARED_STATUS
-    return entry.status
+    """The HTTP status of `code` (422, logged, for an undeclared one)."""
+    return status_in(CATALOGUE, code, log)
 
 
 _STATUS_TEXT: Final = {
