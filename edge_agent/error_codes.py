@@ -38,6 +38,16 @@ def _codes(status: int, *codes: str) -> list[ErrorCode]:
     return [ErrorCode(code, status, f"err.{code}") for code in codes]
 
 
+# What a manual sale entry can be refused for (the page's form and the API document them).
+MANUAL_SALE_CODES: Final = (
+    "sale.pump",
+    "sale.grade",
+    "sale.litres",
+    "sale.amount",
+    "sale.unit_price",
+    "sale.actor",
+)
+
 _ALL: Final = [
     # -- the front door and the session (edge_agent/web) --
     *_codes(400, "request.bad_host"),
@@ -76,12 +86,7 @@ _ALL: Final = [
         "adjust.points",
         "member.name_too_long",
         "member.identifier_missing",
-        "sale.pump",
-        "sale.grade",
-        "sale.litres",
-        "sale.amount",
-        "sale.unit_price",
-        "sale.actor",
+        *MANUAL_SALE_CODES,
         "rules.invalid",
         "rules.file",
         "user.name",

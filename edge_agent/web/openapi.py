@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 from fastapi.security import APIKeyCookie, APIKeyHeader
 from pydantic import BaseModel
 
-from ..error_codes import CATALOGUE, ErrorCode
+from ..error_codes import CATALOGUE, MANUAL_SALE_CODES, ErrorCode
 from .auth import COOKIE_NAME
 
 __all__ = [
@@ -51,14 +51,6 @@ REDEEM_CODES: Final = (
     "points.insufficient",
     "redeem.conflict",
     *(code for code in CATALOGUE if code.startswith("redeem.")),
-)
-MANUAL_SALE_CODES: Final = (
-    "sale.pump",
-    "sale.grade",
-    "sale.litres",
-    "sale.amount",
-    "sale.unit_price",
-    "sale.actor",
 )
 
 

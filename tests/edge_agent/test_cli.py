@@ -67,27 +67,8 @@ def test_field_examples_through_the_cli(config: str) -> None:
         ("92", "30.00", "225.00", "2026-11-24T10:00:00", 60),  # Tuesday member day: double
     ]
     for grade, litres, amount, at, points in sales:
-        sale = run_json(
-            "edge",
-            "sale",
-            "add",
-            "-c",
-            config,
-            "--pump",
-            "3",
-            "--nozzle",
-            "1",
-            "--grade",
-            grade,
-            "--litres",
-            litres,
-            "--amount",
-            amount,
-            "--at",
-            at,
-            "--plate",
-            "粤BD12345",
-        )
+        extra = ("-c", config, "--nozzle", "1", "--at", at, "--plate", "粤BD12345")
+        sale = run_json(*_sale_add(*extra, pump="3", grade=grade, litres=litres, amount=amount))
         assert sale["points"] == points, sale
     shown = run_json("edge", "member", "show", "-c", config, "--phone", "13900139000")
     assert {key: shown[key] for key in ("phone_masked", "plates", "tier", "points")} == {
@@ -109,25 +90,8 @@ def test_field_examples_through_the_cli(config: str) -> None:
 
 def test_redeem_and_refusal_beyond_balance(config: str) -> None:
     run("edge", "member", "add", "-c", config, "--phone", "13800138000", "--plate", "京A12345")
-    run(
-        "edge",
-        "sale",
-        "add",
-        "-c",
-        config,
-        "--pump",
-        "1",
-        "--grade",
-        "92",
-        "--litres",
-        "150",
-        "--amount",
-        "1125",
-        "--at",
-        "2026-11-23T08:00:00",
-        "--phone",
-        "13800138000",
-    )
+    extra = ("-c", config, "--at", "2026-11-23T08:00:00", "--phone", "13800138000")
+    run(*_sale_add(*extra, litres="150", amount="1125"))
     spent = run_json("edge", "redeem", "-c", config, "--plate", "京A12345", "--points", "100")
     assert (spent["value"], spent["balance_after"]) == ("1.00", 50)
     refused = run(
@@ -173,10 +137,12 @@ def test_user_add_and_duplicate(config: str) -> None:
     assert_refused(again, "already exists")
 
 
-def _sale_add(*extra: str, pump: str = "1", litres: str = "1") -> tuple[str, ...]:
+def _sale_add(
+    *extra: str, pump: str = "1", grade: str = "92", litres: str = "1", amount: str = "5"
+) -> tuple[str, ...]:
     """`edge sale add` of a valid sale but for what the case changes."""
-    return ("edge", "sale", "add", "--pump", pump, "--grade", "92", "--litres", litres,
-            "--amount", "5", *extra)  # fmt: skip
+    return ("edge", "sale", "add", "--pump", pump, "--grade", grade, "--litres", litres,
+            "--amount", amount, *extra)  # fmt: skip
 
 
 @pytest.mark.parametrize(
