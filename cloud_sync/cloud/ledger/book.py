@@ -9,6 +9,7 @@ stations touching one member queue instead of overwriting each other.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -150,8 +151,13 @@ class Book:
         self._plates: dict[str, Plate | None] = {}
         self._redemptions: dict[tuple[str, str], bool] = {}
         self._allowances: dict[str, Any] = {}
-        self._redeemed: dict[tuple[str, str | None], int] = {}
+        # Allowance use and adjustment size: what the database held when first asked, plus
+        # running totals of what this transaction added (a batch of 1,000 sums once, not
+        # 1,000 times).
+        self._redeemed: dict[tuple[str, str, str | None], int] = {}
+        self._redeemed_here: Counter[tuple[str, str, str | None]] = Counter()
         self._adjusted: dict[tuple[str, int], int] = {}
+        self._adjusted_here: Counter[str] = Counter()
         self._moves: list[tuple[str, str]] = []
         self.journals: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
@@ -338,6 +344,10 @@ class Book:
 
     def add_redemption(self, row: dict[str, Any]) -> None:
         self._redemptions[(row["station_id"], row["redemption_id"])] = True
+        if row["allowance_id"] is not None:
+            for member_sent in (None, row["member_sent"]):
+                key = (row["allowance_id"], row["station_id"], member_sent)
+                self._redeemed_here[key] += int(row["points"])
         self.redemptions.append(row)
 
     # ------------------------------------------------------------------ authority
@@ -356,7 +366,7 @@ class Book:
         """Points the allowance's own station redeemed under it so far, this transaction's
         included (another station naming it is flagged, and spends none of it); with
         `member_sent`, only those the station booked to that member id."""
-        key = (allowance_id, member_sent)
+        key = (allowance_id, station_id, member_sent)
         if key not in self._redeemed:
             stmt = select(func.coalesce(func.sum(redemptions.c.points), 0)).where(
                 redemptions.c.allowance_id == allowance_id,
@@ -365,13 +375,7 @@ class Book:
             if member_sent is not None:
                 stmt = stmt.where(redemptions.c.member_sent == member_sent)
             self._redeemed[key] = int(self.conn.execute(stmt).scalar_one())
-        return self._redeemed[key] + sum(
-            int(r["points"])
-            for r in self.redemptions
-            if r["allowance_id"] == allowance_id
-            and r["station_id"] == station_id
-            and (member_sent is None or r["member_sent"] == member_sent)
-        )
+        return self._redeemed[key] + self._redeemed_here[key]
 
     def adjusted_since(self, station_id: str, since_ms: int) -> int:
         """The size of the adjustments a station booked on its own since `since_ms`."""
@@ -383,13 +387,11 @@ class Book:
                 adjustments.c.received_ms >= since_ms,
             )
             self._adjusted[key] = int(self.conn.execute(stmt).scalar_one())
-        return self._adjusted[key] + sum(
-            abs(int(a["points"]))
-            for a in self.adjustments
-            if a["station_id"] == station_id and a["status"] == "applied"
-        )
+        return self._adjusted[key] + self._adjusted_here[station_id]
 
     def add_adjustment(self, row: dict[str, Any]) -> None:
+        if row["status"] == "applied":
+            self._adjusted_here[row["station_id"]] += abs(int(row["points"]))
         self.adjustments.append(row)
 
     # ------------------------------------------------------------------ journals

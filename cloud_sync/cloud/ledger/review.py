@@ -220,11 +220,10 @@ def decide_adjustment(
     now: datetime,
 ) -> dict[str, Any]:
     """Approve (book it now, as the station asked) or decline a held adjustment; once."""
-    row = conn.execute(
-        select(adjustments).where(adjustments.c.event_id == event_id).with_for_update()
-        if db.dialect == "postgresql"
-        else select(adjustments).where(adjustments.c.event_id == event_id)
-    ).first()
+    stmt = select(adjustments).where(adjustments.c.event_id == event_id)
+    if db.dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
     if row is None:
         raise LedgerError("adjustment.unknown", f"no adjustment from event {event_id}")
     if row.status != "pending":
