@@ -78,7 +78,12 @@ async def _every_sale_once() -> None:
     assert caught, "the restart did not land between a completion and its delivery"
     snapshot = counters.snapshot()
     assert snapshot["framing_errors"] + snapshot["crc_errors"] > 0  # the noise was real
-    assert snapshot["sales"] >= 10
+    # The counter counts the commits a driver saw acknowledged. A driver cancelled between
+    # the application's commit and its own acknowledgement leaves that sale to the next
+    # driver, which may find the pump already past it: each of the two restarts can strand
+    # at most one acknowledgement per pump, and the counter never counts a sale twice.
+    restarts, pumps = 2, 2
+    assert len(sim.completed) - restarts * pumps <= snapshot["sales"] <= len(recorder.sales)
     assert {s.state for s in recorder.statuses} >= {"calling", "filling", "completed"}
 
 
