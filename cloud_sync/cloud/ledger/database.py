@@ -22,13 +22,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from .errors import LedgerError
-from .schema import V1_TABLES, V2_TABLES, redemptions, schema_version
+from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, schema_version
 
 __all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _BUSY_TIMEOUT_MS = 30_000
 _ATTEMPTS = 8
 _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread out
@@ -105,7 +105,21 @@ def _migrate_2(conn: Connection) -> None:
     )
 
 
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1, 2: _migrate_2}
+def _migrate_3(conn: Connection) -> None:
+    """The HQ console: its users, sessions, audit log, rule drafts, backtests, aggregates.
+
+    The aggregates start empty on a ledger that already holds sales; `loyalpump cloud
+    aggregates rebuild` fills them from the ledger (the upgrade notes in CHANGELOG.md say so).
+    """
+    for table in V3_TABLES:
+        table.create(conn, checkfirst=True)
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _migrate_1,
+    2: _migrate_2,
+    3: _migrate_3,
+}
 
 
 def normalize_url(url: str) -> str:

@@ -25,19 +25,30 @@ from sqlalchemy import (
 __all__ = [
     "V1_TABLES",
     "V2_TABLES",
+    "V3_TABLES",
     "adjustments",
+    "agg_members_day",
+    "agg_points_day",
+    "agg_sales_day",
     "allowances",
+    "backtests",
     "changes",
     "counters",
     "events",
     "high_water",
+    "hq_audit",
+    "hq_sessions",
+    "hq_users",
     "journals",
     "lines",
     "lots",
+    "member_activity",
+    "member_days",
     "members",
     "metadata",
     "plates",
     "redemptions",
+    "rule_drafts",
     "rulesets",
     "sales",
     "schema_version",
@@ -360,3 +371,160 @@ station_reviews = Table(
 )
 
 V2_TABLES = (station_flags, adjustments, station_reviews)
+
+# ---------------------------------------------------------------- migration 3: the HQ console
+
+# HQ's people (docs/hq-console.md): a name, a role, an argon2 hash. The admin token stays
+# for machines; a person signs in and every change names them.
+hq_users = Table(
+    "hq_users",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),  # admin | marketer | auditor
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", _TIME, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+# Signed-in browsers: the cookie holds a random token, the table its SHA-256 only, so a
+# copy of the database signs nobody in. Kept in the database, so any worker answers.
+hq_sessions = Table(
+    "hq_sessions",
+    metadata,
+    Column("session_hash", Text, primary_key=True),
+    Column("name", Text, ForeignKey("hq_users.name"), nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("seen_ms", BigInteger, nullable=False),
+)
+Index("ix_hq_sessions_name", hq_sessions.c.name)
+
+# Every change HQ makes: who, what, on what, and the state before and after (JSON).
+hq_audit = Table(
+    "hq_audit",
+    metadata,
+    Column("audit_id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("at", _TIME, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text),
+    Column("before", Text),
+    Column("after", Text),
+)
+Index("ix_hq_audit_at", hq_audit.c.at_ms)
+
+# Rule sets on their way to the stations: drafted by one person, approved by another admin,
+# then signed and published (rulesets) by the existing path. `document_hash` is what the
+# backtest and the approval name: a draft edited after either asks for them again.
+rule_drafts = Table(
+    "rule_drafts",
+    metadata,
+    Column("draft_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("document_hash", Text, nullable=False),
+    Column("status", Text, nullable=False),  # draft | approved | published | withdrawn
+    Column("drafted_by", Text, nullable=False),
+    Column("drafted_at", _TIME, nullable=False),
+    Column("updated_at", _TIME, nullable=False),
+    Column("approved_by", Text),
+    Column("approved_at", _TIME),
+    Column("approved_hash", Text),
+    Column("published_version", Integer),
+    Column("published_by", Text),
+    Column("published_at", _TIME),
+)
+
+# A backtest of a draft over a past window, run in the background; `result` is its JSON.
+backtests = Table(
+    "backtests",
+    metadata,
+    Column("backtest_id", Text, primary_key=True),
+    Column("draft_id", Text, ForeignKey("rule_drafts.draft_id"), nullable=False),
+    Column("document_hash", Text, nullable=False),
+    Column("window_from", _TIME, nullable=False),
+    Column("window_to", _TIME, nullable=False),
+    Column("station_id", Text),
+    Column("status", Text, nullable=False),  # running | done | failed
+    Column("done_sales", BigInteger, nullable=False),
+    Column("total_sales", BigInteger, nullable=False),
+    Column("started_by", Text, nullable=False),
+    Column("started_at", _TIME, nullable=False),
+    Column("finished_at", _TIME),
+    Column("result", Text),
+    Column("error", Text),
+)
+Index("ix_backtests_draft", backtests.c.draft_id)
+
+# Aggregates kept as events are applied (hq-console.md, "Sizes"): no page reads postings.
+# `day` is the fact's date in the chain's time zone; `station_id` is '' for HQ's own rows.
+agg_sales_day = Table(
+    "agg_sales_day",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("grade", Text, nullable=False),
+    Column("sales", BigInteger, nullable=False),
+    Column("member_sales", BigInteger, nullable=False),
+    Column("litres_ml", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "station_id", "grade"),
+)
+
+# Points moved per day, station and movement (issued, variance, redeemed, expired,
+# adjustments, written_off, merged), signed as they change members' balances.
+agg_points_day = Table(
+    "agg_points_day",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("movement", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "station_id", "movement"),
+)
+
+# Per member: what the member reports (activity, RFM, dormant) need, kept as sales apply.
+member_activity = Table(
+    "member_activity",
+    metadata,
+    Column("member_id", _ID, primary_key=True),
+    Column("first_sale_ms", BigInteger),
+    Column("last_sale_ms", BigInteger),
+    Column("sales", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+)
+Index("ix_member_activity_last", member_activity.c.last_sale_ms)
+
+# New members per day and station, and distinct buying members per day (chain-wide).
+agg_members_day = Table(
+    "agg_members_day",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("registered", BigInteger, nullable=False),
+    Column("active", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "station_id"),
+)
+member_days = Table(
+    "member_days",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("member_id", _ID, nullable=False),
+    PrimaryKeyConstraint("day", "station_id", "member_id"),
+)
+
+V3_TABLES = (
+    hq_users,
+    hq_sessions,
+    hq_audit,
+    rule_drafts,
+    backtests,
+    agg_sales_day,
+    agg_points_day,
+    member_activity,
+    agg_members_day,
+    member_days,
+)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from cloud_sync.cloud.console import console_routers, mount_console_static
 from cloud_sync.cloud.ledger import CloudLedger, LedgerError
 from cloud_sync.core.asgi import allowed_methods
 from cloud_sync.core.identity import IdentityError
@@ -164,5 +165,8 @@ def build_cloud_app(
     app.include_router(sync_router())
     app.include_router(admin_router())
     app.include_router(review_router())
+    for router in console_routers():
+        app.include_router(router)
+    mount_console_static(app)
     app.add_middleware(CloudGate, context=context)
     return app

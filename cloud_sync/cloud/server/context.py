@@ -21,9 +21,18 @@ from cloud_sync.core.wire import Problem
 
 from .metrics import CloudMetrics
 
-__all__ = ["STATION_ID_KEY", "ApiProblem", "CloudContext", "cloud_context", "station_of"]
+__all__ = [
+    "ADMIN_TOKEN_KEY",
+    "STATION_ID_KEY",
+    "ApiProblem",
+    "CloudContext",
+    "cloud_context",
+    "station_of",
+]
 
 STATION_ID_KEY = "loyalpump_station_id"
+# Set by the gate on an HQ console request that carried the admin token.
+ADMIN_TOKEN_KEY = "loyalpump_hq_admin_token"  # noqa: S105 (a scope key, not a secret)
 
 
 class ApiProblem(Exception):

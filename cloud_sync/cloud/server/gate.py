@@ -19,19 +19,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud_sync.core.asgi import read_body, replay
 
-from .context import STATION_ID_KEY, ApiProblem, CloudContext
+from .context import ADMIN_TOKEN_KEY, STATION_ID_KEY, ApiProblem, CloudContext
 
 __all__ = ["CloudGate", "route_label"]
 
 log = logging.getLogger("cloud_sync.cloud.server.access")
 
-_Access = Literal["station", "admin", "open"]
+_Access = Literal["station", "admin", "hq", "open"]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _access_of(path: str) -> _Access:
     if path.startswith("/api/v1/sync/"):
         return "station"
+    if path.startswith("/api/v1/hq/") or path == "/hq" or path.startswith("/hq/"):
+        return "hq"  # a session cookie or the admin token; the console's routes decide
     if path.startswith("/api/"):
         return "admin"
     return "open"
@@ -122,7 +124,14 @@ class CloudGate:
             await _answer(send, _too_large(limit))
             return
         access = _access_of(str(scope.get("path", "")))
-        if access != "open":
+        if access == "hq":
+            token = _bearer(scope)
+            if token is not None:  # a wrong token is refused, never taken for "no token"
+                if not self._is_admin(token):
+                    await _answer(send, ApiProblem(401, "unauthorized", "unknown token"))
+                    return
+                scope.setdefault("state", {})[ADMIN_TOKEN_KEY] = True
+        elif access != "open":
             try:
                 station_id = await run_in_threadpool(self._authorize, access, _bearer(scope))
             except ApiProblem as problem:
@@ -140,12 +149,15 @@ class CloudGate:
             receive = replay(body, receive)
         await self.app(scope, receive, send)
 
+    def _is_admin(self, token: str) -> bool:
+        admin = self.context.admin_token
+        return bool(admin) and hmac.compare_digest(token.encode("utf-8"), admin.encode("utf-8"))
+
     def _authorize(self, access: _Access, token: str | None) -> str | None:
         """The station id for station routes, None for HQ routes; ApiProblem when refused."""
         if token is None:
             raise ApiProblem(401, "unauthorized", "send Authorization: Bearer <token>")
-        admin = self.context.admin_token
-        is_admin = bool(admin) and hmac.compare_digest(token.encode("utf-8"), admin.encode("utf-8"))
+        is_admin = self._is_admin(token)
         if access == "station" and is_admin:
             raise ApiProblem(403, "forbidden", "the admin token cannot call station routes")
         if access == "admin" and is_admin:

@@ -19,6 +19,7 @@ from cloud_sync.cloud.ledger import (
     TrustPolicy,
 )
 from cloud_sync.cloud.ledger.book import Book
+from cloud_sync.cloud.ledger.database import SCHEMA_VERSION
 from cloud_sync.core.privacy import MemberKeys
 from cloud_sync.core.wire import PushResponse
 
@@ -361,7 +362,9 @@ def test_a_ledger_of_schema_1_is_migrated_with_its_redemptions(
         assert tuple(row) == ("S001", "R1", "m1", None)
         columns = {c["name"] for c in inspect(conn).get_columns("sales")}
         assert {"source", "source_key", "fuelling_point", "nozzle"} <= columns
-        assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == 2
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == (
+            SCHEMA_VERSION
+        )
     engine.dispose()
 
 
