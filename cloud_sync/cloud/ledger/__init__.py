@@ -86,6 +86,20 @@ class CloudLedger:
     def dialect(self) -> str:
         return self._db.dialect
 
+    @property
+    def db(self) -> Database:
+        """The database, for the HQ console's own modules (reports, drafts, users, audit)."""
+        return self._db
+
+    @property
+    def chain_keys(self) -> MemberKeys:
+        return self._keys
+
+    @property
+    def rules(self) -> RuleBook:
+        """The published rule sets, parsed once: the backtest prices with the same code."""
+        return self._rules
+
     # ------------------------------------------------------------------ stations
 
     def add_station(self, station_id: str, name: str | None, now: datetime) -> str:
