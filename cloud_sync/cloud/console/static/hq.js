@@ -63,7 +63,7 @@
       name,
       type: kind === "line" ? "line" : "bar",
       stack: kind === "stacked" ? "total" : undefined,
-      smooth: kind === "line",
+      smooth: false,  // a smoothed line dips below zero between sparse days
       data: cells.map((row) => row[i + 1]),
     }));
     return { tooltip, grid, legend: { top: 0 }, xAxis: { type: "category", data: x },
