@@ -449,7 +449,7 @@ def enrol_station(
     conn: Connection, station_id: str, name: str | None, *, actor: str, now: datetime
 ) -> str:
     """Enrol a station; returns its token (shown once; the audit never holds it)."""
-    name = _check_name(name)
+    name = _check_name(name) or station_id  # as `cloud station add` names it
     token = add_station(conn, station_id, name, now)
     record_audit(
         conn,
