@@ -25,8 +25,11 @@ __all__ = ["router"]
 router = APIRouter(tags=["HQ console"])
 
 HealthParam = Annotated[
-    Literal["online", "late", "offline", "never"] | None,
-    Query(description="online (< 1 h), late (> 1 h), offline (> 24 h) or never"),
+    str | None,
+    Query(
+        max_length=16,
+        description="online (< 1 h), late (> 1 h), offline (> 24 h) or never; empty: all",
+    ),
 ]
 SearchParam = Annotated[
     str | None, Query(max_length=64, description="text in the station's id or name")
@@ -95,7 +98,7 @@ def _rows(
         lambda conn: station_admin.station_rows(
             conn,
             now,
-            health=health,
+            health=health or None,
             search=q,
             sort=_SORT_KEY.get(sort, sort),
             descending=desc,
@@ -116,7 +119,7 @@ def list_stations(
     rows = _rows(request, health, q, sort, desc)
     if format is not None:
         return download(format, _EXPORT, rows, filename="stations")
-    every = rows if health is None and not q else _rows(request, None, None, "id", False)
+    every = rows if not health and not q else _rows(request, None, None, "id", False)
     return JSONResponse(
         {"counts": station_admin.health_counts(every), "stations": rows, "backlog": _BACKLOG}
     )
@@ -193,7 +196,7 @@ def stations_page(
     desc: bool = False,
 ) -> HTMLResponse:
     rows = _rows(request, health, q, sort, desc)
-    every = rows if health is None and not q else _rows(request, None, None, "id", False)
+    every = rows if not health and not q else _rows(request, None, None, "id", False)
     return render(
         request,
         "hq_stations.html",

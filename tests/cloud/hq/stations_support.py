@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
@@ -29,6 +30,7 @@ START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a Monday
 
 @dataclass
 class HqCloud:
+    app: FastAPI
     client: TestClient
     ledger: CloudLedger
     clock: FakeClock
@@ -72,7 +74,7 @@ def hq_cloud(directory: Path, database_url: str) -> Iterator[HqCloud]:
             clock=clock,
         )
         with TestClient(app) as client:
-            yield HqCloud(client, ledger, clock, FakeStation("S001", keys), tokens)
+            yield HqCloud(app, client, ledger, clock, FakeStation("S001", keys), tokens)
     finally:
         ledger.close()
 

@@ -221,3 +221,9 @@ def test_the_pages_show_counts_and_detail(cloud: HqCloud) -> None:
     detail = cloud.client.get("/hq/stations/S001", headers=ADMIN).text
     assert 'data-testid="figure-sales-days"' in detail and "2026-03-02" in detail
     assert cloud.client.get("/hq/stations", follow_redirects=False).status_code == 303
+
+
+def test_an_empty_health_filter_means_all_and_a_wrong_one_is_refused(cloud: HqCloud) -> None:
+    assert [r["id"] for r in _list(cloud, health="", q="")["stations"]] == ["S001", "S002"]
+    bad = cloud.client.get("/api/v1/hq/stations", params={"health": "asleep"}, headers=ADMIN)
+    assert (bad.status_code, bad.json()["error"]) == (422, "station.filter")
