@@ -7,6 +7,7 @@ audit, not in a log line, not on any page shown later.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from cloud_sync.cloud.ledger import station_admin
 from cloud_sync.cloud.server.context import cloud_context
+from cloud_sync.cloud.server.errors import error_responses
 
 from .auth import Admin, PageReader, Reader
 from .export import Column, download
@@ -84,6 +86,49 @@ _DAYS_EXPORT: Final = (
 )
 
 
+# Times the pages show in the chain's time zone (the JSON and exports keep them as stored).
+_TIME_KEYS: Final = frozenset(
+    {
+        "enrolled_at",
+        "keys_uploaded_at",
+        "revoked_at",
+        "last_push_at",
+        "allowance_expires_at",
+        "received_at",
+        "flagged_at",
+        "resolved_at",
+        "granted_at",
+        "expires_at",
+        "decided_at",
+    }
+)
+
+
+def _local(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    return moment.astimezone(station_admin.CHAIN_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for a page: its times in the chain's zone, its lists' rows likewise."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in _TIME_KEYS:
+            out[key] = _local(value)
+        elif isinstance(value, list):
+            out[key] = [_shown(item) if isinstance(item, dict) else item for item in value]
+        else:
+            out[key] = value
+    return out
+
+
 class EnrolBody(BaseModel):
     station_id: Annotated[str, Field(min_length=1, max_length=32)]
     name: Annotated[str | None, Field(max_length=64)] = None
@@ -106,7 +151,11 @@ def _rows(
     )
 
 
-@router.get("/api/v1/hq/stations", summary="Every station's health, sync and figures")
+@router.get(
+    "/api/v1/hq/stations",
+    summary="Every station's health, sync and figures",
+    responses=error_responses("station.filter"),
+)
 def list_stations(
     request: Request,
     user: Reader,
@@ -131,7 +180,11 @@ _BACKLOG: Final = (
 )
 
 
-@router.get("/api/v1/hq/stations/{station_id}", summary="One station in detail")
+@router.get(
+    "/api/v1/hq/stations/{station_id}",
+    summary="One station in detail",
+    responses=error_responses("station.unknown"),
+)
 def get_station(
     request: Request,
     station_id: str,
@@ -148,7 +201,12 @@ def get_station(
     return JSONResponse(detail)
 
 
-@router.post("/api/v1/hq/stations", status_code=201, summary="Enrol a station (token once)")
+@router.post(
+    "/api/v1/hq/stations",
+    status_code=201,
+    summary="Enrol a station (token once)",
+    responses=error_responses("station.exists", "station.invalid", "station.name", body=True),
+)
 def enrol_station(request: Request, body: EnrolBody, user: Admin) -> JSONResponse:
     context = cloud_context(request)
     now = context.now()
@@ -160,7 +218,11 @@ def enrol_station(request: Request, body: EnrolBody, user: Admin) -> JSONRespons
     return _token_answer(body.station_id, token, 201)
 
 
-@router.post("/api/v1/hq/stations/{station_id}/revoke", summary="Revoke a station's token")
+@router.post(
+    "/api/v1/hq/stations/{station_id}/revoke",
+    summary="Revoke a station's token",
+    responses=error_responses("station.unknown", "station.revoked"),
+)
 def revoke_station(request: Request, station_id: str, user: Admin) -> JSONResponse:
     context = cloud_context(request)
     now = context.now()
@@ -170,7 +232,11 @@ def revoke_station(request: Request, station_id: str, user: Admin) -> JSONRespon
     return JSONResponse({"station_id": station_id, "revoked_at": now.isoformat()})
 
 
-@router.post("/api/v1/hq/stations/{station_id}/rotate", summary="A new token (shown once)")
+@router.post(
+    "/api/v1/hq/stations/{station_id}/rotate",
+    summary="A new token (shown once)",
+    responses=error_responses("station.unknown"),
+)
 def rotate_station(request: Request, station_id: str, user: Admin) -> JSONResponse:
     context = cloud_context(request)
     now = context.now()
@@ -203,7 +269,7 @@ def stations_page(
         user,
         {
             "active": "stations",
-            "rows": rows,
+            "rows": [_shown(row) for row in rows],
             "counts": station_admin.health_counts(every),
             "total": len(every),
             "health": health,
@@ -229,5 +295,5 @@ def station_page(request: Request, station_id: str, user: PageReader) -> HTMLRes
         request,
         "hq_stations_detail.html",
         user,
-        {"active": "stations", "s": detail, "days": days},
+        {"active": "stations", "s": _shown(detail), "days": days},
     )

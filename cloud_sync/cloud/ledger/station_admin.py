@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, literal_column, select, update
 
 from .audit import record_audit
 from .errors import LedgerError
@@ -112,7 +112,15 @@ def _figures(conn: Connection, only: str | None) -> dict[str, dict[str, Any]]:
     )
     base = conn.execute(
         scoped(
-            select(stations, latest_sale.label("rule_version")).order_by(stations.c.station_id),
+            select(
+                stations.c.station_id,
+                stations.c.name,
+                stations.c.added_at,
+                stations.c.keys_uploaded_at,
+                stations.c.last_push_at,
+                stations.c.revoked_at,
+                latest_sale.label("rule_version"),
+            ).order_by(stations.c.station_id),
             stations.c.station_id,
         )
     ).all()
@@ -133,11 +141,13 @@ def _figures(conn: Connection, only: str | None) -> dict[str, dict[str, Any]]:
             station_keys.c.station_id,
         ),
     )
+    # Literal, not a bound parameter: the planner uses the partial ix_sales_differing only
+    # when it can prove the query's condition implies the index's.
     differing = and_(
         sales.c.recomputed.is_not(None),
         sales.c.points != sales.c.recomputed,
         sales.c.member_id.is_not(None),
-        sales.c.status != "reversed",
+        sales.c.status != literal_column("'reversed'"),
     )
     variance = _pairs(
         conn,
@@ -152,28 +162,15 @@ def _figures(conn: Connection, only: str | None) -> dict[str, dict[str, Any]]:
             sales.c.station_id,
         ),
     )
+    # The newest grant per station: a grouped max over ix_allowances_station, joined back.
     newest = (
-        select(allowances.c.allowance_id)
-        .where(allowances.c.station_id == stations.c.station_id)
-        .order_by(allowances.c.granted_ms.desc())
-        .limit(1)
-        .correlate(stations)
-        .scalar_subquery()
-    )
-    current = (
-        select(stations.c.station_id, newest.label("allowance_id"))
-        .where(newest.is_not(None))
+        select(allowances.c.station_id, func.max(allowances.c.granted_ms).label("granted_ms"))
+        .group_by(allowances.c.station_id)
         .subquery()
     )
-    used = (
-        select(
-            redemptions.c.allowance_id,
-            redemptions.c.station_id,
-            func.sum(redemptions.c.points).label("used"),
-        )
-        .where(redemptions.c.allowance_id.in_(select(current.c.allowance_id)))
-        .group_by(redemptions.c.allowance_id, redemptions.c.station_id)
-        .subquery()
+    current = and_(
+        newest.c.station_id == allowances.c.station_id,
+        newest.c.granted_ms == allowances.c.granted_ms,
     )
     allowance = _pairs(
         conn,
@@ -183,19 +180,30 @@ def _figures(conn: Connection, only: str | None) -> dict[str, dict[str, Any]]:
                 allowances.c.points,
                 allowances.c.expires_at,
                 allowances.c.expires_ms,
-                func.coalesce(used.c.used, 0).label("used"),
-            )
-            .join(current, current.c.allowance_id == allowances.c.allowance_id)
-            .outerjoin(
-                used,
-                and_(
-                    used.c.allowance_id == allowances.c.allowance_id,
-                    used.c.station_id == allowances.c.station_id,
-                ),
-            ),
+            ).join(newest, current),
             allowances.c.station_id,
         ),
     )
+    # Points redeemed against each station's newest grant (a separate statement: nested in
+    # the one above, PostgreSQL's planner chose to run it once per station).
+    used = {
+        str(sid): int(points)
+        for sid, points in conn.execute(
+            scoped(
+                select(allowances.c.station_id, func.sum(redemptions.c.points))
+                .join(newest, current)
+                .join(
+                    redemptions,
+                    and_(
+                        redemptions.c.allowance_id == allowances.c.allowance_id,
+                        redemptions.c.station_id == allowances.c.station_id,
+                    ),
+                )
+                .group_by(allowances.c.station_id),
+                allowances.c.station_id,
+            )
+        )
+    }
     flags = _pairs(
         conn,
         scoped(
@@ -243,8 +251,8 @@ def _figures(conn: Connection, only: str | None) -> dict[str, dict[str, Any]]:
             "epochs": epochs,
             "rule_version": None if row.rule_version is None else int(row.rule_version),
             "allowance_points": None if grant is None else int(grant.points),
-            "allowance_used": None if grant is None else int(grant.used),
-            "allowance_remaining": None if grant is None else int(grant.points) - int(grant.used),
+            "allowance_used": None if grant is None else used.get(sid, 0),
+            "allowance_remaining": None if grant is None else int(grant.points) - used.get(sid, 0),
             "allowance_expires_at": None if grant is None else grant.expires_at,
             "allowance_expires_ms": None if grant is None else int(grant.expires_ms),
             "variance_points": int(varied.points) if varied is not None else 0,

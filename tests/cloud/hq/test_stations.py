@@ -220,6 +220,7 @@ def test_the_pages_show_counts_and_detail(cloud: HqCloud) -> None:
     assert 'id="enrol-form"' in html  # the admin token is an admin
     detail = cloud.client.get("/hq/stations/S001", headers=ADMIN).text
     assert 'data-testid="figure-sales-days"' in detail and "2026-03-02" in detail
+    assert "2026-03-02 10:00" in detail  # pushed at 02:00 UTC: shown in the chain's zone
     assert cloud.client.get("/hq/stations", follow_redirects=False).status_code == 303
 
 
