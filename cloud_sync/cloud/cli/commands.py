@@ -152,6 +152,27 @@ def station_rotate_token(
     )
 
 
+@station_app.command("revoke")
+def station_revoke(
+    config: ConfigOption,
+    station_id: Annotated[str, typer.Option("--id", help="Station id.")],
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a station's token at once (audited as "cli"); its history stays, and
+    rotate-token reinstates it with a new token."""
+    from cloud_sync.cloud.ledger.station_admin import revoke_station  # noqa: PLC0415 - lazy
+
+    now = _now()
+    with _refusals(), _ledger(config, database_url) as (_, ledger):
+        ledger.db.transact(lambda conn: revoke_station(conn, station_id, actor="cli", now=now))
+    emit(
+        {"station_id": station_id, "revoked_at": now.isoformat()},
+        as_json=as_json,
+        text=f"station {station_id}: token revoked",
+    )
+
+
 @station_app.command("list")
 def station_list(
     config: ConfigOption, database_url: DatabaseOption = None, as_json: JsonOption = False

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from .errors import LedgerError
-from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, schema_version
+from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
 
 __all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
 
@@ -113,6 +113,24 @@ def _migrate_3(conn: Connection) -> None:
     """
     for table in V3_TABLES:
         table.create(conn, checkfirst=True)
+    _add_station_columns(conn)
+    for index in _V3_SALE_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+# Schema 3 on tables migration 1 made: a station's revocation, the stations list's indexes.
+_V3_STATION_COLUMNS = (("revoked_at", "TEXT"),)
+_V3_SALE_INDEXES = tuple(
+    index for index in sales.indexes if index.name in ("ix_sales_station_end", "ix_sales_differing")
+)
+
+
+def _add_station_columns(conn: Connection) -> None:
+    """Add the stations columns an older ledger lacks (migration 1 made today's on a new one)."""
+    present = {column["name"] for column in inspect(conn).get_columns("stations")}
+    for name, sql_type in _V3_STATION_COLUMNS:
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE stations ADD COLUMN {name} {sql_type}")
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {

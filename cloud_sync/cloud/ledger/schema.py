@@ -93,6 +93,8 @@ stations = Table(
     Column("added_at", _TIME, nullable=False),
     Column("keys_uploaded_at", _TIME),  # first enrolment call (POST /sync/enrol)
     Column("last_push_at", _TIME),
+    # Schema 3: when HQ revoked the station's token (its hash is then unusable); history stays.
+    Column("revoked_at", _TIME),
 )
 
 station_keys = Table(
@@ -196,6 +198,21 @@ sales = Table(
     Column("nozzle", BigInteger),
 )
 Index("ix_sales_variance", sales.c.station_id, sales.c.ruleset_version)
+# Schema 3, for the HQ stations list (station_admin.py): a station's most recent sale, and
+# the few sales whose claimed points differ from the cloud's pricing, without a scan.
+Index("ix_sales_station_end", sales.c.station_id, sales.c.ended_at)
+Index(
+    "ix_sales_differing",
+    sales.c.station_id,
+    sqlite_where=text(
+        "recomputed IS NOT NULL AND points <> recomputed AND member_id IS NOT NULL "
+        "AND status <> 'reversed'"
+    ),
+    postgresql_where=text(
+        "recomputed IS NOT NULL AND points <> recomputed AND member_id IS NOT NULL "
+        "AND status <> 'reversed'"
+    ),
+)
 
 lots = Table(
     "lots",

@@ -98,7 +98,9 @@ def add_station(conn: Connection, station_id: str, name: str | None, now: dateti
 def rotate_token(conn: Connection, station_id: str) -> str:
     token = secrets.token_urlsafe(32)
     done = conn.execute(
-        update(stations).where(stations.c.station_id == station_id).values(token_hash=_hash(token))
+        update(stations)
+        .where(stations.c.station_id == station_id)
+        .values(token_hash=_hash(token), revoked_at=None)  # a new token reinstates a revoked one
     )
     if done.rowcount != 1:
         raise LedgerError("station.unknown", f"no station {station_id!r} is enrolled")
@@ -187,6 +189,7 @@ def list_stations(conn: Connection) -> list[dict[str, Any]]:
                 "enrolled_at": row.added_at,  # `cloud station add`
                 "keys_uploaded_at": row.keys_uploaded_at,  # the station's first contact
                 "last_push_at": row.last_push_at,
+                "revoked_at": row.revoked_at,
                 "epoch": None if latest is None else latest["epoch"],
                 "high_water": None if latest is None else latest["high_water"],
                 "epochs": epochs,
