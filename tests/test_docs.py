@@ -441,7 +441,9 @@ def test_a_route_taken_out_of_the_contracts_is_reported(
 ) -> None:
     station = _without(section(CONTRACTS, "HTTP: the station"), "`POST /api/v1/redemptions`")
     assert missing_routes(station, station_routes) == ["POST /api/v1/redemptions"]
-    cloud = _without(section(CONTRACTS, "HTTP: the cloud"), "/decision`")
+    cloud = _without(section(CONTRACTS, "HTTP: the cloud"), "/decision`") + section(
+        CONTRACTS, "The HQ console"
+    )
     assert missing_routes(cloud, cloud_routes) == ["POST /api/v1/adjustments/{event_id}/decision"]
 
 
