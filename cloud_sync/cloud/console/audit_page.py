@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.cloud.ledger.audit_search import audit_actions, search_audit
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
+from cloud_sync.cloud.server.errors import error_responses
 
 from .auth import PageReader, Reader
 from .export import Column, ExportFormat, download
@@ -114,7 +115,7 @@ COLUMNS: Final = (
 def audit_router() -> APIRouter:
     router = APIRouter(tags=["HQ console"])
 
-    @router.get("/api/v1/hq/audit")
+    @router.get("/api/v1/hq/audit", responses=error_responses())
     def api_audit(
         request: Request,
         user: Reader,

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.cloud.ledger.hq_users import check_password, end_session, start_session
 from cloud_sync.cloud.server.context import cloud_context
+from cloud_sync.cloud.server.errors import error_responses
 from cloud_sync.cloud.server.settings import HqSection
 
 from .auth import COOKIE_NAME, PageForbidden, PageReader, Reader, epoch_ms, hq_state, new_hq_state
@@ -157,7 +158,7 @@ def login_router() -> APIRouter:
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
         return response
 
-    @router.get("/api/v1/hq/me")
+    @router.get("/api/v1/hq/me", responses=error_responses())
     def me(user: Reader) -> dict[str, str]:
         """Who the console thinks you are: name, role, and how you came in."""
         return {"name": user.name, "role": user.role, "via": user.via}

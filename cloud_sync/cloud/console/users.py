@@ -26,12 +26,14 @@ from cloud_sync.cloud.ledger.hq_users import (
     validate_role,
 )
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
+from cloud_sync.cloud.server.errors import error_responses
 
 from .auth import ROLES, Admin, HqUser, PageAdmin, hq_state
 from .pages import render
 
 __all__ = ["users_router"]
 
+_INPUT = ("user.name", "user.role", "user.password", "login.busy")
 RoleName = Literal["admin", "marketer", "auditor"]
 
 
@@ -120,18 +122,25 @@ async def _page(
 def users_router() -> APIRouter:
     router = APIRouter(tags=["HQ console"])
 
-    @router.get("/api/v1/hq/users")
+    @router.get("/api/v1/hq/users", responses=error_responses())
     def api_users(request: Request, user: Admin) -> list[dict[str, Any]]:
         """Every HQ user (never a password hash), with their live session count."""
         return _list(request)
 
-    @router.post("/api/v1/hq/users", status_code=201)
+    @router.post(
+        "/api/v1/hq/users",
+        status_code=201,
+        responses=error_responses("csrf", "user.exists", *_INPUT, body=True),
+    )
     async def api_add_user(request: Request, user: Admin, body: NewUser) -> dict[str, Any]:
         """Add an HQ user; without a password one is generated and answered once."""
         added, shown = await _add(request, user, body.name, body.role, body.password)
         return {**added, **({"password": shown} if shown else {})}
 
-    @router.patch("/api/v1/hq/users/{name}")
+    @router.patch(
+        "/api/v1/hq/users/{name}",
+        responses=error_responses("csrf", "user.unknown", "user.last_admin", *_INPUT, body=True),
+    )
     async def api_change_user(
         request: Request, user: Admin, name: str, body: UserChange
     ) -> dict[str, Any]:
