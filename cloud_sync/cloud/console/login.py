@@ -160,8 +160,10 @@ def login_router() -> APIRouter:
 
     @router.get("/api/v1/hq/me", responses=error_responses())
     def me(user: Reader) -> dict[str, str]:
-        """Who the console thinks you are: name, role, and how you came in."""
-        return {"name": user.name, "role": user.role, "via": user.via}
+        """Who the console thinks you are: name, role, how you came in, and (with a session)
+        the CSRF token its changes must carry. Same-origin only: no CORS lets another site
+        read it."""
+        return {"name": user.name, "role": user.role, "via": user.via, "csrf": user.csrf}
 
     return router
 
