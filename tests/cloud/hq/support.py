@@ -11,9 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection
 
 from cloud_sync.cloud.console.auth import COOKIE_NAME, HqState
 from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.ledger.audit import audit_entries
 from cloud_sync.cloud.ledger.hq_users import add_hq_user, hash_password
 from cloud_sync.cloud.server.app import build_cloud_app
 from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
@@ -21,7 +23,7 @@ from cloud_sync.cloud.server.settings import CloudSettings
 from tests.cloud.server.helpers import ADMIN_TOKEN
 from tests.support import FakeClock
 
-__all__ = ["ADMIN_TOKEN", "PASSWORDS", "Console", "console", "login"]
+__all__ = ["ADMIN_TOKEN", "PASSWORDS", "Console", "add_user", "console", "login"]
 
 PASSWORDS = {
     "alice": ("admin", "alice-password-1"),
@@ -50,8 +52,6 @@ class Console:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-HQ-Actor": actor}
 
     def audit(self) -> list[dict[str, Any]]:
-        from cloud_sync.cloud.ledger.audit import audit_entries
-
         return self.ledger.db.read(lambda conn: audit_entries(conn, limit=1000))
 
 
@@ -74,16 +74,20 @@ def console(directory: Path, database_url: str, **hq: Any) -> Iterator[Console]:
     ledger = CloudLedger.open(settings.database_url, chain_keys=keys)
     try:
         for name, (role, password) in PASSWORDS.items():
-            hashed = hash_password(password)
-            ledger.db.transact(
-                lambda conn, n=name, r=role, h=hashed: add_hq_user(
-                    conn, name=n, role=r, password_hash=h, by="setup", at=START
-                )
-            )
+            add_user(ledger, name, role, password)
         app = build_cloud_app(settings, ledger=ledger, signing_key=signing_key, clock=clock)
         yield Console(app, ledger, clock)
     finally:
         ledger.close()
+
+
+def add_user(ledger: CloudLedger, name: str, role: str, password: str) -> None:
+    hashed = hash_password(password)
+
+    def work(conn: Connection) -> object:
+        return add_hq_user(conn, name=name, role=role, password_hash=hashed, by="setup", at=START)
+
+    ledger.db.transact(work)
 
 
 def login(client: TestClient, name: str, password: str | None = None, **form: str) -> str:

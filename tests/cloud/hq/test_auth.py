@@ -41,7 +41,7 @@ def test_each_role_signs_in_sees_itself_and_signs_out(hq: Console, name: str) ->
 
 def test_the_session_cookie_is_httponly_strict_and_only_its_hash_is_stored(hq: Console) -> None:
     client = hq.client()
-    answer = client.post("/hq/login", data=dict(name="alice", password=PASSWORDS["alice"][1]))
+    answer = client.post("/hq/login", data={"name": "alice", "password": PASSWORDS["alice"][1]})
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "HttpOnly" in cookie

@@ -101,7 +101,8 @@ def test_every_change_with_a_session_but_no_csrf_token_is_403(hq: Console) -> No
     changes = [(m, p) for m, p in console_routes(hq.app) if m in UNSAFE]
     assert changes
     for method, path in changes:
-        for kwargs in ({}, {"json": {}}, {"data": {"x": "1"}}):
+        bodies: list[dict[str, Any]] = [{}, {"json": {}}, {"data": {"x": "1"}}]
+        for kwargs in bodies:
             answer = _send(client, method, path, **kwargs)
             assert answer.status_code == 403, (method, path, kwargs, answer.text)
             if is_api(path):
