@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,14 @@ def console(directory: Path, database_url: str, **hq: Any) -> Iterator[Console]:
         ledger.close()
 
 
+@cache
+def _hashed(password: str) -> str:
+    """One argon2 hash per password per test run (each costs a tenth of a second)."""
+    return hash_password(password)
+
+
 def add_user(ledger: CloudLedger, name: str, role: str, password: str) -> None:
-    hashed = hash_password(password)
+    hashed = _hashed(password)
 
     def work(conn: Connection) -> object:
         return add_hq_user(conn, name=name, role=role, password_hash=hashed, by="setup", at=START)

@@ -75,16 +75,16 @@ def test_filters_by_actor_action_target_and_day(hq: Console) -> None:
     assert "from" in bad.json()["detail"]
 
 
-@pytest.mark.parametrize("name", ["audrey", "mark", "alice"])
-def test_every_role_reads_the_audit_page(hq: Console, name: str) -> None:
-    client = hq.client()
-    login(client, name)
-    page = client.get("/hq/audit")
-    assert page.status_code == 200
-    assert "审计日志" in page.text
-    assert page.text.count('<tr><td class="num">') == 50
-    assert 'data-testid="audit-next"' in page.text
-    assert client.get("/api/v1/hq/audit").status_code == 200
+def test_every_role_reads_the_audit_page(hq: Console) -> None:
+    for name in ("audrey", "mark", "alice"):
+        client = hq.client()
+        login(client, name)
+        page = client.get("/hq/audit")
+        assert page.status_code == 200, name
+        assert "审计日志" in page.text
+        assert page.text.count('<tr><td class="num">') == 50
+        assert 'data-testid="audit-next"' in page.text
+        assert client.get("/api/v1/hq/audit").status_code == 200
 
 
 def test_the_page_filters_pages_on_and_exports_what_it_shows(hq: Console) -> None:
