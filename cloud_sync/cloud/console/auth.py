@@ -19,7 +19,7 @@ from typing import Annotated, Final, Literal
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.cloud.ledger.hq_users import HqSession, session_of
+from cloud_sync.cloud.ledger.hq_users import HqSession, peek_session, session_of
 from cloud_sync.cloud.server.context import ADMIN_TOKEN_KEY, ApiProblem, cloud_context
 from cloud_sync.cloud.server.settings import HqSection
 
@@ -128,14 +128,15 @@ def _token_user(request: Request) -> HqUser | None:
 
 
 def _lookup(request: Request, token: str) -> HqSession | None:
+    """The session, read first; written (touched or deleted) only when that is due."""
     context = cloud_context(request)
     state = hq_state(request)
     now_ms = epoch_ms(context.now())
-    return context.ledger.db.transact(
-        lambda conn: session_of(
-            conn, token, now_ms=now_ms, idle_ms=state.idle_ms, max_age_ms=state.max_age_ms
-        )
-    )
+    limits = {"now_ms": now_ms, "idle_ms": state.idle_ms, "max_age_ms": state.max_age_ms}
+    write, session = context.ledger.db.read(lambda conn: peek_session(conn, token, **limits))
+    if not write:
+        return session
+    return context.ledger.db.transact(lambda conn: session_of(conn, token, **limits))
 
 
 async def _sent_csrf(request: Request) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "hash_password",
     "hq_user",
     "list_hq_users",
+    "peek_session",
     "session_hash",
     "session_of",
     "start_session",
@@ -252,10 +253,13 @@ def start_session(conn: Connection, name: str, *, now_ms: int, max_age_ms: int) 
     return token, csrf
 
 
-def session_of(
+def peek_session(
     conn: Connection, token: str, *, now_ms: int, idle_ms: int, max_age_ms: int
-) -> HqSession | None:
-    """The live session of `token` (its user enabled), touched; an expired one is deleted."""
+) -> tuple[bool, HqSession | None]:
+    """Without writing: (whether `session_of` must write, the live session or None).
+
+    Most requests only read (a session's last-seen is rewritten at most every 15 s), so on
+    SQLite they never take the write lock."""
     key = session_hash(token)
     stmt = (
         select(hq_sessions, hq_users.c.role, hq_users.c.disabled)
@@ -264,15 +268,27 @@ def session_of(
     )
     row = conn.execute(stmt).first()
     if row is None:
-        return None
+        return False, None
     if row.disabled or now_ms - row.seen_ms > idle_ms or now_ms - row.created_ms > max_age_ms:
+        return True, None
+    return now_ms - row.seen_ms >= _TOUCH_MS, HqSession(row.name, row.role, row.csrf)
+
+
+def session_of(
+    conn: Connection, token: str, *, now_ms: int, idle_ms: int, max_age_ms: int
+) -> HqSession | None:
+    """The live session of `token` (its user enabled), touched; an expired one is deleted."""
+    key = session_hash(token)
+    write, session = peek_session(
+        conn, token, now_ms=now_ms, idle_ms=idle_ms, max_age_ms=max_age_ms
+    )
+    if write and session is None:
         conn.execute(delete(hq_sessions).where(hq_sessions.c.session_hash == key))
-        return None
-    if now_ms - row.seen_ms >= _TOUCH_MS:
+    elif write:
         conn.execute(
             update(hq_sessions).where(hq_sessions.c.session_hash == key).values(seen_ms=now_ms)
         )
-    return HqSession(name=row.name, role=row.role, csrf=row.csrf)
+    return session
 
 
 def end_session(conn: Connection, token: str) -> None:
