@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.cloud.ledger.hq_users import check_password, end_session, start_session
@@ -69,12 +70,19 @@ def _form(
 
 
 def _start(request: Request, name: str) -> tuple[str, str]:
+    """A new session; the one this browser held before (if any) ends, so a token planted in
+    the browser before sign-in never becomes a signed-in session."""
     context = cloud_context(request)
     state = hq_state(request)
     now_ms = epoch_ms(context.now())
-    return context.ledger.db.transact(
-        lambda conn: start_session(conn, name, now_ms=now_ms, max_age_ms=state.max_age_ms)
-    )
+    previous = _session_token(request)
+
+    def work(conn: Connection) -> tuple[str, str]:
+        if previous is not None:
+            end_session(conn, previous)
+        return start_session(conn, name, now_ms=now_ms, max_age_ms=state.max_age_ms)
+
+    return context.ledger.db.transact(work)
 
 
 def _check(request: Request, name: str, password: str) -> dict[str, Any] | None:

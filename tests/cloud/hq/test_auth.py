@@ -142,6 +142,18 @@ def test_a_cookie_cannot_be_replayed_after_logout(hq: Console) -> None:
     assert refused.status_code == 401
 
 
+def test_signing_in_again_ends_the_browsers_previous_session(hq: Console) -> None:
+    client = hq.client()
+    login(client, "mark")
+    first = client.cookies[COOKIE_NAME]
+    login(client, "audrey")
+    assert client.cookies[COOKIE_NAME] != first
+    replay = hq.client()
+    replay.cookies.set(COOKIE_NAME, first)
+    assert replay.get("/api/v1/hq/me").status_code == 401
+    assert client.get("/api/v1/hq/me").json()["name"] == "audrey"
+
+
 def test_a_change_needs_the_csrf_token(hq: Console) -> None:
     client = hq.client()
     csrf = login(client, "alice")
