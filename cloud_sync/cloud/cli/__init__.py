@@ -2,7 +2,9 @@
 
 from .commands import cloud_app
 from .review import review_app
+from .users import user_app
 
 cloud_app.add_typer(review_app, name="review")
+cloud_app.add_typer(user_app, name="user")
 
 __all__ = ["cloud_app"]

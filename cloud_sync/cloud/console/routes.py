@@ -10,8 +10,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from .audit_page import audit_router
 from .auth import LoginRequired
+from .login import login_router
 from .stations import router as stations_router
+from .users import users_router
 
 __all__ = ["console_routers", "mount_console_static"]
 
@@ -20,7 +23,7 @@ _STATIC_DIR = Path(__file__).parent / "static"
 
 def console_routers() -> list[APIRouter]:
     """Each screen's pages and API, in the order the navigation shows them."""
-    return [stations_router]
+    return [login_router(), stations_router, audit_router(), users_router()]
 
 
 def _login_redirect(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from cloud_sync.cloud.console import console_routers, mount_console_static
+from cloud_sync.cloud.console.login import install_signin
 from cloud_sync.cloud.ledger import CloudLedger, LedgerError
 from cloud_sync.core.asgi import allowed_methods
 from cloud_sync.core.identity import IdentityError
@@ -168,5 +169,6 @@ def build_cloud_app(
     for router in console_routers():
         app.include_router(router)
     mount_console_static(app)
+    install_signin(app, settings.hq)
     app.add_middleware(CloudGate, context=context)
     return app

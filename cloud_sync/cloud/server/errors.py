@@ -44,16 +44,22 @@ def _codes(status: int, **codes: str) -> list[CloudErrorCode]:
 
 
 _ALL: Final = [
-    *_codes(401, unauthorized="no bearer token, or an unknown or revoked one"),
+    *_codes(
+        401,
+        unauthorized="no bearer token, or an unknown or revoked one",
+        login__failed="the HQ user name or password is wrong, or the login is disabled",
+    ),
     *_codes(
         403,
         forbidden="the token may not call this route, or names another station",
+        csrf="a change made with an HQ session lacks the session's CSRF token",
     ),
     *_codes(
         404,
         not_found="no such route or record",
         station__unknown="no station with that id is enrolled",
         adjustment__unknown="no adjustment from that event",
+        user__unknown="no HQ user with that name",
     ),
     *_codes(405, method_not_allowed="the route does not take this method"),
     *_codes(
@@ -66,6 +72,8 @@ _ALL: Final = [
         station__exists="a station with that id exists already",
         station__revoked="the station's token is revoked already",
         keys__conflict="those member keys clash with keys the cloud holds",
+        user__exists="an HQ user with that name exists already",
+        user__last_admin="the last active admin cannot be demoted or disabled",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -94,13 +102,18 @@ _ALL: Final = [
         plate__io="plates never use I or O",
         identifier__empty="enter a phone number or a plate",
         identifier__unrecognised="neither a phone number nor a plate",
+        user__name="an HQ user name is 1-32 letters, digits, '.', '_' or '-'",
+        user__role="an HQ role is admin, marketer or auditor",
+        user__password="an HQ password is 10 to 256 characters, no spaces at either end",  # noqa: S106
     ),
+    *_codes(429, login__throttled="too many sign-in attempts; retry after the given seconds"),
     *_codes(
         503,
         unavailable="the ledger database is unreachable",
         schema__missing="the database holds no ledger",
         schema__newer="the ledger database is newer than this program",
         database__unsupported="the configured database is not supported",
+        login__busy="every password check is busy; retry in a moment",
     ),
 ]
 
@@ -123,6 +136,7 @@ _STATUS_TEXT: Final = {
     409: "Conflict",
     413: "Request body too large",
     422: "Invalid request",
+    429: "Too many requests",
     503: "Ledger database unreachable",
 }
 

@@ -22,6 +22,7 @@ __all__ = [
     "CloudConfigError",
     "CloudSection",
     "CloudSettings",
+    "HqSection",
     "OfflineRedemptionSection",
     "StationLimitsSection",
     "TrustSection",
@@ -134,8 +135,21 @@ class TrustSection(_Strict):
     ] = Field(default_factory=dict)
 
 
+class HqSection(_Strict):
+    """The HQ console's sign-in: cookies, session lifetimes, how many wrong passwords."""
+
+    secure_cookies: bool = False
+    session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    session_max_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    login_attempts: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_attempts_per_address: Annotated[int, Field(ge=1, le=10_000)] = 20
+    login_window_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    login_concurrency: Annotated[int, Field(ge=1, le=16)] = 2
+
+
 class CloudSettings(_Strict):
     cloud: CloudSection
+    hq: HqSection = HqSection()
     offline_redemption: OfflineRedemptionSection = OfflineRedemptionSection()
     trust: TrustSection = TrustSection()
 
