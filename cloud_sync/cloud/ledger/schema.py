@@ -55,6 +55,7 @@ __all__ = [
     "settings",
     "station_flags",
     "station_keys",
+    "station_pulls",
     "station_reviews",
     "stations",
 ]
@@ -516,6 +517,17 @@ member_days = Table(
     PrimaryKeyConstraint("day", "station_id", "member_id"),
 )
 
+# What each station has pulled: its last `since` cursor on the changes feed (it holds every
+# change up to it). A rule set is pulled once the cursor reaches the change that carried it.
+station_pulls = Table(
+    "station_pulls",
+    metadata,
+    Column("station_id", Text, primary_key=True),
+    Column("cursor", BigInteger, nullable=False),
+    Column("pulled_at", _TIME, nullable=False),
+    Column("pulled_ms", BigInteger, nullable=False),
+)
+
 V3_TABLES = (
     hq_users,
     hq_sessions,
@@ -527,4 +539,5 @@ V3_TABLES = (
     member_activity,
     agg_members_day,
     member_days,
+    station_pulls,
 )
