@@ -225,12 +225,15 @@ def publish_draft(
     by: str,
     signature: str,
     signing_key_id: str,
+    signed_hash: str,
     now: datetime,
 ) -> dict[str, Any]:
     """Publish an approved draft whose approval and backtest name its current text; the
-    caller signed `draft_row(...)["document"]` with the cloud's key."""
+    caller signed the text whose hash is `signed_hash` with the cloud's key."""
     actor = _actor(by)
     draft = draft_row(conn, draft_id)
+    if draft["document_hash"] != signed_hash:
+        raise LedgerError("rules.draft_changed", "the draft changed while it was being signed")
     if draft["status"] == "published":
         raise LedgerError("rules.draft_published", f"draft {draft_id} is published already")
     if draft["status"] != "approved" or draft["approved_hash"] != draft["document_hash"]:
