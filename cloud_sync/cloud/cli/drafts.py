@@ -66,16 +66,14 @@ def rules_drafts(
         ["version", "name", "effective_from", "drafted_by", "approved_by", "published_by"],
     )
     typer.echo("drafts:")
-    rows = [
-        {**d, "backtest": _backtest_word(d["backtest"])} for d in versions["drafts"]
-    ]
+    rows = [{**d, "backtest": _backtest_word(d["backtest"])} for d in versions["drafts"]]
     emit_table(rows, ["draft_id", "name", "status", "drafted_by", "approved_by", "backtest"])
 
 
 def _backtest_word(test: dict[str, Any] | None) -> str:
     if test is None:
         return "none"
-    return test["status"] + ("" if test["current"] else " (older than the last edit)")
+    return str(test["status"]) + ("" if test["current"] else " (older than the last edit)")
 
 
 def _parse(value: str, zone: Any, name: str) -> datetime:
@@ -96,7 +94,8 @@ def window_of(
     if start or end:
         if not (start and end):
             fail("--from and --to go together")
-        assert start is not None and end is not None
+        assert start is not None
+        assert end is not None
         return _parse(start, zone, "from"), _parse(end, zone, "to")
     span = 30 if days is None else days
     if not 1 <= span <= _MAX_DAYS:
@@ -108,9 +107,13 @@ def window_of(
 def rules_backtest(
     config: ConfigOption,
     draft_id: Annotated[str, typer.Argument(help="The draft's id (rules drafts lists them).")],
-    days: Annotated[int | None, typer.Option("--days", help="The last N days (default 30).")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="The last N days (default 30).")
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", help="Window start, ISO 8601.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Window end (excluded), ISO 8601.")] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Window end (excluded), ISO 8601.")
+    ] = None,
     station: Annotated[str | None, typer.Option("--station", help="One station's sales.")] = None,
     by: Annotated[str, typer.Option("--by", help="Who runs it.")] = "cli",
     database_url: DatabaseOption = None,
@@ -180,7 +183,9 @@ def _print(result: dict[str, Any]) -> None:
     emit_table([totals], columns)
     typer.echo("by grade:")
     emit_table(result["by"]["grade"], columns)
-    typer.echo(f"members whose tier would differ at the window's end: {len(result['tier_changes'])}")
+    typer.echo(
+        f"members whose tier would differ at the window's end: {len(result['tier_changes'])}"
+    )
 
 
 @rules_app.command("approve")
@@ -195,9 +200,7 @@ def rules_approve(
     from cloud_sync.cloud.ledger.drafts import approve_draft  # noqa: PLC0415 - lazy
 
     with _refusals(), _ledger(config, database_url) as (_, ledger):
-        row = ledger.db.transact(
-            lambda c: approve_draft(c, draft_id=draft_id, by=by, now=_now())
-        )
+        row = ledger.db.transact(lambda c: approve_draft(c, draft_id=draft_id, by=by, now=_now()))
     emit(
         {k: row[k] for k in ("draft_id", "status", "approved_by", "approved_hash")},
         as_json=as_json,

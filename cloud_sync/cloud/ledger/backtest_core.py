@@ -44,7 +44,9 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 def _exact() -> Context:
     return Context(
-        prec=100, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact]
+        prec=100,
+        rounding=ROUND_HALF_EVEN,
+        traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
     )
 
 
@@ -248,7 +250,10 @@ class BacktestCore:
             mine[3] += 1
             if len(self.samples) < SAMPLE_RECEIPTS and rs is not None and rate:
                 self._sample(sale, rs, as_was, new_tier)
-        for bucket in [self.total, *(self.buckets[k].setdefault(v, _Bucket()) for k, v in keys.items())]:
+        for bucket in [
+            self.total,
+            *(self.buckets[k].setdefault(v, _Bucket()) for k, v in keys.items()),
+        ]:
             bucket.sales += 1
             if member is not None:
                 bucket.member_sales += 1
@@ -289,14 +294,16 @@ class BacktestCore:
             now_tier = self._tier(self.end_rules, member, registered, at)
             draft_tier = self._tier(self.draft, member, registered, at)
             if now_tier != draft_tier:
-                out.append({"member_id": member, "current_tier": now_tier, "draft_tier": draft_tier})
+                out.append(
+                    {"member_id": member, "current_tier": now_tier, "draft_tier": draft_tier}
+                )
         return out
 
     def result(self, window_end: datetime) -> dict[str, Any]:
         rate = self._rate
-        top = sorted(
-            self._members.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0])
-        )[:TOP_MEMBERS]
+        top = sorted(self._members.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0]))[
+            :TOP_MEMBERS
+        ]
         return {
             "rounding": "yuan cost = points / redeem.points_per_yuan of each rule set, "
             "in integer fen, rounded half up once per figure",

@@ -114,7 +114,9 @@ def record_pull(conn: Connection, station_id: str, since: int, now: datetime) ->
         "pulled_ms": clock_id(now) // 1000,
     }
     stmt = (
-        pg_insert(station_pulls) if conn.dialect.name == "postgresql" else sqlite_insert(station_pulls)
+        pg_insert(station_pulls)
+        if conn.dialect.name == "postgresql"
+        else sqlite_insert(station_pulls)
     ).values(values)
     conn.execute(
         stmt.on_conflict_do_update(

@@ -344,7 +344,11 @@ def _walk(path: str, before: Any, after: Any, out: list[dict[str, Any]]) -> None
                 "path": path,
                 "before": None if before is _MISSING else before,
                 "after": None if after is _MISSING else after,
-                "change": "added" if before is _MISSING else "removed" if after is _MISSING else "changed",
+                "change": "added"
+                if before is _MISSING
+                else "removed"
+                if after is _MISSING
+                else "changed",
             }
         )
 
@@ -371,10 +375,15 @@ def pull_status(conn: Connection) -> dict[int, dict[str, list[str]]]:
     """Per published version: the enrolled stations whose cursor reached its change row
     ("pulled") and the others ("waiting")."""
     cursors = {r.station_id: int(r.cursor) for r in conn.execute(select(station_pulls))}
-    enrolled = [r.station_id for r in conn.execute(select(stations.c.station_id).order_by(stations.c.station_id))]
+    enrolled = [
+        r.station_id
+        for r in conn.execute(select(stations.c.station_id).order_by(stations.c.station_id))
+    ]
     carried = {
         int(r.ref): int(r.id)
-        for r in conn.execute(select(changes.c.ref, changes.c.id).where(changes.c.kind == "ruleset"))
+        for r in conn.execute(
+            select(changes.c.ref, changes.c.id).where(changes.c.kind == "ruleset")
+        )
     }
     out: dict[int, dict[str, list[str]]] = {}
     for version, change_id in carried.items():

@@ -42,9 +42,7 @@ def seeded(ledger: CloudLedger, keys: MemberKeys) -> Seeded:
     return seed_month(ledger, keys)
 
 
-def _backtest(
-    ledger: CloudLedger, document: str, station: str | None = None
-) -> dict[str, object]:
+def _backtest(ledger: CloudLedger, document: str, station: str | None = None) -> dict[str, object]:
     db = ledger.db
     draft = db.transact(lambda c: save_draft(c, document=document, by="mia", now=NOW))
     test_id = db.transact(

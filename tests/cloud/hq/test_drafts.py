@@ -47,7 +47,13 @@ def _draft(ledger: CloudLedger, document: str, by: str = "mia") -> str:
 def _backtest(ledger: CloudLedger, draft_id: str) -> None:
     test_id = ledger.db.transact(
         lambda c: start_backtest(
-            c, draft_id=draft_id, window_from=START, window_to=END, station_id=None, by="mia", now=NOW
+            c,
+            draft_id=draft_id,
+            window_from=START,
+            window_to=END,
+            station_id=None,
+            by="mia",
+            now=NOW,
         )
     )
     run_backtest(ledger.db, ledger.rules, test_id, lambda: NOW)
@@ -91,7 +97,9 @@ def test_maker_checker_and_stale_approvals(ledger: CloudLedger) -> None:
     _approve(ledger, draft_id, "ada")
     # An edit after approval and backtest: both stale.
     ledger.db.transact(
-        lambda c: save_draft(c, document=rules_with(name="edited"), by="mia", now=NOW, draft_id=draft_id)
+        lambda c: save_draft(
+            c, document=rules_with(name="edited"), by="mia", now=NOW, draft_id=draft_id
+        )
     )
     _refused("rules.not_approved", lambda: publish_draft(ledger, key, draft_id, "ada", NOW))
     _refused("rules.backtest_needed", lambda: _approve(ledger, draft_id, "ada"))

@@ -21,7 +21,9 @@ ADMIN_TOKEN = "admin-token-0123456789abcdef0123"
 @pytest.fixture
 def config(tmp_path: Path, cloud_db_url: str) -> tuple[Path, str]:
     path = tmp_path / "cloud.toml"
-    path.write_text(f'[cloud]\ndata_dir = "data"\nadmin_token = "{ADMIN_TOKEN}"\n', encoding="utf-8")
+    path.write_text(
+        f'[cloud]\ndata_dir = "data"\nadmin_token = "{ADMIN_TOKEN}"\n', encoding="utf-8"
+    )
     ledger = open_ledger(load_cloud_settings(path).with_database_url(cloud_db_url))
     try:
         seed_month(ledger, ledger.chain_keys, sales=40)
@@ -51,7 +53,14 @@ def test_draft_backtest_approve_publish(config: tuple[Path, str], tmp_path: Path
     code, _, err = cloud("rules", "approve", draft_id, "--by", "ada")
     assert code == 2 and "backtest" in err
     code, out, _ = cloud(
-        "rules", "backtest", draft_id, "--from", START.isoformat(), "--to", END.isoformat(), "--json"
+        "rules",
+        "backtest",
+        draft_id,
+        "--from",
+        START.isoformat(),
+        "--to",
+        END.isoformat(),
+        "--json",
     )
     assert code == 0
     result = json.loads(out)
