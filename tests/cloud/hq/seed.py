@@ -26,6 +26,7 @@ class Seeded:
     member_sales: int
     plain_sales: int
     booked_points: int
+    tokens: dict[str, str]
 
 
 def rules_with(**changes: object) -> str:
@@ -40,8 +41,9 @@ def rules_with(**changes: object) -> str:
 def seed_month(ledger: CloudLedger, keys: MemberKeys, *, sales: int = 300) -> Seeded:
     """`sales` sales over February 2026 at S001 and S002; every fifth without a member."""
     stations = []
+    tokens = {}
     for sid in ("S001", "S002"):
-        ledger.add_station(sid, f"Station {sid}", START)
+        tokens[sid] = ledger.add_station(sid, f"Station {sid}", START)
         ledger.enrol(sid, [], START)
         stations.append(FakeStation(sid, keys))
     ledger.publish_ruleset(RULES_TEXT, "c2lnbmF0dXJl", "test-key", START)
@@ -68,4 +70,4 @@ def seed_month(ledger: CloudLedger, keys: MemberKeys, *, sales: int = 300) -> Se
             booked += price_sale(RULES, SaleFacts(grade, Decimal(litres), amount, at), tier).points
     for station in stations:
         ledger.push(station.station_id, station.request(), NOW)  # 150 events each
-    return Seeded(ids, member_sales, plain, booked)
+    return Seeded(ids, member_sales, plain, booked, tokens)
