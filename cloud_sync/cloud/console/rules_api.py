@@ -68,7 +68,9 @@ class ApproveBody(BaseModel):
 def permissions(user: HqUser, draft: dict[str, Any], test: dict[str, Any] | None) -> dict[str, Any]:
     """What this user may do with the draft now, and why not (shown beside the buttons)."""
     current_test = (
-        test is not None and test["status"] == "done" and test["document_hash"] == draft["document_hash"]
+        test is not None
+        and test["status"] == "done"
+        and test["document_hash"] == draft["document_hash"]
     )
     approve_why = None
     publish_why = None
@@ -147,9 +149,7 @@ def rules_api_router() -> APIRouter:
             "faults": [{"path": f.path, "message": f.message} for f in faults],
         }
 
-    @router.post(
-        "/drafts", status_code=201, responses=error_responses("rules.invalid", body=True)
-    )
+    @router.post("/drafts", status_code=201, responses=error_responses("rules.invalid", body=True))
     def create(request: Request, body: DocumentBody, user: Marketer) -> dict[str, Any]:
         """Store a new draft (validated); answers it with its id and hash."""
         context = cloud_context(request)
@@ -255,9 +255,7 @@ def rules_api_router() -> APIRouter:
             body=True,
         ),
     )
-    def approve(
-        request: Request, draft_id: str, body: ApproveBody, user: Admin
-    ) -> dict[str, Any]:
+    def approve(request: Request, draft_id: str, body: ApproveBody, user: Admin) -> dict[str, Any]:
         """Approve the draft's current text (never one's own draft)."""
         context = cloud_context(request)
         context.ledger.db.transact(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import json
+
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -20,6 +22,7 @@ from cloud_sync.cloud.ledger.drafts import (
     latest_backtest,
     list_versions,
     pull_status,
+    top_version,
 )
 from cloud_sync.cloud.server.context import cloud_context
 
@@ -33,9 +36,15 @@ __all__ = ["rules_pages_router"]
 _REASONS = {
     "published": ("已发布", "published already"),
     "admin_only": ("仅管理员可操作", "admins only"),
-    "own_draft": ("这是您起草的，须由另一位管理员审批", "you drafted this: another admin approves it"),
+    "own_draft": (
+        "这是您起草的，须由另一位管理员审批",
+        "you drafted this: another admin approves it",
+    ),
     "backtest_missing": ("尚未回测", "no backtest yet"),
-    "backtest_stale": ("回测早于最近一次修改，请重新回测", "the backtest is older than the last edit"),
+    "backtest_stale": (
+        "回测早于最近一次修改，请重新回测",
+        "the backtest is older than the last edit",
+    ),
     "not_approved": ("尚未审批当前版本", "the current text is not approved"),
 }
 
@@ -51,6 +60,16 @@ def _diff_rows(before: str | None, after: str) -> list[dict[str, Any]]:
         {**d, "before": _shown(d["before"]), "after": _shown(d["after"])}
         for d in diff_documents(before, after)
     ]
+
+
+def _next_version(top: int | None, current: tuple[int, str] | None) -> str:
+    """The rule set in force as the start of a new draft, numbered after the latest."""
+    if current is None:
+        return ""
+    document = json.loads(current[1])
+    if isinstance(document, dict):
+        document["version"] = (top or 0) + 1
+    return json.dumps(document, ensure_ascii=False, indent=2)
 
 
 def _by_tables(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -73,7 +92,8 @@ def rules_pages_router() -> APIRouter:
     @router.get("/hq/rules/new", response_class=HTMLResponse)
     def rules_new(request: Request, user: PageMarketer) -> HTMLResponse:
         context = cloud_context(request)
-        current = context.ledger.db.read(lambda c: in_force_document(c, context.now()))
+        db = context.ledger.db
+        current = db.read(lambda c: in_force_document(c, context.now()))
         return render(
             request,
             "hq_rules_edit.html",
@@ -81,7 +101,7 @@ def rules_pages_router() -> APIRouter:
             {
                 "active": "rules",
                 "draft": None,
-                "document": "" if current is None else current[1],
+                "document": _next_version(db.read(top_version), current),
                 "in_force_version": None if current is None else current[0],
                 "diff": [],
                 "may": {"edit": True, "backtest": False, "approve": False, "publish": False},

@@ -39,6 +39,7 @@ __all__ = [
     "publish_draft",
     "pull_status",
     "save_draft",
+    "top_version",
     "validate_document",
 ]
 
@@ -369,6 +370,11 @@ def in_force_document(conn: Connection, now: datetime) -> tuple[int, str] | None
     parsed = [parse_ruleset_json(d) for d in docs.values()]
     found = ruleset_in_force(parsed, now)
     return None if found is None else (found.version, docs[found.version])
+
+
+def top_version(conn: Connection) -> int | None:
+    top = conn.execute(select(func.max(rulesets.c.version))).scalar_one_or_none()
+    return None if top is None else int(top)
 
 
 def pull_status(conn: Connection) -> dict[int, dict[str, list[str]]]:

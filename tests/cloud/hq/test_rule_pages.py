@@ -90,15 +90,16 @@ def test_draft_backtest_approve_publish_and_the_stations_pull(hq: Hq) -> None:
     assert done["status"] == "done", done
     grade92 = next(r for r in done["result"]["by"]["grade"] if r["key"] == "92")
     assert grade92["draft_points"] >= 2 * grade92["current_points"] > 0
+    shown = hq.client.get(f"/hq/rules/drafts/{draft_id}?lang=en", headers=auditor)
+    assert shown.status_code == 200, shown.text
+    assert 'data-testid="bt-summary"' in shown.text and 'id="fig-bt-grade"' in shown.text
 
     for who in (mia, auditor):
         assert hq.call("POST", f"{BASE}/drafts/{draft_id}/approve", who, {}).status_code == 403
         assert hq.call("POST", f"{BASE}/drafts/{draft_id}/publish", who).status_code == 403
     own = hq.call("POST", f"{BASE}/drafts/{draft_id}/approve", hq.as_("mia"), {})
     assert (own.status_code, own.json()["error"]) == (403, "rules.self_approval")
-    stale = hq.call(
-        "POST", f"{BASE}/drafts/{draft_id}/approve", ada, {"document_hash": "0" * 64}
-    )
+    stale = hq.call("POST", f"{BASE}/drafts/{draft_id}/approve", ada, {"document_hash": "0" * 64})
     assert (stale.status_code, stale.json()["error"]) == (409, "rules.draft_changed")
     approved = hq.call(
         "POST", f"{BASE}/drafts/{draft_id}/approve", ada, {"document_hash": draft["document_hash"]}
