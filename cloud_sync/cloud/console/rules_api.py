@@ -122,7 +122,7 @@ def _run_in_background(request: Request, backtest_id: str) -> None:
 def rules_api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1/hq/rules", tags=["HQ console"])
 
-    @router.get("")
+    @router.get("", responses=error_responses())
     def versions(request: Request, user: Reader) -> dict[str, Any]:
         """Published versions (who drafted, approved, published; stations pulled or not)
         and the drafts not published yet."""
@@ -133,7 +133,7 @@ def rules_api_router() -> APIRouter:
             row["pulls"] = pulls.get(row["version"], {"pulled": [], "waiting": []})
         return found
 
-    @router.get("/pulls")
+    @router.get("/pulls", responses=error_responses())
     def pulls(request: Request, user: Reader) -> dict[str, Any]:
         """Per published version: the stations that pulled it and those not yet."""
         found = cloud_context(request).ledger.db.read(pull_status)
@@ -191,6 +191,12 @@ def rules_api_router() -> APIRouter:
             "changes": diff_documents(None if current is None else current[1], draft["document"]),
         }
 
+    _backtest_routes(router)
+    _decision_routes(router)
+    return router
+
+
+def _backtest_routes(router: APIRouter) -> None:
     @router.post(
         "/drafts/{draft_id}/backtests",
         status_code=202,
@@ -235,7 +241,7 @@ def rules_api_router() -> APIRouter:
             Literal["grade", "station", "tier", "weekday", "hour", "day", "samples", "members"],
             Query(description="Which table of the result."),
         ] = "grade",
-        format: Annotated[ExportFormat, Query()] = "csv",  # noqa: A002 - the contract's name
+        format: Annotated[ExportFormat, Query()] = "csv",
     ) -> Any:
         """A table of the result as CSV (UTF-8 BOM) or XLSX."""
         row = cloud_context(request).ledger.db.read(lambda c: backtest_row(c, backtest_id))
@@ -244,6 +250,8 @@ def rules_api_router() -> APIRouter:
             format, [Column(k, h) for k, h in columns], rows, filename=f"backtest-{table}"
         )
 
+
+def _decision_routes(router: APIRouter) -> None:
     @router.post(
         "/drafts/{draft_id}/approve",
         responses=error_responses(
@@ -285,5 +293,3 @@ def rules_api_router() -> APIRouter:
         context = cloud_context(request)
         publish_draft(context.ledger, context.signing_key, draft_id, user.name, context.now())
         return _draft_view(request, user, draft_id)
-
-    return router

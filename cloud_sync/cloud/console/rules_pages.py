@@ -6,9 +6,8 @@ The pages render what the ledger holds; every change goes through /api/v1/hq/rul
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
