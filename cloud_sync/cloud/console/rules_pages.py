@@ -119,7 +119,8 @@ def rules_pages_router() -> APIRouter:
         current = db.read(lambda c: in_force_document(c, context.now()))
         result = None
         if test is not None:
-            test = db.read(lambda c: backtest_row(c, test["backtest_id"]))
+            test_id = str(test["backtest_id"])
+            test = db.read(lambda c: backtest_row(c, test_id))
             test["current"] = test["document_hash"] == draft["document_hash"]
             result = test["result"]
         return render(

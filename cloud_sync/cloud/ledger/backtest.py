@@ -192,31 +192,11 @@ def _run(
     _progress(db, backtest_id, 0, total)
     done = 0
     reported = 0
-    decimals: dict[str, Decimal] = {}
+    convert = _Rows(by_version, published)
     for rows in _stream(db, lo - core.keep, hi):
         for row in rows:
-            ended = datetime.fromisoformat(row.ended_at)
-            version = row.ruleset_version
-            rs = by_version.get(int(version)) if version is not None else None
-            if rs is None and version is None:
-                rs = ruleset_in_force(published, ended)
-            litres = decimals.get(row.litres)
-            if litres is None:
-                litres = decimals.setdefault(row.litres, Decimal(row.litres))
-            registered = row.registered_at
-            sale = PastSale(
-                sale_id=row.sale_id,
-                station_id=row.station_id,
-                member_id=row.member_id,
-                grade=row.grade,
-                litres=litres,
-                amount=Decimal(row.amount),
-                ended_at=ended,
-                points=int(row.points),
-                tier=row.tier,
-                ruleset=rs,
-                registered_at=datetime.fromisoformat(registered) if registered else None,
-            )
+            sale = convert.sale(row)
+            ended = sale.ended_at
             if lo <= ended < hi and (scope is None or row.station_id == scope):
                 core.sale(sale)
                 done += 1
@@ -227,8 +207,6 @@ def _run(
             _progress(db, backtest_id, done, total)
         if progress is not None:
             progress(done, total)
-        if len(decimals) > 100_000:
-            decimals.clear()
     result = core.result(hi)
     result.update(
         {
@@ -258,6 +236,52 @@ def _run(
     if progress is not None:
         progress(done, max(total, done))
     return result
+
+
+class _Rows:
+    """Rows of the sales query to PastSale, parsing each repeated value once."""
+
+    def __init__(self, by_version: dict[int, RuleSet], published: list[RuleSet]) -> None:
+        self._by_version = by_version
+        self._published = published
+        self._litres: dict[str, Decimal] = {}
+        self._registered: dict[str, datetime | None] = {}
+
+    def sale(self, row: Any) -> PastSale:
+        ended = datetime.fromisoformat(row.ended_at)
+        member = row.member_id
+        version = row.ruleset_version
+        rs = None
+        if version is not None:
+            rs = self._by_version.get(int(version))
+        elif member is not None:  # a 0.6 station named no version: the rules of its time
+            rs = ruleset_in_force(self._published, ended)
+        litres = self._litres.get(row.litres)
+        if litres is None:
+            if len(self._litres) > 100_000:
+                self._litres.clear()
+            litres = self._litres.setdefault(row.litres, Decimal(row.litres))
+        registered = None
+        if member is not None:
+            if member in self._registered:
+                registered = self._registered[member]
+            else:
+                raw = row.registered_at
+                registered = datetime.fromisoformat(raw) if raw else None
+                self._registered[member] = registered
+        return PastSale(
+            row.sale_id,
+            row.station_id,
+            member,
+            row.grade,
+            litres,
+            Decimal(row.amount),
+            ended,
+            int(row.points),
+            row.tier,
+            rs,
+            registered,
+        )
 
 
 def _progress(db: Database, backtest_id: str, done: int, total: int) -> None:

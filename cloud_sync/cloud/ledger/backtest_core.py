@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import (
     ROUND_DOWN,
     ROUND_HALF_EVEN,
@@ -26,7 +26,8 @@ from decimal import (
     Overflow,
 )
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from cloud_sync.core.pricing import SaleFacts, applicable_bonus, price_sale
 from cloud_sync.core.ruleset import RuleSet
@@ -57,11 +58,20 @@ def fen_of(points_by_rate: dict[int, int]) -> int:
 
 
 class FastPricer:
-    """`price_sale(...).points` with its per-(rule set, grade, tier) inputs computed once."""
+    """`price_sale(...).points` with its per-(rule set, grade, tier) inputs computed once.
+
+    The bonus is `applicable_bonus` itself, memoised per (rule set, local date) when no
+    bonus of the rule set looks at the time of day or the amount (then it depends on the
+    date alone); otherwise asked per sale.
+    """
 
     def __init__(self) -> None:
         self._ctx = _exact()
         self._factors: dict[tuple[int, int, str, str], tuple[bool, Decimal]] = {}
+        self._by_day: dict[int, bool] = {}
+        self._bonus: dict[tuple[int, date], Decimal] = {}
+        self._zones: dict[str, ZoneInfo] = {}
+        self._last: tuple[datetime | None, str, datetime | None] = (None, "", None)
 
     def _factor(self, rs: RuleSet, grade: str, tier: str) -> tuple[bool, Decimal]:
         key = (id(rs), rs.version, grade, tier)
@@ -79,6 +89,35 @@ class FastPricer:
             self._factors[key] = found
         return found
 
+    def local(self, zone_name: str, at: datetime) -> datetime:
+        last_at, last_zone, last_local = self._last
+        if last_at is at and last_zone == zone_name and last_local is not None:
+            return last_local
+        zone = self._zones.get(zone_name)
+        if zone is None:
+            zone = self._zones.setdefault(zone_name, ZoneInfo(zone_name))
+        local = at.astimezone(zone)
+        self._last = (at, zone_name, local)
+        return local
+
+    def _multiplier(self, rs: RuleSet, at: datetime, amount: Decimal) -> Decimal:
+        by_day = self._by_day.get(id(rs))
+        if by_day is None:
+            by_day = all(
+                b.min_amount is None and b.start_time is None and b.end_time is None
+                for b in rs.bonuses
+            )
+            self._by_day[id(rs)] = by_day
+        if not by_day:
+            bonus = applicable_bonus(rs, at, amount)
+            return _ONE if bonus is None else bonus.multiplier
+        key = (id(rs), self.local(rs.timezone, at).date())
+        found = self._bonus.get(key)
+        if found is None:
+            bonus = applicable_bonus(rs, at, amount)
+            found = self._bonus.setdefault(key, _ONE if bonus is None else bonus.multiplier)
+        return found
+
     def points(
         self, rs: RuleSet, grade: str, tier: str, litres: Decimal, amount: Decimal, at: datetime
     ) -> int:
@@ -88,14 +127,13 @@ class FastPricer:
         ctx = self._ctx
         exact = ctx.multiply(litres if per_litre else amount, factor)
         if rs.bonuses:
-            bonus = applicable_bonus(rs, at, amount)
-            if bonus is not None:
-                exact = ctx.multiply(exact, bonus.multiplier)
+            multiplier = self._multiplier(rs, at, amount)
+            if multiplier != _ONE:
+                exact = ctx.multiply(exact, multiplier)
         return int(exact.to_integral_value(rounding=_ROUNDINGS[rs.rounding], context=ctx))
 
 
-@dataclass(frozen=True)
-class PastSale:
+class PastSale(NamedTuple):
     """A sale as the ledger holds it; `tier` and `ruleset` are what the station priced with."""
 
     sale_id: str
@@ -120,6 +158,16 @@ class _Bucket:
     draft: int = 0
     draft_requalified: int = 0
     current_by_rate: dict[int, int] = field(default_factory=dict)
+
+    def add(self, cell: list[int], rate: int) -> None:
+        self.sales += cell[0]
+        self.member_sales += cell[1]
+        self.booked += cell[2]
+        self.current += cell[3]
+        self.draft += cell[4]
+        self.draft_requalified += cell[5]
+        if rate:
+            self.current_by_rate[rate] = self.current_by_rate.get(rate, 0) + cell[3]
 
     def row(self, key: str, draft_rate: int) -> dict[str, Any]:
         return {
@@ -155,10 +203,13 @@ class BacktestCore:
         self._requalify = bool(self._draft_windows) or draft.new_member_tier is not None
         self._history: dict[str, deque[tuple[datetime, Decimal, Decimal]]] = {}
         self._registered: dict[str, datetime] = {}
-        self.total = _Bucket()
-        self.buckets: dict[str, dict[str, _Bucket]] = {
-            k: {} for k in ("grade", "station", "tier", "weekday", "hour", "day")
-        }
+        self._draft_codes = frozenset(t.code for t in draft.tiers)
+        self._window_cache: dict[int, list[tuple[int, timedelta]]] = {}
+        # Accumulators [sales, member sales, booked, current, draft, requalified] per
+        # (grade, station, tier, points_per_yuan in force) and per (local date, hour,
+        # points_per_yuan): two updates a sale; the six tables are rolled up at the end.
+        self._what: dict[tuple[Any, ...], list[int]] = {}
+        self._when: dict[tuple[Any, ...], list[int]] = {}
         self._members: dict[str, list[int]] = {}  # member -> [current, draft, sales]
         self.samples: list[dict[str, Any]] = []
         self.unpriced = 0  # sales whose rule set or tier the ledger cannot price
@@ -174,11 +225,18 @@ class BacktestCore:
         if sale.registered_at is not None:
             self._registered[sale.member_id] = sale.registered_at
 
+    def _windows(self, rs: RuleSet) -> list[tuple[int, timedelta]]:
+        found = self._window_cache.get(id(rs))
+        if found is None:
+            found = [(d, timedelta(days=d)) for d in sorted(qualification_windows(rs))]
+            self._window_cache[id(rs)] = found
+        return found
+
     def _activity(self, member_id: str, rs: RuleSet, at: datetime) -> dict[int, Activity]:
         history = self._history.get(member_id, deque())
         out = {}
-        for days in qualification_windows(rs):
-            start = at - timedelta(days=days)
+        for days, span in self._windows(rs):
+            start = at - span
             litres, amount, visits = _ZERO, _ZERO, 0
             for when, lit, amt in history:
                 if start <= when < at:
@@ -201,34 +259,27 @@ class BacktestCore:
 
     # ---------------------------------------------------------------- pricing
     def _draft_tier(self, tier: str | None) -> str:
-        if tier is not None and any(t.code == tier for t in self.draft.tiers):
+        if tier is not None and tier in self._draft_codes:
             return tier
         return self.draft.tiers[0].code
 
     def sale(self, sale: PastSale) -> None:
-        local = self.draft.local(sale.ended_at)
-        keys = {
-            "grade": sale.grade,
-            "station": sale.station_id,
-            "tier": sale.tier or "-",
-            "weekday": f"{local.isoweekday()} {_WEEKDAYS[local.weekday()]}",
-            "hour": f"{local.hour:02d}",
-            "day": local.date().isoformat(),
-        }
+        local = self.pricer.local(self.draft.timezone, sale.ended_at)
         current = draft = requalified = 0
         rate = 0
         member = sale.member_id
         if member is not None:
             rs = sale.ruleset
-            try:
-                if rs is None or sale.tier is None:
-                    raise KeyError("no rule set or tier")
-                current = self.pricer.points(
-                    rs, sale.grade, sale.tier, sale.litres, sale.amount, sale.ended_at
-                )
-                rate = rs.redeem.points_per_yuan
-            except KeyError:
+            if rs is None or sale.tier is None:
                 self.unpriced += 1
+            else:
+                try:
+                    current = self.pricer.points(
+                        rs, sale.grade, sale.tier, sale.litres, sale.amount, sale.ended_at
+                    )
+                    rate = rs.redeem.points_per_yuan
+                except KeyError:
+                    self.unpriced += 1
             as_was = self._draft_tier(sale.tier)
             draft = self.pricer.points(
                 self.draft, sale.grade, as_was, sale.litres, sale.amount, sale.ended_at
@@ -243,27 +294,31 @@ class BacktestCore:
                     self.draft, sale.grade, new_tier, sale.litres, sale.amount, sale.ended_at
                 )
             )
-            mine = self._members.setdefault(member, [0, 0, 0, 0])
+            mine = self._members.get(member)
+            if mine is None:
+                mine = self._members.setdefault(member, [0, 0, 0, 0])
             mine[0] += current
             mine[1] += draft
             mine[2] += requalified
             mine[3] += 1
             if len(self.samples) < SAMPLE_RECEIPTS and rs is not None and rate:
                 self._sample(sale, rs, as_was, new_tier)
-        for bucket in [
-            self.total,
-            *(self.buckets[k].setdefault(v, _Bucket()) for k, v in keys.items()),
-        ]:
-            bucket.sales += 1
+        for cells, key in (
+            (self._what, (sale.grade, sale.station_id, sale.tier or "-", rate)),
+            (self._when, (local.date(), local.hour, rate)),
+        ):
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells.setdefault(key, [0, 0, 0, 0, 0, 0])
+            cell[0] += 1
             if member is not None:
-                bucket.member_sales += 1
-                bucket.booked += sale.points
-                bucket.current += current
-                bucket.draft += draft
-                bucket.draft_requalified += requalified
-                if rate:
-                    bucket.current_by_rate[rate] = bucket.current_by_rate.get(rate, 0) + current
-        self._remember(sale)
+                cell[1] += 1
+                cell[2] += sale.points
+                cell[3] += current
+                cell[4] += draft
+                cell[5] += requalified
+        if member is not None:
+            self._remember(sale)
 
     def _sample(self, sale: PastSale, rs: RuleSet, as_was: str, new_tier: str) -> None:
         facts = SaleFacts(sale.grade, sale.litres, sale.amount, sale.ended_at)
@@ -299,8 +354,28 @@ class BacktestCore:
                 )
         return out
 
+    def _rolled(self) -> tuple[_Bucket, dict[str, dict[str, _Bucket]]]:
+        total = _Bucket()
+        tables: dict[str, dict[str, _Bucket]] = {
+            k: {} for k in ("grade", "station", "tier", "weekday", "hour", "day")
+        }
+        for (grade, station, tier, rate), cell in self._what.items():
+            total.add(cell, rate)
+            for name, label in (("grade", grade), ("station", station), ("tier", tier)):
+                tables[name].setdefault(label, _Bucket()).add(cell, rate)
+        for (day, hour, rate), cell in self._when.items():
+            labels = (
+                ("weekday", f"{day.isoweekday()} {_WEEKDAYS[day.weekday()]}"),
+                ("hour", f"{hour:02d}"),
+                ("day", day.isoformat()),
+            )
+            for name, label in labels:
+                tables[name].setdefault(label, _Bucket()).add(cell, rate)
+        return total, tables
+
     def result(self, window_end: datetime) -> dict[str, Any]:
         rate = self._rate
+        total, tables = self._rolled()
         top = sorted(self._members.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0]))[
             :TOP_MEMBERS
         ]
@@ -308,10 +383,10 @@ class BacktestCore:
             "rounding": "yuan cost = points / redeem.points_per_yuan of each rule set, "
             "in integer fen, rounded half up once per figure",
             "draft_points_per_yuan": rate,
-            "totals": {**self.total.row("all", rate), "unpriced_sales": self.unpriced},
+            "totals": {**total.row("all", rate), "unpriced_sales": self.unpriced},
             "by": {
                 name: [b.row(key, rate) for key, b in sorted(found.items())]
-                for name, found in self.buckets.items()
+                for name, found in tables.items()
             },
             "tier_changes": self._tier_changes(window_end),
             "top_members": [

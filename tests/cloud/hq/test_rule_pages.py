@@ -30,7 +30,7 @@ def _test_user(request: Request) -> HqUser | None:
         return None
     role = request.headers.get("x-test-role", "admin")
     assert role in auth.ROLES
-    return HqUser(name=request.headers.get("x-hq-actor", "token"), role=role, via="token")  # type: ignore[arg-type]
+    return HqUser(name=request.headers.get("x-hq-actor", "token"), role=role, via="token")
 
 
 @dataclass
