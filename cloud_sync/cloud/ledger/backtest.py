@@ -34,6 +34,7 @@ __all__ = ["BATCH", "backtest_row", "run_backtest", "start_backtest"]
 
 BATCH = 5000
 MAX_WINDOW_DAYS = 366
+STALE_AFTER = timedelta(hours=2)
 _SLACK = timedelta(days=1)  # end times carry their station's offset: widen the text bounds
 
 
@@ -57,6 +58,16 @@ def start_backtest(
     if station_id is not None and not 1 <= len(station_id) <= 32:
         raise LedgerError("backtest.window", "a station id is 1 to 32 characters")
     draft = draft_row(conn, draft_id)
+    # A backtest still "running" long after it started was cut off by a restart.
+    conn.execute(
+        update(backtests)
+        .where(
+            backtests.c.draft_id == draft_id,
+            backtests.c.status == "running",
+            backtests.c.started_at < (now - STALE_AFTER).isoformat(),
+        )
+        .values(status="failed", error="interrupted: the server stopped while it ran")
+    )
     running = conn.execute(
         select(backtests.c.backtest_id).where(
             backtests.c.draft_id == draft_id, backtests.c.status == "running"

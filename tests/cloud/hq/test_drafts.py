@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.cloud.ledger import CloudLedger, LedgerError
 from cloud_sync.cloud.ledger.audit import audit_entries
-from cloud_sync.cloud.ledger.backtest import run_backtest, start_backtest
+from cloud_sync.cloud.ledger.backtest import backtest_row, run_backtest, start_backtest
 from cloud_sync.cloud.ledger.drafts import (
     approve_draft,
     diff_documents,
@@ -159,3 +160,38 @@ def test_the_diff_names_each_path_with_both_values() -> None:
     assert by_path["$.version"]["after"] == 4
     assert by_path["$.bonuses[0]"]["change"] == "removed"
     assert diff_documents(RULES_TEXT, RULES_TEXT) == []
+
+
+def test_one_backtest_at_a_time_per_draft_and_a_stale_one_is_cleared(ledger: CloudLedger) -> None:
+    draft_id = _draft(ledger, rules_with())
+
+    def start(at: datetime) -> str:
+        return str(
+            ledger.db.transact(
+                lambda c: start_backtest(
+                    c,
+                    draft_id=draft_id,
+                    window_from=START,
+                    window_to=END,
+                    station_id=None,
+                    by="mia",
+                    now=at,
+                )
+            )
+        )
+
+    first = start(NOW)
+    _refused("backtest.running", lambda: start(NOW + timedelta(minutes=5)))
+    start(NOW + timedelta(hours=3))  # the first was cut off by a restart
+    assert ledger.db.read(lambda c: backtest_row(c, first))["status"] == "failed"
+    _refused("backtest.window", lambda: start_backtest_window(ledger, draft_id, END, START))
+
+
+def start_backtest_window(ledger: CloudLedger, draft_id: str, lo: datetime, hi: datetime) -> str:
+    return str(
+        ledger.db.transact(
+            lambda c: start_backtest(
+                c, draft_id=draft_id, window_from=lo, window_to=hi, station_id=None, by="m", now=NOW
+            )
+        )
+    )
