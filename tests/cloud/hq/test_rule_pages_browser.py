@@ -90,6 +90,9 @@ def test_edit_validate_save_and_backtest_in_the_browser(page: Page, cloud_db_url
         "you drafted this: another admin approves it"
     )
     _shot(page, "draft-backtest-en", backend)
+    page.get_by_test_id("backtest-panel").screenshot(
+        path=str(SCREENS / f"rules-backtest-panel-en-{backend}.png")
+    )
     page.goto("/hq/rules")
     expect(page.get_by_test_id("drafts")).to_contain_text("done")
     _shot(page, "list", backend)
