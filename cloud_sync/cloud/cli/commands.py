@@ -194,13 +194,41 @@ def station_list(
 @rules_app.command("publish")
 def rules_publish(
     config: ConfigOption,
-    file: Annotated[Path, typer.Argument(help="Rule-set JSON document.")],
+    file: Annotated[
+        Path | None, typer.Argument(help="Rule-set JSON document (or --draft instead).")
+    ] = None,
+    draft: Annotated[
+        str | None,
+        typer.Option("--draft", help="Publish this approved, backtested draft instead of a FILE."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who publishes the draft (kept in the audit).")
+    ] = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate, sign and publish a rule set to every station."""
-    from cloud_sync.cloud.server.rules import publish_ruleset  # noqa: PLC0415 - lazy, see docstring
+    """Validate, sign and publish a rule set (a FILE, or an approved draft) to every station."""
+    from cloud_sync.cloud.server.rules import (  # noqa: PLC0415 - lazy, see docstring
+        publish_draft,
+        publish_ruleset,
+    )
 
+    if (file is None) == (draft is None):
+        fail("give a FILE or --draft DRAFT_ID")
+    if draft is not None:
+        if not by:
+            fail("--draft needs --by NAME (who publishes it)")
+        assert by is not None
+        with _refusals(), _ledger(config, database_url) as (settings, ledger):
+            signing_key = load_or_create_signing_key(settings.data_dir)
+            row = publish_draft(ledger, signing_key, draft, by, _now())
+        emit(
+            {"draft_id": draft, "version": row["published_version"], "published_by": by},
+            as_json=as_json,
+            text=f"draft {draft} published as rule set {row['published_version']}",
+        )
+        return
+    assert file is not None
     try:
         raw = file.read_bytes()
     except OSError as exc:

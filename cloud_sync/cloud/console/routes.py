@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from .audit_page import audit_router
 from .auth import LoginRequired
 from .login import login_router
+from .rules_api import rules_api_router
+from .rules_pages import rules_pages_router
 from .stations import router as stations_router
 from .users import users_router
 
@@ -23,7 +25,14 @@ _STATIC_DIR = Path(__file__).parent / "static"
 
 def console_routers() -> list[APIRouter]:
     """Each screen's pages and API, in the order the navigation shows them."""
-    return [login_router(), stations_router, audit_router(), users_router()]
+    return [
+        login_router(),
+        stations_router,
+        rules_pages_router(),
+        rules_api_router(),
+        audit_router(),
+        users_router(),
+    ]
 
 
 def _login_redirect(request: Request, exc: Exception) -> Response:

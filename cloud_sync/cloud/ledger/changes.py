@@ -20,13 +20,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloud_sync.core.wire import MAX_BATCH, ChangesResponse, SignedRuleSet
 
 from .allowances import AllowancePolicy, current_allowance, get_offline_redemption
 from .database import Database
 from .errors import LedgerError
-from .schema import changes, counters, high_water, rulesets
+from .schema import changes, counters, high_water, rulesets, station_pulls
 from .stations import is_suspended, lock_station
 from .views import deny_entries, member_deltas
 
@@ -103,6 +105,27 @@ def _as_of(conn: Connection, station_id: str) -> tuple[int, int]:
     return (1, 0) if row is None else (int(row.epoch), int(row.high_water))
 
 
+def record_pull(conn: Connection, station_id: str, since: int, now: datetime) -> None:
+    """The station holds every change up to `since`: one upsert per page asked."""
+    values = {
+        "station_id": station_id,
+        "cursor": since,
+        "pulled_at": now.isoformat(),
+        "pulled_ms": clock_id(now) // 1000,
+    }
+    stmt = (
+        pg_insert(station_pulls)
+        if conn.dialect.name == "postgresql"
+        else sqlite_insert(station_pulls)
+    ).values(values)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[station_pulls.c.station_id],
+            set_={k: stmt.excluded[k] for k in ("cursor", "pulled_at", "pulled_ms")},
+        )
+    )
+
+
 def changes_page(
     conn: Connection,
     station_id: str,
@@ -116,6 +139,7 @@ def changes_page(
     if not 1 <= limit <= MAX_BATCH:
         raise LedgerError("changes.limit", f"limit must be between 1 and {MAX_BATCH}")
     lock_station(conn, station_id)
+    record_pull(conn, station_id, since, now)
     found = conn.execute(
         select(changes.c.id, changes.c.kind, changes.c.ref)
         .where(changes.c.id > since)

@@ -118,10 +118,13 @@ def _migrate_3(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
-# Schema 3 on tables migration 1 made: a station's revocation, the stations list's indexes.
+# Schema 3 on tables migration 1 made: a station's revocation, the stations list's and the
+# backtest's indexes.
 _V3_STATION_COLUMNS = (("revoked_at", "TEXT"),)
 _V3_SALE_INDEXES = tuple(
-    index for index in sales.indexes if index.name in ("ix_sales_station_end", "ix_sales_differing")
+    index
+    for index in sales.indexes
+    if index.name in ("ix_sales_station_end", "ix_sales_differing", "ix_sales_ended")
 )
 
 

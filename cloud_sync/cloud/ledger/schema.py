@@ -55,6 +55,7 @@ __all__ = [
     "settings",
     "station_flags",
     "station_keys",
+    "station_pulls",
     "station_reviews",
     "stations",
 ]
@@ -201,6 +202,8 @@ Index("ix_sales_variance", sales.c.station_id, sales.c.ruleset_version)
 # Schema 3, for the HQ stations list (station_admin.py): a station's most recent sale, and
 # the few sales whose claimed points differ from the cloud's pricing, without a scan.
 Index("ix_sales_station_end", sales.c.station_id, sales.c.ended_at)
+# The backtest reads a window of sales in (ended_at, sale_id) order, a batch at a time.
+Index("ix_sales_ended", sales.c.ended_at, sales.c.sale_id)
 Index(
     "ix_sales_differing",
     sales.c.station_id,
@@ -533,6 +536,17 @@ member_days = Table(
     PrimaryKeyConstraint("day", "station_id", "member_id"),
 )
 
+# What each station has pulled: its last `since` cursor on the changes feed (it holds every
+# change up to it). A rule set is pulled once the cursor reaches the change that carried it.
+station_pulls = Table(
+    "station_pulls",
+    metadata,
+    Column("station_id", Text, primary_key=True),
+    Column("cursor", BigInteger, nullable=False),
+    Column("pulled_at", _TIME, nullable=False),
+    Column("pulled_ms", BigInteger, nullable=False),
+)
+
 V3_TABLES = (
     hq_users,
     hq_sessions,
@@ -544,4 +558,5 @@ V3_TABLES = (
     member_activity,
     agg_members_day,
     member_days,
+    station_pulls,
 )

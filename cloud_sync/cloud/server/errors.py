@@ -53,6 +53,7 @@ _ALL: Final = [
         403,
         forbidden="the token may not call this route, or names another station",
         csrf="a change made with an HQ session lacks the session's CSRF token",
+        rules__self_approval="the drafter of a rule set never approves it (maker-checker)",
     ),
     *_codes(
         404,
@@ -60,6 +61,8 @@ _ALL: Final = [
         station__unknown="no station with that id is enrolled",
         adjustment__unknown="no adjustment from that event",
         user__unknown="no HQ user with that name",
+        rules__draft_unknown="no rule-set draft with that id",
+        backtest__unknown="no backtest with that id",
     ),
     *_codes(405, method_not_allowed="the route does not take this method"),
     *_codes(
@@ -74,6 +77,11 @@ _ALL: Final = [
         keys__conflict="those member keys clash with keys the cloud holds",
         user__exists="an HQ user with that name exists already",
         user__last_admin="the last active admin cannot be demoted or disabled",
+        rules__draft_published="the draft is published already",
+        rules__draft_changed="the draft changed since it was read (or while being signed)",
+        rules__not_approved="the draft needs an approval of its current text",
+        rules__backtest_needed="the draft needs a backtest of its current text",
+        backtest__running="a backtest of this draft is running",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -81,6 +89,8 @@ _ALL: Final = [
         invalid="the request does not match its schema (detail names the field)",
         rules__invalid="the rule set document is not valid",
         rules__unsigned="a rule set is published with its signature",
+        rules__actor="a person's name is 1 to 64 characters",
+        backtest__window="the backtest's window or station is unusable",
         batch__invalid="the batch's epochs or sequence numbers are unusable",
         station__mismatch="an event of another station",
         station__invalid="a station id is 1 to 32 letters, digits, '-' or '_'",
