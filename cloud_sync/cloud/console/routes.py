@@ -11,6 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .auth import LoginRequired
+from .members_api import members_api
+from .members_pages import members_pages
 
 __all__ = ["console_routers", "mount_console_static"]
 
@@ -19,7 +21,7 @@ _STATIC_DIR = Path(__file__).parent / "static"
 
 def console_routers() -> list[APIRouter]:
     """Each screen's pages and API, in the order the navigation shows them."""
-    return []
+    return [members_pages, members_api]
 
 
 def _login_redirect(request: Request, exc: Exception) -> Response:

@@ -54,6 +54,7 @@ _ALL: Final = [
         not_found="no such route or record",
         station__unknown="no station with that id is enrolled",
         adjustment__unknown="no adjustment from that event",
+        member__unknown="no such member",
     ),
     *_codes(405, method_not_allowed="the route does not take this method"),
     *_codes(
@@ -65,6 +66,9 @@ _ALL: Final = [
         adjustment__member_gone="the adjustment's member was erased: nothing to book it to",
         station__exists="a station with that id exists already",
         keys__conflict="those member keys clash with keys the cloud holds",
+        member__request_reused="that request id was used for another adjustment",
+        member__erased="the member was erased",
+        member__merged="the member was merged into another: act on that one",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -91,6 +95,13 @@ _ALL: Final = [
         plate__io="plates never use I or O",
         identifier__empty="enter a phone number or a plate",
         identifier__unrecognised="neither a phone number nor a plate",
+        member__query="enter a phone number, a plate or a member id",
+        member__adjust_points="an HQ adjustment is 1 to 1,000,000 points, either sign",
+        member__adjust_reason="an HQ adjustment needs a reason",
+        member__request_id="the adjustment's request id is 8 to 64 letters, digits, - or _",
+        member__confirm="type the member's masked phone to confirm the erasure",
+        import__file="the member sheet is unusable as a whole (format, size, header)",
+        import__rows="the member sheet has bad rows: nothing was imported",
     ),
     *_codes(
         503,
