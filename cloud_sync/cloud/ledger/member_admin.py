@@ -396,7 +396,7 @@ def audit_about(conn: Connection, member_id: str, limit: int = 500) -> list[dict
     stmt = select(hq_audit).where(hq_audit.c.target == member_id).order_by(hq_audit.c.audit_id)
     out = []
     for row in conn.execute(stmt.limit(limit)).mappings():
-        entry = dict(row)
+        entry = {str(key): value for key, value in row.items()}
         for key in ("before", "after"):
             entry[key] = orjson.loads(entry[key]) if entry[key] is not None else None
         out.append(entry)

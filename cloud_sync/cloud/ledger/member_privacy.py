@@ -77,7 +77,7 @@ def export_member(
         if cursor is None:
             break
     all_lots = [
-        dict(r._mapping)
+        {str(key): value for key, value in r._mapping.items()}
         for r in conn.execute(
             select(lots).where(lots.c.member_id == survivor).order_by(lots.c.earned_ms)
         )
