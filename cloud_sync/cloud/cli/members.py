@@ -17,9 +17,7 @@ from .commands import ConfigOption, DatabaseOption, JsonOption, _ledger, _now, _
 __all__ = ["member_erase", "member_export", "member_import"]
 
 IdOption = Annotated[str, typer.Option("--id", help="Member id.")]
-ByOption = Annotated[
-    str, typer.Option("--by", help="Who at HQ asks (kept in the audit log).")
-]
+ByOption = Annotated[str, typer.Option("--by", help="Who at HQ asks (kept in the audit log).")]
 
 
 @member_app.command("export")
@@ -31,7 +29,7 @@ def member_export(
         Path | None, typer.Option("--out", help="Write the JSON here instead of stdout.")
     ] = None,
     database_url: DatabaseOption = None,
-    as_json: JsonOption = True,  # noqa: ARG001 - the document is JSON either way
+    as_json: JsonOption = True,
 ) -> None:
     """PIPL: everything the chain holds on a member, as one JSON document (audited)."""
     from cloud_sync.cloud.ledger.member_privacy import export_member  # noqa: PLC0415 - lazy

@@ -68,7 +68,7 @@ def search(request: Request, user: Reader, q: Annotated[str, Query(max_length=64
 def export(
     request: Request,
     user: Reader,
-    format: Annotated[ExportFormat, Query()] = "csv",  # noqa: A002 - the documented name
+    format: Annotated[ExportFormat, Query()] = "csv",
 ) -> Response:
     context = cloud_context(request)
     rows = context.ledger.db.read(lambda c: member_rows(c, context.chain_keys, context.now()))
@@ -174,10 +174,10 @@ def pipl_export(request: Request, user: Admin, member_id: str) -> Any:
     )
 
 
-@members_api.post("/{member_id}/erase", summary="PIPL: anonymise a member (keeps the ledger's sums)")
-def erase(
-    request: Request, user: Admin, member_id: str, body: Annotated[Erasure, Body()]
-) -> Any:
+@members_api.post(
+    "/{member_id}/erase", summary="PIPL: anonymise a member (keeps the ledger's sums)"
+)
+def erase(request: Request, user: Admin, member_id: str, body: Annotated[Erasure, Body()]) -> Any:
     context = cloud_context(request)
     ledger = context.ledger
     view = ledger.member(member_id, context.now())

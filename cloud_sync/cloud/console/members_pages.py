@@ -22,8 +22,8 @@ from cloud_sync.cloud.ledger.member_admin import (
 )
 from cloud_sync.cloud.ledger.member_list import CHAIN_ZONE
 from cloud_sync.cloud.ledger.member_sheet import MAX_BYTES, MAX_ROWS
-from cloud_sync.core.identity import IdentityError
 from cloud_sync.cloud.server.context import cloud_context
+from cloud_sync.core.identity import IdentityError
 
 from .auth import PageAdmin, PageReader
 from .pages import render

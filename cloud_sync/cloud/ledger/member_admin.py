@@ -76,7 +76,9 @@ def search_members(
         raise LedgerError("member.query", "enter a phone number, a plate or a member id")
     found: list[str] = []
     if _MEMBER_ID.fullmatch(text) and ("-" in text or len(text) > 13):
-        found += conn.execute(select(members.c.member_id).where(members.c.member_id == text)).scalars()
+        found += conn.execute(
+            select(members.c.member_id).where(members.c.member_id == text)
+        ).scalars()
     if not found:
         try:
             ident = parse_identifier(text)

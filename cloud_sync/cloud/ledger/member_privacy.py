@@ -143,7 +143,9 @@ def erase_member(
             "member.merged", f"member {member_id} was merged into {row.merged_into}: erase that"
         )
     if db.dialect == "postgresql":
-        conn.execute(select(members.c.member_id).where(members.c.member_id == member_id).with_for_update())
+        conn.execute(
+            select(members.c.member_id).where(members.c.member_id == member_id).with_for_update()
+        )
     family = family_of(conn, member_id)
     if row.phone_index is None and row.phone_sealed is None:
         raise LedgerError("member.erased", f"member {member_id} was erased already")
@@ -157,7 +159,9 @@ def erase_member(
         .values(phone_index=None, phone_sealed=None, name_sealed=None, phone_masked=ERASED_MARK)
     )
     scrubbed = _scrub_events(conn, family)
-    sale_count = len(list(conn.execute(select(sales.c.sale_id).where(sales.c.member_id.in_(family)))))
+    sale_count = len(
+        list(conn.execute(select(sales.c.sale_id).where(sales.c.member_id.in_(family))))
+    )
     record_audit(
         conn,
         actor=actor,

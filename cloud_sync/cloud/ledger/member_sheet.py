@@ -24,9 +24,9 @@ __all__ = [
     "MAX_NAME",
     "MAX_OPENING",
     "MAX_ROWS",
+    "ParsedSheet",
     "SheetError",
     "SheetRow",
-    "ParsedSheet",
     "parse_sheet",
 ]
 

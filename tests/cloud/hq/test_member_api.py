@@ -106,7 +106,7 @@ def test_import_reports_bad_rows_and_applies_a_clean_sheet(
     status, report = _import(client, bad, dry_run=False)
     assert status == 422 and report["error"] == "import.rows" and report["imported"] == 0
     good = f"phone,plates,name,opening_points\r\n13900000001,京B11111,{XSS},10\r\n"
-    good += f"13900000002,,\"{EVIL}\",0\r\n"
+    good += f'13900000002,,"{EVIL}",0\r\n'
     status, report = _import(client, good, dry_run=False)
     assert status == 200 and report["imported"] == 2
     found = client.get("/api/v1/hq/members", params={"q": "京B11111"}, headers=AUTH).json()

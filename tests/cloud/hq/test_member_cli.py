@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from typer.testing import CliRunner
 
 from cloud_sync.cloud.cli import cloud_app
@@ -28,6 +27,7 @@ def run(*args: str, check: bool = True) -> Any:
         raise AssertionError(f"{args} exited {result.exit_code}: {result.stderr}")
     return _Result(result.exit_code, result.stdout, result.stderr)
 
+
 SHEET = "手机号,车牌,姓名,期初积分\r\n13900000001,京B11111 粤BD12345,王五,120\r\n"
 BAD = SHEET + "123,,x,0\r\n13900000001,,dup,0\r\n13900000003,,y,-5\r\n"
 
@@ -36,7 +36,8 @@ BAD = SHEET + "123,,x,0\r\n13900000001,,dup,0\r\n13900000003,,y,-5\r\n"
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "cloud.toml"
     path.write_text(
-        f'[cloud]\ndata_dir = "data"\nport = {free_port()}\nadmin_token = "member-cli-admin-token-0123456789"\n',
+        f'[cloud]\ndata_dir = "data"\nport = {free_port()}\n'
+        'admin_token = "member-cli-admin-token-0123456789"\n',
         encoding="utf-8",
     )
     return path

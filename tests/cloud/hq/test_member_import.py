@@ -113,9 +113,11 @@ def test_ten_thousand_rows_with_37_bad_ones_reports_exactly_those_and_imports_no
 
 def test_a_clean_sheet_imports_every_row_and_stations_hear_of_them(seeded: Seeded) -> None:
     ledger = seeded.ledger
-    rows = [[phone_of(n), f"{plate_of(n)}；{plate_of(n + 50_000)}", f"会员{n}", 100] for n in range(300)]
+    rows = [
+        [phone_of(n), f"{plate_of(n)}；{plate_of(n + 50_000)}", f"会员{n}", 100] for n in range(300)
+    ]
     csv_text = "phone,plates,name,opening_points\r\n" + "".join(
-        f"{r[0]},\"{r[1]}\",{r[2]},{r[3]}\r\n" for r in rows
+        f'{r[0]},"{r[1]}",{r[2]},{r[3]}\r\n' for r in rows
     )
     cursor = ledger.changes("S001", 0, 1000, LATER).next_cursor
     before = ledger.totals()
@@ -134,7 +136,10 @@ def test_a_clean_sheet_imports_every_row_and_stations_hear_of_them(seeded: Seede
     found = ledger.find_member(plate=plate_of(50_007), now=LATER)
     assert found is not None and found["name"] == "会员7" and found["points"] == 100
     assert found["registered_station"] is None
-    assert ledger.db.read(lambda c: c.execute(select(func.count()).select_from(plates)).scalar()) == 602
+    assert (
+        ledger.db.read(lambda c: c.execute(select(func.count()).select_from(plates)).scalar())
+        == 602
+    )
     page = ledger.changes("S002", cursor, 1000, LATER)
     assert len(page.members) == 300
     assert all(m.status == "active" and m.phone_index for m in page.members)
