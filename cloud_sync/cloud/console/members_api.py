@@ -26,6 +26,7 @@ from cloud_sync.cloud.ledger.member_list import member_rows
 from cloud_sync.cloud.ledger.member_privacy import erase_member, export_member
 from cloud_sync.cloud.ledger.member_sheet import SheetError, parse_sheet
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
+from cloud_sync.cloud.server.errors import error_responses
 
 from .auth import Admin, Reader
 from .export import Column, ExportFormat, download
@@ -45,6 +46,32 @@ EXPORT_COLUMNS = (
 )
 
 
+_IDENTITY = (
+    "member.query",
+    "phone.empty",
+    "phone.letters",
+    "phone.characters",
+    "phone.length",
+    "phone.invalid",
+    "phone.country",
+    "plate.empty",
+    "plate.format",
+    "plate.province",
+    "plate.letter",
+    "plate.io",
+    "identifier.empty",
+    "identifier.unrecognised",
+)
+_ADJUST = (
+    "member.unknown",
+    "member.erased",
+    "member.request_reused",
+    "member.adjust_points",
+    "member.adjust_reason",
+    "member.request_id",
+)
+
+
 class Adjustment(BaseModel):
     points: int = Field(ge=-MAX_ADJUST, le=MAX_ADJUST, description="either sign, not 0")
     reason: str = Field(min_length=1, max_length=MAX_REASON)
@@ -57,14 +84,18 @@ class Erasure(BaseModel):
     confirm: str = Field(max_length=32, description="the member's masked phone, typed again")
 
 
-@members_api.get("", summary="Search members by phone, plate or member id")
+@members_api.get(
+    "", responses=error_responses(*_IDENTITY), summary="Search members by phone, plate or member id"
+)
 def search(request: Request, user: Reader, q: Annotated[str, Query(max_length=64)]) -> Any:
     context = cloud_context(request)
     db, keys = context.ledger.db, context.chain_keys
     return {"members": db.read(lambda c: search_members(c, keys, q, context.now()))}
 
 
-@members_api.get("/export", summary="Every member as CSV or XLSX (masked phones)")
+@members_api.get(
+    "/export", responses=error_responses(), summary="Every member as CSV or XLSX (masked phones)"
+)
 def export(
     request: Request,
     user: Reader,
@@ -77,6 +108,7 @@ def export(
 
 @members_api.post(
     "/import",
+    responses=error_responses("import.file", "import.rows", body=True),
     summary="Import members from an .xlsx or .csv sheet (the body is the file)",
     description=(
         "Columns phone, plates, name, opening_points (or 手机号, 车牌, 姓名, 期初积分). "
@@ -122,7 +154,11 @@ async def import_sheet(
     return body
 
 
-@members_api.get("/{member_id}", summary="A member's page: balance, lots, tier history, …")
+@members_api.get(
+    "/{member_id}",
+    responses=error_responses("not_found"),
+    summary="A member's page: balance, lots, tier history, …",
+)
 def member(request: Request, user: Reader, member_id: str) -> Any:
     context = cloud_context(request)
     keys = context.chain_keys
@@ -132,7 +168,11 @@ def member(request: Request, user: Reader, member_id: str) -> Any:
     return page
 
 
-@members_api.get("/{member_id}/sales", summary="The member's sales at every station, newest first")
+@members_api.get(
+    "/{member_id}/sales",
+    responses=error_responses(),
+    summary="The member's sales at every station, newest first",
+)
 def sales(
     request: Request,
     user: Reader,
@@ -144,7 +184,11 @@ def sales(
     return db.read(lambda c: member_sales(c, member_id, before=before, limit=limit))
 
 
-@members_api.post("/{member_id}/adjustments", summary="Adjust a member's points at HQ (admin)")
+@members_api.post(
+    "/{member_id}/adjustments",
+    responses=error_responses(*_ADJUST, body=True),
+    summary="Adjust a member's points at HQ (admin)",
+)
 def adjust(request: Request, user: Admin, member_id: str, body: Adjustment) -> Any:
     context = cloud_context(request)
     ledger = context.ledger
@@ -164,7 +208,11 @@ def adjust(request: Request, user: Admin, member_id: str, body: Adjustment) -> A
     )
 
 
-@members_api.post("/{member_id}/pipl-export", summary="PIPL: everything held on a member (JSON)")
+@members_api.post(
+    "/{member_id}/pipl-export",
+    responses=error_responses("member.unknown"),
+    summary="PIPL: everything held on a member (JSON)",
+)
 def pipl_export(request: Request, user: Admin, member_id: str) -> Any:
     context = cloud_context(request)
     return context.ledger.db.transact(
@@ -175,7 +223,11 @@ def pipl_export(request: Request, user: Admin, member_id: str) -> Any:
 
 
 @members_api.post(
-    "/{member_id}/erase", summary="PIPL: anonymise a member (keeps the ledger's sums)"
+    "/{member_id}/erase",
+    responses=error_responses(
+        "not_found", "member.confirm", "member.erased", "member.merged", "member.unknown", body=True
+    ),
+    summary="PIPL: anonymise a member (keeps the ledger's sums)",
 )
 def erase(request: Request, user: Admin, member_id: str, body: Annotated[Erasure, Body()]) -> Any:
     context = cloud_context(request)
