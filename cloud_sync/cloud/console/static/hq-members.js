@@ -9,6 +9,7 @@
   }
 
   function setText(el, text, bad) {
+    el.hidden = false;
     el.textContent = text;
     el.classList.toggle("error", Boolean(bad));
   }
