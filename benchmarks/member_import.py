@@ -37,7 +37,7 @@ _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕
 def sheet(rows: int, fmt: str) -> bytes:
     def row(n: int) -> list[Any]:
         plate = f"{_PROVINCES[n % 31]}{'ABCDEFGH'[n % 8]}{n % 100000:05d}"
-        second = f"{_PROVINCES[(n + 7) % 31]}D{(n * 7) % 100000:05d}"
+        second = f"{plate[:2]}D{n % 100000:05d}"  # the new-energy plate of the same owner
         return [f"13{8 + n % 2}{n:08d}", f"{plate}、{second}", f"会员{n}", n % 5000]
 
     header = ["手机号", "车牌", "姓名", "期初积分"]

@@ -73,8 +73,12 @@ def _existing(conn: Connection, column: Any, wanted: Sequence[str], *extra: Any)
     return found
 
 
-def check_against_ledger(conn: Connection, keys: MemberKeys, sheet: ParsedSheet) -> None:
-    """Move rows whose phone or plate a member already holds to the bad rows."""
+Indexes = dict[int, tuple[str, list[str]]]  # sheet row -> (phone index, plate indexes)
+
+
+def check_against_ledger(conn: Connection, keys: MemberKeys, sheet: ParsedSheet) -> Indexes:
+    """Move rows whose phone or plate a member already holds to the bad rows; answer the
+    blind indexes of the rows kept (computed once: they are most of an import's hashing)."""
     phone_idx = {row.row: blind_index(keys, "phone", row.phone) for row in sheet.rows}
     plate_idx = {
         row.row: [blind_index(keys, "plate", plate) for plate in row.plates] for row in sheet.rows
@@ -96,10 +100,16 @@ def check_against_ledger(conn: Connection, keys: MemberKeys, sheet: ParsedSheet)
         else:
             kept.append(row)
     sheet.rows = kept
+    return {row.row: (phone_idx[row.row], plate_idx[row.row]) for row in kept}
 
 
 def _book_batch(
-    conn: Connection, keys: MemberKeys, rules: RuleLookup, batch: Sequence[SheetRow], now: datetime
+    conn: Connection,
+    keys: MemberKeys,
+    rules: RuleLookup,
+    batch: Sequence[SheetRow],
+    indexes: Indexes,
+    now: datetime,
 ) -> list[str]:
     book = Book(conn, now, lock=False)  # new ids: nobody else holds these rows
     at = now.isoformat()
@@ -109,9 +119,10 @@ def _book_batch(
     plate_rows: list[dict[str, Any]] = []
     ids: list[str] = []
     for row in batch:
+        phone_index, plate_indexes = indexes[row.row]
         member = Member(
             member_id=new_member_id(),
-            phone_index=blind_index(keys, "phone", row.phone),
+            phone_index=phone_index,
             phone_sealed=encrypt_field(keys, "phone", row.phone),
             phone_masked=mask_phone(row.phone),
             name_sealed=None if row.name is None else encrypt_field(keys, "name", row.name),
@@ -132,12 +143,12 @@ def _book_batch(
         ids.append(member.member_id)
         plate_rows += [
             {
-                "plate_index": blind_index(keys, "plate", plate),
+                "plate_index": index,
                 "member_id": member.member_id,
                 "plate_sealed": encrypt_field(keys, "plate", plate),
                 "attached_at": at,
             }
-            for plate in row.plates
+            for plate, index in zip(row.plates, plate_indexes, strict=True)
         ]
         if row.opening_points:
             credit(
@@ -168,14 +179,15 @@ def apply_import(
 
     def work(conn: Connection) -> ImportResult:
         total = len(sheet.rows) + len(sheet.bad)
-        check_against_ledger(conn, keys, sheet)
+        indexes = check_against_ledger(conn, keys, sheet)
         opening = sum(row.opening_points for row in sheet.rows)
         if sheet.bad or dry_run:
             return ImportResult(total, 0, opening, sheet.problems, dry_run)
         lookup = RuleLookup(rules, conn)
         touched: list[str] = []
         for start in range(0, len(sheet.rows), _BATCH):
-            touched += _book_batch(conn, keys, lookup, sheet.rows[start : start + _BATCH], now)
+            batch = sheet.rows[start : start + _BATCH]
+            touched += _book_batch(conn, keys, lookup, batch, indexes, now)
         record_audit(
             conn,
             actor=actor,

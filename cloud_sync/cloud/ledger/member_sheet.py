@@ -13,7 +13,7 @@ import io
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -250,7 +250,3 @@ def _duplicates(row: SheetRow, phones: dict[str, int], plate_rows: dict[str, int
     phones[row.phone] = row.row
     plate_rows.update(dict.fromkeys(row.plates, row.row))
     return None
-
-
-def problems_text(problems: Iterable[str]) -> str:
-    return "\n".join(problems)
