@@ -25,10 +25,10 @@ from openpyxl import Workbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from cloud_sync.cloud.ledger import CloudLedger  # noqa: E402
-from cloud_sync.cloud.ledger.member_import import apply_import  # noqa: E402
-from cloud_sync.cloud.ledger.member_sheet import parse_sheet  # noqa: E402
-from cloud_sync.core.privacy import MemberKeys  # noqa: E402
+from cloud_sync.cloud.ledger import CloudLedger
+from cloud_sync.cloud.ledger.member_import import apply_import
+from cloud_sync.cloud.ledger.member_sheet import parse_sheet
+from cloud_sync.core.privacy import MemberKeys
 
 TARGET_S = 60.0
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
