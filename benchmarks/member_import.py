@@ -67,6 +67,7 @@ def run(url: str, data: bytes, filename: str) -> dict[str, Any]:
     ledger = CloudLedger.open(url, chain_keys=keys)
     try:
         started = time.perf_counter()
+        cpu = time.process_time()
         parsed = parse_sheet(data, filename)
         parse_s = time.perf_counter() - started
         result = apply_import(
@@ -80,6 +81,7 @@ def run(url: str, data: bytes, filename: str) -> dict[str, Any]:
             dry_run=False,
         )
         total_s = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu  # this process's CPU: the figure a busy box hides
         assert not result.problems, result.problems[:5]
         problems = ledger.ledger_problems()
         assert problems == [], problems[:5]
@@ -88,6 +90,7 @@ def run(url: str, data: bytes, filename: str) -> dict[str, Any]:
             "rows": result.imported,
             "seconds": round(total_s, 2),
             "parse_seconds": round(parse_s, 2),
+            "cpu_seconds": round(cpu_s, 2),
             "target_seconds": TARGET_S,
             "pass": total_s < TARGET_S,
         }
@@ -114,7 +117,8 @@ def main() -> None:
             figure = run(url, data, filename)
             print(
                 f"{figure['backend']}: {figure['rows']:,} members in {figure['seconds']} s "
-                f"(parse {figure['parse_seconds']} s; target < {TARGET_S:.0f} s)",
+                f"(parse {figure['parse_seconds']} s, this process's CPU "
+                f"{figure['cpu_seconds']} s; target < {TARGET_S:.0f} s)",
                 flush=True,
             )
             results.append(figure)
