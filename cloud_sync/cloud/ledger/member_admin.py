@@ -28,6 +28,7 @@ from .database import Database
 from .errors import LedgerError
 from .handlers import book_adjustment
 from .keys import KeyRing
+from .member_list import CHAIN_ZONE
 from .payload import Rejected
 from .postings import millis
 from .rulesets import RuleBook, RuleLookup
@@ -338,7 +339,7 @@ def hq_adjust(
             "member_id": member.member_id,
             "points": points,
             "expires_at": None if expires is None else expires.isoformat(),
-            "at": now.isoformat(),
+            "at": now.astimezone(CHAIN_ZONE).isoformat(timespec="seconds"),  # as people read it
             "reason": reason,
             "actor": actor,
             "status": "applied",
