@@ -1,6 +1,7 @@
 """`loyalpump cloud …`: the ledger service and HQ's verbs on its database."""
 
 from . import drafts as _drafts  # noqa: F401 - registers `rules draft|drafts|backtest|approve`
+from . import members as _members  # noqa: F401 - registers member export|erase|import
 from .commands import cloud_app
 from .review import review_app
 from .users import user_app

@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from .audit_page import audit_router
 from .auth import LoginRequired
 from .login import login_router
+from .members_api import members_api
+from .members_pages import members_pages
 from .rules_api import rules_api_router
 from .rules_pages import rules_pages_router
 from .stations import router as stations_router
@@ -30,6 +32,8 @@ def console_routers() -> list[APIRouter]:
         stations_router,
         rules_pages_router(),
         rules_api_router(),
+        members_pages,
+        members_api,
         audit_router(),
         users_router(),
     ]

@@ -124,7 +124,8 @@ _V3_STATION_COLUMNS = (("revoked_at", "TEXT"),)
 _V3_SALE_INDEXES = tuple(
     index
     for index in sales.indexes
-    if index.name in ("ix_sales_station_end", "ix_sales_differing", "ix_sales_ended")
+    if index.name
+    in ("ix_sales_station_end", "ix_sales_differing", "ix_sales_ended", "ix_sales_member")
 )
 
 

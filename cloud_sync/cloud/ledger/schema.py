@@ -204,6 +204,8 @@ Index("ix_sales_variance", sales.c.station_id, sales.c.ruleset_version)
 Index("ix_sales_station_end", sales.c.station_id, sales.c.ended_at)
 # The backtest reads a window of sales in (ended_at, sale_id) order, a batch at a time.
 Index("ix_sales_ended", sales.c.ended_at, sales.c.sale_id)
+# The member page lists a member's sales at every station, newest first.
+Index("ix_sales_member", sales.c.member_id, sales.c.ended_at)
 Index(
     "ix_sales_differing",
     sales.c.station_id,

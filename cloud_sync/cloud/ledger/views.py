@@ -140,11 +140,14 @@ def member_deltas(
         if member_id not in rows:
             continue
         row = rows[member_id]
-        active = row.status == "active"
+        # HQ's erasure (member_privacy) keeps the member's points but drops its phone:
+        # stations hear "erased" and drop the identity.
+        erased = row.status == "active" and row.phone_index is None
+        active = row.status == "active" and not erased
         deltas.append(
             MemberDelta(
                 member_id=row.member_id,
-                status="active" if active else "merged",
+                status="active" if active else "erased" if erased else "merged",
                 merged_into=row.merged_into,
                 phone_index=row.phone_index,
                 phone_sealed=row.phone_sealed,

@@ -63,6 +63,7 @@ _ALL: Final = [
         user__unknown="no HQ user with that name",
         rules__draft_unknown="no rule-set draft with that id",
         backtest__unknown="no backtest with that id",
+        member__unknown="no such member",
     ),
     *_codes(405, method_not_allowed="the route does not take this method"),
     *_codes(
@@ -82,6 +83,9 @@ _ALL: Final = [
         rules__not_approved="the draft needs an approval of its current text",
         rules__backtest_needed="the draft needs a backtest of its current text",
         backtest__running="a backtest of this draft is running",
+        member__request_reused="that request id was used for another adjustment",
+        member__erased="the member was erased",
+        member__merged="the member was merged into another: act on that one",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -115,6 +119,13 @@ _ALL: Final = [
         user__name="an HQ user name is 1-32 letters, digits, '.', '_' or '-'",
         user__role="an HQ role is admin, marketer or auditor",
         user__password="an HQ password is 10 to 256 characters, no spaces at either end",  # noqa: S106
+        member__query="enter a phone number, a plate or a member id",
+        member__adjust_points="an HQ adjustment is 1 to 1,000,000 points, either sign",
+        member__adjust_reason="an HQ adjustment needs a reason",
+        member__request_id="the adjustment's request id is 8 to 64 letters, digits, - or _",
+        member__confirm="type the member's masked phone to confirm the erasure",
+        import__file="the member sheet is unusable as a whole (format, size, header)",
+        import__rows="the member sheet has bad rows: nothing was imported",
     ),
     *_codes(429, login__throttled="too many sign-in attempts; retry after the given seconds"),
     *_codes(
