@@ -28,8 +28,11 @@ __all__ = [
     "V3_TABLES",
     "adjustments",
     "agg_members_day",
+    "agg_active_day",
     "agg_points_day",
+    "agg_points_month",
     "agg_sales_day",
+    "agg_sales_hour",
     "allowances",
     "backtests",
     "changes",
@@ -516,6 +519,37 @@ member_days = Table(
     PrimaryKeyConstraint("day", "station_id", "member_id"),
 )
 
+# Sales per hour of the chain's day (the peak-hours heat map), distinct buying members per
+# day chain-wide (a member at two stations counts once), and the points movements per month
+# (the liability roll-forward and the running outstanding read months, not days).
+agg_sales_hour = Table(
+    "agg_sales_hour",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("sales", BigInteger, nullable=False),
+    Column("litres_ml", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "hour", "station_id"),
+)
+agg_active_day = Table(
+    "agg_active_day",
+    metadata,
+    Column("day", Text, primary_key=True),
+    Column("active", BigInteger, nullable=False),
+)
+agg_points_month = Table(
+    "agg_points_month",
+    metadata,
+    Column("month", Text, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("movement", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("month", "station_id", "movement"),
+)
+Index("ix_member_days_member", member_days.c.member_id, member_days.c.day)
+
 V3_TABLES = (
     hq_users,
     hq_sessions,
@@ -527,4 +561,7 @@ V3_TABLES = (
     member_activity,
     agg_members_day,
     member_days,
+    agg_sales_hour,
+    agg_active_day,
+    agg_points_month,
 )

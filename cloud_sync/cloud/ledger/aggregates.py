@@ -1,0 +1,562 @@
+"""HQ's report aggregates, kept in step with the ledger as events are applied.
+
+No report page reads postings or sales (hq-console.md, "Sizes"). Each transaction's Book
+tallies what it books in memory (`tally_book`) and adds it once at its flush (`write`), with
+one upsert-add per table. `compute` derives the very same figures from the ledger itself:
+`rebuild` replaces the tables with them, `check` names every difference.
+
+Movements of points (agg_points_day/agg_points_month, `movement` column), each signed as it
+changes members' balances, from the non-member lines of every journal (each sums to zero):
+
+- issued = −(points_issued lines): earn, less reversed earn;
+- variance = −(variance lines): the station's claim beyond (or short of) the cloud's pricing;
+- redeemed = points_redeemed lines (positive: points leaving members);
+- expired = points_expired lines (a reversal of an already expired lot books it negative);
+- adjusted_up / adjusted_down = −(adjustments lines), split by sign (adjustments = both);
+- written_off = written_off lines as booked (≤ 0: the part of a take-back the member had
+  already spent, which never left their balance);
+- other = −(lines of any other non-member account), so the balance identity survives them;
+- merged = points moved member to member by merge journals (information only: nets to zero).
+
+closing = opening + issued + variance − redeemed − expired + adjusted_up + adjusted_down
+          − written_off + other; see BALANCE_SIGN. `day` is the fact's own time (journal
+`at`, sale `ended_at`) as a date in the chain's time zone; station '' is HQ's own postings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any, Final
+from weakref import WeakKeyDictionary
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .errors import LedgerError
+from .accounts import ADJUSTMENTS, EXPIRED, ISSUED, REDEEMED, VARIANCE, WRITTEN_OFF
+from .schema import (
+    agg_active_day,
+    agg_members_day,
+    agg_points_day,
+    agg_points_month,
+    agg_sales_day,
+    agg_sales_hour,
+    journals,
+    lines,
+    lots,
+    member_activity,
+    member_days,
+    members,
+    sales,
+    settings,
+)
+
+if TYPE_CHECKING:
+    from .book import Book, Member, Sale
+
+__all__ = [
+    "AGGREGATE_TABLES",
+    "BALANCE_SIGN",
+    "DEFAULT_TIMEZONE",
+    "HQ_STATION",
+    "MOVEMENTS",
+    "TIMEZONE_KEY",
+    "Tally",
+    "chain_zone",
+    "check",
+    "compute",
+    "ledger_outstanding",
+    "rebuild",
+    "set_chain_timezone",
+    "tally_book",
+    "write",
+]
+
+HQ_STATION: Final = ""
+TIMEZONE_KEY: Final = "chain_timezone"
+DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+BALANCE_SIGN: Final[dict[str, int]] = {
+    "issued": 1,
+    "variance": 1,
+    "redeemed": -1,
+    "expired": -1,
+    "adjusted_up": 1,
+    "adjusted_down": 1,
+    "written_off": -1,
+    "other": 1,
+    "merged": 0,
+}
+MOVEMENTS: Final = tuple(BALANCE_SIGN)
+AGGREGATE_TABLES: Final[tuple[Table, ...]] = (
+    agg_sales_day,
+    agg_sales_hour,
+    agg_points_day,
+    agg_points_month,
+    agg_members_day,
+    agg_active_day,
+    member_days,
+    member_activity,
+)
+_MEMBER_PREFIX: Final = "member:"
+_CHUNK: Final = 500
+_zones: WeakKeyDictionary[Engine, ZoneInfo] = WeakKeyDictionary()
+
+
+# ---------------------------------------------------------------- the chain's time zone
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise LedgerError("timezone.unknown", f"unknown time zone {name!r}") from exc
+
+
+def chain_zone(conn: Connection) -> ZoneInfo:
+    """The zone whose dates the reports use (settings `chain_timezone`), read once per ledger."""
+    zone = _zones.get(conn.engine)
+    if zone is None:
+        stored = conn.execute(
+            select(settings.c.value).where(settings.c.key == TIMEZONE_KEY)
+        ).scalar_one_or_none()
+        zone = _zones[conn.engine] = _zone(stored or DEFAULT_TIMEZONE)
+    return zone
+
+
+def set_chain_timezone(conn: Connection, name: str) -> None:
+    """Store the chain's zone; the aggregates' days follow it after a rebuild."""
+    zone = _zone(name)
+    done = conn.execute(update(settings).where(settings.c.key == TIMEZONE_KEY).values(value=name))
+    if not done.rowcount:
+        conn.execute(insert(settings).values(key=TIMEZONE_KEY, value=name))
+    _zones[conn.engine] = zone
+
+
+# ---------------------------------------------------------------- tallies in memory
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _scaled(text: str, factor: int) -> int:
+    return int((Decimal(text) * factor).to_integral_value(ROUND_HALF_UP))
+
+
+def movements_of(kind: str, postings: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+    """A journal's lines as movements of members' balances (see the module's docstring)."""
+    for account, points in postings:
+        if account.startswith(_MEMBER_PREFIX):
+            if kind == "merge" and points > 0:
+                yield "merged", points
+        elif account == ISSUED:
+            yield "issued", -points
+        elif account == VARIANCE:
+            yield "variance", -points
+        elif account == REDEEMED:
+            yield "redeemed", points
+        elif account == EXPIRED:
+            yield "expired", points
+        elif account == ADJUSTMENTS:
+            yield ("adjusted_up" if points < 0 else "adjusted_down"), -points
+        elif account == WRITTEN_OFF:
+            yield "written_off", points
+        else:
+            yield "other", -points
+
+
+@dataclass
+class Tally:
+    """Additions to every aggregate table, keyed by each table's primary key."""
+
+    zone: ZoneInfo
+    sales: defaultdict[tuple[str, str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
+    )
+    hours: defaultdict[tuple[str, int, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )
+    points_day: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    points_month: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    registered: Counter[tuple[str, str]] = field(default_factory=Counter)
+    visits: set[tuple[str, str, str]] = field(default_factory=set)
+    # member -> [first_sale_ms, last_sale_ms, sales, amount_fen]
+    activity: dict[str, list[Any]] = field(default_factory=dict)
+
+    def local(self, iso: str) -> datetime:
+        return datetime.fromisoformat(iso).astimezone(self.zone)
+
+    def touch(self, member_id: str, survivor: str, station_id: str, ended_at: str) -> None:
+        """A sale with this member: a visit that day (under the member the sale names), and
+        its time for recency (under the member it belongs to now)."""
+        local = self.local(ended_at)
+        self.visits.add((local.date().isoformat(), station_id, member_id))
+        self._activity(survivor, _ms(local), 0, 0)
+
+    def count(self, values: dict[str, Any], member_id: str | None, sign: int) -> None:
+        """Add (+1) or take back (−1) a recorded sale's litres, amount and count."""
+        local = self.local(values["ended_at"])
+        day = local.date().isoformat()
+        ml = sign * _scaled(values["litres"], 1000)
+        fen = sign * _scaled(values["amount"], 100)
+        row = self.sales[(day, values["station_id"], values["grade"])]
+        for i, add in enumerate((sign, sign if member_id else 0, ml, fen)):
+            row[i] += add
+        hour = self.hours[(day, local.hour, values["station_id"])]
+        for i, add in enumerate((sign, ml, fen)):
+            hour[i] += add
+        if member_id is not None:
+            self._activity(member_id, _ms(local), sign, fen)
+
+    def _activity(self, member_id: str, ms: int, sales_: int, fen: int) -> None:
+        row = self.activity.get(member_id)
+        if row is None:
+            self.activity[member_id] = [ms, ms, sales_, fen]
+            return
+        row[0], row[1] = min(row[0], ms), max(row[1], ms)
+        row[2] += sales_
+        row[3] += fen
+
+    def journal(self, kind: str, station_id: str | None, at: str, postings: Iterable[Any]) -> None:
+        local = self.local(at)
+        day, month = local.date().isoformat(), local.strftime("%Y-%m")
+        station = station_id or HQ_STATION
+        for movement, points in movements_of(kind, postings):
+            if points:
+                self.points_day[(day, station, movement)] += points
+                self.points_month[(month, station, movement)] += points
+
+    def member(self, registered_at: str, station_id: str | None) -> None:
+        day = self.local(registered_at).date().isoformat()
+        self.registered[(day, station_id or HQ_STATION)] += 1
+
+
+def _contributes(status: str | None) -> bool:
+    return status == "recorded"
+
+
+def tally_book(
+    book: Book,
+    held: Sequence[Sale],
+    new_members: Sequence[Member],
+    origins: dict[str, tuple[str, str | None]],
+) -> Tally:
+    """What this transaction adds: its journals, new members, and each sale's change from
+    what the database held (`origins`: status and member when loaded)."""
+    tally = Tally(chain_zone(book.conn))
+
+    def survivor(member_id: str) -> str:
+        found = book.active(member_id)
+        return member_id if found is None else found.member_id
+
+    for sale in held:
+        if not sale.new and not sale.dirty:
+            continue
+        values = sale.values()
+        before_status, before_member = (None, None) if sale.new else origins[sale.sale_id]
+        if sale.member_id is not None and before_member is None:
+            tally.touch(sale.member_id, survivor(sale.member_id), sale.station_id, sale.ended_at)
+        if _contributes(before_status):
+            before = None if before_member is None else survivor(before_member)
+            tally.count(values, before, -1)
+        if _contributes(sale.status):
+            after = None if sale.member_id is None else survivor(sale.member_id)
+            tally.count(values, after, +1)
+    by_journal: defaultdict[str, list[tuple[str, int]]] = defaultdict(list)
+    for line in book.lines:
+        by_journal[line["journal_id"]].append((line["account"], line["points"]))
+    for row in book.journals:
+        tally.journal(row["kind"], row["station_id"], row["at"], by_journal[row["journal_id"]])
+    for member in new_members:
+        tally.member(member.registered_at, member.registered_station)
+    return tally
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _upsert_add(
+    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Add each row's values to the row with its key (inserting it when absent)."""
+    if not rows:
+        return
+    postgres = conn.dialect.name == "postgresql"
+    stmt = pg_insert(table) if postgres else sqlite_insert(table)
+    adding = [c for c in rows[0] if c not in keys]
+    sets: dict[str, Any] = {}
+    for column in adding:
+        mine, theirs = table.c[column], stmt.excluded[column]
+        if column == "first_sale_ms":
+            low = func.least if postgres else func.min
+            sets[column] = low(func.coalesce(mine, theirs), func.coalesce(theirs, mine))
+        elif column == "last_sale_ms":
+            high = func.greatest if postgres else func.max
+            sets[column] = high(func.coalesce(mine, theirs), func.coalesce(theirs, mine))
+        else:
+            sets[column] = mine + theirs
+    upsert = stmt.on_conflict_do_update(index_elements=list(keys), set_=sets)
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(upsert, list(rows[start : start + _CHUNK]))
+
+
+def _new_visits(
+    conn: Connection, visits: set[tuple[str, str, str]], *, fresh: bool
+) -> tuple[list[tuple[str, str, str]], set[tuple[str, str]]]:
+    """The visits member_days lacks, and the (day, member) pairs new chain-wide."""
+    known: set[tuple[str, str, str]] = set()
+    if not fresh and visits:
+        ids = sorted({m for _, _, m in visits})
+        days = sorted({d for d, _, _ in visits})
+        for start in range(0, len(ids), _CHUNK):
+            stmt = select(member_days.c.day, member_days.c.station_id, member_days.c.member_id)
+            stmt = stmt.where(
+                member_days.c.member_id.in_(ids[start : start + _CHUNK]),
+                member_days.c.day.in_(days),
+            )
+            known.update((r.day, r.station_id, r.member_id) for r in conn.execute(stmt))
+    new = sorted(visits - known)
+    seen = {(d, m) for d, _, m in known}
+    return new, {(d, m) for d, _, m in new} - seen
+
+
+def write(
+    conn: Connection,
+    tally: Tally,
+    moves: Sequence[tuple[str, str]] = (),
+    *,
+    fresh: bool = False,
+) -> None:
+    """Add a tally to the tables; then fold merged members' activity into their survivors."""
+    _upsert_add(
+        conn,
+        agg_sales_day,
+        ("day", "station_id", "grade"),
+        [
+            dict(zip(agg_sales_day.c.keys(), (*key, *v), strict=True))
+            for key, v in tally.sales.items()
+        ],
+    )
+    _upsert_add(
+        conn,
+        agg_sales_hour,
+        ("day", "hour", "station_id"),
+        [
+            dict(zip(agg_sales_hour.c.keys(), (*key, *v), strict=True))
+            for key, v in tally.hours.items()
+        ],
+    )
+    for table, counter, period in (
+        (agg_points_day, tally.points_day, "day"),
+        (agg_points_month, tally.points_month, "month"),
+    ):
+        _upsert_add(
+            conn,
+            table,
+            (period, "station_id", "movement"),
+            [
+                {period: p, "station_id": s, "movement": m, "points": v}
+                for (p, s, m), v in counter.items()
+            ],
+        )
+    new, chain_new = _new_visits(conn, tally.visits, fresh=fresh)
+    for start in range(0, len(new), _CHUNK):
+        conn.execute(
+            insert(member_days),
+            [{"day": d, "station_id": s, "member_id": m} for d, s, m in new[start : start + _CHUNK]],
+        )
+    members_day: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for key, count in tally.registered.items():
+        members_day[key][0] += count
+    for day, station, _ in new:
+        members_day[(day, station)][1] += 1
+    _upsert_add(
+        conn,
+        agg_members_day,
+        ("day", "station_id"),
+        [
+            {"day": d, "station_id": s, "registered": r, "active": a}
+            for (d, s), (r, a) in members_day.items()
+        ],
+    )
+    _upsert_add(
+        conn,
+        agg_active_day,
+        ("day",),
+        [{"day": d, "active": n} for d, n in Counter(d for d, _ in chain_new).items()],
+    )
+    _upsert_add(
+        conn,
+        member_activity,
+        ("member_id",),
+        [
+            {"member_id": m, "first_sale_ms": f, "last_sale_ms": la, "sales": n, "amount_fen": a}
+            for m, (f, la, n, a) in tally.activity.items()
+        ],
+    )
+    for loser, survivor in moves:
+        _fold(conn, loser, survivor)
+
+
+def _fold(conn: Connection, loser: str, survivor: str) -> None:
+    """A merged member's activity belongs to the survivor from now on."""
+    row = conn.execute(select(member_activity).where(member_activity.c.member_id == loser)).first()
+    if row is None:
+        return
+    values = dict(row._mapping) | {"member_id": survivor}
+    _upsert_add(conn, member_activity, ("member_id",), [values])
+    conn.execute(delete(member_activity).where(member_activity.c.member_id == loser))
+
+
+# ---------------------------------------------------------------- from the ledger itself
+
+
+def compute(conn: Connection) -> Tally:
+    """Every aggregate derived from the ledger's own rows (sales, journals, members)."""
+    tally = Tally(chain_zone(conn))
+    survivors = {
+        r.member_id: r.merged_into
+        for r in conn.execute(
+            select(members.c.member_id, members.c.merged_into).where(
+                members.c.merged_into.is_not(None)
+            )
+        )
+    }
+    columns = (
+        sales.c.station_id,
+        sales.c.grade,
+        sales.c.litres,
+        sales.c.amount,
+        sales.c.ended_at,
+        sales.c.member_id,
+        sales.c.status,
+    )
+    for row in conn.execute(select(*columns).execution_options(yield_per=5000)):
+        values = dict(row._mapping)
+        member_id = row.member_id
+        if member_id is not None:
+            raw, member_id = member_id, survivors.get(member_id, member_id)
+            tally.touch(raw, member_id, row.station_id, row.ended_at)
+        if _contributes(row.status):
+            tally.count(values, member_id, +1)
+    stmt = (
+        select(journals.c.journal_id, journals.c.kind, journals.c.station_id, journals.c.at)
+        .add_columns(lines.c.account, lines.c.points)
+        .join(lines, lines.c.journal_id == journals.c.journal_id)
+        .order_by(journals.c.journal_id)
+    )
+    current: str | None = None
+    head: Any = None
+    postings: list[tuple[str, int]] = []
+    for row in conn.execute(stmt.execution_options(yield_per=5000)):
+        if row.journal_id != current:
+            if head is not None:
+                tally.journal(head.kind, head.station_id, head.at, postings)
+            current, head, postings = row.journal_id, row, []
+        postings.append((row.account, int(row.points)))
+    if head is not None:
+        tally.journal(head.kind, head.station_id, head.at, postings)
+    for row in conn.execute(select(members.c.registered_at, members.c.registered_station)):
+        tally.member(row.registered_at, row.registered_station)
+    return tally
+
+
+def rebuild(conn: Connection) -> Tally:
+    """Replace every aggregate with what the ledger says (migration 3, and by hand)."""
+    for table in AGGREGATE_TABLES:
+        conn.execute(delete(table))
+    tally = compute(conn)
+    write(conn, tally, fresh=True)
+    return tally
+
+
+def _stored(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    def rows(table: Table, keys: int) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        found = {}
+        for row in conn.execute(select(table)):
+            values = tuple(row)
+            if any(v for v in values[keys:]):
+                found[values[:keys]] = tuple(int(v or 0) for v in values[keys:])
+        return found
+
+    return {
+        "agg_sales_day": rows(agg_sales_day, 3),
+        "agg_sales_hour": rows(agg_sales_hour, 3),
+        "agg_points_day": rows(agg_points_day, 3),
+        "agg_points_month": rows(agg_points_month, 3),
+        "agg_members_day": rows(agg_members_day, 2),
+        "agg_active_day": rows(agg_active_day, 1),
+        "member_days": {tuple(r): () for r in conn.execute(select(member_days))},
+        "member_activity": rows(member_activity, 1),
+    }
+
+
+def _expected(tally: Tally) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    def nonzero(
+        items: Iterable[tuple[tuple[Any, ...], Sequence[int]]],
+    ) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        return {k: tuple(v) for k, v in items if any(v)}
+
+    members_day: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for key, count in tally.registered.items():
+        members_day[key][0] += count
+    for day, station, _ in tally.visits:
+        members_day[(day, station)][1] += 1
+    active = Counter(d for d in {(d, m) for d, _, m in tally.visits})
+    return {
+        "agg_sales_day": nonzero(tally.sales.items()),
+        "agg_sales_hour": nonzero(tally.hours.items()),
+        "agg_points_day": nonzero((k, (v,)) for k, v in tally.points_day.items()),
+        "agg_points_month": nonzero((k, (v,)) for k, v in tally.points_month.items()),
+        "agg_members_day": nonzero(members_day.items()),
+        "agg_active_day": nonzero(((d[0],), (n,)) for d, n in active.items()),
+        "member_days": {v: () for v in tally.visits},
+        "member_activity": nonzero(((m,), v) for m, v in tally.activity.items()),
+    }
+
+
+def ledger_outstanding(conn: Connection) -> dict[str, int]:
+    """Members' balances as the ledger holds them, three ways that must agree with the
+    aggregates' running total: member account lines, lots less overdrafts."""
+    accounts = conn.execute(
+        select(func.coalesce(func.sum(lines.c.points), 0)).where(
+            lines.c.account.like(_MEMBER_PREFIX + "%")
+        )
+    ).scalar_one()
+    remaining = conn.execute(select(func.coalesce(func.sum(lots.c.remaining), 0))).scalar_one()
+    overdraft = conn.execute(select(func.coalesce(func.sum(members.c.overdraft), 0))).scalar_one()
+    running = conn.execute(
+        select(agg_points_month.c.movement, func.sum(agg_points_month.c.points)).group_by(
+            agg_points_month.c.movement
+        )
+    )
+    total = sum(BALANCE_SIGN.get(str(m), 1) * int(p) for m, p in running)
+    return {
+        "member_accounts": int(accounts),
+        "lots_less_overdraft": int(remaining) - int(overdraft),
+        "aggregates": total,
+    }
+
+
+def check(conn: Connection) -> list[str]:
+    """Every difference between the stored aggregates and the ledger (empty: they agree)."""
+    found, wanted = _stored(conn), _expected(compute(conn))
+    problems: list[str] = []
+    for name, expected in wanted.items():
+        stored = found[name]
+        for key in sorted(set(expected) | set(stored), key=repr):
+            if expected.get(key) != stored.get(key):
+                problems.append(
+                    f"{name} {list(key)}: stored {stored.get(key)}, ledger {expected.get(key)}"
+                )
+    balances = ledger_outstanding(conn)
+    if len(set(balances.values())) != 1:
+        problems.append(f"outstanding differs: {balances}")
+    return problems
+
