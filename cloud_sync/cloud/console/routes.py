@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .auth import LoginRequired
+from .reports import router as reports_router
 
 __all__ = ["console_routers", "mount_console_static"]
 
@@ -19,7 +20,7 @@ _STATIC_DIR = Path(__file__).parent / "static"
 
 def console_routers() -> list[APIRouter]:
     """Each screen's pages and API, in the order the navigation shows them."""
-    return []
+    return [reports_router]
 
 
 def _login_redirect(request: Request, exc: Exception) -> Response:

@@ -38,8 +38,8 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .errors import LedgerError
 from .accounts import ADJUSTMENTS, EXPIRED, ISSUED, REDEEMED, VARIANCE, WRITTEN_OFF
+from .errors import LedgerError
 from .schema import (
     agg_active_day,
     agg_members_day,
@@ -369,7 +369,10 @@ def write(
     for start in range(0, len(new), _CHUNK):
         conn.execute(
             insert(member_days),
-            [{"day": d, "station_id": s, "member_id": m} for d, s, m in new[start : start + _CHUNK]],
+            [
+                {"day": d, "station_id": s, "member_id": m}
+                for d, s, m in new[start : start + _CHUNK]
+            ],
         )
     members_day: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for key, count in tally.registered.items():
@@ -462,8 +465,9 @@ def compute(conn: Connection) -> Tally:
         postings.append((row.account, int(row.points)))
     if head is not None:
         tally.journal(head.kind, head.station_id, head.at, postings)
-    for row in conn.execute(select(members.c.registered_at, members.c.registered_station)):
-        tally.member(row.registered_at, row.registered_station)
+    registered = select(members.c.registered_at, members.c.registered_station)
+    for at, station_id in conn.execute(registered):
+        tally.member(at, station_id)
     return tally
 
 
@@ -516,7 +520,7 @@ def _expected(tally: Tally) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]
         "agg_points_month": nonzero((k, (v,)) for k, v in tally.points_month.items()),
         "agg_members_day": nonzero(members_day.items()),
         "agg_active_day": nonzero(((d[0],), (n,)) for d, n in active.items()),
-        "member_days": {v: () for v in tally.visits},
+        "member_days": dict.fromkeys(tally.visits, ()),
         "member_activity": nonzero(((m,), v) for m, v in tally.activity.items()),
     }
 
@@ -559,4 +563,3 @@ def check(conn: Connection) -> list[str]:
     if len(set(balances.values())) != 1:
         problems.append(f"outstanding differs: {balances}")
     return problems
-

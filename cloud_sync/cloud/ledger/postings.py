@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 
-
 def account(member_id: str) -> str:
     return f"member:{member_id}"
 

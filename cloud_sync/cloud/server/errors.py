@@ -91,6 +91,9 @@ _ALL: Final = [
         plate__io="plates never use I or O",
         identifier__empty="enter a phone number or a plate",
         identifier__unrecognised="neither a phone number nor a plate",
+        report__range="a report's range: dates YYYY-MM-DD, from not after to, at most 366 days",
+        report__station="a report's station is an enrolled station's id ('' for HQ's own)",
+        timezone__unknown="not a time zone name (IANA, e.g. Asia/Shanghai)",
     ),
     *_codes(
         503,
