@@ -232,9 +232,9 @@ class Tally:
                 self.points_day[(day, station, movement)] += points
                 self.points_month[(month, station, movement)] += points
 
-    def member(self, registered_at: str, station_id: str | None) -> None:
+    def member(self, registered_at: str, station_id: str | None, sign: int = 1) -> None:
         day = self.local(registered_at).date().isoformat()
-        self.registered[(day, station_id or HQ_STATION)] += 1
+        self.registered[(day, station_id or HQ_STATION)] += sign
 
 
 def _contributes(status: str | None) -> bool:
@@ -246,9 +246,11 @@ def tally_book(
     held: Sequence[Sale],
     new_members: Sequence[Member],
     origins: dict[str, tuple[str, str | None]],
+    moves: Sequence[tuple[str, str]],
 ) -> Tally:
-    """What this transaction adds: its journals, new members, and each sale's change from
-    what the database held (`origins`: status and member when loaded)."""
+    """What this transaction adds: its journals, new members (less those merged away), and
+    each sale's change from what the database held (`origins`: status and member when
+    loaded)."""
     tally = Tally(chain_zone(book.conn))
 
     def survivor(member_id: str) -> str:
@@ -273,8 +275,13 @@ def tally_book(
         by_journal[line["journal_id"]].append((line["account"], line["points"]))
     for row in book.journals:
         tally.journal(row["kind"], row["station_id"], row["at"], by_journal[row["journal_id"]])
-    for member in new_members:
-        tally.member(member.registered_at, member.registered_station)
+    for member in new_members:  # a registration merged at once is no new member
+        if member.status != "merged":
+            tally.member(member.registered_at, member.registered_station)
+    for loser, _ in moves:  # one merged now is no longer counted as a member
+        gone = book.member(loser)
+        if gone is not None and not gone.new:
+            tally.member(gone.registered_at, gone.registered_station, -1)
     return tally
 
 
@@ -465,7 +472,9 @@ def compute(conn: Connection) -> Tally:
         postings.append((row.account, int(row.points)))
     if head is not None:
         tally.journal(head.kind, head.station_id, head.at, postings)
-    registered = select(members.c.registered_at, members.c.registered_station)
+    registered = select(members.c.registered_at, members.c.registered_station).where(
+        members.c.status != "merged"
+    )
     for at, station_id in conn.execute(registered):
         tally.member(at, station_id)
     return tally

@@ -459,7 +459,7 @@ class Book:
         self._write_rows()
         held = [s for s in self._sales.values() if s is not None]
         new = [m for m in self._members.values() if m is not None and m.new]
-        write(self.conn, tally_book(self, held, new, self._sale_origins), self._moves)
+        write(self.conn, tally_book(self, held, new, self._sale_origins, self._moves), self._moves)
 
     def _write_rows(self) -> None:
         held = [m for m in self._members.values() if m is not None]
