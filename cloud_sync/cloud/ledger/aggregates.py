@@ -521,14 +521,14 @@ def _expected(tally: Tally) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]
         members_day[key][0] += count
     for day, station, _ in tally.visits:
         members_day[(day, station)][1] += 1
-    active = Counter(d for d in {(d, m) for d, _, m in tally.visits})
+    active = Counter(d for d, _ in {(d, m) for d, _, m in tally.visits})
     return {
         "agg_sales_day": nonzero(tally.sales.items()),
         "agg_sales_hour": nonzero(tally.hours.items()),
         "agg_points_day": nonzero((k, (v,)) for k, v in tally.points_day.items()),
         "agg_points_month": nonzero((k, (v,)) for k, v in tally.points_month.items()),
         "agg_members_day": nonzero(members_day.items()),
-        "agg_active_day": nonzero(((d[0],), (n,)) for d, n in active.items()),
+        "agg_active_day": nonzero(((d,), (n,)) for d, n in active.items()),
         "member_days": dict.fromkeys(tally.visits, ()),
         "member_activity": nonzero(((m,), v) for m, v in tally.activity.items()),
     }
