@@ -1,8 +1,11 @@
 """`loyalpump cloud …`: the ledger service and HQ's verbs on its database."""
 
 from .commands import cloud_app
+from .reports import aggregates_app, report_app
 from .review import review_app
 
 cloud_app.add_typer(review_app, name="review")
+cloud_app.add_typer(report_app, name="report")
+cloud_app.add_typer(aggregates_app, name="aggregates")
 
 __all__ = ["cloud_app"]

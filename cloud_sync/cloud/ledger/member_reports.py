@@ -30,21 +30,21 @@ def growth(conn: Connection, first: date, last: date, station: str | None) -> li
     m = agg_members_day
     before = select(func.coalesce(func.sum(m.c.registered), 0)).where(m.c.day < first.isoformat())
     within = (
-        select(func.substr(m.c.day, 1, 7), func.sum(m.c.registered))
+        select(m.c.day, m.c.registered)
         .where(m.c.day >= first.isoformat(), m.c.day <= last.isoformat())
-        .group_by(func.substr(m.c.day, 1, 7))
-        .order_by(func.substr(m.c.day, 1, 7))
+        .order_by(m.c.day)
     )
     if station is not None:
-        before, within = (
-            before.where(m.c.station_id == station),
-            within.where(m.c.station_id == station),
-        )
+        before = before.where(m.c.station_id == station)
+        within = within.where(m.c.station_id == station)
     total = int(conn.execute(before).scalar_one())
+    months: dict[str, int] = {}
+    for day, registered in conn.execute(within):
+        months[str(day)[:7]] = months.get(str(day)[:7], 0) + int(registered)
     rows = []
-    for month, registered in conn.execute(within):
-        total += int(registered)
-        rows.append({"month": str(month), "registered": int(registered), "members": total})
+    for month, registered in months.items():
+        total += registered
+        rows.append({"month": month, "registered": registered, "members": total})
     return rows
 
 
