@@ -202,7 +202,8 @@ def _dashboard(
         "litres_columns": litres_columns,
         "litres_rows": litres_rows,
         "daily_columns": _columns(daily, lang),
-        "daily_rows": daily.rows,
+        # The chart draws whole yuan (its table's first number columns); the fen beside it.
+        "daily_rows": [{**r, "amount_yuan": r["amount_fen"] // 100} for r in daily.rows],
     }
 
 

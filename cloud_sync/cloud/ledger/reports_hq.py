@@ -167,7 +167,8 @@ def _months(first: str, last: str) -> list[str]:
 def liability(
     conn: Connection, first_month: str, last_month: str, station: str | None = None
 ) -> list[dict[str, Any]]:
-    """The roll-forward per month and station, then a chain row ('*') per month:
+    """The roll-forward per month and station (stations with no balance and no movement
+    left out), then a chain row ('*') per month:
     closing = opening + issued + variance − redeemed − expired + adjustments − written_off
     + other; closing of a month is the opening of the next."""
     table = agg_points_month
@@ -214,7 +215,8 @@ def liability(
                 "closing": closing,
             }
             balance[station_id] = closing
-            rows.append(row)
+            if any(row[key] for key in ROLL_COLUMNS):  # a station with nothing yet: no row
+                rows.append(row)
             for key in ROLL_COLUMNS:
                 total[key] += row[key]
         rows.append({"month": month, "station_id": "*", **total})

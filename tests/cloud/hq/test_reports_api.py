@@ -8,70 +8,19 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import update
 
-from cloud_sync.cloud.ledger import CloudLedger
 from cloud_sync.cloud.ledger.schema import agg_points_month
-from cloud_sync.cloud.server.app import build_cloud_app
-from cloud_sync.cloud.server.keyfiles import (
-    load_or_create_chain_keys,
-    load_or_create_signing_key,
-)
-from cloud_sync.cloud.server.settings import CloudSettings
-from cloud_sync.core.privacy import MemberKeys
-from tests.cloud.server.helpers import ADMIN_TOKEN
-from tests.support import FakeClock
 
-from .seed_chain import NOW, Seeded, seed_chain
+from .conftest import ADMIN, Hq
 from .test_aggregates import balanced
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-HQ-Actor": "wang"}
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
-
-
-@dataclass
-class Hq:
-    client: TestClient
-    ledger: CloudLedger
-    seeded: Seeded
-    settings: CloudSettings
-    config: Path
-
-
-def settings_for(tmp_path: Path, url: str) -> tuple[CloudSettings, Path]:
-    data = tmp_path / "cloud"
-    config = tmp_path / "cloud.toml"
-    config.write_text(
-        f'[cloud]\ndata_dir = "{data}"\ndatabase_url = "{url}"\nadmin_token = "{ADMIN_TOKEN}"\n',
-        encoding="utf-8",
-    )
-    document = {"cloud": {"data_dir": str(data), "database_url": url, "admin_token": ADMIN_TOKEN}}
-    return CloudSettings.model_validate(document), config
-
-
-@pytest.fixture
-def hq(
-    ledger: CloudLedger, chain_keys: MemberKeys, cloud_db_url: str, tmp_path: Path
-) -> Iterator[Hq]:
-    seeded = seed_chain(ledger, chain_keys)
-    settings, config = settings_for(tmp_path, cloud_db_url)
-    load_or_create_chain_keys(settings.data_dir)
-    app = build_cloud_app(
-        settings,
-        ledger=ledger,
-        signing_key=load_or_create_signing_key(settings.data_dir),
-        clock=FakeClock(NOW),
-    )
-    with TestClient(app) as client:
-        yield Hq(client, ledger, seeded, settings, config)
 
 
 NAMES = ("dashboard", "liability", "sales", "sales-hours", "members")
