@@ -141,7 +141,7 @@ def aggregates_check(
     config: ConfigOption, database_url: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
     """Recompute the aggregates from the ledger and name every difference (exit 1 if any)."""
-    from cloud_sync.cloud.ledger import aggregates  # noqa: PLC0415 - lazy
+    from cloud_sync.cloud.ledger import aggregates_ledger as aggregates  # noqa: PLC0415
 
     with _refusals(), _ledger(config, database_url) as (_, ledger):
         problems = ledger.db.read(aggregates.check)
@@ -159,7 +159,7 @@ def aggregates_check(
 @aggregates_app.command("rebuild")
 def aggregates_rebuild(config: ConfigOption, database_url: DatabaseOption = None) -> None:
     """Replace the aggregates with what the ledger says (one transaction)."""
-    from cloud_sync.cloud.ledger import aggregates  # noqa: PLC0415 - lazy
+    from cloud_sync.cloud.ledger import aggregates_ledger as aggregates  # noqa: PLC0415
 
     with _refusals(), _ledger(config, database_url) as (_, ledger):
         ledger.db.transact(aggregates.rebuild)

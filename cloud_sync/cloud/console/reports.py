@@ -19,6 +19,7 @@ from cloud_sync.cloud.ledger import reports_hq as rh
 from cloud_sync.cloud.ledger.reports_hq import Period
 from cloud_sync.cloud.ledger.schema import stations
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
+from cloud_sync.cloud.server.errors import error_responses
 
 from .auth import HqUser, PageReader, Reader
 from .export import Column, download
@@ -80,7 +81,11 @@ def _query(kind: str, first: str | None, last: str | None, station: str | None) 
 # ---------------------------------------------------------------- JSON and downloads
 
 
-@router.get("/api/v1/hq/reports/{name}", response_model=None)
+@router.get(
+    "/api/v1/hq/reports/{name}",
+    response_model=None,
+    responses=error_responses("report.range", "report.station"),
+)
 def report_api(
     request: Request,
     user: Reader,
@@ -207,7 +212,7 @@ def _dashboard(
     }
 
 
-@router.get("/hq/", response_class=HTMLResponse)
+@router.get("/hq/", response_class=HTMLResponse, include_in_schema=False)
 def dashboard_page(
     request: Request,
     user: PageReader,
@@ -236,7 +241,7 @@ def _liability(
     }
 
 
-@router.get("/hq/liability", response_class=HTMLResponse)
+@router.get("/hq/liability", response_class=HTMLResponse, include_in_schema=False)
 def liability_page(
     request: Request,
     user: PageReader,
@@ -265,7 +270,7 @@ def _sales(
     }
 
 
-@router.get("/hq/sales", response_class=HTMLResponse)
+@router.get("/hq/sales", response_class=HTMLResponse, include_in_schema=False)
 def sales_page(
     request: Request,
     user: PageReader,
@@ -284,7 +289,7 @@ def _members(
     return {"report": mr.member_report(conn, period.start, period.end, scope)}
 
 
-@router.get("/hq/reports/members", response_class=HTMLResponse)
+@router.get("/hq/reports/members", response_class=HTMLResponse, include_in_schema=False)
 def member_reports_page(
     request: Request,
     user: PageReader,

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from .aggregates import rebuild
+from .aggregates_ledger import rebuild
 from .errors import LedgerError
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, schema_version
 

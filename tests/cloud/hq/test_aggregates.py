@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from cloud_sync.cloud.ledger import CloudLedger, aggregates
+from cloud_sync.cloud.ledger import CloudLedger, aggregates, aggregates_ledger
 from cloud_sync.cloud.ledger import reports_hq as rh
 from cloud_sync.cloud.ledger.aggregates import BALANCE_SIGN
 from cloud_sync.cloud.ledger.database import Database
@@ -19,7 +19,7 @@ from .seed_chain import NOW, seed_chain
 
 
 def _snapshot(ledger: CloudLedger) -> dict[str, Any]:
-    return ledger.db.read(aggregates._stored)
+    return ledger.db.read(aggregates_ledger.stored)
 
 
 def balanced(rows: list[dict[str, Any]]) -> None:
@@ -63,8 +63,8 @@ def test_seeded_chain_balances_and_matches_the_ledger(
 
     def read(conn: Connection) -> dict[str, Any]:
         return {
-            "problems": aggregates.check(conn),
-            "balances": aggregates.ledger_outstanding(conn),
+            "problems": aggregates_ledger.check(conn),
+            "balances": aggregates_ledger.ledger_outstanding(conn),
             "rows": rh.liability(conn, "2025-01", "2026-03"),
             "outstanding": rh.outstanding(conn, NOW),
             "sales": rh.kpis(conn, rh.Period(NOW.date() - timedelta(days=400), NOW.date()), None),
@@ -94,20 +94,20 @@ def test_rebuild_equals_incremental_and_migration_fills_an_old_ledger(
     seed_chain(ledger, chain_keys)
     kept = _snapshot(ledger)
     assert kept["agg_sales_day"] and kept["member_activity"] and kept["member_days"]
-    ledger.db.transact(aggregates.rebuild)
+    ledger.db.transact(aggregates_ledger.rebuild)
     assert _snapshot(ledger) == kept
 
     def forget(conn: Connection) -> None:
         """A schema-2 ledger upgraded by an older build: aggregates empty."""
-        for table in aggregates.AGGREGATE_TABLES:
+        for table in aggregates_ledger.AGGREGATE_TABLES:
             conn.execute(delete(table))
         conn.execute(update(schema_version).values(version=2))
 
     ledger.db.transact(forget)
-    assert ledger.db.read(aggregates.check) != []
+    assert ledger.db.read(aggregates_ledger.check) != []
     db = Database.open(cloud_db_url)
     try:
-        assert db.read(aggregates.check) == []
+        assert db.read(aggregates_ledger.check) == []
     finally:
         db.close()
     assert _snapshot(ledger) == kept
@@ -122,7 +122,7 @@ def test_check_names_a_tampered_figure(ledger: CloudLedger, chain_keys: MemberKe
             .values(litres_ml=agg_sales_day.c.litres_ml + 1)
         )
     )
-    problems = ledger.db.read(aggregates.check)
+    problems = ledger.db.read(aggregates_ledger.check)
     assert problems and all(p.startswith("agg_sales_day ['") for p in problems)
     assert all("'S002'" in p for p in problems)
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection
 
-from cloud_sync.cloud.ledger import CloudLedger, aggregates
+from cloud_sync.cloud.ledger import CloudLedger, aggregates_ledger
 from cloud_sync.cloud.ledger import reports_hq as rh
 from cloud_sync.core.privacy import MemberKeys
 from tests.cloud.conftest import fresh_pg_schema
@@ -109,9 +109,9 @@ def test_roll_forward_balances_after_any_history(
 
         def read(conn: Connection) -> dict[str, Any]:
             return {
-                "problems": aggregates.check(conn),
+                "problems": aggregates_ledger.check(conn),
                 "rows": rh.liability(conn, "2024-01", end.strftime("%Y-%m")),
-                "balances": aggregates.ledger_outstanding(conn),
+                "balances": aggregates_ledger.ledger_outstanding(conn),
                 "outstanding": rh.outstanding(conn, end),
             }
 
@@ -123,7 +123,7 @@ def test_roll_forward_balances_after_any_history(
         assert chain_close == balances["member_accounts"] == balances["lots_less_overdraft"]
         assert got["outstanding"]["points"] == active_balances(ledger, end)
         kept = _snapshot(ledger)
-        ledger.db.transact(aggregates.rebuild)
+        ledger.db.transact(aggregates_ledger.rebuild)
         assert _snapshot(ledger) == kept
     finally:
         ledger.close()

@@ -97,8 +97,8 @@ def test_sales_downloads_as_csv_and_xlsx(hq: Hq) -> None:
     assert sheet is not None
     table = list(sheet.iter_rows(values_only=True))
     assert table[0][:4] == ("Day", "Station", "Grade", "Sales")
-    assert sum(int(r[3] or 0) for r in table[1:]) == hq.seeded.sales
-    assert sum(int(r[6] or 0) for r in table[1:]) == hq.seeded.amount_fen
+    assert sum(int(str(r[3] or 0)) for r in table[1:]) == hq.seeded.sales
+    assert sum(int(str(r[6] or 0)) for r in table[1:]) == hq.seeded.amount_fen
 
 
 def test_members_json_and_bad_input(hq: Hq) -> None:
