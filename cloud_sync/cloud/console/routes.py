@@ -15,6 +15,7 @@ from .auth import LoginRequired
 from .login import login_router
 from .members_api import members_api
 from .members_pages import members_pages
+from .reports import router as reports_router
 from .rules_api import rules_api_router
 from .rules_pages import rules_pages_router
 from .stations import router as stations_router
@@ -29,6 +30,7 @@ def console_routers() -> list[APIRouter]:
     """Each screen's pages and API, in the order the navigation shows them."""
     return [
         login_router(),
+        reports_router,
         stations_router,
         rules_pages_router(),
         rules_api_router(),

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
+from .aggregates import tally_book, write
 from .database import bulk_insert
 from .schema import (
     adjustments,
@@ -148,6 +149,8 @@ class Book:
         self._member_lots: dict[str, list[Lot]] = {}
         self._unloaded_new_lots: dict[str, list[Lot]] = {}
         self._sales: dict[str, Sale | None] = {}
+        # Loaded sales' (status, member): the report aggregates add each sale's difference.
+        self._sale_origins: dict[str, tuple[str, str | None]] = {}
         self._plates: dict[str, Plate | None] = {}
         self._redemptions: dict[tuple[str, str], bool] = {}
         self._allowances: dict[str, Any] = {}
@@ -294,6 +297,7 @@ class Book:
         for chunk in _chunks(wanted):
             for row in self.conn.execute(select(sales).where(sales.c.sale_id.in_(chunk))):
                 self._sales[row.sale_id] = Sale(**row._mapping)
+                self._sale_origins[row.sale_id] = (row.status, row.member_id)
             for sale_id in chunk:
                 self._sales.setdefault(sale_id, None)
 
@@ -451,7 +455,13 @@ class Book:
         bulk_insert(self.conn, table, rows)
 
     def flush(self) -> None:
-        """Write every change back: members first (the others refer to them)."""
+        """Write every change back, then add it to HQ's report aggregates (same transaction)."""
+        self._write_rows()
+        held = [s for s in self._sales.values() if s is not None]
+        new = [m for m in self._members.values() if m is not None and m.new]
+        write(self.conn, tally_book(self, held, new, self._sale_origins, self._moves), self._moves)
+
+    def _write_rows(self) -> None:
         held = [m for m in self._members.values() if m is not None]
         # A loser turns 'merged' before its survivor (same phone) is inserted 'active'.
         self._update(

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
+from .aggregates_ledger import rebuild
 from .errors import LedgerError
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
 
@@ -106,16 +107,14 @@ def _migrate_2(conn: Connection) -> None:
 
 
 def _migrate_3(conn: Connection) -> None:
-    """The HQ console: its users, sessions, audit log, rule drafts, backtests, aggregates.
-
-    The aggregates start empty on a ledger that already holds sales; `loyalpump cloud
-    aggregates rebuild` fills them from the ledger (the upgrade notes in CHANGELOG.md say so).
-    """
+    """The HQ console: its users, sessions, audit log, rule drafts, backtests, aggregates;
+    the report aggregates of a ledger that already holds sales are filled from it here."""
     for table in V3_TABLES:
         table.create(conn, checkfirst=True)
     _add_station_columns(conn)
     for index in _V3_SALE_INDEXES:
         index.create(conn, checkfirst=True)
+    rebuild(conn)
 
 
 # Schema 3 on tables migration 1 made: a station's revocation, the stations list's and the

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from cloud_sync.core.lots import Lot as CoreLot
 from cloud_sync.core.lots import spend_order
 
+from .accounts import ADJUSTMENTS, EXPIRED, ISSUED, REDEEMED, VARIANCE, WRITTEN_OFF
 from .book import Book, Lot, Member, new_id
 
 __all__ = [
@@ -34,13 +35,6 @@ __all__ = [
     "reverse_earn",
     "transfer",
 ]
-
-ISSUED = "points_issued"
-REDEEMED = "points_redeemed"
-EXPIRED = "points_expired"
-ADJUSTMENTS = "adjustments"
-VARIANCE = "variance"
-WRITTEN_OFF = "written_off"
 
 
 def account(member_id: str) -> str:

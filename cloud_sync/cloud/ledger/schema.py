@@ -27,9 +27,12 @@ __all__ = [
     "V2_TABLES",
     "V3_TABLES",
     "adjustments",
+    "agg_active_day",
     "agg_members_day",
     "agg_points_day",
+    "agg_points_month",
     "agg_sales_day",
+    "agg_sales_hour",
     "allowances",
     "backtests",
     "changes",
@@ -548,6 +551,36 @@ station_pulls = Table(
     Column("pulled_at", _TIME, nullable=False),
     Column("pulled_ms", BigInteger, nullable=False),
 )
+# Sales per hour of the chain's day (the peak-hours heat map), distinct buying members per
+# day chain-wide (a member at two stations counts once), and the points movements per month
+# (the liability roll-forward and the running outstanding read months, not days).
+agg_sales_hour = Table(
+    "agg_sales_hour",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("sales", BigInteger, nullable=False),
+    Column("litres_ml", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "hour", "station_id"),
+)
+agg_active_day = Table(
+    "agg_active_day",
+    metadata,
+    Column("day", Text, primary_key=True),
+    Column("active", BigInteger, nullable=False),
+)
+agg_points_month = Table(
+    "agg_points_month",
+    metadata,
+    Column("month", Text, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("movement", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("month", "station_id", "movement"),
+)
+Index("ix_member_days_member", member_days.c.member_id, member_days.c.day)
 
 V3_TABLES = (
     hq_users,
@@ -561,4 +594,7 @@ V3_TABLES = (
     agg_members_day,
     member_days,
     station_pulls,
+    agg_sales_hour,
+    agg_active_day,
+    agg_points_month,
 )

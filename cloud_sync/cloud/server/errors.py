@@ -126,6 +126,9 @@ _ALL: Final = [
         member__confirm="type the member's masked phone to confirm the erasure",
         import__file="the member sheet is unusable as a whole (format, size, header)",
         import__rows="the member sheet has bad rows: nothing was imported",
+        report__range="a report's range: dates YYYY-MM-DD, from not after to, at most 366 days",
+        report__station="a report's station is an enrolled station's id ('' for HQ's own)",
+        timezone__unknown="not a time zone name (IANA, e.g. Asia/Shanghai)",
     ),
     *_codes(429, login__throttled="too many sign-in attempts; retry after the given seconds"),
     *_codes(
