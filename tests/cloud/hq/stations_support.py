@@ -11,10 +11,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
 
 from cloud_sync.cloud.ledger import CloudLedger
-from cloud_sync.cloud.ledger.schema import agg_sales_day
 from cloud_sync.cloud.server.app import build_cloud_app
 from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
 from cloud_sync.cloud.server.settings import CloudSettings
@@ -82,7 +80,7 @@ def hq_cloud(directory: Path, database_url: str) -> Iterator[HqCloud]:
 def seed_chain(cloud: HqCloud) -> None:
     """S001: two member sales (one claiming 40 points beyond the rules), a redemption of 100
     within its allowance, one of 10 with none (flagged), a reversal of an unknown sale
-    (quarantined); and two days of sales in agg_sales_day."""
+    (quarantined); and sales without members two and forty days before."""
     st, now = cloud.station, cloud.clock()
     mid = st.register("13800138000", now)
     st.sale(mid, "100.00", now)
@@ -96,27 +94,10 @@ def seed_chain(cloud: HqCloud) -> None:
     st.reverse("no-such-sale", mid, 5, now)
     statuses = [r.status for r in cloud.ledger.push("S001", st.request(), now).results]
     assert statuses == ["applied", "applied", "rejected"]
-    today = now.date()
-    rows = [
-        (today.isoformat(), "92", 3, 130_000, 97_500),
-        (today.isoformat(), "95", 1, 10_000, 8_000),
-        ((today - timedelta(days=2)).isoformat(), "92", 2, 50_500, 37_875),
-        ((today - timedelta(days=40)).isoformat(), "92", 9, 1_000, 1_000),  # outside 30 days
-    ]
-    cloud.ledger.db.transact(
-        lambda conn: conn.execute(
-            insert(agg_sales_day),
-            [
-                {
-                    "day": day,
-                    "station_id": "S001",
-                    "grade": grade,
-                    "sales": n,
-                    "member_sales": 0,
-                    "litres_ml": ml,
-                    "amount_fen": fen,
-                }
-                for day, grade, n, ml, fen in rows
-            ],
-        )
-    )
+    # More days of sales, without members: the detail's 30 days come from agg_sales_day,
+    # which the ledger keeps as sales are applied.
+    st.sale(None, "10.00", now, grade="95")
+    st.sale(None, "25.25", now - timedelta(days=2))
+    st.sale(None, "25.25", now - timedelta(days=2))
+    st.sale(None, "1.00", now - timedelta(days=40))  # outside the 30 days
+    cloud.ledger.push("S001", st.request(), now)

@@ -40,7 +40,7 @@ def test_the_list_shows_each_stations_figures(cloud: HqCloud) -> None:
     cloud.clock.advance(minutes=5)
     rows = _by_id(_list(cloud))
     one, two = rows["S001"], rows["S002"]
-    assert (one["name"], one["health"], one["epoch"], one["high_water"]) == ("东站", "online", 1, 7)
+    assert (one["name"], one["health"], one["epoch"], one["high_water"]) == ("东站", "online", 1, 11)
     assert one["keys_uploaded_at"] is not None and two["keys_uploaded_at"] is None
     assert (one["rule_version"], one["newest_version"], one["rule_current"]) == (3, 3, True)
     # 100 redeemed within the allowance; the 10 without one is flagged, not counted in it.
@@ -72,7 +72,7 @@ def test_the_list_shows_each_stations_figures(cloud: HqCloud) -> None:
         "day": "2026-03-02",
         "sales": 4,
         "litres_ml": 140_000,
-        "amount_fen": 105_500,
+        "amount_fen": 105_000,
     }
     assert days[-3]["sales"] == 2 and sum(d["sales"] for d in days) == 6
     missing = cloud.client.get("/api/v1/hq/stations/S999", headers=ADMIN)
@@ -193,7 +193,7 @@ def test_the_csv_export_holds_the_list(cloud: HqCloud) -> None:
     assert (one["name"], one["health"], one["last_pushed_seq"], one["rule_version"]) == (
         "东站",
         "late",
-        "7",
+        "11",
         "3",
     )
     assert (one["allowance_remaining"], one["variance_points"], one["open_flags"]) == (
@@ -206,7 +206,7 @@ def test_the_csv_export_holds_the_list(cloud: HqCloud) -> None:
     days = cloud.client.get("/api/v1/hq/stations/S001", params={"format": "csv"}, headers=ADMIN)
     lines = days.content.decode("utf-8-sig").splitlines()
     assert (
-        lines[0] == "day,sales,litres_ml,amount_fen" and lines[-1] == "2026-03-02,4,140000,105500"
+        lines[0] == "day,sales,litres_ml,amount_fen" and lines[-1] == "2026-03-02,4,140000,105000"
     )
     xlsx = cloud.client.get("/api/v1/hq/stations", params={"format": "xlsx"}, headers=ADMIN)
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
