@@ -232,6 +232,10 @@ def serve(
                 access_log=False,  # uvicorn's line carries query strings (phones); ours not
                 lifespan="off",
                 timeout_graceful_shutdown=5,
+                # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a
+                # local caller could then pick the address the HQ login limiter counts.
+                proxy_headers=bool(settings.cloud.trusted_proxies),
+                forwarded_allow_ips=list(settings.cloud.trusted_proxies) or None,
             )
         )
         # In a worker thread uvicorn leaves signals alone; this thread owns them.

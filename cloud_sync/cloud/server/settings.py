@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -72,6 +73,19 @@ class CloudSection(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     admin_token: str = Field(default="", repr=False)
     admin_token_file: Path | None = None
+    # Reverse proxies whose X-Forwarded-For is believed (the HQ login limiter then counts the
+    # person's address, not the proxy's). Empty: the headers are ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or network") from exc
+        return value
 
     @field_validator("database_url")
     @classmethod
