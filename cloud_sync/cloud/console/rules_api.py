@@ -107,12 +107,24 @@ def _draft_view(request: Request, user: HqUser, draft_id: str) -> dict[str, Any]
     return {**draft, "backtest": test, "may": permissions(user, draft, test)}
 
 
+def _one_at_a_time(request: Request) -> threading.Lock:
+    """Backtests take a core each: this process runs them one after another (the ledger
+    refuses more than `MAX_RUNNING` waiting at once)."""
+    lock = getattr(request.app.state, "backtest_lock", None)
+    if lock is None:
+        lock = request.app.state.backtest_lock = threading.Lock()
+    assert isinstance(lock, type(threading.Lock()))
+    return lock
+
+
 def _run_in_background(request: Request, backtest_id: str) -> None:
     context = cloud_context(request)
+    lock = _one_at_a_time(request)
 
     def work() -> None:
         try:
-            run_backtest(context.ledger.db, context.ledger.rules, backtest_id, context.now)
+            with lock:
+                run_backtest(context.ledger.db, context.ledger.rules, backtest_id, context.now)
         except Exception:  # stored with its reason by run_backtest
             log.exception("backtest %s failed", backtest_id)
 

@@ -35,6 +35,7 @@ __all__ = ["BATCH", "backtest_row", "run_backtest", "start_backtest"]
 BATCH = 5000
 MAX_WINDOW_DAYS = 366
 STALE_AFTER = timedelta(hours=2)
+MAX_RUNNING = 3  # running or waiting for the one before, chain-wide
 _SLACK = timedelta(days=1)  # end times carry their station's offset: widen the text bounds
 
 
@@ -62,20 +63,21 @@ def start_backtest(
     conn.execute(
         update(backtests)
         .where(
-            backtests.c.draft_id == draft_id,
             backtests.c.status == "running",
             backtests.c.started_at < (now - STALE_AFTER).isoformat(),
         )
         .values(status="failed", error="interrupted: the server stopped while it ran")
     )
     running = conn.execute(
-        select(backtests.c.backtest_id).where(
-            backtests.c.draft_id == draft_id, backtests.c.status == "running"
-        )
-    ).first()
-    if running is not None:
+        select(backtests.c.backtest_id, backtests.c.draft_id).where(backtests.c.status == "running")
+    ).all()
+    mine = [row.backtest_id for row in running if row.draft_id == draft_id]
+    if mine:
+        raise LedgerError("backtest.running", f"backtest {mine[0]} of this draft is running")
+    if len(running) >= MAX_RUNNING:  # each takes a core: a chain's HQ waits, never the stations
         raise LedgerError(
-            "backtest.running", f"backtest {running.backtest_id} of this draft is running"
+            "backtest.running",
+            f"{len(running)} backtests are running or waiting; start this one when one is done",
         )
     backtest_id = "b" + secrets.token_hex(6)
     row = {

@@ -12,7 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.cloud.ledger import CloudLedger, LedgerError
 from cloud_sync.cloud.ledger.audit import audit_entries
-from cloud_sync.cloud.ledger.backtest import backtest_row, run_backtest, start_backtest
+from cloud_sync.cloud.ledger.backtest import (
+    MAX_RUNNING,
+    backtest_row,
+    run_backtest,
+    start_backtest,
+)
 from cloud_sync.cloud.ledger.drafts import (
     approve_draft,
     diff_documents,
@@ -195,3 +200,12 @@ def start_backtest_window(ledger: CloudLedger, draft_id: str, lo: datetime, hi: 
             )
         )
     )
+
+
+def test_at_most_three_backtests_run_or_wait_chain_wide(ledger: CloudLedger) -> None:
+    """Each backtest takes a core for its whole run: HQ waits, never the stations' pushes."""
+    drafts = [_draft(ledger, rules_with()) for _ in range(MAX_RUNNING + 1)]
+    started = [start_backtest_window(ledger, d, START, END) for d in drafts[:MAX_RUNNING]]
+    _refused("backtest.running", lambda: start_backtest_window(ledger, drafts[-1], START, END))
+    run_backtest(ledger.db, ledger.rules, started[0], lambda: NOW)
+    start_backtest_window(ledger, drafts[-1], START, END)  # one finished: room again
