@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from urllib.parse import urlsplit
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class Shots:
 
     def __call__(self, screen: str) -> None:
         path = SCREENS / f"e2e-{self.backend}-{screen}.png"
+        self.page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
         self.page.screenshot(path=str(path), full_page=True)
 
     def variants(self, screen: str) -> None:
@@ -44,11 +46,18 @@ class Shots:
         self.page.set_viewport_size(LARGE)
         self(f"{screen}-1920")
         self.page.set_viewport_size(SMALL)
-        url = self.page.url
-        self.page.goto(url + ("&" if "?" in url else "?") + "lang=en")
-        self.page.wait_for_load_state("networkidle")
+        self.switch_language("lang=en")
         self(f"{screen}-en")
-        self.page.goto(url + ("&" if "?" in url else "?") + "lang=zh-CN")
+        self.switch_language("lang=zh-CN")
+
+    def switch_language(self, to: str) -> None:
+        """Through the header's link, which keeps the page's query."""
+        before = self.page.url
+        self.page.get_by_test_id("lang").click()
+        self.page.wait_for_url(lambda url: url != before and to in url)
+        self.page.wait_for_load_state("networkidle")
+        kept = [p for p in urlsplit(before).query.split("&") if p and not p.startswith("lang=")]
+        assert all(p in self.page.url for p in kept), (before, self.page.url)
 
 
 def _changes_offered(page: Page) -> list[str]:
@@ -109,6 +118,11 @@ def _auditor(page: Page, chain: Chain, shot: Shots, tmp_path: Path) -> None:
     ]:
         page.goto(path)
         page.wait_for_load_state("networkidle")
+        if path == "/hq/sales":  # the language switch keeps the page's filters
+            page.goto("/hq/sales?station=S001")
+            shot.switch_language("lang=en")
+            expect(page.get_by_test_id("station")).to_have_value("S001")
+            shot.switch_language("lang=zh-CN")
         if screen in ("sales", "reports-members", "stations", "station-detail"):
             shot(screen)
         seen[path] = _changes_offered(page)

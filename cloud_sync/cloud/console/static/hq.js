@@ -67,7 +67,7 @@
       data: cells.map((row) => row[i + 1]),
     }));
     return { tooltip, grid, legend: { top: 0 }, xAxis: { type: "category", data: x },
-      yAxis: { type: "value" }, series };
+      yAxis: { type: "value", minInterval: 1 }, series };  // counts never tick at 0.5
   }
 
   function drawCharts() {
