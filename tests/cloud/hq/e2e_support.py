@@ -83,17 +83,20 @@ def _enrol(url: str, station_id: str, token: str) -> MemberKeys:
     assert answer.status_code == 200, answer.text
     keys = answer.json()["member_keys"]
     return MemberKeys(
-        keys["key_id"], base64.b64decode(keys["encryption_key"]), base64.b64decode(keys["index_key"])
+        keys["key_id"],
+        base64.b64decode(keys["encryption_key"]),
+        base64.b64decode(keys["index_key"]),
     )
 
 
 def set_up_chain(cloud: CloudProcess) -> Chain:
     """Users, stations and the sample rules through the CLI; the process started; then two
     stations enrol, register members and push sales over HTTP."""
-    import time; t0=time.monotonic()
     cloud.write_config()
     cloud.publish(RULESETS / "sample.json")  # first, alone: it makes the schema
-    commands = [("station", "add", "--id", sid, "--json") for sid in ("S001", "S002")]
+    commands: list[tuple[str, ...]] = [
+        ("station", "add", "--id", s, "--json") for s in ("S001", "S002")
+    ]
     for name, (role, password) in USERS.items():
         secret = cloud.home / f"{name}.password"
         secret.write_text(password + "\n", encoding="utf-8")
@@ -102,10 +105,11 @@ def set_up_chain(cloud: CloudProcess) -> Chain:
         )
     with ThreadPoolExecutor(max_workers=3) as pool:  # each command is a whole process
         outputs = list(pool.map(lambda args: cloud.cli(*args), commands))
-    print("cli", time.monotonic()-t0)
-    tokens = {sid: str(json.loads(out)["token"]) for sid, out in zip(("S001", "S002"), outputs)}
+    tokens = {
+        sid: str(json.loads(out)["token"])
+        for sid, out in zip(("S001", "S002"), outputs[:2], strict=True)
+    }
     cloud.start()
-    print("start", time.monotonic()-t0)
     links = {
         sid: StationLink(cloud.url, token, FakeStation(sid, _enrol(cloud.url, sid, token)))
         for sid, token in tokens.items()
@@ -115,8 +119,12 @@ def set_up_chain(cloud: CloudProcess) -> Chain:
     day = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0) - timedelta(days=1)
     if day.weekday() == 1:
         day -= timedelta(days=1)
-    sales = {
-        "S001": [("13900000001", "40.00", "92"), ("13900000002", "25.50", "95"), (None, "30.00", "92")],
+    sales: dict[str, list[tuple[str | None, str, str]]] = {
+        "S001": [
+            ("13900000001", "40.00", "92"),
+            ("13900000002", "25.50", "95"),
+            (None, "30.00", "92"),
+        ],
         "S002": [("13900000003", "50.00", "92")],
     }
     for sid, rows in sales.items():

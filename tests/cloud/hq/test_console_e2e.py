@@ -10,15 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from urllib.parse import urlsplit
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, Page, Response, ViewportSize, expect
 
 from cloud_sync.cloud.console.pages import fen_to_yuan
 from tests.cloud.chain import CloudProcess
@@ -26,8 +26,8 @@ from tests.web.conftest import browser  # noqa: F401 - the shared chromium fixtu
 
 from .e2e_support import SCREENS, Chain, log_in, log_out, set_up_chain
 
-SMALL = {"width": 1366, "height": 768}
-LARGE = {"width": 1920, "height": 1080}
+SMALL: ViewportSize = {"width": 1366, "height": 768}
+LARGE: ViewportSize = {"width": 1920, "height": 1080}
 
 
 class Shots:
@@ -87,6 +87,13 @@ def _auditor(page: Page, chain: Chain, shot: Shots, tmp_path: Path) -> None:
     expect(page.get_by_test_id("stations-online")).to_contain_text("2")
     shot.variants("dashboard")
 
+    page.keyboard.press("Tab")  # the keyboard: first a way past the header, then the nav
+    expect(page.get_by_test_id("skip")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_test_id("nav-dashboard")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/hq/")
     page.get_by_test_id("nav-liability").click()
     expect(page.get_by_test_id("kpi-outstanding")).to_contain_text(f"{chain.points:,}")
     expect(page.locator('[data-drawn="1"]')).to_have_count(1)
@@ -103,7 +110,7 @@ def _auditor(page: Page, chain: Chain, shot: Shots, tmp_path: Path) -> None:
     assert saved.suffix == ".xlsx"
     sheet = openpyxl.load_workbook(saved, read_only=True).active
     assert sheet is not None
-    cells = [row for row in sheet.iter_rows(values_only=True)]
+    cells = list(sheet.iter_rows(values_only=True))
     assert any(chain.points in row for row in cells[1:]), cells  # a number, not text
 
     seen: dict[str, list[str]] = {}
@@ -143,7 +150,7 @@ def _backtest_done(answer: Response) -> bool:
     if answer.request.method != "GET" or "/api/v1/hq/rules/backtests/" not in answer.url:
         return False
     state: dict[str, Any] = answer.json()
-    return state["status"] == "done" and state["done_sales"] == state["total_sales"] > 0
+    return bool(state["status"] == "done" and state["done_sales"] == state["total_sales"] > 0)
 
 
 def _marketer(page: Page, shot: Shots) -> str:
@@ -204,6 +211,9 @@ def _pulls_and_audit(page: Page, chain: Chain, shot: Shots) -> None:
     expect(page.get_by_test_id("pulls-4")).to_contain_text("未获取 1")
     shot("rules")
 
+    # Alt+1..8 (headless chromium takes no access keys from synthetic key presses)
+    keys = page.locator("header nav a").evaluate_all("links => links.map(a => a.accessKey)")
+    assert keys == [str(n) for n in range(1, 9)], keys
     page.get_by_test_id("nav-audit").click()
     audit = page.get_by_test_id("table-audit")
     expect(audit.locator("tr", has_text="approve").filter(has_text="ada")).to_have_count(1)
@@ -231,22 +241,16 @@ def test_hq_console_end_to_end(
     backend = "sqlite" if cloud_db_url.startswith("sqlite") else "pg"
     cloud = CloudProcess(tmp_path / "cloud", cloud_db_url)
     try:
-        import time; t0 = time.monotonic()
         chain = set_up_chain(cloud)
-        print("setup", time.monotonic() - t0)
         context = browser.new_context(
             viewport=SMALL, base_url=cloud.url, locale="zh-CN", accept_downloads=True
         )
         page = context.new_page()
         shot = Shots(page, backend)
         _auditor(page, chain, shot, tmp_path)
-        print('_auditor(pag', time.monotonic() - t0)
         draft_id = _marketer(page, shot)
-        print('draft_id = _', time.monotonic() - t0)
         _admins(page, draft_id, shot)
-        print('_admins(page', time.monotonic() - t0)
         _pulls_and_audit(page, chain, shot)
-        print('_pulls_and_a', time.monotonic() - t0)
         context.close()
     finally:
         cloud.stop()

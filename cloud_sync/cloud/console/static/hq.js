@@ -49,7 +49,7 @@
       const values = cells.map((r) => [xs.indexOf(r[0]), ys.indexOf(r[1]), r[2]]);
       const max = Math.max(1, ...cells.map((r) => Number(r[2]) || 0));
       return {
-        tooltip: { position: "top" }, grid,
+        tooltip: { position: "top" }, grid: { ...grid, bottom: 72 },  // the scale below the hours
         xAxis: { type: "category", data: xs }, yAxis: { type: "category", data: ys },
         visualMap: { min: 0, max, calculable: true, orient: "horizontal", left: "center", bottom: 0 },
         series: [{ type: "heatmap", data: values }],
