@@ -30,6 +30,16 @@ SMALL: ViewportSize = {"width": 1366, "height": 768}
 LARGE: ViewportSize = {"width": 1920, "height": 1080}
 
 
+CHARTS_WITHOUT_TABLE_OR_DOWNLOADS = """() => [...document.querySelectorAll("[data-chart]")]
+    .filter(chart => {
+        const figure = chart.closest("[data-figure]");
+        return !document.getElementById(chart.dataset.table) || !figure
+            || !figure.querySelector("a[data-testid^=csv-]")
+            || !figure.querySelector("a[data-testid^=xlsx-]");
+    })
+    .map(chart => chart.dataset.table)"""
+
+
 class Shots:
     def __init__(self, page: Page, backend: str) -> None:
         self.page, self.backend = page, backend
@@ -38,6 +48,8 @@ class Shots:
     def __call__(self, screen: str) -> None:
         path = SCREENS / f"e2e-{self.backend}-{screen}.png"
         self.page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
+        lacking = self.page.evaluate(CHARTS_WITHOUT_TABLE_OR_DOWNLOADS)
+        assert lacking == [], (screen, lacking)
         self.page.screenshot(path=str(path), full_page=True)
 
     def variants(self, screen: str) -> None:
