@@ -49,7 +49,7 @@
       const values = cells.map((r) => [xs.indexOf(r[0]), ys.indexOf(r[1]), r[2]]);
       const max = Math.max(1, ...cells.map((r) => Number(r[2]) || 0));
       return {
-        tooltip: { position: "top" }, grid,
+        tooltip: { position: "top" }, grid: { ...grid, bottom: 72 },  // the scale below the hours
         xAxis: { type: "category", data: xs }, yAxis: { type: "category", data: ys },
         visualMap: { min: 0, max, calculable: true, orient: "horizontal", left: "center", bottom: 0 },
         series: [{ type: "heatmap", data: values }],
@@ -67,7 +67,7 @@
       data: cells.map((row) => row[i + 1]),
     }));
     return { tooltip, grid, legend: { top: 0 }, xAxis: { type: "category", data: x },
-      yAxis: { type: "value", minInterval: 1 }, series };  // counts and points: no 0.8 member
+      yAxis: { type: "value", minInterval: 1 }, series };  // counts never tick at 0.5
   }
 
   function drawCharts() {
