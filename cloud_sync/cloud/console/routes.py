@@ -18,7 +18,7 @@ from .members_pages import members_pages
 from .reports import router as reports_router
 from .rules_api import rules_api_router
 from .rules_pages import rules_pages_router
-from .stations import router as stations_router
+from .stations import stations_router
 from .users import users_router
 
 __all__ = ["console_routers", "mount_console_static"]
@@ -31,7 +31,7 @@ def console_routers() -> list[APIRouter]:
     return [
         login_router(),
         reports_router,
-        stations_router,
+        stations_router(),
         rules_pages_router(),
         rules_api_router(),
         members_pages,
