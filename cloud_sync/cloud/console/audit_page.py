@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.cloud.ledger.audit_search import audit_actions, search_audit
+from cloud_sync.cloud.ledger.audit import audit_actions, audit_entries
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses
 
@@ -81,7 +81,7 @@ def _search(
     since_ms = _ms(filters.since) if filters.since else None
     until_ms = _ms(filters.until + timedelta(days=1)) if filters.until else None
     return cloud_context(request).ledger.db.read(
-        lambda conn: search_audit(
+        lambda conn: audit_entries(
             conn,
             actor=filters.actor,
             action=filters.action,
