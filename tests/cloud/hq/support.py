@@ -49,6 +49,12 @@ class Console:
     def client(self) -> TestClient:
         return TestClient(self.app, follow_redirects=False)
 
+    def signed_in(self, name: str) -> TestClient:
+        """A client with `name`'s session (signed in through the form)."""
+        client = self.client()
+        login(client, name)
+        return client
+
     def admin_headers(self, actor: str = "robot") -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-HQ-Actor": actor}
 
