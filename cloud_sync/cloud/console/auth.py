@@ -101,7 +101,7 @@ def new_hq_state(settings: HqSection) -> HqState:
         per_address=settings.login_attempts_per_address,
         window_s=settings.login_window_minutes * 60.0,
     )
-    return HqState(settings, limiter, HashSlots(settings.login_concurrency))
+    return HqState(settings, limiter, HashSlots(settings.login_concurrency, "hq-hash"))
 
 
 def hq_state(request: Request) -> HqState:
