@@ -28,13 +28,15 @@ import os
 import tomllib
 import types
 from collections.abc import Mapping
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cloud_sync.core.networks import ip_networks
 
 __all__ = [
     "CloudSettings",
@@ -146,12 +148,7 @@ class WebSettings(_Strict):
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ip_network(entry, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{entry!r} is not an IP address or network") from exc
-        return value
+        return ip_networks(value)
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> WebSettings:

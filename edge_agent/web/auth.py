@@ -9,16 +9,15 @@ are counted before their PIN is checked and hashed a few at a time (`LoginLimite
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+
+from cloud_sync.core.hash_slots import HashSlots as SharedHashSlots
 
 __all__ = [
     "COOKIE_NAME",
@@ -30,7 +29,6 @@ __all__ = [
     "csrf_matches",
 ]
 
-_T = TypeVar("_T")
 
 COOKIE_NAME = "lp_session"
 _MAX_SESSIONS = 1000
@@ -224,35 +222,10 @@ class LoginLimiter:
 
 
 @dataclass
-class HashSlots:
-    """At most `size` PIN hashes at once; a login finding every slot busy is refused at once.
+class HashSlots(SharedHashSlots):
+    """At most `size` PIN hashes at once (cloud_sync.core.hash_slots), on "pin-hash" threads."""
 
-    argon2 is memory-hard by design (19 MiB per hash with the station's setting), so the
-    number of hashes in flight, not the number of requests, bounds the agent's memory.
-    Slots are taken without waiting: a queue of waiting logins would only hold memory and
-    connections longer. The hashes run on `size` threads of their own, not the shared
-    pool: the C allocator keeps a hash's memory in the arena of the thread that ran it,
-    so few threads also bound what stays allocated after a burst.
-    """
-
-    size: int = 2
-    _semaphore: threading.Semaphore = field(init=False)
-    _executor: ThreadPoolExecutor | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self._semaphore = threading.BoundedSemaphore(self.size)
-
-    def try_acquire(self) -> bool:
-        return self._semaphore.acquire(blocking=False)
-
-    def release(self) -> None:
-        self._semaphore.release()
-
-    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
-        """Run `work(*args)` on the hashing threads (hold a slot first)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="pin-hash")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+    thread_name: str = "pin-hash"
 
 
 def csrf_matches(session: Session, sent: str | None) -> bool:

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, sync_playwright
 
 from drivers.events import PumpStatus
 from edge_agent.services.members import MemberView, register_member
@@ -29,11 +28,12 @@ from edge_agent.web.app import build_app
 from edge_agent.web.auth import COOKIE_NAME
 from edge_agent.web.context import WebContext
 from edge_agent.web.live import LiveBoard
+from tests import browser as shared_browser
 from tests.support import RULESETS, SHANGHAI, FakeClock, make_settings
 
-CHROMIUM = "/usr/bin/chromium"
-
 USERS = {"alice": ("cashier", "2468"), "bob": ("cashier", "1357"), "mia": ("manager", "9753")}
+
+browser = shared_browser.browser  # Debian's chromium, for tests/web and its importers
 
 SignIn = Callable[[str], TestClient]
 MakeSale = Callable[..., SaleView]
@@ -57,27 +57,6 @@ def shows(answer: httpx.Response, status: int, *testids: str) -> str:
 
 def pump(fp: int, state: str) -> PumpStatus:
     return PumpStatus("dart", fp, state, 1, datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's headless chromium (the browser tests), one per test module."""
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="session")

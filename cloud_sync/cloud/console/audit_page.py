@@ -9,11 +9,11 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cloud_sync.cloud.ledger.audit_search import audit_actions, search_audit
+from cloud_sync.cloud.ledger.audit import audit_actions, audit_entries
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses
 
@@ -59,15 +59,37 @@ def _day(value: str | None, name: str) -> date | None:
         raise ApiProblem(422, "invalid", f"{name}: a day is YYYY-MM-DD") from exc
 
 
-def _filters(
-    actor: str | None, action: str | None, target: str | None, since: str | None, until: str | None
-) -> Filters:
+@dataclass(frozen=True)
+class _Asked:
+    """The filters as typed: the API refuses a bad day, the page shows it as its error."""
+
+    actor: str | None
+    action: str | None
+    target: str | None
+    since: str | None
+    until: str | None
+
+
+def _asked(
+    actor: _Text = None,
+    action: _Text = None,
+    target: _Text = None,
+    since: _Day = None,
+    until: _Until = None,
+) -> _Asked:
+    return _Asked(actor, action, target, since, until)
+
+
+Asked = Annotated[_Asked, Depends(_asked)]
+
+
+def _filters(asked: _Asked) -> Filters:
     return Filters(
-        actor=(actor or "").strip() or None,
-        action=(action or "").strip() or None,
-        target=(target or "").strip() or None,
-        since=_day(since, "from"),
-        until=_day(until, "to"),
+        actor=(asked.actor or "").strip() or None,
+        action=(asked.action or "").strip() or None,
+        target=(asked.target or "").strip() or None,
+        since=_day(asked.since, "from"),
+        until=_day(asked.until, "to"),
     )
 
 
@@ -81,7 +103,7 @@ def _search(
     since_ms = _ms(filters.since) if filters.since else None
     until_ms = _ms(filters.until + timedelta(days=1)) if filters.until else None
     return cloud_context(request).ledger.db.read(
-        lambda conn: search_audit(
+        lambda conn: audit_entries(
             conn,
             actor=filters.actor,
             action=filters.action,
@@ -119,16 +141,12 @@ def audit_router() -> APIRouter:
     def api_audit(
         request: Request,
         user: Reader,
-        actor: _Text = None,
-        action: _Text = None,
-        target: _Text = None,
-        since: _Day = None,
-        until: _Until = None,
+        asked: Asked,
         before: _Before = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         """HQ's changes, newest first; `next_before` pages on (null at the end)."""
-        filters = _filters(actor, action, target, since, until)
+        filters = _filters(asked)
         rows = _search(request, filters, before, limit)
         last = rows[-1]["audit_id"] if len(rows) == limit else None
         return {"entries": rows, "next_before": last}
@@ -137,18 +155,15 @@ def audit_router() -> APIRouter:
     async def audit_page(
         request: Request,
         user: PageReader,
-        actor: _Text = None,
-        action: _Text = None,
-        target: _Text = None,
-        since: _Day = None,
-        until: _Until = None,
+        asked: Asked,
         before: _Before = None,
         format: ExportFormat | None = None,
     ) -> Response:
         try:
-            filters = _filters(actor, action, target, since, until)
+            filters = _filters(asked)
         except ApiProblem as problem:
-            filters, error = Filters(actor, action, target, None, None), str(problem)
+            filters = Filters(asked.actor, asked.action, asked.target, None, None)
+            error = str(problem)
         else:
             error = ""
         if format is not None:

@@ -101,7 +101,7 @@ def new_hq_state(settings: HqSection) -> HqState:
         per_address=settings.login_attempts_per_address,
         window_s=settings.login_window_minutes * 60.0,
     )
-    return HqState(settings, limiter, HashSlots(settings.login_concurrency))
+    return HqState(settings, limiter, HashSlots(settings.login_concurrency, "hq-hash"))
 
 
 def hq_state(request: Request) -> HqState:
@@ -172,24 +172,6 @@ async def _requiring(role: Role, request: Request) -> HqUser:
     return user
 
 
-async def hq_reader(request: Request) -> HqUser:
-    """Any HQ user: auditors read everything."""
-    return await _user(request)
-
-
-async def hq_marketer(request: Request) -> HqUser:
-    return await _requiring("marketer", request)
-
-
-async def hq_admin(request: Request) -> HqUser:
-    return await _requiring("admin", request)
-
-
-Reader = Annotated[HqUser, Depends(hq_reader)]
-Marketer = Annotated[HqUser, Depends(hq_marketer)]
-Admin = Annotated[HqUser, Depends(hq_admin)]
-
-
 class LoginRequired(Exception):
     """A page asked without a session: the console answers with a redirect to the login."""
 
@@ -203,27 +185,38 @@ class PageForbidden(Exception):
         self.detail = detail
 
 
-async def _page_user(role: Role, request: Request) -> HqUser:
-    try:
-        return await _requiring(role, request)
-    except ApiProblem as problem:
-        if problem.status == 401:
-            raise LoginRequired from problem
-        if problem.status == 403:
-            raise PageForbidden(problem.problem.error, str(problem)) from problem
-        raise
+@dataclass(frozen=True)
+class _Needs:
+    """A route's dependency: the person, when they hold `role` (any HQ user reads). The
+    JSON API answers 401/403; a page (`page=True`) redirects to the login form without a
+    session and shows a 403 page otherwise."""
+
+    role: Role
+    page: bool = False
+
+    async def __call__(self, request: Request) -> HqUser:
+        if not self.page:
+            return await _requiring(self.role, request)
+        try:
+            return await _requiring(self.role, request)
+        except ApiProblem as problem:
+            if problem.status == 401:
+                raise LoginRequired from problem
+            if problem.status == 403:
+                raise PageForbidden(problem.problem.error, str(problem)) from problem
+            raise
 
 
-async def page_reader(request: Request) -> HqUser:
-    return await _page_user("auditor", request)
+hq_reader: Final = _Needs("auditor")
+hq_marketer: Final = _Needs("marketer")
+hq_admin: Final = _Needs("admin")
+page_reader: Final = _Needs("auditor", page=True)
+page_marketer: Final = _Needs("marketer", page=True)
+page_admin: Final = _Needs("admin", page=True)
 
-
-async def page_marketer(request: Request) -> HqUser:
-    return await _page_user("marketer", request)
-
-
-async def page_admin(request: Request) -> HqUser:
-    return await _page_user("admin", request)
+Reader = Annotated[HqUser, Depends(hq_reader)]
+Marketer = Annotated[HqUser, Depends(hq_marketer)]
+Admin = Annotated[HqUser, Depends(hq_admin)]
 
 
 PageReader = Annotated[HqUser, Depends(page_reader)]

@@ -13,12 +13,12 @@ from fastapi.staticfiles import StaticFiles
 from .audit_page import audit_router
 from .auth import LoginRequired
 from .login import login_router
-from .members_api import members_api
-from .members_pages import members_pages
+from .members_api import members_api_router
+from .members_pages import members_pages_router
 from .reports import router as reports_router
 from .rules_api import rules_api_router
 from .rules_pages import rules_pages_router
-from .stations import router as stations_router
+from .stations import stations_router
 from .users import users_router
 
 __all__ = ["console_routers", "mount_console_static"]
@@ -31,11 +31,11 @@ def console_routers() -> list[APIRouter]:
     return [
         login_router(),
         reports_router,
-        stations_router,
+        stations_router(),
         rules_pages_router(),
         rules_api_router(),
-        members_pages,
-        members_api,
+        members_pages_router(),
+        members_api_router(),
         audit_router(),
         users_router(),
     ]

@@ -23,10 +23,10 @@ from cloud_sync.cloud.ledger.drafts import (
     draft_row,
     in_force_document,
     latest_backtest,
-    list_versions,
     pull_status,
     save_draft,
     validate_document,
+    versions_with_pulls,
 )
 from cloud_sync.cloud.server.context import cloud_context
 from cloud_sync.cloud.server.errors import error_responses
@@ -138,12 +138,7 @@ def rules_api_router() -> APIRouter:
     def versions(request: Request, user: Reader) -> dict[str, Any]:
         """Published versions (who drafted, approved, published; stations pulled or not)
         and the drafts not published yet."""
-        db = cloud_context(request).ledger.db
-        found = db.read(list_versions)
-        pulls = db.read(pull_status)
-        for row in found["published"]:
-            row["pulls"] = pulls.get(row["version"], {"pulled": [], "waiting": []})
-        return found
+        return cloud_context(request).ledger.db.read(versions_with_pulls)
 
     @router.get("/pulls", responses=error_responses())
     def pulls(request: Request, user: Reader) -> dict[str, Any]:

@@ -19,9 +19,8 @@ from cloud_sync.cloud.ledger.drafts import (
     draft_row,
     in_force_document,
     latest_backtest,
-    list_versions,
-    pull_status,
     top_version,
+    versions_with_pulls,
 )
 from cloud_sync.cloud.server.context import cloud_context
 
@@ -81,11 +80,7 @@ def rules_pages_router() -> APIRouter:
 
     @router.get("/hq/rules", response_class=HTMLResponse)
     def rules_list(request: Request, user: PageReader) -> HTMLResponse:
-        db = cloud_context(request).ledger.db
-        versions = db.read(list_versions)
-        pulls = db.read(pull_status)
-        for row in versions["published"]:
-            row["pulls"] = pulls.get(row["version"], {"pulled": [], "waiting": []})
+        versions = cloud_context(request).ledger.db.read(versions_with_pulls)
         return render(request, "hq_rules.html", user, {"active": "rules", **versions})
 
     @router.get("/hq/rules/new", response_class=HTMLResponse)

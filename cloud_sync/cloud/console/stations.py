@@ -22,9 +22,7 @@ from .auth import Admin, PageReader, Reader
 from .export import Column, download
 from .pages import render
 
-__all__ = ["router"]
-
-router = APIRouter(tags=["HQ console"])
+__all__ = ["stations_router"]
 
 HealthParam = Annotated[
     str | None,
@@ -36,25 +34,8 @@ HealthParam = Annotated[
 SearchParam = Annotated[
     str | None, Query(max_length=64, description="text in the station's id or name")
 ]
-SortParam = Annotated[
-    Literal[
-        "id",
-        "name",
-        "health",
-        "last_push_at",
-        "high_water",
-        "rule_version",
-        "variance",
-        "open_flags",
-        "quarantined",
-        "allowance_remaining",
-    ],
-    Query(description="the column to sort by"),
-]
+SortParam = Annotated[station_admin.Sort, Query(description="the column to sort by")]
 FormatParam = Annotated[Literal["csv", "xlsx"] | None, Query(description="export instead")]
-
-# Sort keys people click map to the row's keys (variance sorts by its points).
-_SORT_KEY: Final = {"variance": "variance_points"}
 
 _EXPORT: Final = (
     Column("id", "station_id"),
@@ -145,32 +126,9 @@ def _rows(
             now,
             health=health or None,
             search=q,
-            sort=_SORT_KEY.get(sort, sort),
+            sort=sort,
             descending=desc,
         )
-    )
-
-
-@router.get(
-    "/api/v1/hq/stations",
-    summary="Every station's health, sync and figures",
-    responses=error_responses("station.filter"),
-)
-def list_stations(
-    request: Request,
-    user: Reader,
-    health: HealthParam = None,
-    q: SearchParam = None,
-    sort: SortParam = "id",
-    desc: bool = False,
-    format: FormatParam = None,
-) -> Response:
-    rows = _rows(request, health, q, sort, desc)
-    if format is not None:
-        return download(format, _EXPORT, rows, filename="stations")
-    every = rows if not health and not q else _rows(request, None, None, "id", False)
-    return JSONResponse(
-        {"counts": station_admin.health_counts(every), "stations": rows, "backlog": _BACKLOG}
     )
 
 
@@ -180,120 +138,147 @@ _BACKLOG: Final = (
 )
 
 
-@router.get(
-    "/api/v1/hq/stations/{station_id}",
-    summary="One station in detail",
-    responses=error_responses("station.unknown"),
-)
-def get_station(
-    request: Request,
-    station_id: str,
-    user: Reader,
-    format: FormatParam = None,
-) -> Response:
-    context = cloud_context(request)
-    now = context.now()
-    detail = context.ledger.db.read(
-        lambda conn: station_admin.station_detail(conn, station_id, now)
-    )
-    if format is not None:
-        return download(format, _DAYS_EXPORT, detail["sales_days"], filename=f"sales-{station_id}")
-    return JSONResponse(detail)
-
-
-@router.post(
-    "/api/v1/hq/stations",
-    status_code=201,
-    summary="Enrol a station (token once)",
-    responses=error_responses("station.exists", "station.invalid", "station.name", body=True),
-)
-def enrol_station(request: Request, body: EnrolBody, user: Admin) -> JSONResponse:
-    context = cloud_context(request)
-    now = context.now()
-    token = context.ledger.db.transact(
-        lambda conn: station_admin.enrol_station(
-            conn, body.station_id, body.name, actor=user.name, now=now
-        )
-    )
-    return _token_answer(body.station_id, token, 201)
-
-
-@router.post(
-    "/api/v1/hq/stations/{station_id}/revoke",
-    summary="Revoke a station's token",
-    responses=error_responses("station.unknown", "station.revoked"),
-)
-def revoke_station(request: Request, station_id: str, user: Admin) -> JSONResponse:
-    context = cloud_context(request)
-    now = context.now()
-    context.ledger.db.transact(
-        lambda conn: station_admin.revoke_station(conn, station_id, actor=user.name, now=now)
-    )
-    return JSONResponse({"station_id": station_id, "revoked_at": now.isoformat()})
-
-
-@router.post(
-    "/api/v1/hq/stations/{station_id}/rotate",
-    summary="A new token (shown once)",
-    responses=error_responses("station.unknown"),
-)
-def rotate_station(request: Request, station_id: str, user: Admin) -> JSONResponse:
-    context = cloud_context(request)
-    now = context.now()
-    token = context.ledger.db.transact(
-        lambda conn: station_admin.rotate_station_token(conn, station_id, actor=user.name, now=now)
-    )
-    return _token_answer(station_id, token, 200)
-
-
 def _token_answer(station_id: str, token: str, status: int) -> JSONResponse:
     answer = JSONResponse({"station_id": station_id, "token": token}, status_code=status)
     answer.headers["Cache-Control"] = "no-store"
     return answer
 
 
-@router.get("/hq/stations", response_class=HTMLResponse, include_in_schema=False)
-def stations_page(
-    request: Request,
-    user: PageReader,
-    health: HealthParam = None,
-    q: SearchParam = None,
-    sort: SortParam = "id",
-    desc: bool = False,
-) -> HTMLResponse:
-    rows = _rows(request, health, q, sort, desc)
-    every = rows if not health and not q else _rows(request, None, None, "id", False)
-    return render(
-        request,
-        "hq_stations.html",
-        user,
-        {
-            "active": "stations",
-            "rows": [_shown(row) for row in rows],
-            "counts": station_admin.health_counts(every),
-            "total": len(every),
-            "health": health,
-            "q": q or "",
-            "sort": sort,
-            "desc": desc,
-        },
-    )
+def stations_router() -> APIRouter:
+    """The stations list, one station's detail and the admin's token actions."""
+    router = APIRouter(tags=["HQ console"])
 
+    @router.get(
+        "/api/v1/hq/stations",
+        summary="Every station's health, sync and figures",
+        responses=error_responses("station.filter"),
+    )
+    def list_stations(
+        request: Request,
+        user: Reader,
+        health: HealthParam = None,
+        q: SearchParam = None,
+        sort: SortParam = "id",
+        desc: bool = False,
+        format: FormatParam = None,
+    ) -> Response:
+        rows = _rows(request, health, q, sort, desc)
+        if format is not None:
+            return download(format, _EXPORT, rows, filename="stations")
+        every = rows if not health and not q else _rows(request, None, None, "id", False)
+        return JSONResponse(
+            {"counts": station_admin.health_counts(every), "stations": rows, "backlog": _BACKLOG}
+        )
 
-@router.get("/hq/stations/{station_id}", response_class=HTMLResponse, include_in_schema=False)
-def station_page(request: Request, station_id: str, user: PageReader) -> HTMLResponse:
-    context = cloud_context(request)
-    now = context.now()
-    detail = context.ledger.db.read(
-        lambda conn: station_admin.station_detail(conn, station_id, now)
+    @router.get(
+        "/api/v1/hq/stations/{station_id}",
+        summary="One station in detail",
+        responses=error_responses("station.unknown"),
     )
-    days = [
-        {**day, "litres": day["litres_ml"] // 1000, "amount_yuan": day["amount_fen"] // 100}
-        for day in detail["sales_days"]
-    ]
-    return render(
-        request,
-        "hq_stations_detail.html",
-        user,
-        {"active": "stations", "s": _shown(detail), "days": days},
+    def get_station(
+        request: Request,
+        station_id: str,
+        user: Reader,
+        format: FormatParam = None,
+    ) -> Response:
+        context = cloud_context(request)
+        now = context.now()
+        detail = context.ledger.db.read(
+            lambda conn: station_admin.station_detail(conn, station_id, now)
+        )
+        if format is not None:
+            return download(
+                format, _DAYS_EXPORT, detail["sales_days"], filename=f"sales-{station_id}"
+            )
+        return JSONResponse(detail)
+
+    @router.post(
+        "/api/v1/hq/stations",
+        status_code=201,
+        summary="Enrol a station (token once)",
+        responses=error_responses("station.exists", "station.invalid", "station.name", body=True),
     )
+    def enrol_station(request: Request, body: EnrolBody, user: Admin) -> JSONResponse:
+        context = cloud_context(request)
+        now = context.now()
+        token = context.ledger.db.transact(
+            lambda conn: station_admin.enrol_station(
+                conn, body.station_id, body.name, actor=user.name, now=now
+            )
+        )
+        return _token_answer(body.station_id, token, 201)
+
+    @router.post(
+        "/api/v1/hq/stations/{station_id}/revoke",
+        summary="Revoke a station's token",
+        responses=error_responses("station.unknown", "station.revoked"),
+    )
+    def revoke_station(request: Request, station_id: str, user: Admin) -> JSONResponse:
+        context = cloud_context(request)
+        now = context.now()
+        context.ledger.db.transact(
+            lambda conn: station_admin.revoke_station(conn, station_id, actor=user.name, now=now)
+        )
+        return JSONResponse({"station_id": station_id, "revoked_at": now.isoformat()})
+
+    @router.post(
+        "/api/v1/hq/stations/{station_id}/rotate",
+        summary="A new token (shown once)",
+        responses=error_responses("station.unknown"),
+    )
+    def rotate_station(request: Request, station_id: str, user: Admin) -> JSONResponse:
+        context = cloud_context(request)
+        now = context.now()
+        token = context.ledger.db.transact(
+            lambda conn: station_admin.rotate_station_token(
+                conn, station_id, actor=user.name, now=now
+            )
+        )
+        return _token_answer(station_id, token, 200)
+
+    @router.get("/hq/stations", response_class=HTMLResponse, include_in_schema=False)
+    def stations_page(
+        request: Request,
+        user: PageReader,
+        health: HealthParam = None,
+        q: SearchParam = None,
+        sort: SortParam = "id",
+        desc: bool = False,
+    ) -> HTMLResponse:
+        rows = _rows(request, health, q, sort, desc)
+        every = rows if not health and not q else _rows(request, None, None, "id", False)
+        return render(
+            request,
+            "hq_stations.html",
+            user,
+            {
+                "active": "stations",
+                "rows": [_shown(row) for row in rows],
+                "counts": station_admin.health_counts(every),
+                "total": len(every),
+                "health": health,
+                "q": q or "",
+                "sort": sort,
+                "desc": desc,
+            },
+        )
+
+    @router.get("/hq/stations/{station_id}", response_class=HTMLResponse, include_in_schema=False)
+    def station_page(request: Request, station_id: str, user: PageReader) -> HTMLResponse:
+        context = cloud_context(request)
+        now = context.now()
+        detail = context.ledger.db.read(
+            lambda conn: station_admin.station_detail(conn, station_id, now)
+        )
+        days = [
+            {**day, "litres": day["litres_ml"] // 1000, "amount_yuan": day["amount_fen"] // 100}
+            for day in detail["sales_days"]
+        ]
+        return render(
+            request,
+            "hq_stations_detail.html",
+            user,
+            {"active": "stations", "s": _shown(detail), "days": days},
+        )
+
+    return router

@@ -6,27 +6,25 @@ password keeps its slot; a right one gives back that name's slots from that addr
 tables forget keys whose attempts aged out and never hold more than `max_keys` keys, so a
 flood of invented names cannot grow memory without bound.
 
-`HashSlots` lets at most `size` argon2 hashes run at once (19 MiB each), on threads of its
-own; a sign-in finding every slot busy is refused at once rather than queued.
+`HashSlots` (cloud_sync.core.hash_slots, shared with the station's cashier page) lets at most
+`size` argon2 hashes run at once; a sign-in finding every slot busy is refused at once.
 
-The same ideas as the station's cashier page, written for the cloud (which never imports the
-station).
+The limiter follows the station's cashier page but bounds its tables by evicting the oldest
+keys, and has no `retry_after`; the cloud never imports the station.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+
+from cloud_sync.core.hash_slots import HashSlots
 
 __all__ = ["HashSlots", "LoginLimiter"]
 
-_T = TypeVar("_T")
 _Table = dict[str, deque[tuple[float, str]]]
 
 
@@ -116,37 +114,3 @@ class LoginLimiter:
             while len(table) >= self.max_keys:
                 oldest = min(table, key=lambda k: table[k][-1][0])
                 del table[oldest]
-
-
-@dataclass
-class HashSlots:
-    size: int = 2
-    _semaphore: threading.Semaphore = field(init=False)
-    _executor: ThreadPoolExecutor | None = field(init=False, default=None)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    busy: int = 0
-    most_busy: int = 0  # the most hashes ever in flight together (tests, metrics)
-
-    def __post_init__(self) -> None:
-        self._semaphore = threading.BoundedSemaphore(self.size)
-
-    def try_acquire(self) -> bool:
-        if not self._semaphore.acquire(blocking=False):
-            return False
-        with self._lock:
-            self.busy += 1
-            self.most_busy = max(self.most_busy, self.busy)
-        return True
-
-    def release(self) -> None:
-        with self._lock:
-            self.busy -= 1
-        self._semaphore.release()
-
-    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
-        """Run `work(*args)` on the hashing threads (hold a slot first)."""
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="hq-hash")
-            executor = self._executor
-        return await asyncio.get_running_loop().run_in_executor(executor, work, *args)

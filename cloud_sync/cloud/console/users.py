@@ -6,6 +6,7 @@ once) is hashed within the console's hashing slots.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
@@ -119,6 +120,26 @@ async def _page(
     return render(request, "hq_users.html", user, context, status_code=status)
 
 
+async def _outcome(
+    request: Request,
+    user: HqUser,
+    work: Awaitable[tuple[dict[str, Any], str | None]],
+    done: tuple[str, str],
+    secret: tuple[str, str],
+) -> Response:
+    """The users page after a form's change: a refusal as the error, else `done` (zh, en)
+    with the user's name and, once, a password made for them."""
+    zh = request.cookies.get("lang") != "en"
+    try:
+        row, shown = await work
+    except (LedgerError, ApiProblem) as exc:
+        return await _page(request, user, error=str(exc), status=422)
+    text = f"{done[0]} {row['name']}。" if zh else f"{done[1]} {row['name']}."
+    if shown:
+        text += f" {secret[0] if zh else secret[1]}: {shown}"
+    return await _page(request, user, notice=text)
+
+
 def users_router() -> APIRouter:
     router = APIRouter(tags=["HQ console"])
 
@@ -160,15 +181,8 @@ def users_router() -> APIRouter:
         role: Annotated[str, Form(max_length=16)] = "auditor",
         password: Annotated[str, Form(max_length=MAX_PASSWORD)] = "",
     ) -> Response:
-        zh = request.cookies.get("lang") != "en"
-        try:
-            added, shown = await _add(request, user, name.strip(), role, password or None)
-        except (LedgerError, ApiProblem) as exc:
-            return await _page(request, user, error=str(exc), status=422)
-        text = f"已添加 {added['name']}。" if zh else f"Added {added['name']}."
-        if shown:
-            text += f" {'初始密码' if zh else 'Password'}: {shown}"
-        return await _page(request, user, notice=text)
+        added = _add(request, user, name.strip(), role, password or None)
+        return await _outcome(request, user, added, ("已添加", "Added"), ("初始密码", "Password"))
 
     @router.post("/hq/users/{name}", include_in_schema=False)
     async def users_change(
@@ -178,7 +192,6 @@ def users_router() -> APIRouter:
         action: Annotated[str, Form(max_length=16)] = "",
         role: Annotated[str | None, Form(max_length=16)] = None,
     ) -> Response:
-        zh = request.cookies.get("lang") != "en"
         changes = {
             "role": UserChange.model_validate({"role": role}) if role in ROLES else None,
             "disable": UserChange(disabled=True),
@@ -188,13 +201,9 @@ def users_router() -> APIRouter:
         change = changes.get(action)
         if change is None:
             return await _page(request, user, error="unknown action or role", status=422)
-        try:
-            changed, shown = await _change(request, user, name, change)
-        except (LedgerError, ApiProblem) as exc:
-            return await _page(request, user, error=str(exc), status=422)
-        text = f"已更新 {changed['name']}。" if zh else f"Updated {changed['name']}."
-        if shown:
-            text += f" {'新密码' if zh else 'New password'}: {shown}"
-        return await _page(request, user, notice=text)
+        changed = _change(request, user, name, change)
+        return await _outcome(
+            request, user, changed, ("已更新", "Updated"), ("新密码", "New password")
+        )
 
     return router

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, insert, select
 
 from .schema import hq_audit
 
-__all__ = ["audit_entries", "record_audit"]
+__all__ = ["audit_actions", "audit_entries", "record_audit"]
 
 
 def _json(value: Any) -> str | None:
@@ -53,10 +53,13 @@ def audit_entries(
     actor: str | None = None,
     action: str | None = None,
     target: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
     before_id: int | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """The newest entries first, filtered; page with `before_id` (the last row's id)."""
+    """Newest first, filtered; `until_ms` is exclusive; page on with `before_id` (the last
+    row's id). The audit screen and the CLI read through this one query."""
     stmt = select(hq_audit).order_by(hq_audit.c.audit_id.desc()).limit(limit)
     if actor:
         stmt = stmt.where(hq_audit.c.actor == actor)
@@ -64,6 +67,10 @@ def audit_entries(
         stmt = stmt.where(hq_audit.c.action == action)
     if target:
         stmt = stmt.where(hq_audit.c.target == target)
+    if since_ms is not None:
+        stmt = stmt.where(hq_audit.c.at_ms >= since_ms)
+    if until_ms is not None:
+        stmt = stmt.where(hq_audit.c.at_ms < until_ms)
     if before_id is not None:
         stmt = stmt.where(hq_audit.c.audit_id < before_id)
     rows = []
@@ -73,3 +80,9 @@ def audit_entries(
             entry[key] = orjson.loads(entry[key]) if entry[key] is not None else None
         rows.append(entry)
     return rows
+
+
+def audit_actions(conn: Connection) -> list[str]:
+    """Every action the log holds, for the audit screen's filter menu."""
+    stmt = select(hq_audit.c.action).distinct().order_by(hq_audit.c.action)
+    return [str(value) for value in conn.execute(stmt).scalars()]

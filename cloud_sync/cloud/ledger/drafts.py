@@ -41,6 +41,7 @@ __all__ = [
     "save_draft",
     "top_version",
     "validate_document",
+    "versions_with_pulls",
 ]
 
 MAX_NAME_CHARS = 80
@@ -127,33 +128,54 @@ def save_draft(
             conn, actor=actor, action="rules.draft", target=draft_id, at=now, after=_summary(row)
         )
         return draft_row(conn, draft_id)
-    before = draft_row(conn, draft_id)
-    if before["status"] == "published":
+    before = _unpublished(conn, draft_id)
+    edit: dict[str, Any] = {
+        "name": parsed.name,
+        "document": document,
+        "document_hash": digest,
+        "status": "draft",
+        "updated_at": at,
+        "approved_by": None,
+        "approved_at": None,
+        "approved_hash": None,
+    }
+    if before["document_hash"] == digest:
+        edit = {}  # the same text again: audited, the approval kept
+    return _changed(conn, before, actor=actor, action="rules.draft_edit", now=now, **edit)
+
+
+def _unpublished(conn: Connection, draft_id: str) -> dict[str, Any]:
+    """The draft's row; refused once it is published (a published draft never changes)."""
+    draft = draft_row(conn, draft_id)
+    if draft["status"] == "published":
         raise LedgerError("rules.draft_published", f"draft {draft_id} is published already")
-    if before["document_hash"] != digest:
-        conn.execute(
-            update(rule_drafts)
-            .where(rule_drafts.c.draft_id == draft_id)
-            .values(
-                name=parsed.name,
-                document=document,
-                document_hash=digest,
-                status="draft",
-                updated_at=at,
-                approved_by=None,
-                approved_at=None,
-                approved_hash=None,
-            )
-        )
+    return draft
+
+
+def _changed(
+    conn: Connection,
+    before: dict[str, Any],
+    *,
+    actor: str,
+    action: str,
+    now: datetime,
+    noted: dict[str, Any] | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """Write `values` into the draft's row (if any) and audit before/after, `noted` added to
+    the after, in the caller's transaction; the row as it is now."""
+    draft_id = before["draft_id"]
+    if values:
+        conn.execute(update(rule_drafts).where(rule_drafts.c.draft_id == draft_id).values(values))
     after = draft_row(conn, draft_id)
     record_audit(
         conn,
         actor=actor,
-        action="rules.draft_edit",
+        action=action,
         target=draft_id,
         at=now,
         before=_summary(before),
-        after=_summary(after),
+        after={**_summary(after), **(noted or {})},
     )
     return after
 
@@ -184,9 +206,7 @@ def approve_draft(
 ) -> dict[str, Any]:
     """Maker-checker: the approver is never the drafter; the approval names the hash."""
     actor = _actor(by)
-    draft = draft_row(conn, draft_id)
-    if draft["status"] == "published":
-        raise LedgerError("rules.draft_published", f"draft {draft_id} is published already")
+    draft = _unpublished(conn, draft_id)
     if draft["drafted_by"] == actor:
         raise LedgerError("rules.self_approval", "you drafted this: another admin approves it")
     if expected_hash is not None and expected_hash != draft["document_hash"]:
@@ -195,27 +215,17 @@ def approve_draft(
         raise LedgerError(
             "rules.backtest_needed", "run a backtest of this version of the draft first"
         )
-    conn.execute(
-        update(rule_drafts)
-        .where(rule_drafts.c.draft_id == draft_id)
-        .values(
-            status="approved",
-            approved_by=actor,
-            approved_at=now.isoformat(),
-            approved_hash=draft["document_hash"],
-        )
-    )
-    after = draft_row(conn, draft_id)
-    record_audit(
+    return _changed(
         conn,
+        draft,
         actor=actor,
         action="rules.approve",
-        target=draft_id,
-        at=now,
-        before=_summary(draft),
-        after=_summary(after),
+        now=now,
+        status="approved",
+        approved_by=actor,
+        approved_at=now.isoformat(),
+        approved_hash=draft["document_hash"],
     )
-    return after
 
 
 def publish_draft(
@@ -246,27 +256,18 @@ def publish_draft(
     version, created = publish_document(conn, draft["document"], signature, signing_key_id, now)
     if created:
         append_changes(db, conn, [("ruleset", str(version))], now)
-    conn.execute(
-        update(rule_drafts)
-        .where(rule_drafts.c.draft_id == draft_id)
-        .values(
-            status="published",
-            published_version=version,
-            published_by=actor,
-            published_at=now.isoformat(),
-        )
-    )
-    after = draft_row(conn, draft_id)
-    record_audit(
+    return _changed(
         conn,
+        draft,
         actor=actor,
         action="rules.publish",
-        target=draft_id,
-        at=now,
-        before=_summary(draft),
-        after={**_summary(after), "version": version},
+        now=now,
+        noted={"version": version},
+        status="published",
+        published_version=version,
+        published_by=actor,
+        published_at=now.isoformat(),
     )
-    return after
 
 
 def list_versions(conn: Connection) -> dict[str, Any]:
@@ -396,3 +397,13 @@ def pull_status(conn: Connection) -> dict[int, dict[str, list[str]]]:
         pulled = [s for s in enrolled if cursors.get(s, -1) >= change_id]
         out[version] = {"pulled": pulled, "waiting": [s for s in enrolled if s not in pulled]}
     return out
+
+
+def versions_with_pulls(conn: Connection) -> dict[str, Any]:
+    """`list_versions`, each published version with the stations that pulled it or not
+    (the rules screen and its API show the same)."""
+    found = list_versions(conn)
+    pulls = pull_status(conn)
+    for row in found["published"]:
+        row["pulls"] = pulls.get(row["version"], {"pulled": [], "waiting": []})
+    return found

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, literal_column, select, update
@@ -47,6 +47,7 @@ __all__ = [
     "HEALTHS",
     "SORTS",
     "Health",
+    "Sort",
     "enrol_station",
     "health_counts",
     "health_of",
@@ -58,7 +59,8 @@ __all__ = [
 
 Health = Literal["online", "late", "offline", "never"]
 HEALTHS: Final[tuple[Health, ...]] = ("online", "late", "offline", "never")
-SORTS: Final = (
+# The columns a list sorts by (the console's query parameter is this type too).
+Sort = Literal[
     "id",
     "name",
     "health",
@@ -69,7 +71,9 @@ SORTS: Final = (
     "open_flags",
     "quarantined",
     "allowance_remaining",
-)
+]
+SORTS: Final[tuple[str, ...]] = get_args(Sort)
+_SORT_FIELD: Final = {"variance": "variance_points"}  # a row's variance is its points
 CHAIN_TZ: Final = ZoneInfo("Asia/Shanghai")  # the days of agg_sales_day
 _LATE: Final = timedelta(hours=1)
 _OFFLINE: Final = timedelta(hours=24)
@@ -285,6 +289,7 @@ def _with_clock(row: dict[str, Any], newest: int | None, now: datetime) -> dict[
 
 
 def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
+    sort = _SORT_FIELD.get(sort, sort)
     if sort == "health":
         return lambda row: (HEALTHS.index(row["health"]), row["id"])
     if sort in ("id", "name", "last_push_at"):

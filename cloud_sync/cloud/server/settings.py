@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from ipaddress import ip_network
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cloud_sync.cloud.ledger.trust import StationLimits, TrustPolicy
+from cloud_sync.core.networks import ip_networks
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -80,12 +80,7 @@ class CloudSection(_Strict):
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ip_network(entry, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{entry!r} is not an IP address or network") from exc
-        return value
+        return ip_networks(value)
 
     @field_validator("database_url")
     @classmethod

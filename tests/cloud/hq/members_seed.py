@@ -3,7 +3,6 @@ a redemption, a tier change; on SQLite and PostgreSQL (the `cloud_db_url` fixtur
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +10,11 @@ import pytest
 
 from cloud_sync.cloud.ledger import CloudLedger
 from cloud_sync.core.privacy import MemberKeys
+from tests.cloud.ledger.conftest import chain_keys, ledger
 from tests.cloud.ledger.fake_station import RULES_TEXT, SHANGHAI, FakeStation, member_id
+
+# The ledger fixtures are the ledger tests' own (a fresh ledger per test, both backends).
+__all__ = ["NAME", "NOW", "PHONE", "PLATE", "Seeded", "chain_keys", "ledger", "seed", "seeded"]
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)
 PHONE = "13800138000"
@@ -27,20 +30,6 @@ class Seeded:
     other: str
     s1: FakeStation
     s2: FakeStation
-
-
-@pytest.fixture
-def chain_keys() -> MemberKeys:
-    return MemberKeys.generate("chain-1")
-
-
-@pytest.fixture
-def ledger(cloud_db_url: str, chain_keys: MemberKeys) -> Iterator[CloudLedger]:
-    opened = CloudLedger.open(cloud_db_url, chain_keys=chain_keys)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def seed(ledger: CloudLedger, keys: MemberKeys) -> Seeded:

@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 from cloud_sync.cloud.ledger import CloudLedger
 from cloud_sync.cloud.server.app import build_cloud_app
 from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
-from cloud_sync.cloud.server.settings import CloudSettings
 from tests.cloud.ledger.fake_station import RULES_TEXT, FakeStation
 from tests.cloud.server.helpers import ADMIN_TOKEN
 from tests.support import FakeClock
+
+from .support import cloud_settings
 
 __all__ = ["ADMIN", "START", "HqCloud", "hq_cloud", "seed_chain"]
 
@@ -46,15 +47,7 @@ class HqCloud:
 
 @contextmanager
 def hq_cloud(directory: Path, database_url: str) -> Iterator[HqCloud]:
-    settings = CloudSettings.model_validate(
-        {
-            "cloud": {
-                "data_dir": str(directory / "cloud"),
-                "database_url": database_url,
-                "admin_token": ADMIN_TOKEN,
-            }
-        }
-    )
+    settings = cloud_settings(directory, database_url)
     keys = load_or_create_chain_keys(settings.data_dir)
     clock = FakeClock(START)
     ledger = CloudLedger.open(settings.database_url, chain_keys=keys)

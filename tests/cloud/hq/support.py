@@ -24,7 +24,7 @@ from cloud_sync.cloud.server.settings import CloudSettings
 from tests.cloud.server.helpers import ADMIN_TOKEN
 from tests.support import FakeClock
 
-__all__ = ["ADMIN_TOKEN", "PASSWORDS", "Console", "add_user", "console", "login"]
+__all__ = ["ADMIN_TOKEN", "PASSWORDS", "Console", "add_user", "cloud_settings", "console", "login"]
 
 PASSWORDS = {
     "alice": ("admin", "alice-password-1"),
@@ -49,6 +49,12 @@ class Console:
     def client(self) -> TestClient:
         return TestClient(self.app, follow_redirects=False)
 
+    def signed_in(self, name: str) -> TestClient:
+        """A client with `name`'s session (signed in through the form)."""
+        client = self.client()
+        login(client, name)
+        return client
+
     def admin_headers(self, actor: str = "robot") -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-HQ-Actor": actor}
 
@@ -56,19 +62,20 @@ class Console:
         return self.ledger.db.read(lambda conn: audit_entries(conn, limit=1000))
 
 
+def cloud_settings(directory: Path, database_url: str, **sections: Any) -> CloudSettings:
+    """The cloud's settings: data under `directory`/cloud, the admin token, `sections` added."""
+    cloud = {
+        "data_dir": str(directory / "cloud"),
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+    }
+    return CloudSettings.model_validate({"cloud": cloud, **sections})
+
+
 @contextmanager
 def console(directory: Path, database_url: str, **hq: Any) -> Iterator[Console]:
     """The cloud app with `[hq]` set to `hq`, and alice (admin), mark, audrey signed up."""
-    settings = CloudSettings.model_validate(
-        {
-            "cloud": {
-                "data_dir": str(directory / "cloud"),
-                "database_url": database_url,
-                "admin_token": ADMIN_TOKEN,
-            },
-            "hq": hq,
-        }
-    )
+    settings = cloud_settings(directory, database_url, hq=hq)
     keys = load_or_create_chain_keys(settings.data_dir)
     signing_key = load_or_create_signing_key(settings.data_dir)
     clock = FakeClock(START)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from cloud_sync.cloud.ledger.audit import record_audit
 
-from .support import Console, console, login
+from .support import Console, console
 
 DAY1 = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
 
@@ -77,8 +77,7 @@ def test_filters_by_actor_action_target_and_day(hq: Console) -> None:
 
 def test_every_role_reads_the_audit_page(hq: Console) -> None:
     for name in ("audrey", "mark", "alice"):
-        client = hq.client()
-        login(client, name)
+        client = hq.signed_in(name)
         page = client.get("/hq/audit")
         assert page.status_code == 200, name
         assert "审计日志" in page.text
@@ -88,8 +87,7 @@ def test_every_role_reads_the_audit_page(hq: Console) -> None:
 
 
 def test_the_page_filters_pages_on_and_exports_what_it_shows(hq: Console) -> None:
-    client = hq.client()
-    login(client, "audrey")
+    client = hq.signed_in("audrey")
     page = client.get("/hq/audit?actor=alice&action=rules.draft")
     assert page.status_code == 200
     assert 'value="rules.draft" selected' in page.text
@@ -118,8 +116,7 @@ def test_the_page_filters_pages_on_and_exports_what_it_shows(hq: Console) -> Non
 
 
 def test_a_bad_day_on_the_page_is_a_message_not_a_crash(hq: Console) -> None:
-    client = hq.client()
-    login(client, "audrey")
+    client = hq.signed_in("audrey")
     page = client.get("/hq/audit?from=yesterday")
     assert page.status_code == 200
     assert "YYYY-MM-DD" in page.text

@@ -4,62 +4,27 @@ test-artifacts/hq-screens/ to be looked at."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support import free_port
+from tests.browser import browser, serve_in_thread  # noqa: F401 - the shared chromium fixture
 
 from .support import PASSWORDS, console
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "hq-screens"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[str]:
     """The console served by uvicorn on a free port, over a SQLite ledger."""
-    with console(tmp_path, f"sqlite:///{tmp_path / 'cloud.sqlite3'}") as hq:
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(hq.app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the console did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+    with (
+        console(tmp_path, f"sqlite:///{tmp_path / 'cloud.sqlite3'}") as hq,
+        serve_in_thread(hq.app, lifespan="auto", start_s=20) as url,
+    ):
+        yield url
 
 
 def _shot(page: Page, name: str) -> None:
@@ -67,7 +32,10 @@ def _shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def test_sign_in_see_who_you_are_manage_users_and_sign_out(site: str, browser: Browser) -> None:
+def test_sign_in_see_who_you_are_manage_users_and_sign_out(
+    site: str,
+    browser: Browser,  # noqa: F811 - the fixture imported above
+) -> None:
     page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
     page.goto(f"{site}/hq/users")
     expect(page).to_have_url(f"{site}/hq/login?next=%2Fhq%2Fusers")

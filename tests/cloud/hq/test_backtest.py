@@ -4,7 +4,6 @@ rate's expected difference, the fast pricer equal to price_sale on every sale.""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,28 +17,17 @@ from cloud_sync.cloud.ledger.drafts import save_draft
 from cloud_sync.cloud.ledger.schema import sales
 from cloud_sync.core.pricing import SaleFacts, price_sale
 from cloud_sync.core.privacy import MemberKeys
+from tests.cloud.ledger.conftest import chain_keys, ledger
 from tests.cloud.ledger.fake_station import RULES, RULES_TEXT
 
 from .seed import END, NOW, START, Seeded, rules_with, seed_month
 
-
-@pytest.fixture
-def keys() -> MemberKeys:
-    return MemberKeys.generate("chain-1")
+__all__ = ["chain_keys", "ledger"]  # the ledger tests' fixtures: a fresh ledger, both backends
 
 
 @pytest.fixture
-def ledger(cloud_db_url: str, keys: MemberKeys) -> Iterator[CloudLedger]:
-    opened = CloudLedger.open(cloud_db_url, chain_keys=keys)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def seeded(ledger: CloudLedger, keys: MemberKeys) -> Seeded:
-    return seed_month(ledger, keys)
+def seeded(ledger: CloudLedger, chain_keys: MemberKeys) -> Seeded:
+    return seed_month(ledger, chain_keys)
 
 
 def _backtest(ledger: CloudLedger, document: str, station: str | None = None) -> dict[str, object]:

@@ -50,19 +50,25 @@ def _draft(ledger: CloudLedger, document: str, by: str = "mia") -> str:
     return str(row["draft_id"])
 
 
-def _backtest(ledger: CloudLedger, draft_id: str) -> None:
-    test_id = ledger.db.transact(
-        lambda c: start_backtest(
-            c,
-            draft_id=draft_id,
-            window_from=START,
-            window_to=END,
-            station_id=None,
-            by="mia",
-            now=NOW,
+def _start(ledger: CloudLedger, draft_id: str, at: datetime = NOW) -> str:
+    """mia starts a chain-wide backtest of the window; its id."""
+    return str(
+        ledger.db.transact(
+            lambda c: start_backtest(
+                c,
+                draft_id=draft_id,
+                window_from=START,
+                window_to=END,
+                station_id=None,
+                by="mia",
+                now=at,
+            )
         )
     )
-    run_backtest(ledger.db, ledger.rules, test_id, lambda: NOW)
+
+
+def _backtest(ledger: CloudLedger, draft_id: str) -> None:
+    run_backtest(ledger.db, ledger.rules, _start(ledger, draft_id), lambda: NOW)
 
 
 def _approve(ledger: CloudLedger, draft_id: str, by: str) -> None:
@@ -171,19 +177,7 @@ def test_one_backtest_at_a_time_per_draft_and_a_stale_one_is_cleared(ledger: Clo
     draft_id = _draft(ledger, rules_with())
 
     def start(at: datetime) -> str:
-        return str(
-            ledger.db.transact(
-                lambda c: start_backtest(
-                    c,
-                    draft_id=draft_id,
-                    window_from=START,
-                    window_to=END,
-                    station_id=None,
-                    by="mia",
-                    now=at,
-                )
-            )
-        )
+        return _start(ledger, draft_id, at)
 
     first = start(NOW)
     _refused("backtest.running", lambda: start(NOW + timedelta(minutes=5)))

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browser import browser  # noqa: F401 - the shared chromium fixture
 from tests.cloud.chain import ADMIN_TOKEN, CloudProcess
 
 from .members_seed import PHONE, seed
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENS = Path(__file__).resolve().parents[3] / "test-artifacts" / "hq-screens"
 BAD_SHEET = (
     "手机号,车牌,姓名,期初积分\r\n"
@@ -23,26 +23,6 @@ BAD_SHEET = (
     "13900000003,京AI2345,坏车牌,0\r\n"
     "13900000001,,重复,0\r\n"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -61,7 +41,9 @@ def cloud(tmp_path: Path) -> Iterator[tuple[CloudProcess, str]]:
 
 
 def test_search_open_adjust_and_dry_run_an_import(
-    browser: Browser, cloud: tuple[CloudProcess, str], tmp_path: Path
+    browser: Browser,  # noqa: F811 - the fixture imported above
+    cloud: tuple[CloudProcess, str],
+    tmp_path: Path,
 ) -> None:
     process, member = cloud
     SCREENS.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from cloud_sync.cloud.ledger import CloudLedger
 from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys
+from tests.browser import browser  # noqa: F401 - the shared chromium fixture
 from tests.cloud.chain import ADMIN_TOKEN, CloudProcess
-from tests.web.conftest import browser  # noqa: F401 - the shared chromium fixture
 
 from .seed import seed_month
 

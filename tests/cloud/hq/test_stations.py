@@ -57,6 +57,12 @@ def test_the_list_shows_each_stations_figures(cloud: HqCloud) -> None:
     assert (one["variance_points"], one["variance_sales"]) == (40, 1)
     report = cloud.ledger.db.read(variance_report)
     assert sum(r["variance"] for r in report if r["station_id"] == "S001") == 40
+    # Sorting by the variance column sorts by its points (S002 has none).
+    assert [r["id"] for r in _list(cloud, sort="variance")["stations"]] == ["S002", "S001"]
+    assert [r["id"] for r in _list(cloud, sort="variance", desc=True)["stations"]] == [
+        "S001",
+        "S002",
+    ]
     assert (one["open_flags"], one["suspended"], one["quarantined"]) == (2, False, 1)
     assert two["health"] == "never" and two["high_water"] is None
     assert two["rule_version"] is None and two["allowance_points"] is None

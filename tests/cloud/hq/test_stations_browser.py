@@ -4,17 +4,13 @@ enrol form showing the token once) and a station's page with its chart; screensh
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, expect
 
-from tests.support import free_port
-from tests.web.conftest import browser  # noqa: F401 - the shared chromium fixture
+from tests.browser import browser, serve_in_thread  # noqa: F401 - the shared chromium fixture
 
 from .stations_support import ADMIN, HqCloud, hq_cloud, seed_chain
 
@@ -26,23 +22,8 @@ def served(cloud_db_url: str, tmp_path: Path) -> Iterator[tuple[str, HqCloud]]:
     with hq_cloud(tmp_path, cloud_db_url) as cloud:
         seed_chain(cloud)
         cloud.clock.advance(hours=2)  # S001 late, S002 never
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                cloud.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started
-        try:
-            yield f"http://127.0.0.1:{port}", cloud
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serve_in_thread(cloud.app) as url:
+            yield url, cloud
 
 
 def test_the_stations_list_and_a_stations_page(
