@@ -35,6 +35,7 @@ from .schema import (
     member_activity,
     member_days,
     members,
+    rfm_snapshots,
     sales,
 )
 
@@ -131,8 +132,9 @@ def fill(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> None:
 
 
 def rebuild(conn: Connection) -> None:
-    """Replace every aggregate with what the ledger says (migration 3, and by hand)."""
-    for table in AGGREGATE_TABLES:
+    """Replace every aggregate with what the ledger says (migration 3, and by hand); the RFM
+    snapshots go too (their days may follow a new time zone): the next view recomputes."""
+    for table in (*AGGREGATE_TABLES, rfm_snapshots):
         conn.execute(delete(table))
     fill(conn)
 

@@ -40,7 +40,12 @@ def test_the_list_shows_each_stations_figures(cloud: HqCloud) -> None:
     cloud.clock.advance(minutes=5)
     rows = _by_id(_list(cloud))
     one, two = rows["S001"], rows["S002"]
-    assert (one["name"], one["health"], one["epoch"], one["high_water"]) == ("东站", "online", 1, 11)
+    assert (one["name"], one["health"], one["epoch"], one["high_water"]) == (
+        "东站",
+        "online",
+        1,
+        11,
+    )
     assert one["keys_uploaded_at"] is not None and two["keys_uploaded_at"] is None
     assert (one["rule_version"], one["newest_version"], one["rule_current"]) == (3, 3, True)
     # 100 redeemed within the allowance; the 10 without one is flagged, not counted in it.
