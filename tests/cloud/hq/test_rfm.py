@@ -120,9 +120,11 @@ def test_segments_equal_the_definition_over_the_raw_sales(
 ) -> None:
     _seed(ledger, chain_keys)
     for end in (END, END - timedelta(days=20)):
-        got, want = ledger.db.transact(
-            lambda conn, end=end: (member_reports.rfm(conn, end, NOW), _by_definition(conn, end))
-        )
+
+        def both(conn: Connection, end: date = end) -> tuple[dict[str, Any], dict[str, Any]]:
+            return member_reports.rfm(conn, end, NOW), _by_definition(conn, end)
+
+        got, want = ledger.db.transact(both)
         assert _shape(got) == want
         assert sum(want["segments"].values()) == 20  # m99 merged: counted once, under m5
         assert got["as_of"] == NOW.isoformat(timespec="seconds")
