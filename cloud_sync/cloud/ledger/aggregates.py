@@ -59,6 +59,7 @@ from .schema import (
     agg_points_month,
     agg_sales_day,
     agg_sales_hour,
+    agg_tier_month,
     member_activity,
     member_days,
     settings,
@@ -81,6 +82,8 @@ __all__ = [
     "count_visits",
     "set_chain_timezone",
     "tally_book",
+    "tier_moved",
+    "tier_moves",
     "write",
 ]
 
@@ -108,6 +111,7 @@ AGGREGATE_TABLES: Final[tuple[Table, ...]] = (
     agg_active_day,
     member_days,
     member_activity,
+    agg_tier_month,
 )
 MEMBER_PREFIX: Final = "member:"
 _CHUNK: Final = 500
@@ -358,7 +362,9 @@ def write(
     """Add a tally to the tables (`into`: AGGREGATE_TABLES or their likes, in that order);
     then fold merged members' activity into their survivors. `fresh`: one page of a rebuild,
     whose visits go in where absent and whose active counts `count_visits` makes at the end."""
-    sales_day, sales_hour, points_day, points_month, members_days, active_day, days, activity = into
+    sales_day, sales_hour, points_day, points_month, members_days, active_day, days, activity = (
+        into[:8]
+    )
     _upsert_add(
         conn,
         sales_day,
@@ -452,6 +458,30 @@ def count_visits(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> 
     )
     per_day = select(days.c.day, func.count(func.distinct(days.c.member_id))).group_by(days.c.day)
     conn.execute(insert(active_day).from_select(["day", "active"], per_day))
+
+
+def tier_moved(zone: ZoneInfo, at: datetime, previous: str | None, tier: str) -> tuple[str, ...]:
+    """A member.tier_changed event's key in agg_tier_month: its month in the chain's zone and
+    the tiers as the event names them ('' for none); () when it names no change."""
+    before = previous or ""
+    if before == tier:
+        return ()
+    return (at.astimezone(zone).strftime("%Y-%m"), before, tier)
+
+
+def tier_moves(
+    conn: Connection, moves: Counter[tuple[str, ...]], into: Table = agg_tier_month
+) -> None:
+    """Add tier changes per (month, from, to): as each event is applied, and by a rebuild."""
+    _upsert_add(
+        conn,
+        into,
+        ("month", "from_tier", "to_tier"),
+        [
+            {"month": m, "from_tier": f, "to_tier": t, "changes": n}
+            for (m, f, t), n in moves.items()
+        ],
+    )
 
 
 def _fold(conn: Connection, loser: str, survivor: str) -> None:

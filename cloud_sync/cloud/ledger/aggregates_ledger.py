@@ -6,11 +6,16 @@ with the flushes' own upsert-add (aggregates.py), the database counting the acti
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Column, Connection, MetaData, Row, Select, Table, delete, func, or_, select
+
+from cloud_sync.core.events import MemberTierChanged
 
 from .aggregates import (
     AGGREGATE_TABLES,
@@ -20,6 +25,8 @@ from .aggregates import (
     chain_zone,
     contributes,
     count_visits,
+    tier_moved,
+    tier_moves,
     write,
 )
 from .schema import (
@@ -29,6 +36,8 @@ from .schema import (
     agg_points_month,
     agg_sales_day,
     agg_sales_hour,
+    agg_tier_month,
+    events,
     journals,
     lines,
     lots,
@@ -121,6 +130,22 @@ def _journals(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
         yield tally
 
 
+def _tier_changes(conn: Connection, zone: ZoneInfo) -> Iterator[Counter[tuple[str, ...]]]:
+    """Applied member.tier_changed events, read back as the handler read them."""
+    stmt = select(events.c.id, events.c.body, events.c.received_at).where(
+        events.c.status == "applied", events.c.kind == MemberTierChanged.kind
+    )
+    for page in _pages(conn, stmt, events.c.id):
+        moves: Counter[tuple[str, ...]] = Counter()
+        for row in page:
+            e = MemberTierChanged.model_validate(json.loads(row.body)["payload"])
+            at = e.at or datetime.fromisoformat(row.received_at)
+            moved = tier_moved(zone, at, e.previous_tier, e.tier)
+            if moved:
+                moves[moved] += 1
+        yield moves
+
+
 def fill(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> None:
     """Add every aggregate derived from the ledger's own rows (members, sales, journals) to
     empty tables, a page at a time: memory stays bounded whatever the ledger's size."""
@@ -129,6 +154,8 @@ def fill(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> None:
         for tally in source(conn, zone):
             write(conn, tally, fresh=True, into=into)
     count_visits(conn, into)
+    for moves in _tier_changes(conn, zone):
+        tier_moves(conn, moves, into[8])
 
 
 def rebuild(conn: Connection) -> None:
@@ -157,6 +184,7 @@ def stored(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]
         "agg_active_day": rows(agg_active_day, 1),
         "member_days": {tuple(r): () for r in conn.execute(select(member_days))},
         "member_activity": rows(member_activity, 1),
+        "agg_tier_month": rows(agg_tier_month, 3),
     }
 
 

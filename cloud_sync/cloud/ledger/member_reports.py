@@ -7,18 +7,22 @@ daily snapshot (rfm.py), computed once per day rather than at every view.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from cloud_sync.core.ruleset import ruleset_in_force
+
 from . import rfm as rfm_snapshot
+from .aggregates import chain_zone
+from .reports_hq import _rulesets
 from .rfm import DAY_MS as _DAY_MS
 from .rfm import SEGMENTS
 from .rfm import end_ms as _end_ms
-from .schema import agg_members_day, member_activity, members
+from .schema import agg_members_day, agg_tier_month, member_activity, members
 
-__all__ = ["SEGMENTS", "activity", "growth", "member_report", "rfm", "tiers"]
+__all__ = ["SEGMENTS", "activity", "growth", "member_report", "rfm", "tier_movements", "tiers"]
 
 
 def growth(conn: Connection, first: date, last: date, station: str | None) -> list[dict[str, Any]]:
@@ -96,6 +100,45 @@ def rfm(conn: Connection, end: date, now: datetime | None = None) -> dict[str, A
     return rfm_snapshot.snapshot(conn, end, now or datetime.now(UTC))
 
 
+def tier_movements(conn: Connection, first: date, last: date) -> dict[str, Any]:
+    """member.tier_changed events per month of the range (agg_tier_month): up or down by the
+    tier order of the rule set in force at the range's end ('' or a tier that rule set does
+    not know ranks below its lowest); `pairs` names each (from, to) with its direction."""
+    at = datetime.combine(last + timedelta(days=1), time(), tzinfo=chain_zone(conn))
+    ruleset = ruleset_in_force(_rulesets(conn), at)
+    order = [] if ruleset is None else [t.code for t in ruleset.tiers]
+
+    def rank(code: str) -> int:
+        return order.index(code) if code in order else -1
+
+    t = agg_tier_month
+    stmt = (
+        select(t.c.month, t.c.from_tier, t.c.to_tier, t.c.changes)
+        .where(t.c.month >= first.strftime("%Y-%m"), t.c.month <= last.strftime("%Y-%m"))
+        .order_by(t.c.month, t.c.from_tier, t.c.to_tier)
+    )
+    months: dict[str, dict[str, Any]] = {}
+    pairs: list[dict[str, Any]] = []
+    for month, before, after, changes in conn.execute(stmt):
+        if not changes:
+            continue
+        up, down = rank(after) > rank(before), rank(after) < rank(before)
+        direction = "up" if up else "down" if down else "same"
+        row = months.setdefault(month, {"month": month, "up": 0, "down": 0})
+        if direction != "same":
+            row[direction] += int(changes)
+        pairs.append(
+            {
+                "month": month,
+                "from": before,
+                "to": after,
+                "direction": direction,
+                "members": int(changes),
+            }
+        )
+    return {"months": list(months.values()), "pairs": pairs}
+
+
 def member_report(
     conn: Connection,
     first: date,
@@ -109,5 +152,6 @@ def member_report(
         "growth": growth(conn, first, last, station),
         "tiers": tiers(conn),
         "activity": activity(conn, last),
+        "tier_movements": tier_movements(conn, first, last),
         "rfm": rfm(conn, last, now),
     }

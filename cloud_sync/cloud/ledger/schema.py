@@ -33,6 +33,7 @@ __all__ = [
     "agg_points_month",
     "agg_sales_day",
     "agg_sales_hour",
+    "agg_tier_month",
     "allowances",
     "backtests",
     "changes",
@@ -583,6 +584,18 @@ agg_points_month = Table(
 )
 Index("ix_member_days_member", member_days.c.member_id, member_days.c.day)
 
+# member.tier_changed events applied, per month (chain's zone) and (from, to) tier pair:
+# the member report's movements; up or down is read with the rule set's tier order.
+agg_tier_month = Table(
+    "agg_tier_month",
+    metadata,
+    Column("month", Text, nullable=False),
+    Column("from_tier", Text, nullable=False),
+    Column("to_tier", Text, nullable=False),
+    Column("changes", BigInteger, nullable=False),
+    PrimaryKeyConstraint("month", "from_tier", "to_tier"),
+)
+
 # RFM as of the end of a chain day (member_reports.rfm): the segment counts, the R × F grid
 # and the monetary scores as JSON, computed once (a job, or the first view of that day) so
 # no page view scans the sales; `computed_ms` is the "as of" the page shows.
@@ -610,4 +623,5 @@ V3_TABLES = (
     agg_active_day,
     agg_points_month,
     rfm_snapshots,
+    agg_tier_month,
 )
