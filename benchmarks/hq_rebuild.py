@@ -52,6 +52,17 @@ def main() -> None:
             began = time.perf_counter()
             problems = ledger.db.read(aggregates_ledger.check)
             checked = time.perf_counter() - began
+            from datetime import UTC, date, datetime  # noqa: PLC0415
+
+            from cloud_sync.cloud.ledger import member_reports  # noqa: PLC0415
+
+            end, now = date(2026, 11, 30), datetime.now(UTC)
+            began = time.perf_counter()
+            ledger.db.transact(lambda conn: member_reports.rfm(conn, end, now))
+            rfm_first = time.perf_counter() - began
+            began = time.perf_counter()
+            ledger.db.read(lambda conn: member_reports.rfm(conn, end, now))
+            rfm_again = time.perf_counter() - began
             result = {
                 "sales": args.sales,
                 "members": args.members,
@@ -59,6 +70,8 @@ def main() -> None:
                 "rebuild_s": round(rebuilt, 1),
                 "check_s": round(checked, 1),
                 "check_problems": len(problems),
+                "rfm_first_view_s": round(rfm_first, 2),
+                "rfm_snapshot_view_ms": round(rfm_again * 1000, 1),
                 "max_rss_mb_before": round(base_rss, 1),
                 "max_rss_mb_after_rebuild": round(rebuild_rss, 1),
                 "max_rss_mb_after_check": round(_rss_mb(), 1),
