@@ -69,17 +69,17 @@ def _statements(shape: ChainShape) -> list[str]:
                    {shape.ruleset_version},
                    CASE WHEN {has_member} THEN {points} END,
                    'recorded', 'dart'
-            FROM generate_series(0, {shape.sales - 1}) AS n""",
+            FROM generate_series(0::bigint, {shape.sales - 1}) AS n""",
         f"""INSERT INTO journals (journal_id, kind, event_id, station_id, member_id, at, booked_at)
             SELECT 'j' || n, 'earn', 'e' || n, {station}, {member},
                    {_ISO.format(t=sale_at)}, {_ISO.format(t=sale_at)}
-            FROM generate_series(0, {shape.sales - 1}) AS n WHERE {has_member}""",
+            FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}""",
         f"""INSERT INTO lines (journal_id, account, points)
             SELECT 'j' || n, 'member:' || {member}, {points}
-            FROM generate_series(0, {shape.sales - 1}) AS n WHERE {has_member}
+            FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}
             UNION ALL
             SELECT 'j' || n, 'points_issued', -({points})
-            FROM generate_series(0, {shape.sales - 1}) AS n WHERE {has_member}""",
+            FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}""",
         f"""INSERT INTO lots (lot_id, member_id, points, remaining, expired, repaid, expires_at,
                 expires_ms, earned_ms, source, sale_id, journal_id)
             SELECT 'l' || n, {member}, {points}, {points}, 0, 0,
@@ -87,7 +87,7 @@ def _statements(shape: ChainShape) -> list[str]:
                    (extract(epoch FROM {sale_at} + interval '12 months') * 1000)::bigint,
                    (extract(epoch FROM {sale_at}) * 1000)::bigint,
                    'earn', 's' || n, 'j' || n
-            FROM generate_series(0, {shape.sales - 1}) AS n WHERE {has_member}""",
+            FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}""",
     ]
 
 

@@ -156,12 +156,76 @@ def aggregates_check(
         raise typer.Exit(1)
 
 
+TimezoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        help="Set the chain's time zone (IANA name, e.g. Asia/Urumqi) and rebuild in its days.",
+    ),
+]
+
+
 @aggregates_app.command("rebuild")
-def aggregates_rebuild(config: ConfigOption, database_url: DatabaseOption = None) -> None:
-    """Replace the aggregates with what the ledger says (one transaction)."""
+def aggregates_rebuild(
+    config: ConfigOption, database_url: DatabaseOption = None, timezone: TimezoneOption = None
+) -> None:
+    """Replace the aggregates with what the ledger says (one transaction); with --timezone,
+    store the chain's zone first, in the same transaction."""
     from cloud_sync.cloud.ledger import aggregates_ledger as aggregates  # noqa: PLC0415
+    from cloud_sync.cloud.ledger.aggregates import set_chain_timezone  # noqa: PLC0415
+
+    if timezone is not None and not 0 < len(timezone) <= 64:
+        fail("--timezone: an IANA time zone name of 1 to 64 characters, e.g. Asia/Shanghai")
+
+    def work(conn: Any) -> None:
+        if timezone is not None:
+            set_chain_timezone(conn, timezone)
+        aggregates.rebuild(conn)
 
     with _refusals(), _ledger(config, database_url) as (_, ledger):
-        ledger.db.transact(aggregates.rebuild)
+        ledger.db.transact(work)
         balances = ledger.db.read(aggregates.ledger_outstanding)
-    typer.echo(f"aggregates rebuilt; outstanding {balances['aggregates']} points")
+    zone = "" if timezone is None else f" in {timezone} days"
+    typer.echo(f"aggregates rebuilt{zone}; outstanding {balances['aggregates']} points")
+
+
+DayOption = Annotated[
+    str | None, typer.Option("--day", help="The day YYYY-MM-DD (default today, chain's zone).")
+]
+
+
+@aggregates_app.command("rfm")
+def aggregates_rfm(
+    config: ConfigOption,
+    database_url: DatabaseOption = None,
+    day: DayOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute RFM as of the end of a day and store its snapshot (run it nightly: the member
+    report then reads it instead of scanning 180 days of sales at its first view)."""
+    from datetime import date  # noqa: PLC0415
+
+    from cloud_sync.cloud.ledger import rfm  # noqa: PLC0415
+    from cloud_sync.cloud.ledger.aggregates import chain_zone  # noqa: PLC0415
+
+    chosen: date | None = None
+    try:
+        chosen = None if day is None else date.fromisoformat(day)
+    except ValueError:
+        fail(f"--day {day!r}: not a date YYYY-MM-DD")
+    now = _now()
+
+    def work(conn: Any) -> Any:
+        end = chosen or now.astimezone(chain_zone(conn)).date()
+        return end, rfm.refresh(conn, end, now)
+
+    with _refusals(), _ledger(config, database_url) as (_, ledger):
+        end, body = ledger.db.transact(work)
+    if as_json:
+        emit({"day": end.isoformat()} | body, as_json=True)
+        return
+    emit_table(
+        [{"segment": s["segment"], "members": s["members"]} for s in body["segments"]],
+        ["segment", "members"],
+    )
+    typer.echo(f"RFM as of the end of {end.isoformat()}, computed {body['as_of']}")

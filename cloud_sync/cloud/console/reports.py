@@ -106,7 +106,7 @@ def report_api(
         if name == "dashboard":
             return rh.dashboard(conn, period, scope, now)
         if name == "members":
-            return mr.member_report(conn, period.start, period.end, scope)
+            return mr.member_report(conn, period.start, period.end, scope, now)
         found = rt.table(conn, name, period, scope, now)
         extra: dict[str, Any] = {}
         if name == "liability":
@@ -286,7 +286,7 @@ def sales_page(
 def _members(
     conn: Connection, now: datetime, period: Period, scope: str | None, lang: str
 ) -> dict[str, Any]:
-    return {"report": mr.member_report(conn, period.start, period.end, scope)}
+    return {"report": mr.member_report(conn, period.start, period.end, scope, now)}
 
 
 @router.get("/hq/reports/members", response_class=HTMLResponse, include_in_schema=False)

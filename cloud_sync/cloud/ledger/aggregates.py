@@ -2,8 +2,8 @@
 
 No report page reads postings or sales (hq-console.md, "Sizes"). Each transaction's Book
 tallies what it books in memory (`tally_book`) and adds it once at its flush (`write`), with
-one upsert-add per table. `compute` derives the very same figures from the ledger itself:
-`rebuild` replaces the tables with them, `check` names every difference.
+one upsert-add per table. aggregates_ledger.py derives the very same figures from the ledger
+itself, page by page: `rebuild` replaces the tables with them, `check` names every difference.
 
 Movements of points (agg_points_day/agg_points_month, `movement` column), each signed as it
 changes members' balances, from the non-member lines of every journal (each sums to zero):
@@ -34,7 +34,19 @@ from typing import TYPE_CHECKING, Any, Final
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -47,6 +59,7 @@ from .schema import (
     agg_points_month,
     agg_sales_day,
     agg_sales_hour,
+    agg_tier_month,
     member_activity,
     member_days,
     settings,
@@ -66,8 +79,11 @@ __all__ = [
     "Tally",
     "chain_zone",
     "contributes",
+    "count_visits",
     "set_chain_timezone",
     "tally_book",
+    "tier_moved",
+    "tier_moves",
     "write",
 ]
 
@@ -95,6 +111,7 @@ AGGREGATE_TABLES: Final[tuple[Table, ...]] = (
     agg_active_day,
     member_days,
     member_activity,
+    agg_tier_month,
 )
 MEMBER_PREFIX: Final = "member:"
 _CHUNK: Final = 500
@@ -307,23 +324,31 @@ def _upsert_add(
 
 
 def _new_visits(
-    conn: Connection, visits: set[tuple[str, str, str]], *, fresh: bool
+    conn: Connection, days: Table, visits: set[tuple[str, str, str]]
 ) -> tuple[list[tuple[str, str, str]], set[tuple[str, str]]]:
     """The visits member_days lacks, and the (day, member) pairs new chain-wide."""
     known: set[tuple[str, str, str]] = set()
-    if not fresh and visits:
+    if visits:
         ids = sorted({m for _, _, m in visits})
-        days = sorted({d for d, _, _ in visits})
+        first, last = min(d for d, _, _ in visits), max(d for d, _, _ in visits)
         for start in range(0, len(ids), _CHUNK):
-            stmt = select(member_days.c.day, member_days.c.station_id, member_days.c.member_id)
-            stmt = stmt.where(
-                member_days.c.member_id.in_(ids[start : start + _CHUNK]),
-                member_days.c.day.in_(days),
+            stmt = select(days.c.day, days.c.station_id, days.c.member_id).where(
+                days.c.member_id.in_(ids[start : start + _CHUNK]),
+                days.c.day >= first,
+                days.c.day <= last,
             )
             known.update((r.day, r.station_id, r.member_id) for r in conn.execute(stmt))
     new = sorted(visits - known)
     seen = {(d, m) for d, _, m in known}
     return new, {(d, m) for d, _, m in new} - seen
+
+
+def _insert_absent(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows whose key the table lacks (a rebuild's visits, page by page)."""
+    stmt = pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+    ignore = stmt.on_conflict_do_nothing()
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(ignore, list(rows[start : start + _CHUNK]))
 
 
 def write(
@@ -332,29 +357,29 @@ def write(
     moves: Sequence[tuple[str, str]] = (),
     *,
     fresh: bool = False,
+    into: Sequence[Table] = AGGREGATE_TABLES,
 ) -> None:
-    """Add a tally to the tables; then fold merged members' activity into their survivors."""
-    _upsert_add(
-        conn,
-        agg_sales_day,
-        ("day", "station_id", "grade"),
-        [
-            dict(zip(agg_sales_day.c.keys(), (*key, *v), strict=True))
-            for key, v in tally.sales.items()
-        ],
+    """Add a tally to the tables (`into`: AGGREGATE_TABLES or their likes, in that order);
+    then fold merged members' activity into their survivors. `fresh`: one page of a rebuild,
+    whose visits go in where absent and whose active counts `count_visits` makes at the end."""
+    sales_day, sales_hour, points_day, points_month, members_days, active_day, days, activity = (
+        into[:8]
     )
     _upsert_add(
         conn,
-        agg_sales_hour,
+        sales_day,
+        ("day", "station_id", "grade"),
+        [dict(zip(sales_day.c.keys(), (*k, *v), strict=True)) for k, v in tally.sales.items()],
+    )
+    _upsert_add(
+        conn,
+        sales_hour,
         ("day", "hour", "station_id"),
-        [
-            dict(zip(agg_sales_hour.c.keys(), (*key, *v), strict=True))
-            for key, v in tally.hours.items()
-        ],
+        [dict(zip(sales_hour.c.keys(), (*k, *v), strict=True)) for k, v in tally.hours.items()],
     )
     for table, counter, period in (
-        (agg_points_day, tally.points_day, "day"),
-        (agg_points_month, tally.points_month, "month"),
+        (points_day, tally.points_day, "day"),
+        (points_month, tally.points_month, "month"),
     ):
         _upsert_add(
             conn,
@@ -365,38 +390,44 @@ def write(
                 for (p, s, m), v in counter.items()
             ],
         )
-    new, chain_new = _new_visits(conn, tally.visits, fresh=fresh)
-    for start in range(0, len(new), _CHUNK):
-        conn.execute(
-            insert(member_days),
-            [
-                {"day": d, "station_id": s, "member_id": m}
-                for d, s, m in new[start : start + _CHUNK]
-            ],
-        )
-    members_day: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    visits = [{"day": d, "station_id": s, "member_id": m} for d, s, m in sorted(tally.visits)]
+    if fresh:
+        _insert_absent(conn, days, visits)
+        new: list[tuple[str, str, str]] = []
+        chain_new: set[tuple[str, str]] = set()
+    else:
+        new, chain_new = _new_visits(conn, days, tally.visits)
+        for start in range(0, len(new), _CHUNK):
+            conn.execute(
+                insert(days),
+                [
+                    {"day": d, "station_id": s, "member_id": m}
+                    for d, s, m in new[start : start + _CHUNK]
+                ],
+            )
+    per_station: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for key, count in tally.registered.items():
-        members_day[key][0] += count
+        per_station[key][0] += count
     for day, station, _ in new:
-        members_day[(day, station)][1] += 1
+        per_station[(day, station)][1] += 1
     _upsert_add(
         conn,
-        agg_members_day,
+        members_days,
         ("day", "station_id"),
         [
             {"day": d, "station_id": s, "registered": r, "active": a}
-            for (d, s), (r, a) in members_day.items()
+            for (d, s), (r, a) in per_station.items()
         ],
     )
     _upsert_add(
         conn,
-        agg_active_day,
+        active_day,
         ("day",),
         [{"day": d, "active": n} for d, n in Counter(d for d, _ in chain_new).items()],
     )
     _upsert_add(
         conn,
-        member_activity,
+        activity,
         ("member_id",),
         [
             {"member_id": m, "first_sale_ms": f, "last_sale_ms": la, "sales": n, "amount_fen": a}
@@ -405,6 +436,52 @@ def write(
     )
     for loser, survivor in moves:
         _fold(conn, loser, survivor)
+
+
+def count_visits(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> None:
+    """A rebuild's active members per (day, station) and per day, counted by the database
+    from the visits it holds (so no page of the rebuild keeps them all in memory)."""
+    members_days, active_day, days = into[4], into[5], into[6]
+    postgres = conn.dialect.name == "postgresql"
+    stmt = pg_insert(members_days) if postgres else sqlite_insert(members_days)
+    per_station = (
+        select(days.c.day, days.c.station_id, literal(0, BigInteger), func.count())
+        .where(true())  # SQLite: ON CONFLICT after SELECT needs a WHERE
+        .group_by(days.c.day, days.c.station_id)
+    )
+    conn.execute(
+        stmt.from_select(
+            ["day", "station_id", "registered", "active"], per_station
+        ).on_conflict_do_update(
+            index_elements=["day", "station_id"], set_={"active": stmt.excluded.active}
+        )
+    )
+    per_day = select(days.c.day, func.count(func.distinct(days.c.member_id))).group_by(days.c.day)
+    conn.execute(insert(active_day).from_select(["day", "active"], per_day))
+
+
+def tier_moved(zone: ZoneInfo, at: datetime, previous: str | None, tier: str) -> tuple[str, ...]:
+    """A member.tier_changed event's key in agg_tier_month: its month in the chain's zone and
+    the tiers as the event names them ('' for none); () when it names no change."""
+    before = previous or ""
+    if before == tier:
+        return ()
+    return (at.astimezone(zone).strftime("%Y-%m"), before, tier)
+
+
+def tier_moves(
+    conn: Connection, moves: Counter[tuple[str, ...]], into: Table = agg_tier_month
+) -> None:
+    """Add tier changes per (month, from, to): as each event is applied, and by a rebuild."""
+    _upsert_add(
+        conn,
+        into,
+        ("month", "from_tier", "to_tier"),
+        [
+            {"month": m, "from_tier": f, "to_tier": t, "changes": n}
+            for (m, f, t), n in moves.items()
+        ],
+    )
 
 
 def _fold(conn: Connection, loser: str, survivor: str) -> None:

@@ -1,14 +1,21 @@
-"""HQ's report aggregates derived from the ledger itself: `compute` gives the very figures
-the flushes add up (aggregates.py), `rebuild` replaces the tables with them (migration 3,
-`loyalpump cloud aggregates rebuild`), `check` names every difference."""
+"""HQ's report aggregates derived from the ledger itself, in bounded memory: `fill` pages
+through members, sales and journal lines (keyset, `_PAGE` rows at a time) and adds each page
+with the flushes' own upsert-add (aggregates.py), the database counting the active members;
+`rebuild` replaces the tables with it (migration 3, `loyalpump cloud aggregates rebuild`);
+`check` fills temporary copies and lets the database name every difference."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Column, Connection, MetaData, Row, Select, Table, delete, func, or_, select
+
+from cloud_sync.core.events import MemberTierChanged
 
 from .aggregates import (
     AGGREGATE_TABLES,
@@ -17,6 +24,9 @@ from .aggregates import (
     Tally,
     chain_zone,
     contributes,
+    count_visits,
+    tier_moved,
+    tier_moves,
     write,
 )
 from .schema import (
@@ -26,33 +36,62 @@ from .schema import (
     agg_points_month,
     agg_sales_day,
     agg_sales_hour,
+    agg_tier_month,
+    events,
     journals,
     lines,
     lots,
     member_activity,
     member_days,
     members,
+    rfm_snapshots,
     sales,
 )
 
-__all__ = ["AGGREGATE_TABLES", "check", "compute", "ledger_outstanding", "rebuild", "stored"]
+__all__ = [
+    "AGGREGATE_TABLES",
+    "check",
+    "fill",
+    "ledger_outstanding",
+    "rebuild",
+    "stored",
+]
+
+_PAGE: Final = 5000  # rows of the ledger per page: what a rebuild holds in memory at once
+_SHOWN: Final = 1000  # differences named per table (the count says how many more)
 
 
 # ---------------------------------------------------------------- from the ledger itself
 
 
-def compute(conn: Connection) -> Tally:
-    """Every aggregate derived from the ledger's own rows (sales, journals, members)."""
-    tally = Tally(chain_zone(conn))
-    survivors = {
-        r.member_id: r.merged_into
-        for r in conn.execute(
-            select(members.c.member_id, members.c.merged_into).where(
-                members.c.merged_into.is_not(None)
-            )
-        )
-    }
-    columns = (
+def _pages(conn: Connection, stmt: Select[Any], key: Any) -> Iterator[Sequence[Row[Any]]]:
+    """The rows of `stmt` a page at a time, by `key` (keyset paging: no cursor stays open
+    while a page is written)."""
+    last: Any = None
+    ordered = stmt.order_by(key).limit(_PAGE)
+    while True:
+        page = conn.execute(ordered if last is None else ordered.where(key > last)).all()
+        if not page:
+            return
+        yield page
+        last = page[-1]._mapping[key.name]
+
+
+def _members(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
+    stmt = select(members.c.member_id, members.c.registered_at, members.c.registered_station).where(
+        members.c.status != "merged"
+    )
+    for page in _pages(conn, stmt, members.c.member_id):
+        tally = Tally(zone)
+        for row in page:
+            tally.member(row.registered_at, row.registered_station)
+        yield tally
+
+
+def _sales(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
+    owner = members.alias("owner")
+    stmt = select(
+        sales.c.sale_id,
         sales.c.station_id,
         sales.c.grade,
         sales.c.litres,
@@ -60,47 +99,71 @@ def compute(conn: Connection) -> Tally:
         sales.c.ended_at,
         sales.c.member_id,
         sales.c.status,
-    )
-    for row in conn.execute(select(*columns).execution_options(yield_per=5000)):
-        values = dict(row._mapping)
-        member_id = row.member_id
-        if member_id is not None:
-            raw, member_id = member_id, survivors.get(member_id, member_id)
-            tally.touch(raw, member_id, row.station_id, row.ended_at)
-        if contributes(row.status):
-            tally.count(values, member_id, +1)
-    stmt = (
-        select(journals.c.journal_id, journals.c.kind, journals.c.station_id, journals.c.at)
-        .add_columns(lines.c.account, lines.c.points)
-        .join(lines, lines.c.journal_id == journals.c.journal_id)
-        .order_by(journals.c.journal_id)
-    )
-    current: str | None = None
-    head: Any = None
-    postings: list[tuple[str, int]] = []
-    for row in conn.execute(stmt.execution_options(yield_per=5000)):
-        if row.journal_id != current:
-            if head is not None:
-                tally.journal(head.kind, head.station_id, head.at, postings)
-            current, head, postings = row.journal_id, row, []
-        postings.append((row.account, int(row.points)))
-    if head is not None:
-        tally.journal(head.kind, head.station_id, head.at, postings)
-    registered = select(members.c.registered_at, members.c.registered_station).where(
-        members.c.status != "merged"
-    )
-    for at, station_id in conn.execute(registered):
-        tally.member(at, station_id)
-    return tally
+        owner.c.merged_into,
+    ).outerjoin(owner, owner.c.member_id == sales.c.member_id)
+    for page in _pages(conn, stmt, sales.c.sale_id):
+        tally = Tally(zone)
+        for row in page:
+            member_id = row.member_id
+            if member_id is not None:
+                raw, member_id = member_id, row.merged_into or member_id
+                tally.touch(raw, member_id, row.station_id, row.ended_at)
+            if contributes(row.status):
+                tally.count(dict(row._mapping), member_id, +1)
+        yield tally
 
 
-def rebuild(conn: Connection) -> Tally:
-    """Replace every aggregate with what the ledger says (migration 3, and by hand)."""
-    for table in AGGREGATE_TABLES:
+def _journals(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
+    """Line by line: a line's movement depends on its journal's kind alone."""
+    stmt = select(
+        lines.c.line_id,
+        lines.c.account,
+        lines.c.points,
+        journals.c.kind,
+        journals.c.station_id,
+        journals.c.at,
+    ).join(journals, journals.c.journal_id == lines.c.journal_id)
+    for page in _pages(conn, stmt, lines.c.line_id):
+        tally = Tally(zone)
+        for row in page:
+            tally.journal(row.kind, row.station_id, row.at, [(row.account, int(row.points))])
+        yield tally
+
+
+def _tier_changes(conn: Connection, zone: ZoneInfo) -> Iterator[Counter[tuple[str, ...]]]:
+    """Applied member.tier_changed events, read back as the handler read them."""
+    stmt = select(events.c.id, events.c.body, events.c.received_at).where(
+        events.c.status == "applied", events.c.kind == MemberTierChanged.kind
+    )
+    for page in _pages(conn, stmt, events.c.id):
+        moves: Counter[tuple[str, ...]] = Counter()
+        for row in page:
+            e = MemberTierChanged.model_validate(json.loads(row.body)["payload"])
+            at = e.at or datetime.fromisoformat(row.received_at)
+            moved = tier_moved(zone, at, e.previous_tier, e.tier)
+            if moved:
+                moves[moved] += 1
+        yield moves
+
+
+def fill(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> None:
+    """Add every aggregate derived from the ledger's own rows (members, sales, journals) to
+    empty tables, a page at a time: memory stays bounded whatever the ledger's size."""
+    zone = chain_zone(conn)
+    for source in (_members, _sales, _journals):
+        for tally in source(conn, zone):
+            write(conn, tally, fresh=True, into=into)
+    count_visits(conn, into)
+    for moves in _tier_changes(conn, zone):
+        tier_moves(conn, moves, into[8])
+
+
+def rebuild(conn: Connection) -> None:
+    """Replace every aggregate with what the ledger says (migration 3, and by hand); the RFM
+    snapshots go too (their days may follow a new time zone): the next view recomputes."""
+    for table in (*AGGREGATE_TABLES, rfm_snapshots):
         conn.execute(delete(table))
-    tally = compute(conn)
-    write(conn, tally, fresh=True)
-    return tally
+    fill(conn)
 
 
 def stored(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
@@ -121,30 +184,7 @@ def stored(conn: Connection) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]
         "agg_active_day": rows(agg_active_day, 1),
         "member_days": {tuple(r): () for r in conn.execute(select(member_days))},
         "member_activity": rows(member_activity, 1),
-    }
-
-
-def _expected(tally: Tally) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
-    def nonzero(
-        items: Iterable[tuple[tuple[Any, ...], Sequence[int]]],
-    ) -> dict[tuple[Any, ...], tuple[int, ...]]:
-        return {k: tuple(v) for k, v in items if any(v)}
-
-    members_day: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for key, count in tally.registered.items():
-        members_day[key][0] += count
-    for day, station, _ in tally.visits:
-        members_day[(day, station)][1] += 1
-    active = Counter(d for d, _ in {(d, m) for d, _, m in tally.visits})
-    return {
-        "agg_sales_day": nonzero(tally.sales.items()),
-        "agg_sales_hour": nonzero(tally.hours.items()),
-        "agg_points_day": nonzero((k, (v,)) for k, v in tally.points_day.items()),
-        "agg_points_month": nonzero((k, (v,)) for k, v in tally.points_month.items()),
-        "agg_members_day": nonzero(members_day.items()),
-        "agg_active_day": nonzero(((d,), (n,)) for d, n in active.items()),
-        "member_days": dict.fromkeys(tally.visits, ()),
-        "member_activity": nonzero(((m,), v) for m, v in tally.activity.items()),
+        "agg_tier_month": rows(agg_tier_month, 3),
     }
 
 
@@ -171,17 +211,69 @@ def ledger_outstanding(conn: Connection) -> dict[str, int]:
     }
 
 
+def _shadows() -> tuple[Table, ...]:
+    """Temporary tables shaped like the aggregates, for `check` to fill from the ledger."""
+    meta = MetaData()
+    return tuple(
+        Table(
+            f"check_{table.name}",
+            meta,
+            *(Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns),
+            prefixes=["TEMPORARY"],
+        )
+        for table in AGGREGATE_TABLES
+    )
+
+
+def _differences(conn: Connection, held: Table, wanted: Table) -> list[str]:
+    """Rows of one table that differ from the ledger's, compared by the database (EXCEPT
+    both ways; all-zero rows count as absent, as an incremental flush may leave them)."""
+    keys = [c.name for c in held.primary_key.columns]
+    values = [c.name for c in held.columns if c.name not in keys]
+
+    def side(table: Table) -> Select[Any]:
+        stmt = select(
+            *(table.c[k] for k in keys),
+            *(func.coalesce(table.c[v], 0).label(v) for v in values),
+        )
+        if values:
+            stmt = stmt.where(or_(*(func.coalesce(table.c[v], 0) != 0 for v in values)))
+        return stmt
+
+    found: list[dict[tuple[Any, ...], tuple[int, ...]]] = []
+    extra = 0
+    for ours, theirs in ((held, wanted), (wanted, held)):
+        only = side(ours).except_(side(theirs)).subquery()
+        rows = conn.execute(select(only).limit(_SHOWN + 1)).all()
+        extra = max(extra, len(rows) - _SHOWN)
+        found.append(
+            {
+                tuple(r)[: len(keys)]: tuple(int(v) for v in tuple(r)[len(keys) :])
+                for r in rows[:_SHOWN]
+            }
+        )
+    stored_rows, ledger_rows = found
+    problems = [
+        f"{held.name} {list(key)}: stored {stored_rows.get(key)}, ledger {ledger_rows.get(key)}"
+        for key in sorted(set(stored_rows) | set(ledger_rows), key=repr)
+    ]
+    if extra > 0:
+        problems.append(f"{held.name}: more differences than the {_SHOWN} named")
+    return problems
+
+
 def check(conn: Connection) -> list[str]:
-    """Every difference between the stored aggregates and the ledger (empty: they agree)."""
-    found, wanted = stored(conn), _expected(compute(conn))
+    """Every difference between the stored aggregates and the ledger (empty: they agree).
+    The ledger's figures go to temporary tables, page by page, and the database compares."""
+    shadows = _shadows()
+    for table in shadows:
+        table.create(conn)
+    fill(conn, shadows)
     problems: list[str] = []
-    for name, expected in wanted.items():
-        held = found[name]
-        for key in sorted(set(expected) | set(held), key=repr):
-            if expected.get(key) != held.get(key):
-                problems.append(
-                    f"{name} {list(key)}: stored {held.get(key)}, ledger {expected.get(key)}"
-                )
+    for held, wanted in zip(AGGREGATE_TABLES, shadows, strict=True):
+        problems += _differences(conn, held, wanted)
+    for table in shadows:  # on failure the transaction's rollback drops them
+        table.drop(conn)
     balances = ledger_outstanding(conn)
     if len(set(balances.values())) != 1:
         problems.append(f"outstanding differs: {balances}")

@@ -8,6 +8,7 @@ kind is one model there and one handler here, bound in `HANDLERS`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,6 +30,7 @@ from cloud_sync.core.events import (
 from cloud_sync.core.pricing import SaleFacts, price_sale
 from cloud_sync.core.ruleset import points_expire_at
 
+from .aggregates import chain_zone, tier_moved, tier_moves
 from .book import Sale
 from .context import Context
 from .members import attach_plate, register_member
@@ -426,6 +428,10 @@ def points_expired(ctx: Context, e: PointsExpired) -> None:
 def tier_changed(ctx: Context, e: MemberTierChanged) -> None:
     member = ctx.member(e.member_id)
     tier = e.tier
+    conn = ctx.book.conn
+    moved = tier_moved(chain_zone(conn), e.at or ctx.book.now, e.previous_tier, tier)
+    if moved:
+        tier_moves(conn, Counter([moved]))
     if member.tier != tier:
         member.tier = tier
         member.dirty = True

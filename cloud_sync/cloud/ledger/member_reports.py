@@ -1,28 +1,28 @@
 """HQ's member reports (hq-console.md, "Definitions"): growth, tiers, activity, RFM.
 
-Growth and activity read the aggregates (agg_members_day, member_activity). RFM needs each
-member's sales of the last 180 days, which no aggregate keeps: it reads those sales once
-(the only report that does; see docs/contracts.md §7 for its cost at scale).
+Growth and activity read the aggregates (agg_members_day, member_activity); RFM reads its
+daily snapshot (rfm.py), computed once per day rather than at every view.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import Counter, defaultdict
-from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any, Final
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from cloud_sync.core.ruleset import ruleset_in_force
+
+from . import rfm as rfm_snapshot
 from .aggregates import chain_zone
-from .schema import agg_members_day, member_activity, members, sales
+from .reports_hq import _rulesets
+from .rfm import DAY_MS as _DAY_MS
+from .rfm import SEGMENTS
+from .rfm import end_ms as _end_ms
+from .schema import agg_members_day, agg_tier_month, member_activity, members
 
-__all__ = ["SEGMENTS", "activity", "growth", "member_report", "rfm", "tiers"]
-
-_DAY_MS: Final = 86_400_000
-SEGMENTS: Final = ("champions", "loyal", "at_risk", "hibernating", "new", "others")
+__all__ = ["SEGMENTS", "activity", "growth", "member_report", "rfm", "tier_movements", "tiers"]
 
 
 def growth(conn: Connection, first: date, last: date, station: str | None) -> list[dict[str, Any]]:
@@ -61,12 +61,6 @@ def tiers(conn: Connection) -> list[dict[str, Any]]:
     return [{"tier": t, "members": n} for t, n in sorted(merged.items())]
 
 
-def _end_ms(conn: Connection, end: date) -> int:
-    """The end of the chain's day `end` (exclusive), in epoch milliseconds."""
-    moment = datetime.combine(end + timedelta(days=1), time(), tzinfo=chain_zone(conn))
-    return int(moment.timestamp() * 1000)
-
-
 def activity(conn: Connection, end: date) -> list[dict[str, Any]]:
     """Members who bought in the 30 days up to `end`; dormant: last sale more than N days
     before the end of `end`; members who never bought are counted on their own row."""
@@ -101,99 +95,63 @@ def activity(conn: Connection, end: date) -> list[dict[str, Any]]:
     return rows
 
 
-def _scores(values: dict[str, Any], *, higher_is_better: bool) -> dict[str, int]:
-    """1–5 by chain-wide quintiles: a member's score is 1 + the fifth of the ordered
-    population below which their value first appears (ties share a score)."""
-    ordered: Sequence[Any] = sorted(values.values(), reverse=not higher_is_better)
-    n = len(ordered)
-    if not higher_is_better:
-        ordered = [-v for v in ordered]
-    return {
-        key: 1 + (5 * bisect_left(ordered, v if higher_is_better else -v)) // n
-        for key, v in values.items()
-    }
+def rfm(conn: Connection, end: date, now: datetime | None = None) -> dict[str, Any]:
+    """RFM as of the end of `end` from its daily snapshot (rfm.py), with its "as of"."""
+    return rfm_snapshot.snapshot(conn, end, now or datetime.now(UTC))
 
 
-def rfm(conn: Connection, end: date) -> dict[str, Any]:
-    """Recency (days since the last sale), frequency (sales in the last 180 days) and
-    monetary (amount in those days), each scored 1–5 by quintiles over the members who
-    bought; segments in this order: champions (R≥4, F≥4), loyal (F≥4), at risk (R≤2, F≥3),
-    hibernating (R≤2, F≤2), new (registered within 30 days), others."""
-    zone = chain_zone(conn)
-    end_ms = _end_ms(conn, end)
-    since_ms = end_ms - 180 * _DAY_MS
-    since_text = datetime.fromtimestamp(since_ms / 1000 - 86_400, zone).date().isoformat()
-    survivors = {
-        r.member_id: r.merged_into
-        for r in conn.execute(
-            select(members.c.member_id, members.c.merged_into).where(
-                members.c.merged_into.is_not(None)
-            )
+def tier_movements(conn: Connection, first: date, last: date) -> dict[str, Any]:
+    """member.tier_changed events per month of the range (agg_tier_month): up or down by the
+    tier order of the rule set in force at the range's end ('' or a tier that rule set does
+    not know ranks below its lowest); `pairs` names each (from, to) with its direction."""
+    at = datetime.combine(last + timedelta(days=1), time(), tzinfo=chain_zone(conn))
+    ruleset = ruleset_in_force(_rulesets(conn), at)
+    order = [] if ruleset is None else [t.code for t in ruleset.tiers]
+
+    def rank(code: str) -> int:
+        return order.index(code) if code in order else -1
+
+    t = agg_tier_month
+    stmt = (
+        select(t.c.month, t.c.from_tier, t.c.to_tier, t.c.changes)
+        .where(t.c.month >= first.strftime("%Y-%m"), t.c.month <= last.strftime("%Y-%m"))
+        .order_by(t.c.month, t.c.from_tier, t.c.to_tier)
+    )
+    months: dict[str, dict[str, Any]] = {}
+    pairs: list[dict[str, Any]] = []
+    for month, before, after, changes in conn.execute(stmt):
+        if not changes:
+            continue
+        up, down = rank(after) > rank(before), rank(after) < rank(before)
+        direction = "up" if up else "down" if down else "same"
+        row = months.setdefault(month, {"month": month, "up": 0, "down": 0})
+        if direction != "same":
+            row[direction] += int(changes)
+        pairs.append(
+            {
+                "month": month,
+                "from": before,
+                "to": after,
+                "direction": direction,
+                "members": int(changes),
+            }
         )
-    }
-    freq: Counter[str] = Counter()
-    money: defaultdict[str, int] = defaultdict(int)
-    stmt = select(sales.c.member_id, sales.c.ended_at, sales.c.amount).where(
-        sales.c.member_id.is_not(None), sales.c.status == "recorded", sales.c.ended_at >= since_text
-    )
-    for member_id, ended_at, amount in conn.execute(stmt.execution_options(yield_per=5000)):
-        ms = int(datetime.fromisoformat(ended_at).timestamp() * 1000)
-        if since_ms <= ms < end_ms:
-            key = survivors.get(member_id, member_id)
-            freq[key] += 1
-            money[key] += int(Decimal(amount) * 100)
-    a = member_activity
-    recency: dict[str, int] = {}
-    registered: dict[str, int] = {}
-    query = (
-        select(members.c.member_id, members.c.registered_at, a.c.last_sale_ms)
-        .outerjoin(a, a.c.member_id == members.c.member_id)
-        .where(members.c.status == "active")
-    )
-    for member_id, registered_at, last in conn.execute(query):
-        registered[member_id] = int(datetime.fromisoformat(registered_at).timestamp() * 1000)
-        if last is not None and last < end_ms:
-            recency[member_id] = (end_ms - int(last)) // _DAY_MS
-    buyers = list(recency)
-    r = _scores(recency, higher_is_better=False) if buyers else {}
-    f = _scores({m: freq[m] for m in buyers}, higher_is_better=True) if buyers else {}
-    mon = _scores({m: money[m] for m in buyers}, higher_is_better=True) if buyers else {}
-    counts: Counter[str] = Counter()
-    for member_id, reg_ms in registered.items():
-        rs, fs = r.get(member_id), f.get(member_id)
-        if rs is not None and fs is not None and rs >= 4 and fs >= 4:
-            segment = "champions"
-        elif fs is not None and fs >= 4:
-            segment = "loyal"
-        elif rs is not None and fs is not None and rs <= 2 and fs >= 3:
-            segment = "at_risk"
-        elif rs is not None and fs is not None and rs <= 2 and fs <= 2:
-            segment = "hibernating"
-        elif end_ms - 30 * _DAY_MS <= reg_ms < end_ms:
-            segment = "new"
-        else:
-            segment = "others"
-        counts[segment] += 1
-    grid: Counter[tuple[int, int]] = Counter((r[m], f[m]) for m in buyers)
-    return {
-        "segments": [{"segment": s, "members": counts[s]} for s in SEGMENTS],
-        "grid": [
-            {"recency": rs, "frequency": fs, "members": grid[(rs, fs)]}
-            for rs in range(1, 6)
-            for fs in range(1, 6)
-        ],
-        "monetary": [
-            {"score": s, "members": sum(1 for v in mon.values() if v == s)} for s in range(1, 6)
-        ],
-    }
+    return {"months": list(months.values()), "pairs": pairs}
 
 
-def member_report(conn: Connection, first: date, last: date, station: str | None) -> dict[str, Any]:
+def member_report(
+    conn: Connection,
+    first: date,
+    last: date,
+    station: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     return {
         "from": first.isoformat(),
         "to": last.isoformat(),
         "growth": growth(conn, first, last, station),
         "tiers": tiers(conn),
         "activity": activity(conn, last),
-        "rfm": rfm(conn, last),
+        "tier_movements": tier_movements(conn, first, last),
+        "rfm": rfm(conn, last, now),
     }

@@ -166,9 +166,11 @@ def daily_table(conn: Connection, period: Period, station: str | None) -> Table:
     return Table("dashboard", _DAILY, list(data["days"]))
 
 
-def members_table(conn: Connection, period: Period, station: str | None) -> Table:
+def members_table(
+    conn: Connection, period: Period, station: str | None, now: datetime | None = None
+) -> Table:
     """The member report as one table: every figure a row (group, measure, value)."""
-    report = member_reports.member_report(conn, period.start, period.end, station)
+    report = member_reports.member_report(conn, period.start, period.end, station, now)
     rows: list[dict[str, Any]] = []
     for r in report["growth"]:
         rows.append({"section": "growth", "item": r["month"], "members": r["registered"]})
@@ -176,6 +178,9 @@ def members_table(conn: Connection, period: Period, station: str | None) -> Tabl
         rows.append({"section": "tier", "item": r["tier"], "members": r["members"]})
     for r in report["activity"]:
         rows.append({"section": "activity", "item": r["group"], "members": r["members"]})
+    for r in report["tier_movements"]["months"]:
+        rows.append({"section": "tier_up", "item": r["month"], "members": r["up"]})
+        rows.append({"section": "tier_down", "item": r["month"], "members": r["down"]})
     for r in report["rfm"]["segments"]:
         rows.append({"section": "rfm", "item": r["segment"], "members": r["members"]})
     columns = (
@@ -197,5 +202,5 @@ def table(conn: Connection, name: str, period: Period, station: str | None, now:
     if name == "dashboard":
         return daily_table(conn, period, station)
     if name == "members":
-        return members_table(conn, period, station)
+        return members_table(conn, period, station, now)
     raise LedgerError("report.range", f"no report {name!r}")

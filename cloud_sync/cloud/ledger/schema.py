@@ -33,6 +33,7 @@ __all__ = [
     "agg_points_month",
     "agg_sales_day",
     "agg_sales_hour",
+    "agg_tier_month",
     "allowances",
     "backtests",
     "changes",
@@ -51,6 +52,7 @@ __all__ = [
     "metadata",
     "plates",
     "redemptions",
+    "rfm_snapshots",
     "rule_drafts",
     "rulesets",
     "sales",
@@ -582,6 +584,29 @@ agg_points_month = Table(
 )
 Index("ix_member_days_member", member_days.c.member_id, member_days.c.day)
 
+# member.tier_changed events applied, per month (chain's zone) and (from, to) tier pair:
+# the member report's movements; up or down is read with the rule set's tier order.
+agg_tier_month = Table(
+    "agg_tier_month",
+    metadata,
+    Column("month", Text, nullable=False),
+    Column("from_tier", Text, nullable=False),
+    Column("to_tier", Text, nullable=False),
+    Column("changes", BigInteger, nullable=False),
+    PrimaryKeyConstraint("month", "from_tier", "to_tier"),
+)
+
+# RFM as of the end of a chain day (member_reports.rfm): the segment counts, the R × F grid
+# and the monetary scores as JSON, computed once (a job, or the first view of that day) so
+# no page view scans the sales; `computed_ms` is the "as of" the page shows.
+rfm_snapshots = Table(
+    "rfm_snapshots",
+    metadata,
+    Column("end_day", Text, primary_key=True),
+    Column("computed_ms", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 V3_TABLES = (
     hq_users,
     hq_sessions,
@@ -597,4 +622,6 @@ V3_TABLES = (
     agg_sales_hour,
     agg_active_day,
     agg_points_month,
+    rfm_snapshots,
+    agg_tier_month,
 )

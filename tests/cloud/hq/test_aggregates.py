@@ -6,13 +6,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+import pytest
+from sqlalchemy import Connection, delete, insert, select, update
 
 from cloud_sync.cloud.ledger import CloudLedger, aggregates, aggregates_ledger
 from cloud_sync.cloud.ledger import reports_hq as rh
 from cloud_sync.cloud.ledger.aggregates import BALANCE_SIGN
 from cloud_sync.cloud.ledger.database import Database
-from cloud_sync.cloud.ledger.schema import agg_sales_day, members, schema_version
+from cloud_sync.cloud.ledger.schema import (
+    agg_active_day,
+    agg_sales_day,
+    member_days,
+    members,
+    schema_version,
+)
 from cloud_sync.core.privacy import MemberKeys
 
 from .seed_chain import NOW, seed_chain
@@ -111,6 +118,41 @@ def test_rebuild_equals_incremental_and_migration_fills_an_old_ledger(
     finally:
         db.close()
     assert _snapshot(ledger) == kept
+
+
+def test_rebuild_and_check_in_pages_of_three_rows_agree_with_the_flushes(
+    ledger: CloudLedger, chain_keys: MemberKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuild and check page through the ledger (memory bounded at any size): with pages
+    of 3 rows every visit, member and journal straddles pages, and the figures still equal
+    what the flushes kept; the check's temporary tables leave nothing behind."""
+    seed_chain(ledger, chain_keys)
+    kept = _snapshot(ledger)
+    monkeypatch.setattr(aggregates_ledger, "_PAGE", 3)
+    assert ledger.db.read(aggregates_ledger.check) == []
+    ledger.db.transact(aggregates_ledger.rebuild)
+    assert _snapshot(ledger) == kept
+    assert ledger.db.read(aggregates_ledger.check) == []  # twice on a pooled connection
+
+
+def test_check_names_missing_and_extra_rows_and_caps_the_list(
+    ledger: CloudLedger, chain_keys: MemberKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_chain(ledger, chain_keys)
+
+    def tamper(conn: Connection) -> None:
+        conn.execute(delete(member_days).where(member_days.c.station_id == "S001"))
+        conn.execute(insert(agg_active_day).values(day="1999-01-01", active=7))
+
+    ledger.db.transact(tamper)
+    problems = ledger.db.read(aggregates_ledger.check)
+    assert "agg_active_day ['1999-01-01']: stored (7,), ledger None" in problems
+    lost = [p for p in problems if p.startswith("member_days [")]
+    assert lost and all("'S001'" in p and p.endswith("stored None, ledger ()") for p in lost)
+    monkeypatch.setattr(aggregates_ledger, "_SHOWN", 1)
+    capped = ledger.db.read(aggregates_ledger.check)
+    assert "member_days: more differences than the 1 named" in capped
+    assert len([p for p in capped if p.startswith("member_days [")]) == 1
 
 
 def test_check_names_a_tampered_figure(ledger: CloudLedger, chain_keys: MemberKeys) -> None:

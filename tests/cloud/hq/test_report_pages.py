@@ -6,15 +6,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
+from tests.cloud.ledger.fake_station import FakeStation
 from tests.support import PROJECT_ROOT, free_port
 from tests.web.conftest import browser
 
 from .conftest import ADMIN, Hq
+from .seed_chain import NOW
 
 __all__ = ["browser"]
 
@@ -96,10 +99,21 @@ def test_report_pages_render_the_seeded_chain(
     expect(sales).to_contain_text("¥450.00")
     _shoot(page, "sales", backend)
 
-    page.goto(f"{served}/hq/reports/members?lang=en")
+    mover = FakeStation("S002", hq.ledger.chain_keys)
+    mover.epoch = 9  # a fresh outbox for S002
+    at = NOW - timedelta(days=3)
+    payload = {"member_id": hq.seeded.members[2], "tier": "gold", "previous_tier": "standard"}
+    mover.emit("member.tier_changed", payload | {"at": at.isoformat()}, at)
+    hq.ledger.push("S002", mover.request(), at)
+    page.goto(f"{served}/hq/reports/members?lang=en&range=custom&from=2026-01-01&to=2026-03-02")
     _charts_drawn(page)
     expect(page.get_by_test_id("table-activity")).to_contain_text("Active in 30 days")
     expect(page.get_by_test_id("table-tiers")).to_contain_text("standard")
+    expect(
+        page.get_by_test_id("table-tier-moves").locator("tr", has_text="2026-02")
+    ).to_contain_text("1")
+    expect(page.get_by_test_id("table-tier-pairs")).to_contain_text("Up")
+    expect(page.locator("#rfm-as-of")).to_contain_text("2026-03-02T10:00:00+08:00")
     _shoot(page, "member-reports", backend)
 
     page.select_option("[data-testid=station]", "S002")
