@@ -35,7 +35,7 @@ def _statements(shape: ChainShape) -> list[str]:
     step_s = shape.days * 86400 / shape.sales
     sale_at = f"{start} + (n * {step_s:.9f}) * interval '1 second'"
     station = f"'S' || lpad(((n % {shape.stations}) + 1)::text, 3, '0')"
-    member = f"'m' || lpad(((n * 7919) % {shape.members})::text, 8, '0')"
+    member = f"'m' || lpad(((n::bigint * 7919) % {shape.members})::text, 8, '0')"
     litres = "((n % 55) + 5)"
     points = f"CASE n % 3 WHEN 2 THEN {litres} / 2 ELSE {litres} END"
     grade = "CASE n % 3 WHEN 0 THEN '92' WHEN 1 THEN '95' ELSE '0' END"
