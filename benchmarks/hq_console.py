@@ -64,8 +64,13 @@ TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 STATION = "S001"
 BUDGET_S = 90.0
 # the member report is chain-wide but for its growth table, and reads 180 days of sales
-SCOPES = (("dashboard", None), ("dashboard", STATION), ("liability", None))
-SCOPES += (("liability", STATION), ("members", None))
+SCOPES: tuple[tuple[str, str | None], ...] = (
+    ("dashboard", None),
+    ("dashboard", STATION),
+    ("liability", None),
+    ("liability", STATION),
+    ("members", None),
+)
 QUICK = {"members": 20_000, "sales": 100_000, "runs": 10, "warmup": 2}
 
 
