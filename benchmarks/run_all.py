@@ -37,7 +37,14 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import cashier_lookup, driver_latency, edge_accrual, sync_catchup
+from benchmarks import (
+    cashier_lookup,
+    driver_latency,
+    edge_accrual,
+    hq_console,
+    member_import,
+    sync_catchup,
+)
 from benchmarks.table import (
     QUICK_NOTE,
     RecordError,
@@ -152,6 +159,72 @@ def sync_catchup_rows(name: str, record: Mapping[str, Any], quick: bool) -> list
     return rows
 
 
+def hq_console_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    reports = record.get("reports")
+    baseline = record.get("baseline_route")
+    backtest = record.get("backtest")
+    seed = record.get("seed")
+    if not isinstance(reports, list) or not reports:
+        raise RecordError(f"RESULT has no list of report figures (got {reports!r})")
+    if not isinstance(baseline, dict) or not isinstance(backtest, dict):
+        raise RecordError("RESULT lacks baseline_route or backtest")
+    if not isinstance(seed, dict):
+        raise RecordError("RESULT lacks seed")
+    target = (Target("value", "<", hq_console.TARGET_REPORT_P95_MS),)  # issue 16: these two
+    rows = []
+    for report in reports:
+        if not isinstance(report, dict) or report.get("via") != "route":
+            continue
+        rows.append(
+            figure_row(
+                name,
+                f"{report.get('report')} p95, {report.get('scope')}",
+                number(report, "p95_ms"),
+                "ms",
+                target if report.get("report") in ("dashboard", "liability") else (),
+                number(baseline, "p95_ms"),
+                quick,
+            )
+        )
+    rows.append(
+        figure_row(
+            name,
+            "backtest sales/s",
+            number(backtest, "backtest_sales_per_s"),
+            "/s",
+            (Target("value", ">=", hq_console.TARGET_SALES_PER_S),),
+            number(backtest, "price_sale_per_s"),
+            quick,
+        )
+    )
+    rows.append(
+        figure_row(name, "aggregates rebuild", number(seed, "rebuild_s"), "s", (), None, quick)
+    )
+    return rows
+
+
+def member_import_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    results = record.get("results")
+    if not isinstance(results, list) or not results:
+        raise RecordError(f"RESULT has no list of per-backend results (got {results!r})")
+    rows = []
+    for result in results:
+        if not isinstance(result, dict) or not isinstance(result.get("backend"), str):
+            raise RecordError(f"RESULT has a backend result without a backend: {result!r}")
+        rows.append(
+            figure_row(
+                name,
+                f"import, {result['backend']}",
+                number(result, "seconds"),
+                "s",
+                (Target("value", "<", member_import.TARGET_S),),
+                number(result, "parse_seconds"),
+                quick,
+            )
+        )
+    return rows
+
+
 def edge_accrual_scale(record: Mapping[str, Any]) -> str:
     return f"{number(record, 'sales'):,.0f} sales, {number(record, 'members'):,.0f} members"
 
@@ -166,6 +239,21 @@ def driver_latency_scale(record: Mapping[str, Any]) -> str:
 
 def sync_catchup_scale(record: Mapping[str, Any]) -> str:
     return f"{number(record, 'queued'):,.0f} events"
+
+
+def hq_console_scale(record: Mapping[str, Any]) -> str:
+    backtest = record.get("backtest")
+    window = number(backtest, "window_sales") if isinstance(backtest, dict) else 0.0
+    return (
+        f"{number(record, 'members'):,.0f} members, {number(record, 'sales'):,.0f} sales; "
+        f"backtest over {window:,.0f}"
+    )
+
+
+def member_import_scale(record: Mapping[str, Any]) -> str:
+    results = record.get("results")
+    first = results[0] if isinstance(results, list) and results else {}
+    return f"{number(first, 'rows'):,.0f} rows" if isinstance(first, dict) else ""
 
 
 @dataclass(frozen=True)
@@ -230,6 +318,34 @@ JOBS: tuple[Job, ...] = (
         "raw batched insert of the same event rows into the same database",
         sync_catchup_rows,
         sync_catchup_scale,
+    ),
+    Job(
+        "hq_console",
+        BENCHMARKS / "hq_console.py",
+        (),
+        ("--quick",),
+        "reports: GET /api/v1/hq/me through the same app; backtest: price_sale alone over "
+        "the same sales in memory; aggregates rebuild: none",
+        hq_console_rows,
+        hq_console_scale,
+    ),
+    Job(
+        "member_import_xlsx",
+        BENCHMARKS / "member_import.py",
+        ("--format", "xlsx"),
+        ("--format", "xlsx", "--rows", "2000"),
+        "parsing the sheet alone",
+        member_import_rows,
+        member_import_scale,
+    ),
+    Job(
+        "member_import_csv",
+        BENCHMARKS / "member_import.py",
+        ("--format", "csv"),
+        ("--format", "csv", "--rows", "2000"),
+        "parsing the sheet alone",
+        member_import_rows,
+        member_import_scale,
     ),
 )
 

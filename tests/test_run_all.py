@@ -233,6 +233,38 @@ EDGE_RECORD = {
 }
 
 
+HQ_RECORD = {
+    "benchmark": "hq_console",
+    "members": 1_000_000,
+    "sales": 10_000_000,
+    "seed": {"seed_s": 600.0, "rebuild_s": 1500.0, "rebuild_peak_rss_mb": 9000, "reused": True},
+    "baseline_in_process": {"p50_ms": 0.4, "p95_ms": 0.6, "max_ms": 0.9, "runs": 30},
+    "baseline_route": {"p50_ms": 2.0, "p95_ms": 2.5, "max_ms": 3.0, "runs": 30},
+    "reports": [
+        {"report": report, "scope": scope, "via": via, "p50_ms": 100.0, "p95_ms": p95}
+        for report, p95 in (("dashboard", 120.0), ("liability", 380.0))
+        for scope in ("chain", "S001")
+        for via in ("in-process", "route")
+    ]
+    + [
+        {"report": "members", "scope": "chain", "via": via, "p50_ms": 9000.0, "p95_ms": 9500.0}
+        for via in ("in-process", "route")
+    ],
+    "backtest": {
+        "window_sales": 830_000,
+        "backtest_sales_per_s": 21_000,
+        "price_sale_per_s": 30_000,
+    },
+}
+IMPORT_RECORD = {
+    "benchmark": "member_import",
+    "results": [
+        {"backend": "sqlite", "rows": 100_000, "seconds": 41.5, "parse_seconds": 12.0},
+        {"backend": "postgresql", "rows": 100_000, "seconds": 75.0, "parse_seconds": 12.5},
+    ],
+}
+
+
 def _job_named(name: str) -> Job:
     return next(job for job in run_all.JOBS if job.name == name)
 
@@ -302,6 +334,9 @@ def _full_rows() -> list[table.Row]:
         "driver_latency_fdc": {**driver, "p99_ms": 2.3},
         "driver_latency_dart": driver,
         "sync_catchup": {**SYNC_RECORD, "queued": 100_000},
+        "hq_console": HQ_RECORD,
+        "member_import_xlsx": IMPORT_RECORD,
+        "member_import_csv": IMPORT_RECORD,
     }
     return [row for job in run_all.JOBS for row in job.rows(job.name, records[job.name], False)]
 
@@ -310,7 +345,7 @@ def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     rows = _full_rows()
     text = table.render_text(rows)
     lines = text.splitlines()
-    assert len(lines) == 1 + len(rows) == 11
+    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2
     assert max(len(line) for line in lines) <= 110
     by_figure = {(row.benchmark, row.figure): row for row in rows}
     plate = by_figure["cashier_lookup", "HTTP look-up p99, plate"]
@@ -356,3 +391,31 @@ def test_jobs_run_the_scripts_with_this_interpreter() -> None:
     dart = _job_named("driver_latency_dart")
     assert dart.command(quick=False)[2:] == ["--driver", "dart"]
     assert os.path.isabs(dart.command(quick=False)[1])
+
+
+def test_hq_console_rows_are_the_routes_p95_the_backtest_and_the_rebuild() -> None:
+    rows = run_all.hq_console_rows("hq_console", HQ_RECORD, False)
+    by_figure = {row.figure: row for row in rows}
+    assert list(by_figure)[:2] == ["dashboard p95, chain", "dashboard p95, S001"]
+    assert len(rows) == 5 + 2  # the in-process figures stay in the script's own table
+    liability = by_figure["liability p95, S001"]
+    assert (liability.verdict, liability.baseline) == ("short", 2.5)
+    assert liability.ratio == pytest.approx(380.0 / 2.5)
+    assert by_figure["dashboard p95, chain"].verdict == "pass"
+    assert by_figure["members p95, chain"].verdict == "info"  # issue 16 sets no target on it
+    backtest = by_figure["backtest sales/s"]
+    assert backtest.verdict == "pass"
+    assert backtest.ratio == pytest.approx(0.7)
+    assert by_figure["aggregates rebuild"].verdict == "info"
+    without = {key: value for key, value in HQ_RECORD.items() if key != "backtest"}
+    outcome = run_all.outcome_of(
+        _job_named("hq_console"), 0, "RESULT " + json.dumps(without), "", 1.0, False
+    )
+    assert outcome.failed
+
+
+def test_member_import_rows_per_backend_against_the_parse() -> None:
+    sqlite, postgresql = run_all.member_import_rows("member_import_csv", IMPORT_RECORD, False)
+    assert (sqlite.figure, sqlite.verdict) == ("import, sqlite", "pass")
+    assert (postgresql.figure, postgresql.verdict) == ("import, postgresql", "short")
+    assert postgresql.ratio == pytest.approx(75.0 / 12.5)
