@@ -5,7 +5,9 @@ failure of every operation is collected, so one run reports them all. The checks
 schemathesis's own (no server error, response schema and status conformance, content
 type, auth ignored, …) with one setting: `positive_data_acceptance` also accepts 422,
 because 422 is the documented answer to a request the schema cannot judge (a phone
-number with letters, a rule set whose dates clash, phone and plate together).
+number with letters, a rule set whose dates clash, phone and plate together), and 429,
+the documented answer of a login once its limiter has counted enough wrong tries (a
+run sends more than a person may).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ __all__ = ["run_contract"]
 CONFIG = {
     "checks": {
         "positive_data_acceptance": {
-            "expected-statuses": ["2xx", "401", "403", "404", "409", "422"],
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"],
         },
     },
 }
