@@ -90,6 +90,7 @@ class World:
     member_id: str
     lots: dict[int, ModelLot] = field(default_factory=dict)
     sales: list[ModelSale] = field(default_factory=list)
+    redemptions: int = 0  # redemptions booked: a till's id is unique per redemption
 
     def now_us(self) -> int:
         return (self.clock.now - EPOCH) // timedelta(microseconds=1)
@@ -325,7 +326,10 @@ class Redeem:
             )
             return
         event("redemption booked" if len(allocations) == 1 else "redemption across lots")
-        redemption_id = f"redeem-{world.clock.now.isoformat()}-{points}"
+        # Two redemptions of the same points at the same instant are two redemptions: the id
+        # a till sends names each one (an id built from time and points alone named both).
+        world.redemptions += 1
+        redemption_id = f"redeem-{world.redemptions}-{world.clock.now.isoformat()}-{points}"
 
         def redeem() -> Redemption:
             return redeem_points(
