@@ -80,6 +80,7 @@ class Member(_Row):
     overdraft: int
     denied: bool
     event_id: str | None
+    marketing_at: str | None = None  # schema 4: marketing consent given (the member's app)
 
 
 @dataclass(eq=False)

@@ -24,12 +24,13 @@ from sqlalchemy.pool import StaticPool
 from .aggregates_ledger import rebuild
 from .errors import LedgerError
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
+from .schema_app import V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
 
 __all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _BUSY_TIMEOUT_MS = 30_000
 _ATTEMPTS = 8
 _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread out
@@ -130,16 +131,30 @@ _V3_SALE_INDEXES = tuple(
 
 def _add_station_columns(conn: Connection) -> None:
     """Add the stations columns an older ledger lacks (migration 1 made today's on a new one)."""
-    present = {column["name"] for column in inspect(conn).get_columns("stations")}
-    for name, sql_type in _V3_STATION_COLUMNS:
+    _add_columns(conn, "stations", _V3_STATION_COLUMNS)
+
+
+def _add_columns(conn: Connection, table: str, wanted: Sequence[tuple[str, str]]) -> None:
+    present = {column["name"] for column in inspect(conn).get_columns(table)}
+    for name, sql_type in wanted:
         if name not in present:
-            conn.exec_driver_sql(f"ALTER TABLE stations ADD COLUMN {name} {sql_type}")
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+
+
+def _migrate_4(conn: Connection) -> None:
+    """The member's app: sessions, codes, check-ins, invoice requests, feedback; marketing
+    consent on members; address and coordinates on stations."""
+    for table in V4_TABLES:
+        table.create(conn, checkfirst=True)
+    _add_columns(conn, "members", V4_MEMBER_COLUMNS)
+    _add_columns(conn, "stations", V4_STATION_COLUMNS)
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _migrate_1,
     2: _migrate_2,
     3: _migrate_3,
+    4: _migrate_4,
 }
 
 

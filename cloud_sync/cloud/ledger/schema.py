@@ -101,6 +101,10 @@ stations = Table(
     Column("last_push_at", _TIME),
     # Schema 3: when HQ revoked the station's token (its hash is then unusable); history stays.
     Column("revoked_at", _TIME),
+    # Schema 4 (schema_app.py): where members find it in their app.
+    Column("address", Text),
+    Column("lat_e6", BigInteger),
+    Column("lng_e6", BigInteger),
 )
 
 station_keys = Table(
@@ -160,6 +164,7 @@ members = Table(
     Column("overdraft", BigInteger, nullable=False),
     Column("denied", Boolean, nullable=False),
     Column("event_id", _ID),
+    Column("marketing_at", _TIME),  # schema 4: marketing consent given (NULL: none)
 )
 # One active member per phone: a concurrent second registration fails and is retried as a merge.
 Index(

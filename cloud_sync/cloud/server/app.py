@@ -20,6 +20,7 @@ from starlette.routing import Match
 from cloud_sync.cloud.console import console_routers, mount_console_static
 from cloud_sync.cloud.console.login import install_signin
 from cloud_sync.cloud.ledger import CloudLedger, LedgerError
+from cloud_sync.cloud.member_app import install_member_app
 from cloud_sync.core.asgi import allowed_methods
 from cloud_sync.core.identity import IdentityError
 from cloud_sync.core.privacy import MemberKeys
@@ -170,5 +171,6 @@ def build_cloud_app(
         app.include_router(router)
     mount_console_static(app)
     install_signin(app, settings.hq)
+    install_member_app(app, settings)
     app.add_middleware(CloudGate, context=context)
     return app

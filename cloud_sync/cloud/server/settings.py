@@ -10,7 +10,7 @@ import os
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,6 +24,7 @@ __all__ = [
     "CloudSection",
     "CloudSettings",
     "HqSection",
+    "MemberAppSection",
     "OfflineRedemptionSection",
     "StationLimitsSection",
     "TrustSection",
@@ -156,9 +157,26 @@ class HqSection(_Strict):
     login_concurrency: Annotated[int, Field(ge=1, le=16)] = 2
 
 
+class MemberAppSection(_Strict):
+    """The member's app (`/m/`): one-time codes, tokens, limits, and the chain's brand."""
+
+    gateway: Literal["log"] = "log"  # how codes reach the phone; SMS and WeChat come later
+    otp_ttl_minutes: Annotated[int, Field(ge=1, le=30)] = 5
+    otp_tries: Annotated[int, Field(ge=1, le=10)] = 5
+    otp_per_phone_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
+    otp_per_address_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 30
+    access_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    refresh_days: Annotated[int, Field(ge=1, le=365)] = 30
+    feedback_per_day: Annotated[int, Field(ge=1, le=100)] = 5
+    brand_name: Annotated[str, Field(min_length=1, max_length=40)] = "加油会员"
+    brand_colour: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#C8102E"
+    brand_logo: Path | None = None  # a PNG, SVG or JPEG of at most 256 KiB
+
+
 class CloudSettings(_Strict):
     cloud: CloudSection
     hq: HqSection = HqSection()
+    member_app: MemberAppSection = MemberAppSection()
     offline_redemption: OfflineRedemptionSection = OfflineRedemptionSection()
     trust: TrustSection = TrustSection()
 
@@ -235,6 +253,9 @@ def _resolve_paths(raw: dict[str, Any], folder: Path) -> None:
     for key in ("data_dir", "admin_token_file"):
         if isinstance(cloud.get(key), str) and cloud[key]:
             cloud[key] = str((folder / cloud[key]).resolve())
+    app = raw.get("member_app")
+    if isinstance(app, dict) and isinstance(app.get("brand_logo"), str) and app["brand_logo"]:
+        app["brand_logo"] = str((folder / app["brand_logo"]).resolve())
 
 
 def load_cloud_settings(path: Path) -> CloudSettings:

@@ -1,0 +1,143 @@
+"""Schema 4: the member's own app (sessions, one-time codes, check-ins, e-invoice requests,
+feedback) on the ledger's `metadata`.
+
+Apart from `schema.py` so each part of the ledger's schema stays readable; `database.py`'s
+migration 4 creates these tables and adds the columns below to `members` and `stations`.
+Times are ISO text like the rest of the ledger, with a `*_ms` twin where a query ranges over
+them; money is integer fen.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .schema import _ID, _SERIAL, _TIME, metadata
+
+__all__ = [
+    "V4_MEMBER_COLUMNS",
+    "V4_STATION_COLUMNS",
+    "V4_TABLES",
+    "checkins",
+    "feedback",
+    "invoice_requests",
+    "member_otp_sends",
+    "member_otps",
+    "member_sessions",
+]
+
+# A member's signed-in phone: the SHA-256 of each token, never the token. The access token
+# is short-lived; the refresh token replaces both (rotation: the old refresh is then dead).
+member_sessions = Table(
+    "member_sessions",
+    metadata,
+    Column("session_id", _ID, primary_key=True),
+    Column("member_id", _ID, nullable=False),
+    Column("access_hash", Text, nullable=False, unique=True),
+    Column("access_expires_ms", BigInteger, nullable=False),
+    Column("refresh_hash", Text, nullable=False, unique=True),
+    Column("refresh_expires_ms", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)
+Index("ix_member_sessions_member", member_sessions.c.member_id)
+
+# The one live code per phone (by the phone's blind index, so no phone is stored in clear),
+# stored as a keyed hash; `tries` counts wrong answers against it.
+member_otps = Table(
+    "member_otps",
+    metadata,
+    Column("phone_index", Text, primary_key=True),
+    Column("code_hash", Text, nullable=False),
+    Column("sent_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("tries", Integer, nullable=False),
+)
+
+# Every code sent, for the per-phone and per-address rate limits (old rows are purged).
+member_otp_sends = Table(
+    "member_otp_sends",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("phone_index", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("sent_ms", BigInteger, nullable=False),
+)
+Index("ix_member_otp_sends_phone", member_otp_sends.c.phone_index, member_otp_sends.c.sent_ms)
+Index("ix_member_otp_sends_address", member_otp_sends.c.address, member_otp_sends.c.sent_ms)
+
+# One check-in per member per day in the chain's time zone: the primary key makes the
+# second one fail however many arrive at once.
+checkins = Table(
+    "checkins",
+    metadata,
+    Column("member_id", _ID, nullable=False),
+    Column("day", Text, nullable=False),  # YYYY-MM-DD, chain time zone
+    Column("streak", Integer, nullable=False),  # consecutive days including this one
+    Column("points", BigInteger, nullable=False),  # the day's points, bonus included
+    Column("bonus", BigInteger, nullable=False),
+    Column("at", _TIME, nullable=False),
+    PrimaryKeyConstraint("member_id", "day"),
+)
+
+# 数电发票 requests, one per sale, for the tax-platform adapter HQ connects.
+invoice_requests = Table(
+    "invoice_requests",
+    metadata,
+    Column("request_id", _ID, primary_key=True),
+    Column("sale_id", _ID, nullable=False, unique=True),
+    Column("member_id", _ID, nullable=False),
+    Column("station_id", Text, nullable=False),
+    Column("buyer_kind", Text, nullable=False),  # company | personal
+    Column("buyer_name_sealed", Text, nullable=False),
+    Column("tax_id_sealed", Text),  # the 18-character USCC; NULL for a person
+    Column("email_sealed", Text, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("lines", Text, nullable=False),  # JSON: [{grade, litres, amount_fen}]
+    Column("status", Text, nullable=False),  # requested | issued | rejected
+    Column("requested_at", _TIME, nullable=False),
+    Column("requested_ms", BigInteger, nullable=False),
+    Column("decided_at", _TIME),
+    Column("decided_by", Text),
+    Column("reason", Text),
+    Column("invoice_no", Text),
+)
+Index("ix_invoice_requests_member", invoice_requests.c.member_id, invoice_requests.c.requested_ms)
+Index("ix_invoice_requests_status", invoice_requests.c.status, invoice_requests.c.requested_ms)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("feedback_id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("member_id", _ID, nullable=False),
+    Column("station_id", Text),
+    Column("sale_id", _ID),
+    Column("rating", Integer, nullable=False),  # 1..5
+    Column("comment", Text, nullable=False),
+    Column("at", _TIME, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("handled_at", _TIME),
+    Column("handled_by", Text),
+    Column("handling", Text),  # how the station or HQ dealt with it
+    UniqueConstraint("member_id", "sale_id", name="ux_feedback_member_sale"),
+)
+Index("ix_feedback_station", feedback.c.station_id, feedback.c.at_ms)
+Index("ix_feedback_member", feedback.c.member_id, feedback.c.at_ms)
+
+V4_TABLES = (member_sessions, member_otps, member_otp_sends, checkins, invoice_requests, feedback)
+
+# Columns schema 4 adds to tables migration 1 made (a new ledger gets them from schema.py).
+V4_MEMBER_COLUMNS = (("marketing_at", "TEXT"),)  # marketing consent given; NULL: none
+V4_STATION_COLUMNS = (
+    ("address", "TEXT"),
+    ("lat_e6", "BIGINT"),  # latitude in millionths of a degree (WGS-84 / GCJ-02 as HQ keys it)
+    ("lng_e6", "BIGINT"),
+)

@@ -1,0 +1,54 @@
+"""Who is asking the member API: the member whose access token came in `Authorization`.
+
+Only a member's own access token passes; a station's token, the admin token or an HQ
+session are not member tokens and get 401, like a token that expired or was revoked. Every
+`/me` route takes the member from here, never from the request's body or path, so a member
+can only ever read and change their own data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from cloud_sync.cloud.ledger.member_sessions import member_of_access
+from cloud_sync.cloud.ledger.postings import millis
+from cloud_sync.cloud.server.context import ApiProblem, cloud_context
+
+__all__ = ["CurrentMember", "MemberPrincipal", "bearer_token", "current_member"]
+
+
+@dataclass(frozen=True)
+class MemberPrincipal:
+    member_id: str
+    session_id: str
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 256:
+        return None
+    return token
+
+
+async def current_member(request: Request) -> MemberPrincipal:
+    token = bearer_token(request)
+    if token is None:
+        raise ApiProblem(401, "unauthorized", "send Authorization: Bearer <member access token>")
+    context = cloud_context(request)
+    now_ms = millis(context.now())
+
+    def look_up() -> tuple[str, str] | None:
+        return context.ledger.db.read(lambda conn: member_of_access(conn, token, now_ms=now_ms))
+
+    found = await run_in_threadpool(look_up)
+    if found is None:
+        raise ApiProblem(401, "unauthorized", "unknown, expired or revoked member token")
+    return MemberPrincipal(member_id=found[0], session_id=found[1])
+
+
+CurrentMember = Annotated[MemberPrincipal, Depends(current_member)]
