@@ -48,6 +48,8 @@ _ALL: Final = [
         401,
         unauthorized="no bearer token, or an unknown or revoked one",
         login__failed="the HQ user name or password is wrong, or the login is disabled",
+        member_app__otp_wrong="the sign-in code is wrong (`tries_left` says how many remain)",
+        member_app__otp_expired="no live sign-in code for the phone (expired, used or never sent)",
     ),
     *_codes(
         403,
@@ -86,6 +88,7 @@ _ALL: Final = [
         member__request_reused="that request id was used for another adjustment",
         member__erased="the member was erased",
         member__merged="the member was merged into another: act on that one",
+        member_app__consent_required="the phone is no member: sign up with consent: true",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -129,8 +132,13 @@ _ALL: Final = [
         report__range="a report's range: dates YYYY-MM-DD, from not after to, at most 366 days",
         report__station="a report's station is an enrolled station's id ('' for HQ's own)",
         timezone__unknown="not a time zone name (IANA, e.g. Asia/Shanghai)",
+        member_app__name="a member's name is at most 40 characters, without control characters",
     ),
-    *_codes(429, login__throttled="too many sign-in attempts; retry after the given seconds"),
+    *_codes(
+        429,
+        login__throttled="too many sign-in attempts; retry after the given seconds",
+        member_app__otp_throttled="too many codes for the phone or the address (Retry-After)",
+    ),
     *_codes(
         503,
         unavailable="the ledger database is unreachable",
@@ -138,6 +146,7 @@ _ALL: Final = [
         schema__newer="the ledger database is newer than this program",
         database__unsupported="the configured database is not supported",
         login__busy="every password check is busy; retry in a moment",
+        member_app__gateway_unavailable="the sign-in code could not be sent; retry later",
     ),
 ]
 
