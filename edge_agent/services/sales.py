@@ -45,6 +45,9 @@ from ..store.sales import (
     sale_by_source_key,
 )
 from ..store.sync import get_snapshot
+from .manual_sales import enforce_sale_limits
+from .points import check_reason
+from .sale_limits import ManualSaleFacts
 from .station import Station
 from .tiers import tier_for_sale
 
@@ -266,6 +269,18 @@ def _sale_event(
     )
 
 
+def _manual_facts(sale: SaleInput) -> ManualSaleFacts:
+    return ManualSaleFacts(
+        pump=sale.pump,
+        nozzle=sale.nozzle,
+        grade=sale.grade,
+        litres=sale.litres,
+        amount=sale.amount,
+        unit_price=sale.unit_price,
+        ended_at=sale.ended_at,
+    )
+
+
 def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
     """Record a completed sale (and its points when a member is attached) exactly once.
 
@@ -295,6 +310,8 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
         existing = sale_by_source_key(tx, source_key)
         if existing is not None:
             return SaleOutcome(_view(existing), created=False)
+        if sale.source == "manual":
+            enforce_sale_limits(station, tx, _manual_facts(sale))
         member = None
         if sale.member_id is not None:
             member = get_member(tx, sale.member_id)
@@ -414,8 +431,7 @@ def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str)
 
 def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> SaleView:
     """Take back a sale's points (its own lot first) with the manager's reason, audited."""
-    if not reason.strip():
-        raise ServiceError("reason.required", "a reversal needs a reason")
+    check_reason(reason, "a reversal")
     now = station.now()
     with station.store.write() as tx:
         row = get_sale(tx, sale_id)

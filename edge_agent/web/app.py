@@ -32,7 +32,7 @@ from .context import WebContext, lang_of, render, web_context
 from .fragments import fragments_router
 from .guard import MAX_BODY, GuardMiddleware, allowed_host_names
 from .health import HealthProbe, RuntimeHealth, assess_health
-from .i18n import LANGS, error_text
+from .i18n import LANGS, error_text, refusal_text
 from .live import LiveBoard
 from .metrics import LatencyHistogram, TimingMiddleware, render_metrics, route_label
 from .openapi import install_openapi
@@ -98,7 +98,8 @@ def _install_handlers(app: FastAPI) -> None:
 
     async def service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        return _refusal(request, status_of(exc.code), exc.code, english=str(exc))
+        text = refusal_text(lang_of(request), exc)
+        return _refusal(request, status_of(exc.code), exc.code, text, english=str(exc))
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import RULESETS, assert_refused
+from tests.support import RULESETS, SHANGHAI, assert_refused
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -61,10 +62,11 @@ def test_field_examples_through_the_cli(config: str) -> None:
     )
     assert member["phone_masked"] == "139****9000"
     assert member["plates"] == ["粤BD12345"]
+    monday, tuesday = _in_last_week(1), _in_last_week(2)  # a manual sale is 7 days old at most
     sales = [
-        ("92", "40.00", "300.00", "2026-11-23T08:00:00", 40),  # Monday: 1 point per litre
-        ("0", "41.00", "290.00", "2026-11-23T09:00:00", 20),  # diesel: 1 per 2 litres, floor
-        ("92", "30.00", "225.00", "2026-11-24T10:00:00", 60),  # Tuesday member day: double
+        ("92", "40.00", "300.00", monday, 40),  # Monday: 1 point per litre
+        ("0", "41.00", "290.00", monday, 20),  # diesel: 1 per 2 litres, floor
+        ("92", "30.00", "225.00", tuesday, 60),  # Tuesday member day: double
     ]
     for grade, litres, amount, at, points in sales:
         extra = ("-c", config, "--nozzle", "1", "--at", at, "--plate", "粤BD12345")
@@ -78,19 +80,19 @@ def test_field_examples_through_the_cli(config: str) -> None:
         "points": 120,
     }
     assert shown["member_id"] == member["member_id"]
-    listed = run_json("edge", "sales", "-c", config, "--limit", "2")
-    assert [row["points"] for row in listed] == [60, 20]
-    first = listed[0]
+    listed = run_json("edge", "sales", "-c", config, "--limit", "3")
+    assert sorted(row["points"] for row in listed) == [20, 40, 60]
+    first = next(row for row in listed if row["points"] == 60)
     assert first["source"] == "manual"
     assert (first["pump"], first["nozzle"], first["grade"]) == (3, 1, "92")
     assert (first["litres"], first["amount"], first["unit_price"]) == ("30.00", "225.00", "7.50")
-    assert first["ended_at"] == "2026-11-24T10:00:00+08:00"
+    assert first["ended_at"] == tuesday + "+08:00"
     assert first["member_id"] == member["member_id"]
 
 
 def test_redeem_and_refusal_beyond_balance(config: str) -> None:
     run("edge", "member", "add", "-c", config, "--phone", "13800138000", "--plate", "京A12345")
-    extra = ("-c", config, "--at", "2026-11-23T08:00:00", "--phone", "13800138000")
+    extra = ("-c", config, "--at", _in_last_week(1), "--phone", "13800138000")
     run(*_sale_add(*extra, litres="150", amount="1125"))
     spent = run_json("edge", "redeem", "-c", config, "--plate", "京A12345", "--points", "100")
     assert (spent["value"], spent["balance_after"]) == ("1.00", 50)
@@ -135,6 +137,15 @@ def test_user_add_and_duplicate(config: str) -> None:
         check=False,
     )
     assert_refused(again, "already exists")
+
+
+def _in_last_week(weekday: int) -> str:
+    """A station time (ISO, no offset) on `weekday` (Monday 1) within the last 7 days:
+    now, or 23:00 of the latest such day before today."""
+    moment = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(minutes=5)
+    while moment.isoweekday() != weekday:
+        moment = moment.replace(hour=23, minute=0, second=0) - timedelta(days=1)
+    return moment.replace(tzinfo=None).isoformat()
 
 
 def _sale_add(

@@ -55,7 +55,7 @@ from edge_agent.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from edge_agent.store.outbox import event_for
 from edge_agent.store.rulesets import get_ruleset
 from edge_agent.store.sync import get_sync_state, record_enrolment_started
-from tests.support import RULESETS, FakeClock, free_port, manual_sale
+from tests.support import RULESETS, FakeClock, free_port, pump_sale
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -168,7 +168,7 @@ def allowance(
 
 
 def sale(station: Station, litres: str, member_id: str | None) -> int:
-    return manual_sale(station, litres, member_id).points
+    return pump_sale(station, litres, member_id).points
 
 
 def member(station: Station, phone: str = "13800138000", **extra: Any) -> str:
