@@ -95,6 +95,7 @@ _ALL: Final = [
         "redeem.over_bill",
         "bill.other_member",
         "adjust.conflict",
+        "sale.key_conflict",
         "rules.none",
         "rules.version_taken",
         "rules.cloud_managed",

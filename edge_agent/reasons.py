@@ -39,6 +39,7 @@ _ZH: Final[dict[str, str]] = {
     "err.bill.other_member": "该交易已关联其他会员，不能用本会员的积分抵扣",
     "err.reason.too_long": "原因不超过 {max} 个字",
     "err.adjust.conflict": "该调整编号已按不同内容记录",
+    "err.sale.key_conflict": "该补录编号已按不同内容记录",
 }
 
 _EN: Final[dict[str, str]] = {
@@ -79,6 +80,7 @@ _EN: Final[dict[str, str]] = {
     "err.bill.other_member": "another member is on this sale; their bill is not this member's",
     "err.reason.too_long": "a reason is at most {max} characters",
     "err.adjust.conflict": "this adjustment id was booked differently",
+    "err.sale.key_conflict": "this manual sale's key was recorded with other values",
 }
 
 REASONS: Final[Mapping[str, Mapping[str, str]]] = {"zh-CN": _ZH, "en": _EN}

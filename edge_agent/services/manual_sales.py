@@ -31,6 +31,7 @@ __all__ = [
     "enforce_sale_limits",
     "grade_choices",
     "manual_sale_form",
+    "manual_source_key",
     "recent_price",
 ]
 
@@ -62,6 +63,11 @@ def recent_price(tx: Tx, grade: str, now: datetime) -> Decimal | None:
     if not prices:
         return None
     return (Decimal(prices[(len(prices) - 1) // 2]) / _MILLI).normalize()
+
+
+def manual_source_key(station: Station, key: str) -> str:
+    """The sale key of a manual entry the client named (its retries are recorded once)."""
+    return f"manual:{station.station_id}:key:{key}"
 
 
 def _in_force(station: Station, tx: Tx, at: datetime) -> RuleSet | None:

@@ -281,6 +281,17 @@ def _manual_facts(sale: SaleInput) -> ManualSaleFacts:
     )
 
 
+def _same_entry(row: SaleRow, sale: SaleInput, litres_ml: int, amount_fen: int) -> bool:
+    """A retried manual entry (same key) must be the same sale, or it is a mistake."""
+    return (row.pump, row.nozzle, row.grade, row.litres_ml, row.amount_fen) == (
+        sale.pump,
+        sale.nozzle,
+        sale.grade,
+        litres_ml,
+        amount_fen,
+    ) and (sale.member_id is None or row.member_id == sale.member_id)
+
+
 def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
     """Record a completed sale (and its points when a member is attached) exactly once.
 
@@ -309,6 +320,8 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
     with station.store.write() as tx:
         existing = sale_by_source_key(tx, source_key)
         if existing is not None:
+            if sale.source == "manual" and not _same_entry(existing, sale, litres_ml, amount_fen):
+                raise ServiceError("sale.key_conflict")
             return SaleOutcome(_view(existing), created=False)
         if sale.source == "manual":
             enforce_sale_limits(station, tx, _manual_facts(sale))
