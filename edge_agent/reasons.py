@@ -14,6 +14,9 @@ from typing import Final
 __all__ = ["REASONS", "render"]
 
 _ZH: Final[dict[str, str]] = {
+    "err.sale.litres": "升数须为 0 到 {max} 之间、最多 {places} 位小数的数，收到 {value}",
+    "err.sale.amount": "金额须为 0 到 {max} 元之间、最多 {places} 位小数的数，收到 {value}",
+    "err.sale.unit_price": "单价须为 0 到 {max} 元之间、最多 {places} 位小数的数，收到 {value}",
     "err.sale.pump_range": "油机号须为 1 到 99，收到 {pump}",
     "err.sale.nozzle_range": "油枪号须为 1 到 99，收到 {nozzle}",
     "err.sale.grade_unknown": "油品 {grade} 不在现行规则（第 {version} 版）中，可选：{known}",
@@ -43,6 +46,17 @@ _ZH: Final[dict[str, str]] = {
 }
 
 _EN: Final[dict[str, str]] = {
+    "err.sale.litres": (
+        "litres must be a number from 0 to {max} with at most {places} decimal places, got {value}"
+    ),
+    "err.sale.amount": (
+        "amount must be a number from 0 to {max} yuan with at most {places} decimal places, "
+        "got {value}"
+    ),
+    "err.sale.unit_price": (
+        "unit price must be a number from 0 to {max} yuan with at most {places} decimal "
+        "places, got {value}"
+    ),
     "err.sale.pump_range": "pump must be 1 to 99, got {pump}",
     "err.sale.nozzle_range": "nozzle must be 1 to 99, got {nozzle}",
     "err.sale.grade_unknown": (

@@ -137,15 +137,18 @@ def _decimal_text(value: Decimal, places: int) -> str:
 
 
 def _scaled(value: Decimal, scale: int, what: str, maximum: Decimal) -> int:
+    """`value` in whole units of 1/scale; refused (with the bounds) outside 0..maximum or
+    with more decimals than the unit has."""
+    places = len(str(scale)) - 1
+    refusal = ServiceError(f"sale.{what}", max=str(maximum), places=places, value=str(value)[:24])
     try:
         if not value.is_finite() or value < 0 or value > maximum:
-            raise ServiceError(f"sale.{what}", f"{what} must be between 0 and {maximum}")
+            raise refusal
         scaled = value * scale
         if scaled != scaled.to_integral_value():
-            places = len(str(scale)) - 1
-            raise ServiceError(f"sale.{what}", f"{what} has more than {places} decimal places")
+            raise refusal
     except InvalidOperation as exc:
-        raise ServiceError(f"sale.{what}", f"{what} is not a number") from exc
+        raise refusal from exc
     return int(scaled)
 
 

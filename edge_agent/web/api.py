@@ -66,7 +66,7 @@ class AttachIn(_Body):
 
 
 class ReversalIn(_Body):
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=1000)  # the service refuses an empty or too long one
 
 
 def set_session_cookie(request: Request, response: Response, session: Session) -> None:
@@ -282,6 +282,7 @@ def api_router() -> APIRouter:
             "sale.not_found",
             "sale.reversed",
             "reason.required",
+            "reason.too_long",
             "points.insufficient",
             write=True,
         ),
