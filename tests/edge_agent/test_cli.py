@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from edge_agent.services.station import open_station
+from edge_agent.settings import load_settings
+from edge_agent.web.app import build_app
+from edge_agent.web.auth import COOKIE_NAME
 from tests.support import RULESETS, SHANGHAI, assert_refused
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
@@ -176,6 +181,46 @@ def _sale_add(
 )
 def test_bad_input_exits_2_with_one_line(config: str, args: tuple[str, ...], fragment: str) -> None:
     assert_refused(run(*args, "--config", config, check=False), fragment)
+
+
+@pytest.mark.slow  # a CLI process per case (~6 s each on a busy machine)
+def test_the_cli_and_the_api_refuse_absurd_manual_sales_with_the_same_reason(
+    config: str,
+) -> None:
+    """Exit 2 and one line, the very reason the JSON API gives in English (and nothing
+    recorded by either); the Chinese the page shows is the same template's."""
+    week_and_a_day = datetime.now(SHANGHAI) - timedelta(days=8)
+    at = week_and_a_day.replace(microsecond=0, tzinfo=None).isoformat()
+    cases: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("--grade", "98"), {"grade": "98"}),
+        (("--litres", "5000", "--amount", "1"), {"litres": "5000", "amount": "1"}),
+        (("--litres", "0", "--amount", "0"), {"litres": "0", "amount": "0"}),
+        (("--amount", "1"), {"amount": "1"}),
+        (("--amount", "310", "--unit-price", "7.50"), {"amount": "310", "unit_price": "7.50"}),
+        (("--at", at), {"ended_at": at}),
+    ]
+    base = ("edge", "sale", "add", "-c", config, "--pump", "2", "--grade", "92")
+    lines = []
+    for options, _ in cases:
+        result = run(*base, "--litres", "40", "--amount", "300", *options, check=False)
+        assert_refused(result)
+        lines.append(result.stderr.strip())
+    station = open_station(load_settings(Path(config)))
+    try:
+        app = build_app(station)
+        session = app.state.ctx.sessions.create("mia", "manager")
+        client = TestClient(app, base_url="http://127.0.0.1")
+        client.cookies.set(COOKIE_NAME, session.token)
+        client.headers["X-CSRF-Token"] = session.csrf_token
+        valid = {"pump": 2, "grade": "92", "litres": "40", "amount": "300"}
+        for line, (_, change) in zip(lines, cases, strict=True):
+            answer = client.post("/api/v1/sales", params={"lang": "en"}, json={**valid, **change})
+            assert answer.status_code == 422, answer.text
+            assert line == f"loyalpump: error: {answer.json()['message']}"
+        assert client.get("/api/v1/sales").json()["sales"] == []
+    finally:
+        station.close()
+    assert run_json("edge", "sales", "-c", config) == []
 
 
 def test_bad_rule_set_names_the_json_path(config: str, tmp_path: Path) -> None:
