@@ -86,6 +86,8 @@ _ALL: Final = [
         member__request_reused="that request id was used for another adjustment",
         member__erased="the member was erased",
         member__merged="the member was merged into another: act on that one",
+        member_app__plate_taken="that plate belongs to another member (whose is not said)",
+        member_app__plate_limit="a member keeps at most 5 plates in the app",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -129,8 +131,16 @@ _ALL: Final = [
         report__range="a report's range: dates YYYY-MM-DD, from not after to, at most 366 days",
         report__station="a report's station is an enrolled station's id ('' for HQ's own)",
         timezone__unknown="not a time zone name (IANA, e.g. Asia/Shanghai)",
+        station__location="coordinates are decimal degrees: lat -90..90, lng -180..180, 6 places",
+        station__address="a station address is 1 to 200 characters, no control characters",
+        member_app__cursor="the page cursor is not one this list gave out",
+        member_app__location="send both lat and lng (decimal degrees) or neither",
     ),
-    *_codes(429, login__throttled="too many sign-in attempts; retry after the given seconds"),
+    *_codes(
+        429,
+        login__throttled="too many sign-in attempts; retry after the given seconds",
+        member_app__export_throttled="one data export per member a minute",
+    ),
     *_codes(
         503,
         unavailable="the ledger database is unreachable",
