@@ -216,7 +216,10 @@ def _rights_routes(router: APIRouter) -> None:
         wait = exports.wait_s(member.member_id, millis(now))
         if wait:
             raise ApiProblem(
-                429, "member_app.export_throttled", f"one export a minute: retry in {wait} s"
+                429,
+                "member_app.export_throttled",
+                f"one export a minute: retry in {wait} s",
+                headers={"Retry-After": str(wait)},
             )
         document = context.ledger.db.transact(
             lambda conn: member_rights.export_for_member(

@@ -48,6 +48,8 @@ _ALL: Final = [
         401,
         unauthorized="no bearer token, or an unknown or revoked one",
         login__failed="the HQ user name or password is wrong, or the login is disabled",
+        member_app__otp_wrong="the sign-in code is wrong (`tries_left` says how many remain)",
+        member_app__otp_expired="no live sign-in code for the phone (expired, used or never sent)",
     ),
     *_codes(
         403,
@@ -88,6 +90,7 @@ _ALL: Final = [
         member__merged="the member was merged into another: act on that one",
         member_app__plate_taken="that plate belongs to another member (whose is not said)",
         member_app__plate_limit="a member keeps at most 5 plates in the app",
+        member_app__consent_required="the phone is no member: sign up with consent: true",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -135,11 +138,13 @@ _ALL: Final = [
         station__address="a station address is 1 to 200 characters, no control characters",
         member_app__cursor="the page cursor is not one this list gave out",
         member_app__location="send both lat and lng (decimal degrees) or neither",
+        member_app__name="a member's name is at most 40 characters, without control characters",
     ),
     *_codes(
         429,
         login__throttled="too many sign-in attempts; retry after the given seconds",
         member_app__export_throttled="one data export per member a minute",
+        member_app__otp_throttled="too many codes for the phone or the address (Retry-After)",
     ),
     *_codes(
         503,
@@ -148,6 +153,7 @@ _ALL: Final = [
         schema__newer="the ledger database is newer than this program",
         database__unsupported="the configured database is not supported",
         login__busy="every password check is busy; retry in a moment",
+        member_app__gateway_unavailable="the sign-in code could not be sent; retry later",
     ),
 ]
 

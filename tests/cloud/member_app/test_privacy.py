@@ -115,6 +115,7 @@ def test_one_export_a_minute(mapp: MemberApp) -> None:
     assert mapp.client.get("/m/api/v1/me/export", headers=headers).status_code == 200
     again = mapp.client.get("/m/api/v1/me/export", headers=headers)
     assert (again.status_code, again.json()["error"]) == (429, "member_app.export_throttled")
+    assert 0 < int(again.headers["retry-after"]) <= 60
     other = mapp.client.get("/m/api/v1/me/export", headers=mapp.auth(mapp.seeded.members[1]))
     assert other.status_code == 200  # one member's limit is not another's
     mapp.clock.advance(seconds=61)
