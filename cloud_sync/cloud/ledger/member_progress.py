@@ -9,10 +9,12 @@ drops out on which date. Pure: the caller reads the sales, no clock, no I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import accumulate
 from typing import Any
 
 from cloud_sync.core.ruleset import RuleSet, Tier
@@ -22,6 +24,9 @@ __all__ = ["LEAVING_DAYS", "WindowSale", "decimal_text", "fen", "tier_progress"]
 
 LEAVING_DAYS = 30  # how far ahead the answer lists what leaves the windows, by date
 _ZERO = Decimal(0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -44,26 +49,49 @@ def fen(yuan: Decimal) -> int:
     return int((yuan * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-class _Totals:
-    """Running sums of one window; subtracting a sale as it leaves."""
-
-    def __init__(self, sales: Iterable[WindowSale]) -> None:
-        self.litres, self.amount, self.visits = _ZERO, _ZERO, 0
-        for sale in sales:
-            self.add(sale, 1)
-
-    def add(self, sale: WindowSale, sign: int) -> None:
-        self.litres += sale.litres * sign
-        self.amount += sale.amount * sign
-        self.visits += sign
-
-    def activity(self) -> Activity:
-        return Activity(litres=self.litres, amount=self.amount, visits=self.visits)
+def _micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly: the sales are sorted and searched as
+    integers (an aware datetime's every comparison asks its zone again)."""
+    return (moment - _EPOCH) // _MICROSECOND
 
 
-def _in_window(sales: Sequence[WindowSale], days: int, now: datetime) -> list[WindowSale]:
-    start = now - timedelta(days=days)
-    return [sale for sale in sales if start <= sale.at <= now]
+def _moment(micros: int, zone: tzinfo) -> datetime:
+    return (_EPOCH + timedelta(microseconds=micros)).astimezone(zone)
+
+
+class _History:
+    """The member's sales in end-time order with running sums, so the activity of any
+    window (now, or once some sales have left it) is two binary searches away."""
+
+    def __init__(self, sales: Iterable[WindowSale], now: datetime) -> None:
+        now_us = _micros(now)
+        keyed = sorted(((_micros(sale.at), sale) for sale in sales), key=lambda item: item[0])
+        keyed = [(at, sale) for at, sale in keyed if at <= now_us]
+        self.now = now_us
+        self.ats = [at for at, _ in keyed]
+        self.sales = [sale for _, sale in keyed]
+        self.litres = list(accumulate((sale.litres for sale in self.sales), initial=_ZERO))
+        self.amount = list(accumulate((sale.amount for sale in self.sales), initial=_ZERO))
+
+    def _from(self, first: int) -> Activity:
+        last = len(self.ats)
+        return Activity(
+            litres=self.litres[last] - self.litres[first],
+            amount=self.amount[last] - self.amount[first],
+            visits=last - first,
+        )
+
+    def first_in(self, days: int) -> int:
+        """Index of the first sale in [now - days, now]."""
+        return bisect_left(self.ats, self.now - days * _DAY_US)
+
+    def window(self, days: int) -> Activity:
+        return self._from(self.first_in(days))
+
+    def after(self, moment: int, days: int) -> Activity:
+        """The window's activity just after `moment` if no sale comes: sales that ended at
+        or before `moment - days` have left it."""
+        return self._from(bisect_right(self.ats, moment - days * _DAY_US))
 
 
 def _measures(tier: Tier, activity: Activity) -> list[dict[str, Any]]:
@@ -98,19 +126,20 @@ def _measures(tier: Tier, activity: Activity) -> list[dict[str, Any]]:
     return found
 
 
-def _leaving(
-    sales: Sequence[WindowSale], days: int, now: datetime, zone: tzinfo
-) -> list[dict[str, Any]]:
+def _leaving(history: _History, days: int, zone: tzinfo) -> list[dict[str, Any]]:
     """What leaves the window in the next LEAVING_DAYS days, per local date it leaves on."""
-    span, horizon = timedelta(days=days), now + timedelta(days=LEAVING_DAYS)
+    span = days * _DAY_US
+    first = history.first_in(days)
+    last = bisect_right(history.ats, history.now - span + LEAVING_DAYS * _DAY_US)
     by_date: dict[str, list[Any]] = {}
-    for sale in sales:
-        leaves = sale.at + span
-        if now < leaves <= horizon:
-            day = by_date.setdefault(leaves.astimezone(zone).date().isoformat(), [_ZERO, _ZERO, 0])
-            day[0] += sale.litres
-            day[1] += sale.amount
-            day[2] += 1
+    for at, sale in zip(history.ats[first:last], history.sales[first:last], strict=True):
+        if at + span <= history.now:
+            continue  # leaves this very moment: it counts no more after now
+        day = _moment(at + span, zone).date().isoformat()
+        totals = by_date.setdefault(day, [_ZERO, _ZERO, 0])
+        totals[0] += sale.litres
+        totals[1] += sale.amount
+        totals[2] += 1
     return [
         {"date": day, "litres": decimal_text(v[0]), "amount_fen": fen(v[1]), "visits": v[2]}
         for day, v in sorted(by_date.items())
@@ -118,32 +147,29 @@ def _leaving(
 
 
 def _holds_until(
-    ruleset: RuleSet, sales: Sequence[WindowSale], windows: Sequence[int], now: datetime, rank: int
+    ruleset: RuleSet, history: _History, windows: Sequence[int], rank: int, zone: tzinfo
 ) -> datetime | None:
-    """The last moment the qualified tier (of `rank`) still holds if no sale comes: sales
-    leave their windows one by one (window_days after they ended) until `qualified_tier`
-    answers lower."""
-    totals = {days: _Totals(_in_window(sales, days, now)) for days in windows}
-    leaving = sorted(
-        (
-            (sale.at + timedelta(days=days), days, sale)
-            for days in windows
-            for sale in _in_window(sales, days, now)
-        ),
-        key=lambda item: (item[0], item[1]),
+    """The last moment the qualified tier (of `rank`) still holds if no sale comes.
+
+    Sales leave their windows `window_days` after they ended; with no new sale the
+    activity only falls, so the answer is the first leaving moment after which
+    `qualified_tier` answers lower: a binary search over those moments."""
+    moments = sorted(
+        {at + days * _DAY_US for days in windows for at in history.ats[history.first_in(days) :]}
     )
-    for when, days, sale in leaving:
-        totals[days].add(sale, -1)
-        activity = {d: t.activity() for d, t in totals.items()}
-        if ruleset.tier_rank(qualified_tier(ruleset, activity)) < rank:
-            return when
-    return None  # unreachable with a finite history: the last sale's leaving drops the tier
 
+    def holds_after(moment: int) -> bool:
+        activity = {days: history.after(moment, days) for days in windows}
+        return ruleset.tier_rank(qualified_tier(ruleset, activity)) >= rank
 
-def _activities(
-    sales: Sequence[WindowSale], windows: Iterable[int], now: datetime
-) -> dict[int, Activity]:
-    return {days: _Totals(_in_window(sales, days, now)).activity() for days in windows}
+    low, high = 0, len(moments)
+    while low < high:
+        middle = (low + high) // 2
+        if holds_after(moments[middle]):
+            low = middle + 1
+        else:
+            high = middle
+    return _moment(moments[low], zone) if low < len(moments) else None
 
 
 def _named(tier: Tier) -> dict[str, str]:
@@ -163,7 +189,8 @@ def tier_progress(
     the qualified tier depends on. `sales` must hold every standing sale of the longest
     window."""
     windows = sorted(qualification_windows(ruleset))
-    activity = _activities(sales, windows, now)
+    history = _History(sales, now)
+    activity = {days: history.window(days) for days in windows}
     decision = tier_at(ruleset, activity_by_window=activity, registered_at=registered_at, at=now)
     held = ruleset.tier(decision.code)
     rank = ruleset.tier_rank(held.code)
@@ -192,17 +219,18 @@ def tier_progress(
             **_named(upper),
             "window_days": days,
             "measures": _measures(upper, activity[days]),
-            "leaving": _leaving(_in_window(sales, days, now), days, now, zone),
+            "leaving": _leaving(history, days, zone),
         }
     qualified = ruleset.tier(decision.qualified)
     if qualified.qualify is not None:
         days = qualified.qualify.window_days
-        until = _holds_until(ruleset, sales, windows, now, ruleset.tier_rank(qualified.code))
+        rank_kept = ruleset.tier_rank(qualified.code)
+        until = _holds_until(ruleset, history, windows, rank_kept, zone)
         answer["keep"] = {
             **_named(qualified),
             "window_days": days,
             "holds_until": None if until is None else until.isoformat(),
             "measures": _measures(qualified, activity[days]),
-            "leaving": _leaving(_in_window(sales, days, now), days, now, zone),
+            "leaving": _leaving(history, days, zone),
         }
     return answer
