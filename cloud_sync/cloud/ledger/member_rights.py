@@ -18,7 +18,9 @@ from cloud_sync.core.privacy import DecryptionError, MemberKeys, decrypt_field
 
 from .audit import record_audit
 from .database import Database
+from .errors import LedgerError
 from .member_privacy import erase_member, export_member
+from .member_self import signed_in_member
 from .member_sessions import revoke_member_sessions
 from .postings import millis
 from .schema import members
@@ -107,10 +109,12 @@ def set_marketing_consent(
     conn: Connection, member_id: str, *, marketing: bool, now: datetime
 ) -> dict[str, Any]:
     """Give (keeping the first time it was given) or withdraw marketing consent; a change
-    is audited as the member, a repeat changes nothing."""
-    was = conn.execute(
-        select(members.c.marketing_at).where(members.c.member_id == member_id)
-    ).scalar_one()
+    is audited as the member, a repeat changes nothing (the row is read under its lock, so
+    parallel repeats audit one change)."""
+    stmt = select(members.c.marketing_at).where(members.c.member_id == member_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    was = conn.execute(stmt).scalar_one()
     at = (was or now.isoformat()) if marketing else None
     if at != was:
         conn.execute(
@@ -129,7 +133,16 @@ def set_marketing_consent(
 
 
 def delete_account(db: Database, conn: Connection, member_id: str, now: datetime) -> dict[str, Any]:
-    """HQ's erasure, asked by the member; then every session of the member ends."""
+    """HQ's erasure, asked by the member; then every session of the member ends.
+
+    The member's row is locked first (PostgreSQL; SQLite has one writer) and read again, so
+    of two parallel deletions one erases and the other finds the account gone."""
+    if db.dialect == "postgresql":
+        conn.execute(
+            select(members.c.member_id).where(members.c.member_id == member_id).with_for_update()
+        )
+    if signed_in_member(conn, member_id) is None:
+        raise LedgerError("member.erased", "the account was deleted already")
     done = erase_member(db, conn, member_id, actor=actor_of(member_id), now=now)
     ended = sum(
         revoke_member_sessions(conn, erased, now_ms=millis(now)) for erased in done["erased_ids"]

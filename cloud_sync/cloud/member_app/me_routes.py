@@ -143,7 +143,11 @@ def _history_routes(router: APIRouter) -> None:
 
         return private(_read(context, work))
 
-    @router.get("/me/coupons", summary="The member's coupons (none until campaigns arrive)")
+    @router.get(
+        "/me/coupons",
+        summary="The member's coupons (none until campaigns arrive)",
+        responses=error_responses(),
+    )
     def my_coupons(request: Request, member: CurrentMember) -> Response:
         now = cloud_context(request).now()
         return private(
@@ -159,7 +163,7 @@ def _history_routes(router: APIRouter) -> None:
 
 
 def _plate_routes(router: APIRouter) -> None:
-    @router.get("/me/plates", summary="The member's plates")
+    @router.get("/me/plates", summary="The member's plates", responses=error_responses())
     def my_plates(request: Request, member: CurrentMember) -> Response:
         context = cloud_context(request)
         found = context.ledger.db.read(
@@ -248,6 +252,7 @@ def _rights_routes(router: APIRouter) -> None:
     @router.delete(
         "/me",
         summary="PIPL: delete the account (anonymised; the ledger's sums kept; signed out)",
+        responses=error_responses("member.erased"),
     )
     def delete_me(request: Request, member: CurrentMember) -> Response:
         context = cloud_context(request)
@@ -266,6 +271,7 @@ def me_router() -> APIRouter:
     @router.get(
         "/me",
         summary="The member's home: balance and its value, expiring points, tier and progress",
+        responses=error_responses(),
     )
     def me(request: Request, member: CurrentMember) -> Response:
         context = cloud_context(request)

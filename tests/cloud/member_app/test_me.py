@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cloud_sync.cloud.ledger import member_self
 from cloud_sync.cloud.ledger.member_privacy import erase_member
 from tests.cloud.hq.seed_chain import NOW
 from tests.cloud.ledger.fake_station import member_id
@@ -149,3 +150,20 @@ def test_without_rules_the_reported_tier_and_no_yuan_value(mapp: MemberApp) -> N
     home = _me(mapp, mapp.seeded.members[0])
     assert home["balance"]["yuan_fen"] is None and home["balance"]["points_per_yuan"] is None
     assert home["tier"]["via"] == "reported" and home["next"] is None and home["keep"] is None
+
+
+def test_beyond_the_sales_it_reads_the_reported_tier_is_shown(
+    mapp: MemberApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member with more window sales than the page reads (a fleet card) is not summed
+    from part of them: the tier the stations reported, no progress."""
+    s3 = third_station(mapp)
+    member = s3.register("13900139004", NOW - timedelta(days=200))
+    for hours in (5, 4, 3):
+        s3.station.sale(member, "10.00", NOW - timedelta(hours=hours))
+    s3.push(NOW - timedelta(hours=1))
+    assert _me(mapp, member)["next"] is not None
+    monkeypatch.setattr(member_self, "MAX_WINDOW_SALES", 2)
+    home = _me(mapp, member)
+    assert home["tier"]["via"] == "reported" and home["next"] is None and home["keep"] is None
+    assert home["balance"]["points"] == 30  # the balance never depends on the cut

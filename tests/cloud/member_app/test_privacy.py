@@ -4,6 +4,7 @@ signed out everywhere); each audited as the member. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -174,3 +175,31 @@ def test_deleting_the_account_anonymises_keeps_the_sums_and_signs_out(mapp: Memb
     statuses = {delta.member_id: delta.status for delta in page.members}
     assert statuses[survivor] == "erased"
     assert _audit(mapp, "member.pipl_erase") == [(f"member:{survivor}", survivor)]
+
+
+def test_parallel_deletions_erase_once(mapp: MemberApp) -> None:
+    member = mapp.seeded.members[2]
+    headers = mapp.auth(member)
+
+    def delete(_: int) -> int:
+        return int(mapp.client.delete("/m/api/v1/me", headers=headers).status_code)
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(delete, range(6)))
+    assert statuses.count(200) == 1 and set(statuses) <= {200, 401, 409}, statuses
+    assert _audit(mapp, "member.pipl_erase") == [(f"member:{member}", member)]
+
+
+def test_parallel_consents_change_and_audit_once(mapp: MemberApp) -> None:
+    member = mapp.seeded.members[1]
+    headers = mapp.auth(member)
+
+    def give(_: int) -> bool:
+        answer = mapp.client.post("/m/api/v1/me/consent", headers=headers, json={"marketing": True})
+        assert answer.status_code == 200
+        return bool(answer.json()["changed"])
+
+    with ThreadPoolExecutor(6) as pool:
+        changed = list(pool.map(give, range(6)))
+    assert changed.count(True) == 1
+    assert _audit(mapp, "member.marketing_consent") == [(f"member:{member}", member)]
