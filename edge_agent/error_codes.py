@@ -89,6 +89,7 @@ _ALL: Final = [
         "limit",
         "sales.cursor",
         "reason.required",
+        "reason.too_long",
         "adjust.points",
         "member.name_too_long",
         "member.identifier_missing",

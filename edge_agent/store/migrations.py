@@ -301,6 +301,7 @@ CREATE TABLE detachments (
     attach_no INTEGER NOT NULL CHECK (attach_no >= 1),
     member_id TEXT NOT NULL REFERENCES members (member_id),
     points INTEGER NOT NULL CHECK (points >= 0),
+    taken_back INTEGER NOT NULL CHECK (taken_back >= 0 AND taken_back <= points),
     earn_entry_id INTEGER UNIQUE REFERENCES ledger (entry_id),
     debit_entry_id INTEGER UNIQUE REFERENCES ledger (entry_id),
     at TEXT NOT NULL,

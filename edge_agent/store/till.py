@@ -31,7 +31,8 @@ class Detachment:
     sale_id: str
     attach_no: int
     member_id: str
-    points: int
+    points: int  # what the attach had earned
+    taken_back: int  # what the undo took back (less points that had already lapsed)
     earn_entry_id: int | None
     debit_entry_id: int | None
     at: str
@@ -109,7 +110,7 @@ def detachment_of_entry(tx: Tx, earn_entry_id: int) -> Detachment | None:
 
 def insert_detachment(tx: Tx, row: Detachment) -> None:
     tx.execute(
-        f"INSERT INTO detachments ({_DETACH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+        f"INSERT INTO detachments ({_DETACH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         list(vars(row).values()),
     )
 
