@@ -81,6 +81,7 @@ _ALL: Final = [
         "detach.window",
         "detach.conflict",
         "printer.none",
+        "receipt.no_member",
     ),
     # -- the request itself is not acceptable --
     *_codes(
@@ -126,7 +127,6 @@ _ALL: Final = [
         # the till's search and receipts
         "search.too_many",
         "receipt.kind",
-        "receipt.no_member",
     ),
     *_codes(404, "redemption.not_found"),
     *_codes(503, "printer.unreachable"),

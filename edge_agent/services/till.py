@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from ..errors import ServiceError
 from ..store.members import plates_of
-from ..store.sales import get_sale
+from ..store.sales import get_sale, recent_sales
 from ..store.till import attaches_undone, members_by_last4, unattached_sales
 from .members import MemberView, _opened, find_member
 from .sales import SaleView
@@ -44,6 +44,7 @@ __all__ = [
     "TillSale",
     "is_last4",
     "pump_sales",
+    "recent_till_sales",
     "sale_no",
     "search_members",
     "till_sales",
@@ -110,6 +111,19 @@ def till_sales(station: Station, sale_ids: Sequence[str]) -> list[TillSale]:
         raise ServiceError("limit", "at most 500 sales at a time")
     with station.store.read() as tx:
         rows = [row for row in (get_sale(tx, s) for s in sale_ids) if row is not None]
+        undone = attaches_undone(tx, [row.sale_id for row in rows])
+    return [
+        _till_sale(view_of_row(row), row.recorded_at, undone.get(row.sale_id, 0), station)
+        for row in rows
+    ]
+
+
+def recent_till_sales(station: Station, limit: int = 20) -> list[TillSale]:
+    """The newest sales with what the till can do with each (attach, undo), newest first."""
+    if not 1 <= limit <= 500:
+        raise ServiceError("limit", "limit must be between 1 and 500")
+    with station.store.read() as tx:
+        rows = recent_sales(tx, limit)
         undone = attaches_undone(tx, [row.sale_id for row in rows])
     return [
         _till_sale(view_of_row(row), row.recorded_at, undone.get(row.sale_id, 0), station)
