@@ -78,7 +78,7 @@ _ALL: Final = [
     *_codes(405, "http.405"),
     *_codes(413, "request.too_large"),
     *_codes(422, "request.invalid"),
-    *_codes(429, "login.rate_limited", "login.busy"),
+    *_codes(429, "login.rate_limited", "login.busy", "search.rate_limited"),
     # -- things that do not exist --
     *_codes(404, "member.not_found", "sale.not_found", "disagreement.not_found"),
     # -- the request clashes with what the store holds --
@@ -100,6 +100,13 @@ _ALL: Final = [
         "rules.version_taken",
         "rules.cloud_managed",
         "user.exists",
+        # the till (services/till.py, detach.py, receipts.py)
+        "detach.not_attached",
+        "detach.member_changed",
+        "detach.window",
+        "detach.conflict",
+        "printer.none",
+        "receipt.no_member",
     ),
     # -- the request itself is not acceptable --
     *_codes(
@@ -145,7 +152,12 @@ _ALL: Final = [
         "redeem.snapshot_stale",
         "redeem.denied",
         "redeem.offline_off",
+        # the till's search and receipts
+        "search.too_many",
+        "receipt.kind",
     ),
+    *_codes(404, "redemption.not_found"),
+    *_codes(503, "printer.unreachable"),
     # -- only the CLI and the daemon raise these (the store and its files, the listener) --
     *_codes(
         422,
