@@ -210,9 +210,10 @@ def request_invoice(
         "requested_ms": millis(now),
     }
     insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
-    done = conn.execute(insert(invoice_requests).values(values).on_conflict_do_nothing())
+    stmt = insert(invoice_requests).values(values).on_conflict_do_nothing()
+    inserted = conn.execute(stmt.returning(invoice_requests.c.request_id)).first()
     row = _stored(conn, ask.sale_id)  # ours, or the one a concurrent request stored first
-    if not done.rowcount:
+    if inserted is None:
         return _replay(keys, row, ask), False
     return invoice_answer(keys, row), True
 
