@@ -29,7 +29,7 @@ from cloud_sync.cloud.server.errors import error_responses, status_of
 
 from .auth import Admin, HqUser, PageAdmin, PageReader, Reader
 from .export import Column, ExportFormat, download
-from .pages import lang_of, render
+from .pages import fen_to_yuan, lang_of, render
 
 __all__ = ["invoices_router"]
 
@@ -215,10 +215,11 @@ def invoices_router() -> APIRouter:
                 done = await run_in_threadpool(
                     _decide, request, user, request_id, decision, invoice_no, reason
                 )
+                what = f"{done['buyer_name']} · {fen_to_yuan(done['amount_fen'])}"
                 notice = (
-                    f"{'已开具' if action == 'issue' else '已驳回'} {done['sale_id']}。"
+                    f"{'已开具' if action == 'issue' else '已驳回'}：{what}。"
                     if zh
-                    else f"{'Issued' if action == 'issue' else 'Rejected'} {done['sale_id']}."
+                    else f"{'Issued' if action == 'issue' else 'Rejected'}: {what}."
                 )
             else:
                 return await _page(request, user, shown, None, error="unknown action", code=422)

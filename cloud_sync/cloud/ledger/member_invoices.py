@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from cloud_sync.core.privacy import MemberKeys, decrypt_field, encrypt_field
 from cloud_sync.core.tax_id import TaxIdError, normalize_uscc
 
+from .aggregates import chain_zone
 from .database import Database
 from .errors import LedgerError
 from .member_admin import family_of
@@ -206,7 +207,7 @@ def request_invoice(
         "amount_fen": sum(line["amount_fen"] for line in lines),
         "lines": orjson.dumps(lines).decode(),
         "status": "requested",
-        "requested_at": now.isoformat(),
+        "requested_at": now.astimezone(chain_zone(conn)).isoformat(timespec="seconds"),
         "requested_ms": millis(now),
     }
     insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
