@@ -30,7 +30,7 @@ from cloud_sync.core.tax_id import TaxIdError, normalize_uscc
 from .aggregates import chain_zone
 from .database import Database
 from .errors import LedgerError
-from .member_admin import family_of
+from .member_admin import ERASED_MARK, family_of
 from .member_checkin import MemberGone
 from .member_signed_in import signed_in_member
 from .postings import millis
@@ -39,8 +39,11 @@ from .schema import sales
 from .schema_app import invoice_requests
 
 __all__ = [
+    "EMAIL_FIELD",
     "MAX_BUYER_NAME",
     "MAX_EMAIL",
+    "NAME_FIELD",
+    "TAX_ID_FIELD",
     "InvoiceAsk",
     "InvoiceExists",
     "invoice_answer",
@@ -56,7 +59,7 @@ _PAGE_MAX = 100
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+")
 # Fields sealed under the chain's keys (the name binds each ciphertext to its column).
-_NAME, _TAX_ID, _EMAIL_FIELD = "invoice.buyer_name", "invoice.tax_id", "invoice.email"
+NAME_FIELD, TAX_ID_FIELD, EMAIL_FIELD = "invoice.buyer_name", "invoice.tax_id", "invoice.email"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ def _lines(conn: Connection, rules: RuleBook, sale: Any) -> list[dict[str, Any]]
     ]
 
 
+def _unseal(keys: MemberKeys, field: str, sealed: str) -> str:
+    """The clear value; the erasure marker as it is (PIPL erasure writes it in clear)."""
+    return sealed if sealed == ERASED_MARK else decrypt_field(keys, field, sealed)
+
+
 def invoice_answer(keys: MemberKeys, row: Any) -> dict[str, Any]:
     """A stored request as the member sees it (their own buyer data unsealed)."""
     return {
@@ -134,11 +142,11 @@ def invoice_answer(keys: MemberKeys, row: Any) -> dict[str, Any]:
         "sale_id": row.sale_id,
         "station_id": row.station_id,
         "buyer_kind": row.buyer_kind,
-        "buyer_name": decrypt_field(keys, _NAME, row.buyer_name_sealed),
+        "buyer_name": _unseal(keys, NAME_FIELD, row.buyer_name_sealed),
         "tax_id": None
         if row.tax_id_sealed is None
-        else decrypt_field(keys, _TAX_ID, row.tax_id_sealed),
-        "email": decrypt_field(keys, _EMAIL_FIELD, row.email_sealed),
+        else decrypt_field(keys, TAX_ID_FIELD, row.tax_id_sealed),
+        "email": _unseal(keys, EMAIL_FIELD, row.email_sealed),
         "amount_fen": int(row.amount_fen),
         "lines": orjson.loads(row.lines),
         "status": row.status,
@@ -201,9 +209,11 @@ def request_invoice(
         "member_id": member.member_id,
         "station_id": sale.station_id,
         "buyer_kind": ask.buyer_kind,
-        "buyer_name_sealed": encrypt_field(keys, _NAME, ask.buyer_name),
-        "tax_id_sealed": None if ask.tax_id is None else encrypt_field(keys, _TAX_ID, ask.tax_id),
-        "email_sealed": encrypt_field(keys, _EMAIL_FIELD, ask.email),
+        "buyer_name_sealed": encrypt_field(keys, NAME_FIELD, ask.buyer_name),
+        "tax_id_sealed": None
+        if ask.tax_id is None
+        else encrypt_field(keys, TAX_ID_FIELD, ask.tax_id),
+        "email_sealed": encrypt_field(keys, EMAIL_FIELD, ask.email),
         "amount_fen": sum(line["amount_fen"] for line in lines),
         "lines": orjson.dumps(lines).decode(),
         "status": "requested",

@@ -46,8 +46,8 @@ _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 def mask_email(email: str) -> str:
     """`n***@example.com`: HQ sees where the invoice goes, not the whole address."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if at else email  # (an erased member's marker as it is)
 
 
 def _hq_row(keys: MemberKeys, row: Any, station_name: str | None) -> dict[str, Any]:
