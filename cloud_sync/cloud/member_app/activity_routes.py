@@ -24,6 +24,7 @@ from cloud_sync.cloud.ledger.member_invoices import (
 )
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses, status_of
+from cloud_sync.core.wire import Problem
 
 from .auth import CurrentMember
 from .state import member_app_state
@@ -56,6 +57,31 @@ class FeedbackBody(_Body):
     comment: str = Field(default="", max_length=2000, description="trimmed; at most 500")
 
 
+class CheckinConflict(Problem):
+    """409: `member_app.checked_in` carries the day's check-in; `checkin_off` does not."""
+
+    checkin: dict[str, Any] | None = None
+
+
+class InvoiceConflict(Problem):
+    """409: `member_app.invoice_exists` carries the stored request; `sale_reversed` does not."""
+
+    invoice: dict[str, Any] | None = None
+
+
+class FeedbackConflict(Problem):
+    """409: `member_app.feedback_exists` carries the stored feedback."""
+
+    feedback: dict[str, Any] | None = None
+
+
+def _documented(codes: tuple[str, ...], conflict: type[BaseModel], *, body: bool) -> Any:
+    """The route's refusals, its 409 with the model that carries the stored record."""
+    responses = error_responses(*codes, body=body)
+    responses[409] = {**responses[409], "model": conflict}
+    return responses
+
+
 def _signed_out() -> ApiProblem:
     return ApiProblem(401, "unauthorized", "signed out: the member is no longer known")
 
@@ -75,7 +101,9 @@ def activity_router() -> APIRouter:
     @router.post(
         "/me/checkin",
         status_code=201,
-        responses=error_responses("member_app.checkin_off", "member_app.checked_in"),
+        responses=_documented(
+            ("member_app.checkin_off", "member_app.checked_in"), CheckinConflict, body=False
+        ),
         summary="Check in today (once a day in the chain's time zone)",
     )
     def checkin(request: Request, member: CurrentMember) -> Any:
@@ -98,13 +126,16 @@ def activity_router() -> APIRouter:
         status_code=201,
         responses={
             200: {"description": "The same request again: the stored one"},
-            **error_responses(
-                "not_found",
-                "member_app.invoice_exists",
-                "member_app.sale_reversed",
-                "member_app.buyer_name",
-                "member_app.tax_id",
-                "member_app.email",
+            **_documented(
+                (
+                    "not_found",
+                    "member_app.invoice_exists",
+                    "member_app.sale_reversed",
+                    "member_app.buyer_name",
+                    "member_app.tax_id",
+                    "member_app.email",
+                ),
+                InvoiceConflict,
                 body=True,
             ),
         },
@@ -160,14 +191,17 @@ def activity_router() -> APIRouter:
         status_code=201,
         responses={
             200: {"description": "The same feedback on the same sale again: the stored one"},
-            **error_responses(
-                "not_found",
-                "station.unknown",
-                "member_app.feedback_exists",
-                "member_app.feedback_limit",
-                "member_app.rating",
-                "member_app.comment",
-                "member_app.station_mismatch",
+            **_documented(
+                (
+                    "not_found",
+                    "station.unknown",
+                    "member_app.feedback_exists",
+                    "member_app.feedback_limit",
+                    "member_app.rating",
+                    "member_app.comment",
+                    "member_app.station_mismatch",
+                ),
+                FeedbackConflict,
                 body=True,
             ),
         },
