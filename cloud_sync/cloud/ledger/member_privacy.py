@@ -23,6 +23,7 @@ from .audit import record_audit
 from .changes import append_changes
 from .database import Database
 from .errors import LedgerError
+from .member_activity_privacy import activity_export, erase_activity
 from .member_admin import (
     ERASED_MARK,
     audit_about,
@@ -104,6 +105,7 @@ def export_member(
         "redemptions": page["redemptions"],
         "adjustments": page["adjustments"],
         "tier_history": page["tier_history"],
+        "member_app": activity_export(conn, keys, family),
         "audit": audit_about(conn, survivor),
     }
     record_audit(
@@ -159,6 +161,7 @@ def erase_member(
         .values(phone_index=None, phone_sealed=None, name_sealed=None, phone_masked=ERASED_MARK)
     )
     scrubbed = _scrub_events(conn, family)
+    activity = erase_activity(conn, family, now)
     sale_count = len(
         list(conn.execute(select(sales.c.sale_id).where(sales.c.member_id.in_(family))))
     )
@@ -168,7 +171,12 @@ def erase_member(
         action="member.pipl_erase",
         target=member_id,
         at=now,
-        after={"plates_removed": plate_count, "events_scrubbed": scrubbed, "ids": len(family)},
+        after={
+            "plates_removed": plate_count,
+            "events_scrubbed": scrubbed,
+            "ids": len(family),
+            **activity,
+        },
     )
     append_changes(db, conn, [("member", m) for m in family], now)
     return {
@@ -177,4 +185,5 @@ def erase_member(
         "plates_removed": plate_count,
         "events_scrubbed": scrubbed,
         "sales_kept": sale_count,
+        **activity,
     }

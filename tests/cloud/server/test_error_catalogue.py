@@ -90,6 +90,35 @@ def openapi_refusals(document: dict[str, Any]) -> Iterator[tuple[str, str, str, 
                     yield path, method, status, response
 
 
+def is_problem(document: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """`Problem`, or a model that extends it (a 409 that carries the stored record): every
+    field of Problem, the same required ones, and more only beside them."""
+    if schema == {"$ref": "#/components/schemas/Problem"}:
+        return True
+    schemas = document["components"]["schemas"]
+    name = str(schema.get("$ref", "")).rpartition("/")[2]
+    if name not in schemas:
+        return False
+    problem, found = schemas["Problem"], schemas[name]
+    same_fields = all(
+        found["properties"].get(key) == value for key, value in problem["properties"].items()
+    )
+    return same_fields and set(found.get("required", [])) == set(problem.get("required", []))
+
+
+def test_a_refusal_schema_must_extend_problem() -> None:
+    problem = {"properties": {"error": {"type": "string"}}, "required": ["error"]}
+    schemas = {
+        "Problem": problem,
+        "WithRecord": {"properties": {**problem["properties"], "x": {}}, "required": ["error"]},
+        "Loose": {"properties": {"error": {"type": "integer"}}, "required": ["error"]},
+    }
+    document = {"components": {"schemas": schemas}}
+    assert is_problem(document, {"$ref": "#/components/schemas/WithRecord"})
+    assert not is_problem(document, {"$ref": "#/components/schemas/Loose"})
+    assert not is_problem(document, {"type": "object"})
+
+
 def test_openapi_refusals_are_problems(cloud_openapi: dict[str, Any]) -> None:
     text = json.dumps(cloud_openapi["paths"])
     assert "HTTPValidationError" not in text
@@ -97,7 +126,7 @@ def test_openapi_refusals_are_problems(cloud_openapi: dict[str, Any]) -> None:
         if path == "/healthz":
             continue
         schema = response["content"]["application/json"]["schema"]
-        assert schema == {"$ref": "#/components/schemas/Problem"}, (path, method, status)
+        assert is_problem(cloud_openapi, schema), (path, method, status)
     for path, item in cloud_openapi["paths"].items():
         if path.startswith("/api/"):
             for operation in item.values():
