@@ -115,14 +115,14 @@ def logo_media_type(head: bytes) -> str | None:
     return None
 
 
-def default_mark(colour: str, name: str) -> bytes:
-    """The chain's first character, white on its colour, in a rounded square."""
+def default_mark(colour: str, ink: str, name: str) -> bytes:
+    """The chain's first character in `ink` on its colour, in a rounded square."""
     first = escape(name.strip()[:1] or "L")
     return (
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="64" height="64">'
         f'<rect width="64" height="64" rx="14" fill="{escape(colour)}"/>'
         '<text x="32" y="43" text-anchor="middle" font-size="30" font-weight="700" '
-        'font-family="sans-serif" fill="#fff">'
+        f'font-family="sans-serif" fill="{escape(ink)}">'
         f"{first}</text></svg>"
     ).encode()
 
@@ -131,9 +131,9 @@ class LogoSource:
     """The configured logo, read again when its file changes (size and mtime), checked each
     time; the default mark when none is configured or the file is unfit (said in the log)."""
 
-    def __init__(self, path: Path | None, colour: str, name: str) -> None:
+    def __init__(self, path: Path | None, colour: str, ink: str, name: str) -> None:
         self._path = path
-        self._default = make_asset(default_mark(colour, name), "image/svg+xml")
+        self._default = make_asset(default_mark(colour, ink, name), "image/svg+xml")
         self._seen: tuple[int, int] | None = None
         self._current = self._default
 

@@ -207,6 +207,11 @@ def mount_member_static(app: FastAPI) -> None:
     app.state.member_page = MemberPage(
         assets={name: asset for name, asset in assets.items() if name != SHELL_STYLE},
         shell_style=(static / SHELL_STYLE).read_text(encoding="utf-8"),
-        logo=LogoSource(settings.brand_logo, settings.brand_colour, settings.brand_name),
+        logo=LogoSource(
+            settings.brand_logo,
+            settings.brand_colour,
+            brand_inks(settings.brand_colour)[0],
+            settings.brand_name,
+        ),
         templates=environment,
     )

@@ -191,6 +191,13 @@ def test_without_a_logo_the_mark_is_drawn_in_the_brand_colour(client_for: Client
     assert "sandbox" in answer.headers["content-security-policy"]
     body = gzip.decompress(answer.content) if answer.content[:2] == b"\x1f\x8b" else answer.content
     assert b'fill="#0057B8"' in body and "蓝".encode() in body
+    assert b'fill="#ffffff"' in body  # white on a dark blue
+
+
+def test_the_mark_on_a_light_brand_colour_is_dark(client_for: ClientFor) -> None:
+    answer = client_for(brand_colour="#FFD100").get("/m/brand/logo")
+    body = gzip.decompress(answer.content) if answer.content[:2] == b"\x1f\x8b" else answer.content
+    assert b'fill="#1a1a1a"' in body
 
 
 def test_a_configured_logo_is_served_with_its_own_type(

@@ -15,21 +15,27 @@
   };
   const litresText = (sale) => (sale.litres ? t(`${sale.litres} 升`, `${sale.litres} L`) : "—");
   window.lpMember.addErrors({
-    "member_app.checkin_done": ["今天已经签到过了，明天再来", "You have checked in today; come back tomorrow"],
-    "member_app.already_checked_in": ["今天已经签到过了，明天再来", "You have checked in today; come back tomorrow"],
+    "member_app.checked_in": ["今天已经签到过了，明天再来", "You have checked in today; come back tomorrow"],
     "member_app.checkin_off": ["签到活动暂未开放", "Check-in is not open now"],
-    "member_app.invoice_exists": ["这笔消费已经申请过发票", "An invoice was already requested for this sale"],
-    "member_app.tax_id_invalid": ["税号不正确，请核对 18 位统一社会信用代码", "That tax id is not a valid 18-character credit code"],
+    "member_app.invoice_exists": ["这笔消费已经申请过发票", "An invoice was already requested for this purchase"],
+    "member_app.sale_reversed": ["这笔消费已撤销，无法开票", "This purchase was reversed: nothing to invoice"],
+    "member_app.buyer_name": ["抬头为 1 到 100 个字", "The buyer's name is 1 to 100 characters"],
+    "member_app.tax_id": ["税号不正确，请核对 18 位统一社会信用代码", "That tax id is not a valid 18-character credit code"],
+    "member_app.email": ["邮箱格式不正确", "That is not an email address"],
     "member_app.plate_taken": ["这个车牌已绑定在其他会员名下，请到油站核实", "That plate belongs to another member; ask at a station"],
-    "member_app.plate_invalid": ["车牌号格式不正确", "That is not a valid plate"],
-    "member_app.plates_full": ["车牌数量已达上限", "You have the most plates allowed"],
+    "member_app.plate_limit": ["车牌数量已达上限", "You have the most plates allowed"],
+    "member_app.plate": ["车牌号格式不正确", "That is not a valid plate"],
+    "member_app.rating": ["请选择 1 到 5 星", "Choose 1 to 5 stars"],
+    "member_app.comment": ["留言最多 500 字", "A comment is at most 500 characters"],
+    "member_app.feedback_exists": ["这笔消费已经评价过了", "You rated this purchase already"],
     "member_app.feedback_limit": ["今天的评价次数已用完，明天再来", "You have sent the most feedback for today"],
+    "member_app.export_throttled": ["每分钟只能下载一次，请稍后再试", "One download a minute; try again shortly"],
     "member_app.otp_wrong": ["验证码不正确", "The code is wrong"],
-    "member_app.otp_expired": ["验证码已过期，请重新获取", "The code expired; send a new one"],
+    "member_app.otp_expired": ["验证码已失效，请重新获取", "The code is no longer valid; send a new one"],
     "member_app.otp_throttled": ["获取验证码太频繁，请稍后再试", "Too many codes asked; please wait"],
     "member_app.gateway_unavailable": ["短信暂时发不出去，请稍后再试", "The code could not be sent; try again shortly"],
-    "member_app.balance_outstanding": ["您还有储值余额，请先到油站结清后再注销", "You still have a stored-value balance; settle it at a station first"],
   });
+
 
   // --- home ----------------------------------------------------------------------------------
   const named = (tier) => (tier && typeof tier === "object" ? tier.name || tier.code : tier) || "";
@@ -96,8 +102,9 @@
     button.addEventListener("click", async () => {
       button.disabled = true;
       try {
-        const done = await api("POST", "/me/checkin");
-        const got = Number(done.points || 0) + Number(done.bonus || 0);
+        const answer = await api("POST", "/me/checkin");
+        const done = answer.checkin || answer;
+        const got = Number(done.points || 0);
         toast(t(`签到成功，+${got} 积分`, `Checked in: +${got} points`));
         await route();
         const shown = document.querySelector("[data-testid=streak]");
@@ -259,7 +266,7 @@
   // --- coupons, plates -------------------------------------------------------------------------
   screens.coupons = { tab: "home", async render(frame) {
     const got = await api("GET", "/me/coupons");
-    const rows = list(got, "coupons");
+    const rows = ["open", "used", "expired"].flatMap((status) => list(got, status).map((c) => Object.assign({ status }, c)));
     const state = { open: t("可使用", "Open"), used: t("已使用", "Used"), expired: t("已过期", "Expired") };
     frame.append(back("#/home", t("首页", "Home")), h("h2", {}, t("优惠券", "Coupons")),
       rows.length ? rows.map((c) => card(

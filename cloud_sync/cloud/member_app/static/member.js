@@ -86,7 +86,10 @@
     el.textContent = text;
     el.classList.add("on");
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => el.classList.remove("on"), 3500);
+    toastTimer = setTimeout(() => {
+      el.classList.remove("on");
+      toastTimer = setTimeout(() => { el.textContent = ""; }, 300);
+    }, 3500);
   }
 
   // --- the API and its tokens ----------------------------------------------------------------
