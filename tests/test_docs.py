@@ -386,7 +386,11 @@ def test_every_station_route_is_documented(station_routes: set[Route]) -> None:
 
 
 def test_every_cloud_route_is_documented(cloud_routes: set[Route]) -> None:
-    documented = section(CONTRACTS, "HTTP: the cloud") + section(CONTRACTS, "The HQ console")
+    documented = (
+        section(CONTRACTS, "HTTP: the cloud")
+        + section(CONTRACTS, "The HQ console")
+        + section(CONTRACTS, "The member app")
+    )
     assert missing_routes(documented, cloud_routes) == []
     assert sorted(documented_routes(documented) - cloud_routes) == [], "documented, not served"
 
@@ -441,8 +445,10 @@ def test_a_route_taken_out_of_the_contracts_is_reported(
 ) -> None:
     station = _without(section(CONTRACTS, "HTTP: the station"), "`POST /api/v1/redemptions`")
     assert missing_routes(station, station_routes) == ["POST /api/v1/redemptions"]
-    cloud = _without(section(CONTRACTS, "HTTP: the cloud"), "/decision`") + section(
-        CONTRACTS, "The HQ console"
+    cloud = (
+        _without(section(CONTRACTS, "HTTP: the cloud"), "/decision`")
+        + section(CONTRACTS, "The HQ console")
+        + section(CONTRACTS, "The member app")
     )
     assert missing_routes(cloud, cloud_routes) == ["POST /api/v1/adjustments/{event_id}/decision"]
 
