@@ -105,6 +105,7 @@ invoice_requests = Table(
     Column("status", Text, nullable=False),  # requested | issued | rejected
     Column("requested_at", _TIME, nullable=False),
     Column("requested_ms", BigInteger, nullable=False),
+    Column("filed_at", _TIME),  # handed to the tax platform's adapter; NULL: not yet
     Column("decided_at", _TIME),
     Column("decided_by", Text),
     Column("reason", Text),

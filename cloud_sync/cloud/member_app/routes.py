@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from cloud_sync.cloud.ledger.tax_platform import FileTaxPlatform, outbox_of
 from cloud_sync.cloud.server.settings import CloudSettings
 
 from .activity_routes import activity_router
@@ -30,6 +31,8 @@ def member_app_routers() -> list[APIRouter]:
 
 def install_member_app(app: FastAPI, settings: CloudSettings) -> None:
     app.state.member_app = MemberAppState(settings=settings.member_app, data_dir=settings.data_dir)
+    # Where invoice requests go (the console hands them over): the `file` adapter for now.
+    app.state.tax_platform = FileTaxPlatform(outbox_of(settings.data_dir))
     for router in member_app_routers():
         app.include_router(router)
     mount_member_static(app)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 __all__ = [
     "Bonus",
+    "CheckinRule",
     "EarnRule",
     "Fault",
     "Grade",
@@ -30,6 +31,7 @@ __all__ = [
     "Rounding",
     "RuleSet",
     "RuleSetError",
+    "StreakBonus",
     "Tier",
     "TrialGrant",
     "canonical_json",
@@ -146,6 +148,33 @@ class RedeemPolicy:
 
 
 @dataclass(frozen=True)
+class StreakBonus:
+    days: int
+    bonus: int
+
+
+@dataclass(frozen=True)
+class CheckinRule:
+    """The member app's daily check-in: `points` a day, and each streak entry's `bonus` on
+    every day the run of consecutive days reaches a multiple of its `days` (7, 14, 21, …).
+
+    The run never resets while the member checks in every day, so a 30-day entry beside a
+    7-day one pays on day 30 and a 7-day bonus keeps coming every week. `daily_cap` is 1:
+    one check-in a day is all the ledger books (the primary key is member and day).
+    """
+
+    points: int
+    streak: tuple[StreakBonus, ...]
+    daily_cap: int
+
+    def bonus_for(self, streak: int) -> int:
+        """The bonus of the day on which the run of consecutive days is `streak` long."""
+        if streak < 1:
+            raise ValueError("a streak counts today, so it is at least 1")
+        return sum(entry.bonus for entry in self.streak if streak % entry.days == 0)
+
+
+@dataclass(frozen=True)
 class RuleSet:
     """A parsed, valid rule set. Build it with `ruleset_parser.parse_ruleset`, never by hand."""
 
@@ -161,6 +190,7 @@ class RuleSet:
     redeem: RedeemPolicy
     rounding: Rounding
     expiry_months: int | None
+    checkin: CheckinRule | None  # None: the member app's check-in is off
     document: Mapping[str, Any] = field(compare=False, repr=False)
 
     @property

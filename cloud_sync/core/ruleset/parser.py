@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cloud_sync.core.ruleset.checkin_rules import parse_checkin
 from cloud_sync.core.ruleset.model import (
     Bonus,
     EarnRule,
@@ -276,8 +277,9 @@ _SECTION_ORDER = (
     "redeem",
     "rounding",
     "expiry",
+    "checkin",
 )
-_TOP_OPTIONAL = ("new_member_tier", "bonuses", "expiry")
+_TOP_OPTIONAL = ("new_member_tier", "bonuses", "expiry", "checkin")
 _TOP_REQUIRED = tuple(key for key in _SECTION_ORDER if key not in _TOP_OPTIONAL)
 _SECTION_OF = re.compile(r"\$(?:\.([A-Za-z_][A-Za-z0-9_]*)|\['((?:[^'\\]|\\.)*)'\])?")
 
@@ -376,6 +378,7 @@ def parse_ruleset(document: object) -> RuleSet:
     redeem = section("redeem", lambda v: _parse_redeem(c, v))
     rounding = section("rounding", lambda v: _parse_rounding(c, v))
     expiry_months = _parse_expiry(c, top.get("expiry"))
+    checkin = parse_checkin(c, top.get("checkin"))
 
     if (
         c.faults
@@ -401,6 +404,7 @@ def parse_ruleset(document: object) -> RuleSet:
         redeem=redeem,
         rounding=rounding,
         expiry_months=expiry_months,
+        checkin=checkin,
         document=MappingProxyType(_plain(document)),
     )
 
