@@ -49,7 +49,8 @@
     return withTime ? `${day} ${p(d.getHours())}:${p(d.getMinutes())}` : day;
   }
   function freshness(data) {
-    const note = (data && data.freshness) || {};
+    // An object {note, note_en, stations_synced_at}; a plain two-language line is shown as ours.
+    const note = (data && typeof data.freshness === "object" && data.freshness) || {};
     const parts = [(LANG === "en" ? note.note_en : note.note) || t("各油站通常几分钟内同步，离线油站的交易稍后到达。", "Stations sync within minutes; an offline station's sales arrive later.")];
     if (note.stations_synced_at) parts.push(t("油站最近同步 ", "Stations last synced ") + when(note.stations_synced_at));
     if (data && data.as_of) parts.push(t("更新于 ", "As of ") + when(data.as_of));
