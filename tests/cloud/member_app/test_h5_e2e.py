@@ -142,7 +142,9 @@ def _newcomer(page: Page, cloud: CloudProcess, shot: Shots) -> None:
     page.get_by_test_id("consent").check()
     page.get_by_test_id("sign-in").click()
     expect(page.get_by_test_id("balance")).to_contain_text("0")
-    expect(page.get_by_test_id("tier")).to_have_text("普通会员")
+    expect(page.get_by_test_id("tier")).to_have_text("银卡")  # the sample rules' trial tier
+    expect(page.locator(".tier-row")).to_contain_text("体验至")
+    shot("home-newcomer")
     page.get_by_test_id("tab-me").click()
     page.get_by_test_id("sign-out").click()
     expect(page.get_by_test_id("login-msg")).to_have_text("已退出登录")
@@ -159,8 +161,10 @@ def _home_and_checkin(page: Page, cloud: CloudProcess, filled: Filled, shot: Sho
     expect(page.get_by_test_id("expiring-90")).to_contain_text(f"{filled.old_points:,}")
     expect(page.get_by_test_id("expiring-date")).to_have_count(1)
     expect(page.get_by_test_id("tier")).to_have_text("普通会员")
-    expect(page.get_by_test_id("tier-progress")).to_contain_text("升级为 银卡")
-    expect(page.get_by_test_id("tier-progress")).to_contain_text("升")
+    # 25.50 of the 300 litres silver asks for in 90 days (the old sale is out of the window)
+    expect(page.get_by_test_id("tier-progress")).to_have_text(
+        "近 90 天内再加油274.50 升即可升级为银卡"
+    )
     expect(page.get_by_test_id("freshness")).to_contain_text("几分钟内同步")
     shot("home")
 
@@ -169,6 +173,7 @@ def _home_and_checkin(page: Page, cloud: CloudProcess, filled: Filled, shot: Sho
     expect(page.get_by_test_id("balance")).to_contain_text(f"{total + 5:,}")
     page.get_by_test_id("checkin").click()
     expect(page.get_by_test_id("streak")).to_have_text("今天已经签到过了，明天再来")
+    expect(page.get_by_test_id("checkin")).to_have_text("今日已签到")
     expect(page.get_by_test_id("balance")).to_contain_text(f"{total + 5:,}")
     shot("checkin-twice")
     return total + 5
@@ -186,6 +191,7 @@ def _sales_and_invoice(page: Page, filled: Filled, shot: Shots) -> None:
     receipt = page.get_by_test_id("receipt").first
     expect(receipt).to_be_visible()
     expect(receipt).to_contain_text(f"{filled.new_points:,}")
+    expect(receipt).to_contain_text("基础积分（95# 25.50 升）")
     shot("sales-receipt")
 
     page.get_by_test_id("request-invoice").first.click()

@@ -5,6 +5,8 @@
 (() => {
   const { t, h, yuan, points, when, freshness, explain, toast, api, go, route, screens, signOut, signedOut } = window.lpMember;
   const back = (hash, label) => h("a", { class: "back", href: hash }, "‹ ", label);
+  // Node.append takes no arrays: lists of cards are flattened here.
+  const put = (frame, ...kids) => frame.append(...kids.flat(3).filter((k) => k !== null && k !== undefined && k !== false));
   const card = (...kids) => h("section", { class: "card" }, ...kids);
   const empty = (text, testid) => h("p", { class: "empty", testid }, text);
   const list = (data, key) => (Array.isArray(data) ? data : (data && (data[key] || data.items)) || []);
@@ -68,9 +70,10 @@
     const next = me.next, keep = me.keep;
     const parts = [row];
     if (next && next.measures && next.measures.length) {
-      const gap = next.measures.map((m) => measureText(m, m.missing)).join(t(" 或 ", " or "));
+      const verb = { litres: t("加油", "fill "), amount_fen: t("消费", "spend "), visits: t("到店", "visit ") };
+      const gap = next.measures.map((m) => (verb[m.unit] || "") + measureText(m, m.missing)).join(t("或", " or "));
       parts.push(h("p", { class: "small", testid: "tier-progress" },
-        t(`近 ${next.window_days} 天再 ${gap} 升级为 ${named(next)}`, `${gap} more in ${next.window_days} days for ${named(next)}`)),
+        t(`近 ${next.window_days} 天内再${gap}即可升级为${named(next)}`, `${gap} more within ${next.window_days} days for ${named(next)}`)),
         next.measures.map(measureRow), leavingText(next, next.measures[0].unit));
     } else if (me.tier) {
       parts.push(h("p", { class: "small", testid: "tier-progress" }, t("已是最高等级", "You are at the top tier")));
@@ -110,9 +113,9 @@
         const shown = document.querySelector("[data-testid=streak]");
         if (shown && done.streak) shown.textContent = t(`已连续签到 ${done.streak} 天`, `${done.streak}-day streak`);
       } catch (problem) {
-        toast(explain(problem));
         streak.textContent = explain(problem);
-        button.disabled = false;
+        if (problem.code === "member_app.checked_in") button.textContent = t("今日已签到", "Checked in");
+        else button.disabled = false;
       }
     });
     return card(h("div", { class: "checkin" }, streak, button));
@@ -122,7 +125,7 @@
     const me = await api("GET", "/me");
     const balance = me.balance || {};
     const worth = balance.yuan_fen;
-    frame.append(
+    put(frame, 
       h("section", { class: "card hero" },
         h("div", { class: "small muted" }, t("我的积分", "My points")),
         h("div", { class: "balance", testid: "balance" }, points(balance.points), h("small", {}, t("分", "pts"))),
@@ -139,10 +142,18 @@
   // --- sales, receipts, invoices -------------------------------------------------------------
   function receipt(sale) {
     const r = sale.receipt;
-    const lines = (r && r.steps) || [];
+    // The station's step texts are the pricing code's (English): each step is said here.
+    const label = {
+      base: () => t(`基础积分（${sale.grade}# ${sale.litres} 升）`, `Base (${sale.grade}# ${sale.litres} L)`),
+      tier: () => t(`${r.tier_name || r.tier} 等级倍数`, `${r.tier_name || r.tier} tier`),
+      bonus: () => r.bonus_name || t("活动倍数", "Bonus"),
+      rounding: () => t("取整", "Rounded"),
+    };
+    const lines = ((r && r.steps) || []).filter((l) => l.code === "base" || l.code === "rounding" || Number(l.factor) !== 1);
     return h("div", { class: "receipt", testid: "receipt" },
       h("h3", {}, t("积分明细", "Points receipt")),
-      lines.map((l) => h("div", { class: "row" }, h("span", {}, l.description || l.code), h("span", { class: "num" }, l.code === "base" ? l.value : `×${l.factor}`))),
+      lines.map((l) => h("div", { class: "row" }, h("span", {}, (label[l.code] || (() => l.description || l.code))()),
+        h("span", { class: "num" }, l.code === "tier" || l.code === "bonus" ? `×${l.factor}` : l.value))),
       r && r.discount_fen ? h("div", { class: "row" }, h("span", {}, t("等级直降", "Tier discount")), h("span", { class: "num" }, yuan(r.discount_fen))) : null,
       h("div", { class: "row" }, h("b", {}, t("获得积分", "Points earned")), h("b", { class: "num plus" }, points(sale.points))),
       sale.expires_at ? h("p", { class: "small muted" }, t(`这些积分于 ${when(sale.expires_at, false)} 到期`, `These points expire on ${when(sale.expires_at, false)}`)) : null,
@@ -190,7 +201,7 @@
     }
     more.addEventListener("click", () => page().catch((p) => { more.disabled = false; if (isCurrent()) toast(explain(p)); }));
     const first = await page();
-    frame.append(h("h2", {}, t("消费记录", "Purchases")), shelf, h("div", { class: "actions" }, more,
+    put(frame, h("h2", {}, t("消费记录", "Purchases")), shelf, h("div", { class: "actions" }, more,
       h("a", { class: "btn", href: "#/invoices", testid: "to-invoices" }, t("我的发票", "My invoices"))), freshness(first));
   } };
 
@@ -247,13 +258,13 @@
         submit.disabled = false;
       }
     });
-    frame.append(back("#/sales", t("消费记录", "Purchases")), h("h2", {}, t("申请电子发票", "Request an e-invoice")), card(form));
+    put(frame, back("#/sales", t("消费记录", "Purchases")), h("h2", {}, t("申请电子发票", "Request an e-invoice")), card(form));
   } };
 
   screens.invoices = { tab: "sales", async render(frame) {
     const got = await api("GET", "/me/invoices?limit=50");
     const rows = list(got, "invoices");
-    frame.append(back("#/sales", t("消费记录", "Purchases")), h("h2", {}, t("我的发票", "My invoices")),
+    put(frame, back("#/sales", t("消费记录", "Purchases")), h("h2", {}, t("我的发票", "My invoices")),
       rows.length ? rows.map((inv) => card(
         h("div", { class: "sale-head", testid: "invoice" }, h("b", {}, inv.buyer_name), h("span", { class: `badge ${inv.status}`, testid: "invoice-status" }, statusText(inv.status))),
         h("div", { class: "sale-facts" }, h("span", {}, when(inv.requested_at || inv.at)), h("span", {}, inv.tax_id || t("个人", "Personal")),
@@ -268,7 +279,7 @@
     const got = await api("GET", "/me/coupons");
     const rows = ["open", "used", "expired"].flatMap((status) => list(got, status).map((c) => Object.assign({ status }, c)));
     const state = { open: t("可使用", "Open"), used: t("已使用", "Used"), expired: t("已过期", "Expired") };
-    frame.append(back("#/home", t("首页", "Home")), h("h2", {}, t("优惠券", "Coupons")),
+    put(frame, back("#/home", t("首页", "Home")), h("h2", {}, t("优惠券", "Coupons")),
       rows.length ? rows.map((c) => card(
         h("div", { class: "sale-head" }, h("b", {}, c.name || c.title || c.code), h("span", { class: `badge ${c.status}` }, state[c.status] || c.status)),
         c.conditions ? h("p", { class: "small" }, typeof c.conditions === "string" ? c.conditions : JSON.stringify(c.conditions)) : null,
@@ -305,7 +316,7 @@
         route();
       } catch (p) { toast(explain(p)); }
     };
-    frame.append(back("#/me", t("我的", "Me")), h("h2", {}, t("我的车牌", "My plates")),
+    put(frame, back("#/me", t("我的", "Me")), h("h2", {}, t("我的车牌", "My plates")),
       card(plates.length ? plates.map((plate) => h("div", { class: "row", testid: "plate" }, h("b", {}, plate),
         h("button", { type: "button", class: "btn danger", onclick: remove(plate), testid: "plate-remove" }, t("解绑", "Remove"))))
         : h("p", { class: "small muted" }, t("还没有绑定车牌。绑定后加油时报车牌即可积分。", "No plates yet. With a plate, the station finds you by it."))),
@@ -328,7 +339,7 @@
     const query = here ? `?lat=${here.latitude.toFixed(6)}&lng=${here.longitude.toFixed(6)}` : "";
     const got = await api("GET", `/stations${query}`);
     const rows = list(got, "stations");
-    frame.append(h("h2", {}, t("附近油站", "Stations near me")),
+    put(frame, h("h2", {}, t("附近油站", "Stations near me")),
       h("p", { class: "fresh", testid: "stations-where" }, here ? t("按距离排序", "Nearest first") : t("未获得位置权限，按名称列出", "Without your location: listed by name")),
       rows.length ? rows.map((s) => card(
         h("div", { class: "sale-head", testid: "station" }, h("b", {}, s.name || s.station_id), h("span", { class: "small num" }, distance(s.distance_m))),
@@ -363,14 +374,14 @@
         go(from);
       } catch (p) { msg.textContent = explain(p); }
     });
-    frame.append(back(from, t("返回", "Back")), h("h2", {}, t("评价", "Feedback")), card(form));
+    put(frame, back(from, t("返回", "Back")), h("h2", {}, t("评价", "Feedback")), card(form));
   } };
 
   // --- me, my data -----------------------------------------------------------------------------
   screens.me = { tab: "me", async render(frame) {
     const out = h("button", { type: "button", class: "btn danger", testid: "sign-out", onclick: signOut }, t("退出登录", "Sign out"));
     const other = document.documentElement.lang === "en" ? "zh-CN" : "en";
-    frame.append(h("h2", {}, t("我的", "Me")),
+    put(frame, h("h2", {}, t("我的", "Me")),
       h("nav", { class: "card menu" },
         h("a", { href: "#/invoices", testid: "to-invoices" }, t("我的发票", "My invoices")),
         h("a", { href: "#/coupons", testid: "to-coupons" }, t("优惠券", "Coupons")),
@@ -422,7 +433,7 @@
         document.getElementById("login-msg").classList.add("ok");
       } catch (p) { msg.textContent = explain(p); drop.disabled = false; }
     });
-    frame.append(back("#/me", t("我的", "Me")), h("h2", {}, t("我的数据与隐私", "My data and privacy")),
+    put(frame, back("#/me", t("我的", "Me")), h("h2", {}, t("我的数据与隐私", "My data and privacy")),
       card(h("h3", {}, t("下载", "Download")), h("p", { class: "small muted" }, t("我们保存的与您有关的全部数据。", "Everything we hold about you.")), get),
       card(h("label", { class: "switch", for: "marketing" }, t("接收优惠活动信息", "Tell me about offers"), marketing),
         h("p", { class: "hint" }, t("可随时撤回；不影响积分和会员服务。", "You can withdraw at any time; points and services stay."))),

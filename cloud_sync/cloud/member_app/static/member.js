@@ -211,6 +211,9 @@
     $("tabs").hidden = true;
     $("login").hidden = false;
     $("code").value = "";
+    $("consent-box").hidden = true;
+    $("consent").checked = false;
+    stopCountdown();
     setLoginMessage(message || "");
     history.replaceState(null, "", location.pathname + location.search);
     if (focus) $("phone").focus();
@@ -230,6 +233,13 @@
     el.classList.toggle("ok", !!ok);
   }
   let countdown = 0;
+  let sentTo = "";  // the countdown is this number's; another number may ask at once
+  function stopCountdown() {
+    clearInterval(countdown);
+    sentTo = "";
+    $("send-code").disabled = false;
+    $("send-code").textContent = t("获取验证码", "Send code");
+  }
   function startCountdown(seconds) {
     const button = $("send-code");
     let left = seconds;
@@ -258,6 +268,7 @@
     $("send-code").disabled = true;
     try {
       const answer = await send("POST", "/otp", { phone });
+      sentTo = phone;
       const wait = Number((answer && (answer.resend_after_s || answer.retry_after_s)) || 60);
       startCountdown(Math.min(Math.max(wait, 1), 600));
       setLoginMessage(t("验证码已发送，5 分钟内有效", "Code sent; it is valid for 5 minutes"), true);
@@ -309,6 +320,9 @@
     $("send-code").disabled = false;
     $("send-code").addEventListener("click", sendCode);
     $("login-form").addEventListener("submit", signIn);
+    $("phone").addEventListener("input", () => {
+      if (sentTo && cleanPhone($("phone").value) !== sentTo) stopCountdown();
+    });
     window.addEventListener("hashchange", route);
     document.documentElement.dataset.ready = "1";
     if (stored() && (await refresh())) return signedIn();
