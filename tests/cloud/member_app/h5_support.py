@@ -28,5 +28,11 @@ def shoot(page: Page, name: str) -> Path:
     faults = screen_faults(page)
     assert faults == [], (name, faults)
     path = SCREENS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # As a phone as tall as the page shows it: the sticky tab bar at the foot, not mid-page
+    # (a full-page capture keeps the 667 px viewport the bar sticks to).
+    size = page.viewport_size or PHONE
+    tall = int(page.evaluate("document.documentElement.scrollHeight"))
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], tall)})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
     return path

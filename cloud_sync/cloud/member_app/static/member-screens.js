@@ -70,7 +70,7 @@
     const next = me.next, keep = me.keep;
     const parts = [row];
     if (next && next.measures && next.measures.length) {
-      const verb = { litres: t("加油", "fill "), amount_fen: t("消费", "spend "), visits: t("到店", "visit ") };
+      const verb = { litres: t("加油", "Fill "), amount_fen: t("消费", "Spend "), visits: t("到店", "Visit ") };
       const gap = next.measures.map((m) => (verb[m.unit] || "") + measureText(m, m.missing)).join(t("或", " or "));
       parts.push(h("p", { class: "small", testid: "tier-progress" },
         t(`近 ${next.window_days} 天内再${gap}即可升级为${named(next)}`, `${gap} more within ${next.window_days} days for ${named(next)}`)),
@@ -346,7 +346,7 @@
         s.address ? h("p", { class: "small muted" }, s.address) : null,
         h("div", { class: "actions" },
           s.lat !== undefined && s.lat !== null ? h("a", { class: "btn", href: `https://uri.amap.com/marker?position=${s.lng},${s.lat}&name=${encodeURIComponent(s.name || "")}`, rel: "noopener noreferrer", target: "_blank" }, t("导航", "Directions")) : null,
-          h("a", { class: "btn", href: `#/feedback?station=${encodeURIComponent(s.station_id)}`, testid: "rate-station" }, t("评价油站", "Rate")))))
+          h("a", { class: "btn", href: `#/feedback?station=${encodeURIComponent(s.station_id)}&name=${encodeURIComponent(s.name || "")}`, testid: "rate-station" }, t("评价油站", "Rate")))))
         : empty(t("暂无油站信息", "No stations listed yet"), "stations-empty"));
   } };
 
@@ -360,7 +360,7 @@
     const comment = h("textarea", { id: "comment", maxlength: "500", placeholder: t("服务、油品、环境……", "Service, fuel, cleanliness…"), testid: "comment" });
     const msg = h("p", { class: "msg", role: "alert", testid: "feedback-msg" });
     const form = h("form", { novalidate: true, onchange: light },
-      h("p", { class: "small muted" }, saleId ? t("评价这次加油", "About this purchase") : stationId ? t("评价油站 ", "About the station ") + stationId : t("整体评价", "In general")),
+      h("p", { class: "small muted" }, saleId ? t("评价这次加油", "About this purchase") : stationId ? t("评价油站：", "About the station: ") + (params.get("name") || stationId) : t("整体评价", "In general")),
       h("label", {}, t("评分", "Rating")), stars,
       h("label", { for: "comment" }, t("留言（选填）", "Comment (optional)")), comment, msg,
       h("button", { type: "submit", class: "primary", testid: "feedback-submit" }, t("提交评价", "Send")));
