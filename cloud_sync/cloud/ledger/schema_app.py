@@ -73,6 +73,8 @@ member_otp_sends = Table(
 )
 Index("ix_member_otp_sends_phone", member_otp_sends.c.phone_index, member_otp_sends.c.sent_ms)
 Index("ix_member_otp_sends_address", member_otp_sends.c.address, member_otp_sends.c.sent_ms)
+# Each send purges the rows that left the hour, whoever they were for.
+Index("ix_member_otp_sends_at", member_otp_sends.c.sent_ms)
 
 # One check-in per member per day in the chain's time zone: the primary key makes the
 # second one fail however many arrive at once.

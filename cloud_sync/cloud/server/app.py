@@ -45,15 +45,21 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
-def _problem(status: int, problem: Problem, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(problem.model_dump(exclude_none=True), status_code=status, headers=headers)
+def _problem(
+    status: int,
+    problem: Problem,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, int | str | bool] | None = None,
+) -> Response:
+    body = {**(extra or {}), **problem.model_dump(exclude_none=True)}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_handlers(app: FastAPI) -> None:
     async def api_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _problem(exc.status, exc.problem, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return _problem(exc.status, exc.problem, {**headers, **exc.headers} or None, exc.extra)
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -36,7 +36,10 @@ ADMIN_TOKEN_KEY = "loyalpump_hq_admin_token"  # noqa: S105 (a scope key, not a s
 
 
 class ApiProblem(Exception):
-    """Answer the request with `status` and a `Problem` body."""
+    """Answer the request with `status` and a `Problem` body.
+
+    `headers` go with the answer (`Retry-After` on a 429); `extra` adds fields a client acts
+    on beside `error` (a one-time code's `tries_left`)."""
 
     def __init__(
         self,
@@ -47,9 +50,13 @@ class ApiProblem(Exception):
         expected_seq: int | None = None,
         epoch: int | None = None,
         event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, int | str | bool] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
         self.problem = Problem(
             error=error, detail=detail, expected_seq=expected_seq, epoch=epoch, event_id=event_id
         )

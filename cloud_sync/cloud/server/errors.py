@@ -48,6 +48,8 @@ _ALL: Final = [
         401,
         unauthorized="no bearer token, or an unknown or revoked one",
         login__failed="the HQ user name or password is wrong, or the login is disabled",
+        member_app__otp_wrong="the sign-in code is wrong (`tries_left` says how many remain)",
+        member_app__otp_expired="no live sign-in code for the phone (expired, used or never sent)",
     ),
     *_codes(
         403,
@@ -93,6 +95,7 @@ _ALL: Final = [
         member_app__sale_reversed="the sale was reversed: nothing to invoice",
         member_app__feedback_exists="the member gave other feedback on this sale already",
         invoice__decided="the invoice request was issued or rejected already",
+        member_app__consent_required="the phone is no member: sign up with consent: true",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -146,11 +149,13 @@ _ALL: Final = [
         invoice__filter="the invoice queue's status or cursor is unusable",
         invoice__number="an invoice number is 8 to 40 letters, digits or '-'",
         invoice__reason="a rejection needs a reason of 1 to 200 characters",
+        member_app__name="a member's name is at most 40 characters, without control characters",
     ),
     *_codes(
         429,
         login__throttled="too many sign-in attempts; retry after the given seconds",
         member_app__feedback_limit="the member's feedback for today is used up",
+        member_app__otp_throttled="too many codes for the phone or the address (Retry-After)",
     ),
     *_codes(
         503,
@@ -159,6 +164,7 @@ _ALL: Final = [
         schema__newer="the ledger database is newer than this program",
         database__unsupported="the configured database is not supported",
         login__busy="every password check is busy; retry in a moment",
+        member_app__gateway_unavailable="the sign-in code could not be sent; retry later",
     ),
 ]
 

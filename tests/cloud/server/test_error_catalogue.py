@@ -38,6 +38,7 @@ def undeclared(found: Iterator[Hit]) -> list[str]:
 def _cloud_sources() -> Iterator[Path]:
     yield from sorted((ROOT / "cloud_sync" / "cloud" / "server").glob("*.py"))
     yield from sorted((ROOT / "cloud_sync" / "cloud" / "ledger").rglob("*.py"))
+    yield from sorted((ROOT / "cloud_sync" / "cloud" / "member_app").rglob("*.py"))
     yield ROOT / "cloud_sync" / "core" / "identity.py"
 
 
