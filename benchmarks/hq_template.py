@@ -39,8 +39,8 @@ RULES_TEXT = (Path(__file__).resolve().parent.parent / "config/rulesets/sample.j
 MARKER = "bench_seed"
 
 
-def database_name(shape: ChainShape) -> str:
-    return f"bench_hq_{shape.members}m_{shape.sales}s_{shape.stations}st_{shape.days}d"
+def database_name(shape: ChainShape, prefix: str = "bench_hq") -> str:
+    return f"{prefix}_{shape.members}m_{shape.sales}s_{shape.stations}st_{shape.days}d"
 
 
 def _sqlalchemy_url(admin_url: str, name: str) -> str:
@@ -80,9 +80,19 @@ def _rebuild_child(url: str) -> dict[str, Any]:
     return {"rebuild_s": round(seconds, 1), "rebuild_peak_rss_mb": round(peak_mb)}
 
 
-def prepare(admin_url: str, shape: ChainShape, *, fresh: bool) -> tuple[str, dict[str, Any]]:
-    """The seeded database's SQLAlchemy URL and its figures (seed and rebuild times)."""
-    name = database_name(shape)
+def prepare(
+    admin_url: str,
+    shape: ChainShape,
+    *,
+    fresh: bool,
+    aggregates: bool = True,
+    prefix: str = "bench_hq",
+) -> tuple[str, dict[str, Any]]:
+    """The seeded database's SQLAlchemy URL and its figures (seed and rebuild times).
+
+    `aggregates=False` skips the report aggregates' rebuild (the member app reads none);
+    such a database is kept under its own `prefix`."""
+    name = database_name(shape, prefix)
     url = _sqlalchemy_url(admin_url, name)
     if not fresh:
         stored = _stored(admin_url, name, shape)
@@ -104,8 +114,9 @@ def prepare(admin_url: str, shape: ChainShape, *, fresh: bool) -> tuple[str, dic
         figures: dict[str, Any] = {"seed_s": round(time.perf_counter() - started, 1)}
     finally:
         db.close()
-    figures.update(_rebuild_child(url))
-    figures["fill"] = "aggregates_ledger.rebuild"
+    if aggregates:
+        figures.update(_rebuild_child(url))
+        figures["fill"] = "aggregates_ledger.rebuild"
     with psycopg.connect(admin_url.rsplit("/", 1)[0] + "/" + name, autocommit=True) as conn:
         # the statistics autovacuum would gather after the rebuild: without them the report
         # queries were planned for 1,673 member-days where there were 57,533

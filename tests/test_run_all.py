@@ -256,6 +256,23 @@ HQ_RECORD = {
         "price_sale_per_s": 30_000,
     },
 }
+_LOAD_RUN = {"requests": 900, "failures": 0, "client_p50_ms": 9.0, "client_p99_ms": 20.0}
+MEMBER_APP_RECORD = {
+    "benchmark": "member_app",
+    "members": 1_000_000,
+    "sales": 10_000_000,
+    "home": [
+        {**_LOAD_RUN, "level": 4, "per_s": 310.0, "server_p50_ms": 6.0, "server_p99_ms": 12.4}
+    ],
+    "baseline": [
+        {**_LOAD_RUN, "level": 4, "per_s": 800.0, "server_p50_ms": 1.2, "server_p99_ms": 3.1}
+    ],
+    "p99_ms": 12.4,
+    "per_s_under_target": 310.0,
+    "baseline_p99_ms": 3.1,
+    "ratio": 4.0,
+    "target_p99_ms": 50.0,
+}
 IMPORT_RECORD = {
     "benchmark": "member_import",
     "results": [
@@ -337,6 +354,7 @@ def _full_rows() -> list[table.Row]:
         "hq_console": HQ_RECORD,
         "member_import_xlsx": IMPORT_RECORD,
         "member_import_csv": IMPORT_RECORD,
+        "member_app": MEMBER_APP_RECORD,
     }
     return [row for job in run_all.JOBS for row in job.rows(job.name, records[job.name], False)]
 
@@ -345,7 +363,7 @@ def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     rows = _full_rows()
     text = table.render_text(rows)
     lines = text.splitlines()
-    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2
+    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2 + 2
     assert max(len(line) for line in lines) <= 110
     by_figure = {(row.benchmark, row.figure): row for row in rows}
     plate = by_figure["cashier_lookup", "HTTP look-up p99, plate"]
@@ -359,6 +377,8 @@ def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     assert line.split() == " ".join([*cells, "29.5", "short"]).split()
     sqlite = by_figure["sync_catchup", "events/s, sqlite"]
     assert sqlite.cells()[2:5] == ("2,743/s", ">= 5,000/s; ratio >= 0.25", "94,663/s")
+    home = by_figure["member_app", "GET /me server p99"]
+    assert (home.verdict, home.ratio) == ("pass", pytest.approx(12.4 / 3.1))
 
 
 def test_notes_name_each_baseline_and_fit_the_width() -> None:

@@ -46,7 +46,9 @@ from ..store.members import (
     insert_member,
     member_by_phone_index,
     plate_owner,
+    plates_of,
     release_phone_index,
+    remove_plate,
     set_plate_owner,
     update_member_from_cloud,
 )
@@ -55,6 +57,7 @@ from ..store.outbox import (
     acknowledge,
     batch_after,
     epoch_first_seq,
+    member_events_after,
     outbox_backlog,
     pending_batch,
     rewind,
@@ -417,7 +420,27 @@ class StationSyncPort:
                 set_plate_owner(
                     tx, PlateRow(plate.plate_index, delta.member_id, plate.plate_sealed, at)
                 )
+        self._drop_removed_plates(tx, delta)
         self._snapshot(tx, delta, at)
+
+    def _drop_removed_plates(self, tx: Tx, delta: MemberDelta) -> None:
+        """The chain's list of the member's plates is the whole list (a member removes one
+        in the app): plates held here and not in it go, except those attached here after
+        what the cloud had seen (`as_of`), which it will hear of at the next push."""
+        listed = {plate.plate_index for plate in delta.plates}
+        stale = [p for p in plates_of(tx, delta.member_id) if p.plate_index not in listed]
+        if not stale:
+            return
+        unseen = {
+            event.payload.get("plate_index")
+            for event in member_events_after(
+                tx, [delta.member_id], delta.as_of_epoch, delta.as_of_seq
+            )
+            if event.kind == "plate.attached"
+        }
+        for plate in stale:
+            if plate.plate_index not in unseen:
+                remove_plate(tx, plate.plate_index, delta.member_id)
 
     # --- health --------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ __all__ = [
     "plates_of",
     "plates_sealed_with_other_keys",
     "release_phone_index",
+    "remove_plate",
     "reseal_member",
     "reseal_plate",
     "set_member_tier",
@@ -125,6 +126,13 @@ def set_plate_owner(tx: Tx, plate: PlateRow) -> None:
         "member_id = excluded.member_id, plate_sealed = excluded.plate_sealed, "
         "attached_at = excluded.attached_at",
         [plate.plate_index, plate.member_id, plate.plate_sealed, plate.attached_at],
+    )
+
+
+def remove_plate(tx: Tx, plate_index: str, member_id: str) -> None:
+    """Take a plate off a member (the chain removed it); a plate moved on stays moved."""
+    tx.execute(
+        "DELETE FROM plates WHERE plate_index = ? AND member_id = ?", [plate_index, member_id]
     )
 
 

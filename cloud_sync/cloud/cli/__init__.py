@@ -2,6 +2,7 @@
 
 from . import drafts as _drafts  # noqa: F401 - registers `rules draft|drafts|backtest|approve`
 from . import members as _members  # noqa: F401 - registers member export|erase|import
+from . import station_location as _station_location  # noqa: F401 - registers station locate
 from .commands import cloud_app
 from .reports import aggregates_app, report_app
 from .review import review_app

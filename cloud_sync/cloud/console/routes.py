@@ -18,6 +18,7 @@ from .members_pages import members_pages_router
 from .reports import router as reports_router
 from .rules_api import rules_api_router
 from .rules_pages import rules_pages_router
+from .station_location import station_location_router
 from .stations import stations_router
 from .users import users_router
 
@@ -32,6 +33,7 @@ def console_routers() -> list[APIRouter]:
         login_router(),
         reports_router,
         stations_router(),
+        station_location_router(),
         rules_pages_router(),
         rules_api_router(),
         members_pages_router(),

@@ -24,7 +24,7 @@ from sqlalchemy.pool import StaticPool
 from .aggregates_ledger import rebuild
 from .errors import LedgerError
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
-from .schema_app import V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
+from .schema_app import V4_INDEXES, V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
 
 __all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
 
@@ -143,11 +143,14 @@ def _add_columns(conn: Connection, table: str, wanted: Sequence[tuple[str, str]]
 
 def _migrate_4(conn: Connection) -> None:
     """The member's app: sessions, codes, check-ins, invoice requests, feedback; marketing
-    consent on members; address and coordinates on stations."""
+    consent on members; address and coordinates on stations; the indexes of a member's
+    redemptions and of stations by latitude."""
     for table in V4_TABLES:
         table.create(conn, checkfirst=True)
     _add_columns(conn, "members", V4_MEMBER_COLUMNS)
     _add_columns(conn, "stations", V4_STATION_COLUMNS)
+    for index in V4_INDEXES:
+        index.create(conn, checkfirst=True)
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {

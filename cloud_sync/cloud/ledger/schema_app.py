@@ -20,9 +20,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from .schema import _ID, _SERIAL, _TIME, metadata
+from .schema import _ID, _SERIAL, _TIME, metadata, redemptions, stations
 
 __all__ = [
+    "V4_INDEXES",
     "V4_MEMBER_COLUMNS",
     "V4_STATION_COLUMNS",
     "V4_TABLES",
@@ -143,4 +144,15 @@ V4_STATION_COLUMNS = (
     ("address", "TEXT"),
     ("lat_e6", "BIGINT"),  # latitude in millionths of a degree (WGS-84 / GCJ-02 as HQ keys it)
     ("lng_e6", "BIGINT"),
+)
+
+# Indexes schema 4 adds to older tables: a member's redemptions newest first (the app's
+# history), and stations by latitude (the station finder searches a band around the member).
+Index("ix_redemptions_member", redemptions.c.member_id, redemptions.c.at)
+Index("ix_stations_lat", stations.c.lat_e6)
+V4_INDEXES = tuple(
+    index
+    for table in (redemptions, stations)
+    for index in table.indexes
+    if index.name in ("ix_redemptions_member", "ix_stations_lat")
 )

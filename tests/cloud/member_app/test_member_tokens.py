@@ -15,7 +15,8 @@ pytestmark = pytest.mark.usefixtures("cloud_db_url")
 
 
 def _who(mapp: MemberApp, token: str) -> int:
-    return mapp.client.get("/m/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+    answer = mapp.client.get("/m/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    return int(answer.status_code)
 
 
 def test_a_station_or_admin_token_is_not_a_member_token(mapp: MemberApp) -> None:
