@@ -12,6 +12,8 @@ from fastapi.staticfiles import StaticFiles
 
 from .audit_page import audit_router
 from .auth import LoginRequired
+from .feedback import feedback_router
+from .invoices import invoices_router
 from .login import login_router
 from .members_api import members_api_router
 from .members_pages import members_pages_router
@@ -38,6 +40,8 @@ def console_routers() -> list[APIRouter]:
         rules_api_router(),
         members_pages_router(),
         members_api_router(),
+        invoices_router(),
+        feedback_router(),
         audit_router(),
         users_router(),
     ]

@@ -111,8 +111,9 @@ def spendable_points(conn: Connection, member_id: str, now: datetime) -> int:
 def _insert_once(db: Database, conn: Connection, values: dict[str, Any]) -> bool:
     """Insert the day's row; False when (member, day) is taken already."""
     stmt = pg_insert(checkins) if db.dialect == "postgresql" else sqlite_insert(checkins)
-    done = conn.execute(stmt.values(values).on_conflict_do_nothing())
-    return bool(done.rowcount)
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT SQLAlchemy sends this way.
+    inserted = stmt.values(values).on_conflict_do_nothing().returning(checkins.c.day)
+    return conn.execute(inserted).first() is not None
 
 
 def check_in(

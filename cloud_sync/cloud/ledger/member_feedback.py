@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from .aggregates import chain_zone
 from .database import Database
 from .errors import LedgerError
 from .member_admin import family_of
@@ -149,7 +150,7 @@ def submit_feedback(
         "sale_id": sale_id,
         "rating": rating,
         "comment": text,
-        "at": now.isoformat(),
+        "at": now.astimezone(chain_zone(conn)).isoformat(timespec="seconds"),
         "at_ms": millis(now),
     }
     row = conn.execute(

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from cloud_sync.core.privacy import MemberKeys, decrypt_field, encrypt_field
 from cloud_sync.core.tax_id import TaxIdError, normalize_uscc
 
+from .aggregates import chain_zone
 from .database import Database
 from .errors import LedgerError
 from .member_admin import family_of
@@ -206,13 +207,14 @@ def request_invoice(
         "amount_fen": sum(line["amount_fen"] for line in lines),
         "lines": orjson.dumps(lines).decode(),
         "status": "requested",
-        "requested_at": now.isoformat(),
+        "requested_at": now.astimezone(chain_zone(conn)).isoformat(timespec="seconds"),
         "requested_ms": millis(now),
     }
     insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
-    done = conn.execute(insert(invoice_requests).values(values).on_conflict_do_nothing())
+    stmt = insert(invoice_requests).values(values).on_conflict_do_nothing()
+    inserted = conn.execute(stmt.returning(invoice_requests.c.request_id)).first()
     row = _stored(conn, ask.sale_id)  # ours, or the one a concurrent request stored first
-    if not done.rowcount:
+    if inserted is None:
         return _replay(keys, row, ask), False
     return invoice_answer(keys, row), True
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, or_, select, update
 
 from cloud_sync.core.privacy import MemberKeys
 
+from .aggregates import chain_zone
 from .audit import record_audit
 from .database import Database
 from .errors import LedgerError
@@ -140,7 +141,8 @@ def decide_invoice(
 ) -> dict[str, Any]:
     """Mark a waiting request issued (its invoice number) or rejected (a reason); audited."""
     row = _one(conn, request_id)
-    values: dict[str, Any] = {"decided_at": now.isoformat(), "decided_by": actor}
+    at = now.astimezone(chain_zone(conn)).isoformat(timespec="seconds")  # as people read it
+    values: dict[str, Any] = {"decided_at": at, "decided_by": actor}
     if decision == "issue":
         number = (invoice_no or "").strip()
         if not _INVOICE_NO.fullmatch(number):
@@ -177,7 +179,7 @@ def _mark_filed(conn: Connection, request_id: str, now: datetime) -> None:
     conn.execute(
         update(invoice_requests)
         .where(invoice_requests.c.request_id == request_id, invoice_requests.c.filed_at.is_(None))
-        .values(filed_at=now.isoformat())
+        .values(filed_at=now.astimezone(chain_zone(conn)).isoformat(timespec="seconds"))
     )
 
 

@@ -37,7 +37,7 @@ FRESHNESS = (
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class InvoiceBody(_Body):

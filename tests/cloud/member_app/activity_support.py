@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cloud_sync.cloud.ledger import CloudLedger
 from cloud_sync.cloud.ledger.schema import sales
 from tests.cloud.ledger.fake_station import RULES_TEXT
 
 from .conftest import MemberApp
 
-__all__ = ["CHECKIN", "member_sales", "publish_checkin", "sale_of"]
+__all__ = ["CHECKIN", "member_sales", "publish_checkin", "sale_of", "sale_rows"]
 
 CHECKIN: dict[str, Any] = {
     "points": 5,
@@ -38,15 +39,19 @@ def publish_checkin(
     mapp.ledger.publish_ruleset(text, "c2lnbmF0dXJl", "test-key", mapp.clock())
 
 
-def member_sales(mapp: MemberApp, member_id: str) -> list[Any]:
+def sale_rows(ledger: CloudLedger, member_id: str) -> list[Any]:
     """The member's sales in the ledger (recorded and reversed), oldest first."""
-    return mapp.ledger.db.read(
+    return ledger.db.read(
         lambda conn: list(
             conn.execute(
                 select(sales).where(sales.c.member_id == member_id).order_by(sales.c.ended_at)
             )
         )
     )
+
+
+def member_sales(mapp: MemberApp, member_id: str) -> list[Any]:
+    return sale_rows(mapp.ledger, member_id)
 
 
 def sale_of(mapp: MemberApp, member_id: str, status: str = "recorded") -> Any:
