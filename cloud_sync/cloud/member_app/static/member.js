@@ -82,8 +82,17 @@
     return t("操作没有成功", "That did not work") + (detail ? `: ${detail}` : "");
   }
   let toastTimer = 0;
+  let toastAt = 0;
+  // A note outlives no screen it was not meant for: a new screen drops one older than 1 s.
+  function dropToast(olderThanMs = 0) {
+    if (Date.now() - toastAt < olderThanMs) return;
+    clearTimeout(toastTimer);
+    $("toast").classList.remove("on");
+    $("toast").textContent = "";
+  }
   function toast(text) {
     const el = $("toast");
+    toastAt = Date.now();
     el.textContent = text;
     el.classList.add("on");
     clearTimeout(toastTimer);
@@ -164,6 +173,7 @@
   }
   async function route() {
     if (!access) return;
+    dropToast(1000);
     const { name, args, params } = parseHash();
     const screen = screens[name] || screens.home;
     const view = $("view");
@@ -204,6 +214,7 @@
   }
   function signedOut(message, focus = true) {
     forget();
+    dropToast();
     const root = document.documentElement;
     root.classList.remove("returning", "signed-in");
     $("view").hidden = true;
