@@ -1,0 +1,241 @@
+"""The member page (`/m/`) on a weak link (issue 17): time to usable on Chrome DevTools' "Fast 3G"
+profile, first visit and revisit, in Debian's chromium at 375x667 against a real
+`loyalpump cloud run` (SQLite; the page reads no ledger data).
+
+    .venv/bin/python benchmarks/member_h5.py [--runs N] [--quick]
+
+Fast 3G as DevTools defines it: 1.6 Mbit/s down x 0.9 (180,000 B/s), 750 kbit/s up x 0.9
+(84,375 B/s), 150 ms RTT x 3.75 = 562.5 ms latency, applied with CDP
+Network.emulateNetworkConditions (the latency is added to every request). "Usable" is the
+sign-in form's phone input visible and enabled (the first paint needs the HTML alone);
+"ready" is the app's script running (the send-code button enabled). In-run baseline: an
+empty page of a few bytes under the same profile, the network's own floor. Each figure is
+the median of `--runs` fresh browser contexts (a cold cache each), and the revisit is the
+same context loading the page again: how many of the page's files went to the network
+then is a figure too (the target is none). Ends with one line `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import CDPSession, Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks.table import Row, Target, figure_row, number
+
+__all__ = [
+    "FAST_3G",
+    "TARGET_USABLE_MS",
+    "measure",
+    "member_h5_rows",
+    "member_h5_scale",
+]
+
+TARGET_USABLE_MS = 1000.0
+FAST_3G: Mapping[str, Any] = {
+    "offline": False,
+    "latency": 150 * 3.75,
+    "downloadThroughput": 1.6 * 1000 * 1000 / 8 * 0.9,
+    "uploadThroughput": 750 * 1000 / 8 * 0.9,
+}
+CHROMIUM = "/usr/bin/chromium"
+_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+_USABLE = """() => {
+    const phone = document.querySelector("[data-testid=phone]");
+    if (!phone || phone.disabled) return false;
+    const box = phone.getBoundingClientRect();
+    return box.width > 0 && box.height > 0
+        && getComputedStyle(phone).visibility !== "hidden" && performance.now();
+}"""
+_READY = """() => {
+    const send = document.querySelector("[data-testid=send-code]");
+    return !!send && !send.disabled && document.documentElement.dataset.ready === "1"
+        && performance.now();
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cloud:
+    """`loyalpump cloud run` on a temporary SQLite ledger, as a child process."""
+
+    def __init__(self, home: Path) -> None:
+        self.home, self.port = home, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Cloud:
+        config = self.home / "cloud.toml"
+        config.write_text(
+            f'[cloud]\ndata_dir = "{self.home / "data"}"\nport = {self.port}\n'
+            'admin_token = "member-h5-benchmark-token-0123456789"\n'
+            '[member_app]\nbrand_name = "蓝海能源"\nbrand_colour = "#0057B8"\n',
+            encoding="utf-8",
+        )
+        program = str(Path(sys.executable).with_name("loyalpump"))
+        log = (self.home / "cloud.log").open("ab")
+        self.process = subprocess.Popen(
+            [program, "cloud", "run", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.home / "cloud.log").read_text(encoding="utf-8"))
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the cloud never answered /healthz")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+
+def static_requests(base_url: str) -> int:
+    """How many requests for the page's files (scripts, style, logo) the server answered."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("loyalpump_cloud_http_requests_total")
+        and ('route="/m/static/{name}"' in line or 'route="/m/brand/logo"' in line)
+    )
+
+
+def _throttled(page: Page) -> CDPSession:
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", dict(FAST_3G))
+    return cdp
+
+
+def _load(page: Page, url: str, *, until: str) -> float:
+    """Navigate and answer the page's own clock (ms since navigation start) when `until`."""
+    page.goto(url, wait_until="commit", timeout=60_000)
+    return float(page.wait_for_function(until, polling="raf", timeout=60_000).json_value())
+
+
+def measure(base_url: str, runs: int) -> dict[str, Any]:
+    """Cold and warm loads of /m/ under Fast 3G, each in a fresh context, and the floor."""
+    cold_usable: list[float] = []
+    cold_ready: list[float] = []
+    warm_usable: list[float] = []
+    warm_ready: list[float] = []
+    floor: list[float] = []
+    first_bytes: list[int] = []
+    revisit_network: list[int] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=_FLAGS)
+        warm_up = browser.new_page()  # the browser's and the server's first page: not timed
+        warm_up.goto(f"{base_url}/m/")
+        warm_up.wait_for_function(_READY)
+        warm_up.context.close()
+        for _ in range(runs):
+            context = browser.new_context(
+                viewport={"width": 375, "height": 667}, locale="zh-CN", base_url=base_url
+            )
+            page = context.new_page()
+            cdp = _throttled(page)
+            sizes: dict[str, int] = {}
+            cdp.on(
+                "Network.loadingFinished",
+                lambda e, into=sizes: into.__setitem__(e["requestId"], int(e["encodedDataLength"])),
+            )
+            cold_usable.append(_load(page, "/m/", until=_USABLE))
+            cold_ready.append(float(page.wait_for_function(_READY, polling="raf").json_value()))
+            page.wait_for_load_state("load")
+            first_bytes.append(sum(sizes.values()))
+            page.goto("about:blank")
+            before = static_requests(base_url)
+            warm_usable.append(_load(page, "/m/", until=_USABLE))
+            warm_ready.append(float(page.wait_for_function(_READY, polling="raf").json_value()))
+            page.wait_for_load_state("load")
+            revisit_network.append(static_requests(base_url) - before)
+            floor.append(_load(page, "/healthz", until="() => performance.now()"))
+            context.close()
+        browser.close()
+    return {
+        "runs": runs,
+        "profile": dict(FAST_3G),
+        "cold_usable_ms": statistics.median(cold_usable),
+        "cold_usable_max_ms": max(cold_usable),
+        "cold_ready_ms": statistics.median(cold_ready),
+        "warm_usable_ms": statistics.median(warm_usable),
+        "warm_ready_ms": statistics.median(warm_ready),
+        "floor_ms": statistics.median(floor),
+        "first_visit_bytes": statistics.median(first_bytes),
+        "revisit_static_fetches": max(revisit_network),
+    }
+
+
+def member_h5_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    """run_all.py's rows for this benchmark's RESULT."""
+    floor = number(record, "floor_ms")
+    usable = (Target("value", "<", TARGET_USABLE_MS),)
+    return [
+        figure_row(name, "first visit, usable (Fast 3G)", number(record, "cold_usable_ms"), "ms",
+                   usable, floor, quick),
+        figure_row(name, "first visit, script running", number(record, "cold_ready_ms"), "ms",
+                   (), floor, quick),
+        figure_row(name, "revisit, usable (Fast 3G)", number(record, "warm_usable_ms"), "ms",
+                   usable, floor, quick),
+        figure_row(name, "revisit, script running", number(record, "warm_ready_ms"), "ms",
+                   (), floor, quick),
+        figure_row(name, "revisit, page files fetched", number(record, "revisit_static_fetches"),
+                   "", (Target("value", "<", 1),), None, quick),
+        figure_row(name, "first visit, bytes on the wire", number(record, "first_visit_bytes"),
+                   "B", (), None, quick),
+    ]  # fmt: skip
+
+
+def member_h5_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'runs'):,.0f} cold and warm loads at 375x667"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="3 runs")
+    args = parser.parse_args(argv)
+    runs = 3 if args.quick else max(1, args.runs)
+    with tempfile.TemporaryDirectory(prefix="member-h5-") as folder, Cloud(Path(folder)) as cloud:
+        record = measure(cloud.url, runs)
+    print(
+        f"first visit usable {record['cold_usable_ms']:.0f} ms (max "
+        f"{record['cold_usable_max_ms']:.0f}), script {record['cold_ready_ms']:.0f} ms; "
+        f"revisit usable {record['warm_usable_ms']:.0f} ms, script "
+        f"{record['warm_ready_ms']:.0f} ms; floor {record['floor_ms']:.0f} ms; "
+        f"{record['first_visit_bytes']:.0f} B first visit; "
+        f"{record['revisit_static_fetches']} files fetched again on revisit",
+        file=sys.stderr,
+    )
+    print("RESULT " + json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
