@@ -22,6 +22,7 @@ from cloud_sync.cloud.ledger.member_invoices import (
     request_invoice,
     validate_ask,
 )
+from cloud_sync.cloud.ledger.member_self import FRESHNESS_EN, FRESHNESS_ZH
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses, status_of
 from cloud_sync.core.wire import Problem
@@ -29,12 +30,11 @@ from cloud_sync.core.wire import Problem
 from .auth import CurrentMember
 from .state import member_app_state
 
-__all__ = ["FRESHNESS", "activity_router"]
+__all__ = ["activity_router"]
 
-FRESHNESS = (
-    "各加油站的交易数分钟内同步到云端，离线站点的交易会在恢复联网后到达。"
-    " Stations sync within minutes; an offline station's sales arrive when it is back online."
-)
+# The same note as every /me answer's (member_self.freshness); these answers name no
+# station, so no station's last push is looked up.
+_FRESHNESS = {"note": FRESHNESS_ZH, "note_en": FRESHNESS_EN, "stations_synced_at": None}
 
 
 class _Body(BaseModel):
@@ -91,8 +91,8 @@ def _conflict(exc: Exception, code: str, detail: str, key: str, record: Any) -> 
     return JSONResponse({"error": code, "detail": detail, key: record}, status_code=status_of(code))
 
 
-def _fresh(request: Request) -> dict[str, str]:
-    return {"as_of": cloud_context(request).now().isoformat(), "freshness": FRESHNESS}
+def _fresh(request: Request) -> dict[str, Any]:
+    return {"as_of": cloud_context(request).now().isoformat(), "freshness": dict(_FRESHNESS)}
 
 
 def activity_router() -> APIRouter:
