@@ -3,7 +3,8 @@ consent given or withdrawn, and deleting the account.
 
 The export and the erasure are HQ's own (`member_privacy`): the same document, the same
 anonymisation (ledger sums kept), audited with the member as the actor (`member:<id>`). The
-app adds what only it holds: sessions, check-ins, invoice requests and feedback. Deleting
+app adds what only it holds: its sessions (check-ins, invoice requests and feedback are in
+HQ's document too). Deleting
 the account also ends every session of the member, so the token that asked stops working.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from cloud_sync.core.privacy import DecryptionError, MemberKeys, decrypt_field
+from cloud_sync.core.privacy import MemberKeys
 
 from .audit import record_audit
 from .database import Database
@@ -24,11 +25,9 @@ from .member_self import signed_in_member
 from .member_sessions import revoke_member_sessions
 from .postings import millis
 from .schema import members
-from .schema_app import checkins, feedback, invoice_requests, member_sessions
+from .schema_app import member_sessions
 
 __all__ = ["actor_of", "delete_account", "export_for_member", "set_marketing_consent"]
-
-_APP_ROWS_MAX = 10_000  # rows of one app table in an export (a check-in a day: 27 years)
 
 
 def actor_of(member_id: str) -> str:
@@ -36,58 +35,14 @@ def actor_of(member_id: str) -> str:
     return f"member:{member_id}"
 
 
-def _open(keys: MemberKeys, field: str, sealed: str | None) -> str | None:
-    if sealed is None:
-        return None
-    try:
-        return decrypt_field(keys, field, sealed)
-    except DecryptionError:
-        return None  # sealed under keys this cloud no longer holds
-
-
-def _rows(conn: Connection, stmt: Any) -> list[dict[str, Any]]:
-    rows = conn.execute(stmt.limit(_APP_ROWS_MAX)).mappings()
-    return [{str(key): value for key, value in row.items()} for row in rows]
-
-
-def _app_data(conn: Connection, keys: MemberKeys, family: list[str], now_ms: int) -> dict[str, Any]:
+def _sessions(conn: Connection, family: list[str], now_ms: int) -> dict[str, int]:
     s = member_sessions.c
     mine = s.member_id.in_(family)
     total = conn.execute(select(func.count()).where(mine)).scalar_one()
     live = conn.execute(
         select(func.count()).where(mine, s.revoked_ms.is_(None), s.refresh_expires_ms > now_ms)
     ).scalar_one()
-    requests = []
-    for row in _rows(
-        conn,
-        select(invoice_requests)
-        .where(invoice_requests.c.member_id.in_(family))
-        .order_by(invoice_requests.c.requested_ms),
-    ):
-        requests.append(
-            {
-                key: value
-                for key, value in row.items()
-                if key not in ("buyer_name_sealed", "tax_id_sealed", "email_sealed")
-            }
-            | {
-                "buyer_name": _open(keys, "buyer_name", row["buyer_name_sealed"]),
-                "tax_id": _open(keys, "tax_id", row["tax_id_sealed"]),
-                "email": _open(keys, "email", row["email_sealed"]),
-            }
-        )
-    return {
-        "sessions": {"total": int(total), "live": int(live)},
-        "checkins": _rows(
-            conn,
-            select(checkins).where(checkins.c.member_id.in_(family)).order_by(checkins.c.day),
-        ),
-        "invoice_requests": requests,
-        "feedback": _rows(
-            conn,
-            select(feedback).where(feedback.c.member_id.in_(family)).order_by(feedback.c.at_ms),
-        ),
-    }
+    return {"total": int(total), "live": int(live)}
 
 
 def export_for_member(
@@ -100,7 +55,11 @@ def export_for_member(
         select(members.c.marketing_at).where(members.c.member_id == member_id)
     ).scalar_one_or_none()
     document["consent"] = {**(document.get("consent") or {}), "marketing_at": marketing_at}
-    document["app"] = _app_data(conn, keys, family, millis(now))
+    # check-ins, invoice requests and feedback are in HQ's document already (`member_app`)
+    document["member_app"] = {
+        **document.get("member_app", {}),
+        "sessions": _sessions(conn, family, millis(now)),
+    }
     document["wallet"] = None  # stored-value wallets have not landed: nothing held
     return document
 

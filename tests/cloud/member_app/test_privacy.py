@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
+from cloud_sync.cloud.ledger.member_invoices import EMAIL_FIELD, NAME_FIELD
 from cloud_sync.cloud.ledger.reports_hq import outstanding
 from cloud_sync.cloud.ledger.schema import hq_audit, members
 from cloud_sync.cloud.ledger.schema_app import checkins, feedback, invoice_requests
@@ -61,9 +62,9 @@ def _app_rows(mapp: MemberApp, member: str, other: str) -> None:
                     member_id=who,
                     station_id="S001",
                     buyer_kind="personal",
-                    buyer_name_sealed=encrypt_field(keys, "buyer_name", f"买方{sale}"),
+                    buyer_name_sealed=encrypt_field(keys, NAME_FIELD, f"买方{sale}"),
                     tax_id_sealed=None,
-                    email_sealed=encrypt_field(keys, "email", f"{sale}@example.cn"),
+                    email_sealed=encrypt_field(keys, EMAIL_FIELD, f"{sale}@example.cn"),
                     amount_fen=1000,
                     lines="[]",
                     status="requested",
@@ -99,7 +100,7 @@ def test_the_export_holds_the_ledger_and_the_apps_data_of_the_member_only(
     assert doc["member_id"] == member and doc["merged_ids"] == [member_id(9)]
     assert doc["profile"]["phone"] == "+8613800138001"
     assert len(doc["sales"]) == 4 and doc["lots"]
-    app = doc["app"]
+    app = doc["member_app"]
     assert app["sessions"]["total"] >= 1 and app["sessions"]["live"] >= 1
     assert [row["member_id"] for row in app["checkins"]] == [member]
     (request,) = app["invoice_requests"]
