@@ -34,14 +34,11 @@ from playwright.sync_api import CDPSession, Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks.table import Row, Target, figure_row, number
 
 __all__ = [
     "FAST_3G",
     "TARGET_USABLE_MS",
     "measure",
-    "member_h5_rows",
-    "member_h5_scale",
 ]
 
 TARGET_USABLE_MS = 1000.0
@@ -190,30 +187,6 @@ def measure(base_url: str, runs: int) -> dict[str, Any]:
         "first_visit_bytes": statistics.median(first_bytes),
         "revisit_static_fetches": max(revisit_network),
     }
-
-
-def member_h5_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
-    """run_all.py's rows for this benchmark's RESULT."""
-    floor = number(record, "floor_ms")
-    usable = (Target("value", "<", TARGET_USABLE_MS),)
-    return [
-        figure_row(name, "first visit, usable (Fast 3G)", number(record, "cold_usable_ms"), "ms",
-                   usable, floor, quick),
-        figure_row(name, "first visit, script running", number(record, "cold_ready_ms"), "ms",
-                   (), floor, quick),
-        figure_row(name, "revisit, usable (Fast 3G)", number(record, "warm_usable_ms"), "ms",
-                   usable, floor, quick),
-        figure_row(name, "revisit, script running", number(record, "warm_ready_ms"), "ms",
-                   (), floor, quick),
-        figure_row(name, "revisit, page files fetched", number(record, "revisit_static_fetches"),
-                   "", (Target("value", "<", 1),), None, quick),
-        figure_row(name, "first visit, bytes on the wire", number(record, "first_visit_bytes"),
-                   "B", (), None, quick),
-    ]  # fmt: skip
-
-
-def member_h5_scale(record: Mapping[str, Any]) -> str:
-    return f"{number(record, 'runs'):,.0f} cold and warm loads at 375x667"
 
 
 def main(argv: list[str] | None = None) -> int:

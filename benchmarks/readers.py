@@ -14,6 +14,7 @@ from benchmarks import (
     edge_accrual,
     hq_console,
     member_app,
+    member_h5,
     member_import,
     sync_catchup,
 )
@@ -30,6 +31,8 @@ __all__ = [
     "hq_console_scale",
     "member_app_rows",
     "member_app_scale",
+    "member_h5_rows",
+    "member_h5_scale",
     "member_import_rows",
     "member_import_scale",
     "sync_catchup_rows",
@@ -255,3 +258,27 @@ def member_app_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[R
 
 def member_app_scale(record: Mapping[str, Any]) -> str:
     return f"{number(record, 'members'):,.0f} members, {number(record, 'sales'):,.0f} sales"
+
+
+def member_h5_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    """run_all.py's rows for this benchmark's RESULT."""
+    floor = number(record, "floor_ms")
+    usable = (Target("value", "<", member_h5.TARGET_USABLE_MS),)
+    return [
+        figure_row(name, "first visit usable", number(record, "cold_usable_ms"), "ms",
+                   usable, floor, quick),
+        figure_row(name, "first visit, JS ready", number(record, "cold_ready_ms"), "ms",
+                   (), floor, quick),
+        figure_row(name, "revisit usable", number(record, "warm_usable_ms"), "ms",
+                   usable, floor, quick),
+        figure_row(name, "revisit, JS ready", number(record, "warm_ready_ms"), "ms",
+                   (), floor, quick),
+        figure_row(name, "revisit files refetched", number(record, "revisit_static_fetches"),
+                   "", (Target("value", "<", 1),), None, quick),
+        figure_row(name, "first visit bytes", number(record, "first_visit_bytes"),
+                   "B", (), None, quick),
+    ]  # fmt: skip
+
+
+def member_h5_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'runs'):,.0f} cold and warm loads at 375x667"
