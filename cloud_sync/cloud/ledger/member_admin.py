@@ -43,7 +43,7 @@ from .schema import (
     redemptions,
     sales,
 )
-from .views import member_view
+from .views import member_view, spendable_points
 
 __all__ = [
     "ERASED_MARK",
@@ -325,7 +325,7 @@ def hq_adjust(
         return _adjust_answer(done, replayed=True)
     if member.phone_index is None:
         raise LedgerError("member.erased", "the member was erased: nothing to adjust")
-    before = _balance(conn, member.member_id, now)
+    before = spendable_points(conn, member.member_id, now)
     ruleset = ctx.rules.in_force(now)
     expires = None if points < 0 or ruleset is None else points_expire_at(ruleset, now)
     book_adjustment(ctx, member.member_id, points, expires, now)
@@ -352,7 +352,7 @@ def hq_adjust(
     )
     book.flush()
     changed = [("member", m) for m in book.touched] + [("deny", m) for m in book.deny_touched]
-    after = _balance(conn, member.member_id, now)
+    after = spendable_points(conn, member.member_id, now)
     record_audit(
         conn,
         actor=actor,
@@ -365,20 +365,6 @@ def hq_adjust(
     append_changes(db, conn, changed, now)
     row = conn.execute(select(adjustments).where(adjustments.c.event_id == key)).one()
     return _adjust_answer(row, replayed=False)
-
-
-def _balance(conn: Connection, member_id: str, now: datetime) -> int:
-    now_ms = millis(now)
-    live = conn.execute(
-        select(lots.c.remaining, lots.c.expires_ms).where(
-            lots.c.member_id == member_id, lots.c.remaining > 0
-        )
-    ).all()
-    overdraft = conn.execute(
-        select(members.c.overdraft).where(members.c.member_id == member_id)
-    ).scalar_one()
-    held = sum(int(r.remaining) for r in live if r.expires_ms is None or r.expires_ms > now_ms)
-    return held - int(overdraft)
 
 
 def _adjust_answer(row: Any, *, replayed: bool) -> dict[str, Any]:

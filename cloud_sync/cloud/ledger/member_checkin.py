@@ -33,10 +33,10 @@ from .changes import append_changes
 from .database import Database
 from .errors import LedgerError
 from .member_signed_in import signed_in_member
-from .postings import Booking, Credit, credit, millis
+from .postings import Booking, Credit, credit
 from .rulesets import RuleBook, RuleLookup
-from .schema import lots, members
 from .schema_app import checkins
+from .views import spendable_points
 
 __all__ = [
     "CHECKIN_KIND",
@@ -45,7 +45,6 @@ __all__ = [
     "MemberGone",
     "check_in",
     "checkin_day",
-    "spendable_points",
 ]
 
 CHECKIN_KIND = "checkin"
@@ -91,21 +90,6 @@ def _on_day(conn: Connection, member_id: str, day: date) -> CheckinRecord | None
         select(checkins).where(checkins.c.member_id == member_id, checkins.c.day == day.isoformat())
     ).first()
     return None if row is None else _record(row)
-
-
-def spendable_points(conn: Connection, member_id: str, now: datetime) -> int:
-    """Live lots less the overdraft: what the member may redeem now."""
-    now_ms = millis(now)
-    live = conn.execute(
-        select(lots.c.remaining, lots.c.expires_ms).where(
-            lots.c.member_id == member_id, lots.c.remaining > 0
-        )
-    ).all()
-    overdraft = conn.execute(
-        select(members.c.overdraft).where(members.c.member_id == member_id)
-    ).scalar_one()
-    held = sum(int(r.remaining) for r in live if r.expires_ms is None or r.expires_ms > now_ms)
-    return held - int(overdraft)
 
 
 def _insert_once(db: Database, conn: Connection, values: dict[str, Any]) -> bool:

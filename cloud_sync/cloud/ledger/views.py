@@ -20,7 +20,7 @@ from .errors import LedgerError
 from .postings import millis
 from .schema import lots, members, plates
 
-__all__ = ["deny_entries", "find_member", "member_deltas", "member_view"]
+__all__ = ["deny_entries", "find_member", "member_deltas", "member_view", "spendable_points"]
 
 _CHUNK = 500
 _MAX_HOPS = 64
@@ -178,3 +178,18 @@ def deny_entries(conn: Connection, member_ids: Sequence[str]) -> list[DenyEntry]
                 member_id=row.member_id, denied=bool(row.denied), overdraft=int(row.overdraft)
             )
     return [found[m] for m in member_ids if m in found]
+
+
+def spendable_points(conn: Connection, member_id: str, now: datetime) -> int:
+    """Live lots less the overdraft: what the member may redeem now."""
+    now_ms = millis(now)
+    live = conn.execute(
+        select(lots.c.remaining, lots.c.expires_ms).where(
+            lots.c.member_id == member_id, lots.c.remaining > 0
+        )
+    ).all()
+    overdraft = conn.execute(
+        select(members.c.overdraft).where(members.c.member_id == member_id)
+    ).scalar_one()
+    held = sum(int(r.remaining) for r in live if r.expires_ms is None or r.expires_ms > now_ms)
+    return held - int(overdraft)
