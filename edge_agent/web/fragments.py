@@ -1,12 +1,14 @@
-"""htmx fragments of the cashier screen: board, sales, search, attach, redeem, sync.
+"""htmx fragments of the till: pumps board, sales list, search, attach (asked, then done).
 
-Each answers HTML meant for one target on the page; refusals answer a fragment with the
-reason (4xx status, swapped in by the page's htmx config) rather than JSON.
+Each answers HTML for one target on the page; every answer to a cashier's action goes to
+the one answer area under the search box (`#answer`), and what it changes elsewhere (the
+customer panel, a sale's row) rides along out of band, so nothing races it. Refusals
+answer the reason with a 4xx status (swapped in by the page's htmx config).
 """
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -16,29 +18,34 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.core.identity import IdentityError, parse_identifier
-from cloud_sync.core.ruleset import RedemptionRefused, redemption_value_fen
 
 from ..error_codes import status_of
 from ..errors import ServiceError
-from ..services.members import find_member, member_view
-from ..services.points import redeem_points
-from ..services.rules import ruleset_now
-from ..services.sales import SaleView, attach_member, sale_view
+from ..services.members import find_member
+from ..services.sales import attach_member, sale_view
 from .auth import Session
 from .context import (
     CurrentSession,
     PassiveSession,
     WriteSession,
+    fen_text,
     lang_of,
     render,
     web_context,
 )
 from .i18n import error_text, translate
-from .views import MemberCard, build_member_card, pump_cards, sync_state
+from .till_common import load_customer, slip_now, steps_in_words
+from .till_forms import forms_router
+from .till_manager import manager_router
+from .till_redeem import redeem_router
+from .till_terms import bill_of_sale
+from .till_views import Customer, sale_line, sale_number, till_board, till_sales
+from .views import sync_state
 
-__all__ = ["fragments_router", "signup_link"]
+__all__ = ["Lookup", "fragments_router", "lookup", "signup_link"]
 
 _Id = Annotated[str, Path(min_length=1, max_length=64)]
+_Pump = Annotated[int | None, Query(ge=1, le=99)]
 
 
 def signup_link(q: str) -> str:
@@ -46,24 +53,49 @@ def signup_link(q: str) -> str:
     try:
         found = parse_identifier(q)
     except IdentityError:
-        return "/members/new"
-    return "/members/new?" + urlencode({str(found.kind): q.strip()})
+        return "/ui/signup"
+    return "/ui/signup?" + urlencode({str(found.kind): q.strip()})
 
 
-def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fragment
+@dataclass(frozen=True)
+class Lookup:
+    """A search's answer: the template for the answer area and the customer, if found."""
+
+    template: str
+    status: int
+    values: dict[str, Any]
+    customer: Customer | None
+
+
+async def lookup(request: Request, q: str) -> Lookup:
+    """The member for a search: found, 'not a member yet', or why the input is bad."""
+    station = web_context(request).station
+    try:
+        view = await run_in_threadpool(lambda: find_member(station, q=q))
+    except ServiceError as exc:
+        if exc.code == "member.not_found":
+            values = {"q": q.strip(), "signup": signup_link(q)}
+            return Lookup("_not_member.html", 404, values, None)
+        message = error_text(lang_of(request), exc.code)
+        return Lookup("_search_error.html", status_of(exc.code), {"message": message}, None)
+    cust = await load_customer(request, view.member_id, view)
+    return Lookup("_found.html", 200, {"cust": cust}, cust)
+
+
+def fragments_router() -> APIRouter:
     router = APIRouter(prefix="/ui")
 
     @router.get("/pumps", response_class=HTMLResponse)
-    async def pumps(request: Request, session: PassiveSession) -> HTMLResponse:
+    async def pumps(request: Request, session: PassiveSession, pump: _Pump = None) -> HTMLResponse:
         ctx = web_context(request)
-        cards, _ = await run_in_threadpool(pump_cards, ctx.station, ctx.live)
-        return render(request, "_pumps.html", session=session, pumps=cards)
+        tiles = await run_in_threadpool(till_board, ctx.station, ctx.live)
+        return render(request, "_pumps.html", session=session, pumps=tiles, selected=pump)
 
     @router.get("/sales", response_class=HTMLResponse)
-    async def sales(request: Request, session: PassiveSession) -> HTMLResponse:
-        ctx = web_context(request)
-        _, found = await run_in_threadpool(pump_cards, ctx.station, ctx.live)
-        return render(request, "_sales.html", session=session, sales=found)
+    async def sales(request: Request, session: PassiveSession, pump: _Pump = None) -> HTMLResponse:
+        station = web_context(request).station
+        board = await run_in_threadpool(till_sales, station, pump)
+        return render(request, "_sales.html", session=session, board=board)
 
     @router.get("/status", response_class=HTMLResponse)
     async def status(request: Request, session: PassiveSession) -> HTMLResponse:
@@ -71,16 +103,38 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
         return render(request, "_sync.html", session=session, sync=state)
 
     @router.get("/lookup", response_class=HTMLResponse)
-    async def lookup(
-        request: Request,
-        session: CurrentSession,
-        q: Annotated[str, Query(max_length=64)] = "",
+    async def search(
+        request: Request, session: CurrentSession, q: Annotated[str, Query(max_length=64)] = ""
     ) -> HTMLResponse:
-        return await lookup_fragment(request, session, q)
+        found = await lookup(request, q)
+        return render(
+            request, found.template, status=found.status, session=session, oob=True, **found.values
+        )
 
     @router.get("/members/{member_id}", response_class=HTMLResponse)
     async def card(request: Request, member_id: _Id, session: PassiveSession) -> HTMLResponse:
-        return await card_fragment(request, session, member_id)
+        cust = await load_customer(request, member_id)
+        return render(request, "_member_card.html", session=session, cust=cust)
+
+    @router.get("/sales/{sale_id}/confirm", response_class=HTMLResponse)
+    async def confirm(
+        request: Request,
+        sale_id: _Id,
+        session: CurrentSession,
+        member_id: Annotated[str, Query(max_length=64)] = "",
+    ) -> HTMLResponse:
+        """Ask before attaching: the member (masked phone, plates) and the sale, by name."""
+        station = web_context(request).station
+        line = await run_in_threadpool(lambda: sale_line(station, sale_view(station, sale_id)))
+        if not member_id:
+            return _attach_error(request, session, "member.none_selected", 422, focus_search=True)
+        if not line.attachable:
+            code = "sale.reversed" if line.sale.status == "reversed" else "sale.already_attached"
+            if line.sale.member_id is None and line.sale.status == "recorded":
+                code = "sale.attach_window"
+            return _attach_error(request, session, code, status_of(code), line=line)
+        cust = await load_customer(request, member_id)
+        return render(request, "_attach_confirm.html", session=session, cust=cust, line=line)
 
     @router.post("/sales/{sale_id}/attach", response_class=HTMLResponse)
     async def attach(
@@ -91,209 +145,80 @@ def fragments_router() -> APIRouter:  # noqa: PLR0915 - one small closure per fr
     ) -> HTMLResponse:
         ctx = web_context(request)
         if not member_id:
-            return _attach_error(request, session, "member.none_selected", 422)
-
-        def work() -> dict[str, Any]:
-            outcome = attach_member(ctx.station, sale_id, member_id, actor=f"user:{session.user}")
-            return {"sale": outcome.sale, "card": build_member_card(ctx.station, member_id)}
-
+            return _attach_error(request, session, "member.none_selected", 422, focus_search=True)
+        actor = f"user:{session.user}"
         try:
-            done = await run_in_threadpool(work)
+            outcome = await run_in_threadpool(
+                lambda: attach_member(ctx.station, sale_id, member_id, actor=actor)
+            )
         except ServiceError as exc:
-            current = None
+            line = None
             if exc.code == "sale.already_attached":  # show the loser what the winner did
-                current = await run_in_threadpool(sale_view, ctx.station, sale_id)
-            return _attach_error(request, session, exc.code, status_of(exc.code), current)
+                line = await run_in_threadpool(
+                    lambda: sale_line(ctx.station, sale_view(ctx.station, sale_id))
+                )
+            return _attach_error(request, session, exc.code, status_of(exc.code), line=line)
         ctx.live.sale_recorded(sale_id)
-        sale, member = done["sale"], done["card"]
-        steps = _steps(lang_of(request), sale.receipt)
-        discount = Decimal(sale.receipt["discount_per_litre"]) if sale.receipt else Decimal(0)
-        return render(
-            request,
-            "_receipt.html",
-            session=session,
-            sale=sale,
-            card=member,
-            steps=steps,
-            discount_per_litre=discount,
-            discount_fen=int(sale.receipt["discount_fen"]) if sale.receipt else 0,
-        )
+        return await _receipt(request, session, outcome.sale.sale_id, member_id)
 
-    @router.post("/redeem/preview", response_class=HTMLResponse)
-    async def preview(
-        request: Request,
-        session: WriteSession,
-        member_id: Annotated[str, Form(max_length=64)] = "",
-        points: Annotated[str, Form(max_length=12)] = "",
-    ) -> HTMLResponse:
-        station = web_context(request).station
-        lang = lang_of(request)
-        amount = _points(points)
-        if amount is None:
-            return _redeem_error(request, session, error_text(lang, "redeem.not_positive"), 422)
-
-        def work() -> tuple[int, int]:
-            ruleset = ruleset_now(station)
-            if ruleset is None:
-                raise ServiceError("rules.none", "no rule set")
-            try:
-                value = redemption_value_fen(ruleset, amount)
-            except RedemptionRefused as exc:
-                raise ServiceError(exc.code, str(exc)) from exc
-            return value, member_view(station, member_id).points
-
-        try:
-            value_fen, balance = await run_in_threadpool(work)
-        except ServiceError as exc:
-            return _redeem_error(request, session, error_text(lang, exc.code), status_of(exc.code))
-        if amount > balance:
-            text = translate(lang, "err.points.balance", available=balance, asked=amount)
-            return _redeem_error(request, session, text, 409)
-        return render(
-            request,
-            "_redeem_preview.html",
-            session=session,
-            member_id=member_id,
-            points=amount,
-            value_fen=value_fen,
-            redemption_id=str(uuid.uuid4()),
-        )
-
-    @router.post("/redeem/confirm", response_class=HTMLResponse)
-    async def confirm(
-        request: Request,
-        session: WriteSession,
-        member_id: Annotated[str, Form(min_length=1, max_length=64)],
-        points: Annotated[str, Form(max_length=12)] = "",
-        redemption_id: Annotated[str, Form(max_length=64)] = "",
-    ) -> HTMLResponse:
-        station = web_context(request).station
-        lang = lang_of(request)
-        amount = _points(points)
-        result: str | None = None
-        error: str | None = None
-        status = 200
-        if amount is None:
-            error, status = error_text(lang, "redeem.not_positive"), 422
-        else:
-            try:
-                done = await run_in_threadpool(
-                    lambda: redeem_points(
-                        station,
-                        member_id,
-                        amount,
-                        actor=f"user:{session.user}",
-                        redemption_id=redemption_id or None,
-                    )
-                )
-            except ServiceError as exc:
-                error, status = error_text(lang, exc.code), status_of(exc.code)
-                if exc.code == "member.not_found":
-                    return _redeem_error(request, session, error, status)
-            else:
-                result = translate(
-                    lang,
-                    "redeem.done",
-                    points=done.points,
-                    value=f"{done.value_fen // 100}.{done.value_fen % 100:02d}",
-                    balance=done.balance_after,
-                )
-        card = await run_in_threadpool(build_member_card, station, member_id)
-        return render(
-            request,
-            "_member_card.html",
-            status=status,
-            session=session,
-            card=card,
-            redeem_result=result,
-            redeem_error=error,
-        )
-
+    router.include_router(redeem_router())
+    router.include_router(forms_router())
+    router.include_router(manager_router())
     return router
 
 
-async def lookup_fragment(request: Request, session: Session, q: str) -> HTMLResponse:
-    """The member panel for a search: the card, 'not a member yet' or why the input is bad."""
+async def _receipt(
+    request: Request, session: Session, sale_id: str, member_id: str
+) -> HTMLResponse:
+    """The attach's answer: points, the amount to collect after the tier discount, the
+    balance after, the steps, a slip to print; the customer panel now bills this sale."""
     station = web_context(request).station
-
-    def work() -> Any:
-        view = find_member(station, q=q)
-        return build_member_card(station, view.member_id, view)
-
-    try:
-        card = await run_in_threadpool(work)
-    except ServiceError as exc:
-        if exc.code == "member.not_found":
-            return render(
-                request,
-                "_not_member.html",
-                status=404,
-                session=session,
-                q=q.strip(),
-                signup=signup_link(q),
-            )
-        return _search_error(request, session, exc.code)
-    return _card(request, session, card)
-
-
-async def card_fragment(request: Request, session: Session, member_id: str) -> HTMLResponse:
-    station = web_context(request).station
-    try:
-        card = await run_in_threadpool(build_member_card, station, member_id)
-    except ServiceError as exc:
-        return _search_error(request, session, exc.code)
-    return _card(request, session, card)
-
-
-def _card(request: Request, session: Session, card: MemberCard) -> HTMLResponse:
+    lang = lang_of(request)
+    line = await run_in_threadpool(lambda: sale_line(station, sale_view(station, sale_id)))
+    cust = await load_customer(request, member_id, bill_sale=sale_id)
+    sale = line.sale
+    bill = cust.bill or bill_of_sale(sale, sale_number(sale.sale_id))
+    steps = steps_in_words(lang, sale.receipt)
+    per_litre = Decimal(sale.receipt["discount_per_litre"]) if sale.receipt else Decimal(0)
+    member = cust.card.member
+    slip = slip_now(
+        request,
+        translate(lang, "slip.attach"),
+        lines=[
+            (translate(lang, "slip.sale_no"), f"#{line.number}"),
+            (translate(lang, "pump.label", fp=sale.pump), f"{line.clock}"),
+            (translate(lang, "manager.grade"), sale.grade),
+            (translate(lang, "manager.litres"), f"{sale.litres:.2f} L"),
+            (translate(lang, "slip.amount"), f"¥{sale.amount:.2f}"),
+            (translate(lang, "slip.discount"), f"−¥{fen_text(bill.discount_fen)}"),
+            (translate(lang, "attach.member"), member.phone_masked),
+        ],
+        steps=steps,
+        totals=[
+            (translate(lang, "receipt.to_collect"), f"¥{fen_text(bill.due_fen)}"),
+            (translate(lang, "receipt.points"), f"+{sale.points}"),
+            (translate(lang, "receipt.balance"), str(member.points)),
+        ],
+    )
     return render(
         request,
-        "_member_card.html",
+        "_receipt.html",
         session=session,
-        card=card,
-        redeem_result=None,
-        redeem_error=None,
+        line=line,
+        cust=cust,
+        bill=bill,
+        steps=steps,
+        discount_per_litre=per_litre,
+        slip=slip,
     )
-
-
-def _search_error(request: Request, session: Session, code: str) -> HTMLResponse:
-    return render(
-        request,
-        "_search_error.html",
-        status=status_of(code),
-        session=session,
-        message=error_text(lang_of(request), code),
-    )
-
-
-def _points(text: str) -> int | None:
-    cleaned = text.strip()
-    if not cleaned.isdigit() or not cleaned.isascii():
-        return None
-    value = int(cleaned)
-    return value if 0 < value <= 10_000_000 else None
-
-
-def _steps(lang: str, receipt: dict[str, Any] | None) -> list[str]:
-    if not receipt:
-        return []
-    lines = []
-    for step in receipt.get("steps", []):
-        key = f"step.{step.get('code')}"
-        value, factor = step.get("value", ""), step.get("factor", "")
-        text = translate(lang, key, value=value, factor=factor)
-        lines.append(text if text != key else str(step.get("description", "")))
-    return lines
 
 
 def _attach_error(
-    request: Request, session: Session, code: str, status: int, sale: SaleView | None = None
+    request: Request, session: Session, code: str, status: int, **values: Any
 ) -> HTMLResponse:
     message = error_text(lang_of(request), code)
+    values.setdefault("line", None)
+    values.setdefault("focus_search", False)
     return render(
-        request, "_attach_error.html", status=status, session=session, message=message, sale=sale
+        request, "_attach_error.html", status=status, session=session, message=message, **values
     )
-
-
-def _redeem_error(request: Request, session: Session, message: str, status: int) -> HTMLResponse:
-    return render(request, "_redeem_error.html", status=status, session=session, message=message)
