@@ -57,7 +57,7 @@ _ALL: Final = [
     *_codes(405, "http.405"),
     *_codes(413, "request.too_large"),
     *_codes(422, "request.invalid"),
-    *_codes(429, "login.rate_limited", "login.busy"),
+    *_codes(429, "login.rate_limited", "login.busy", "search.rate_limited"),
     # -- things that do not exist --
     *_codes(404, "member.not_found", "sale.not_found", "disagreement.not_found"),
     # -- the request clashes with what the store holds --
@@ -75,6 +75,12 @@ _ALL: Final = [
         "rules.version_taken",
         "rules.cloud_managed",
         "user.exists",
+        # the till (services/till.py, detach.py, receipts.py)
+        "detach.not_attached",
+        "detach.member_changed",
+        "detach.window",
+        "detach.conflict",
+        "printer.none",
     ),
     # -- the request itself is not acceptable --
     *_codes(
@@ -83,6 +89,7 @@ _ALL: Final = [
         "limit",
         "sales.cursor",
         "reason.required",
+        "reason.too_long",
         "adjust.points",
         "member.name_too_long",
         "member.identifier_missing",
@@ -116,7 +123,13 @@ _ALL: Final = [
         "redeem.snapshot_stale",
         "redeem.denied",
         "redeem.offline_off",
+        # the till's search and receipts
+        "search.too_many",
+        "receipt.kind",
+        "receipt.no_member",
     ),
+    *_codes(404, "redemption.not_found"),
+    *_codes(503, "printer.unreachable"),
     # -- only the CLI and the daemon raise these (the store and its files, the listener) --
     *_codes(
         422,

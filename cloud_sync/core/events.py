@@ -54,6 +54,7 @@ __all__ = [
     "PointsAdjusted",
     "PointsExpired",
     "PointsRedeemed",
+    "SaleDetached",
     "SaleMemberAttached",
     "SaleRecorded",
     "SaleReversed",
@@ -290,6 +291,25 @@ class SaleReversed(Event):
     ledger: Entries = Field(default_factory=list)
 
 
+class SaleDetached(Event):
+    """An attach undone at the till (the wrong member, or a slip): the points the sale
+    earned that member are taken back, its own lot first, and the sale is open for a member
+    again, so a later `sale.member_attached` can name the right one. `attach_no` says which
+    attach of the sale this undoes (1 for the first, one more after each undo)."""
+
+    kind: ClassVar[str] = "sale.detached"
+    sale_id: Id
+    member_id: Id = Field(description="the member taken off the sale")
+    attach_no: Annotated[int, Strict(), Field(ge=1, lt=MAX_INTEGER)]
+    points: Count = Field(description="points the attach had earned")
+    at: Moment
+    reason: Note = None
+    actor: Note = None
+    ledger: Entries = Field(
+        default_factory=list, description="the station's take-back (a reverse entry, negative)"
+    )
+
+
 class PointsRedeemed(Event):
     kind: ClassVar[str] = "points.redeemed"
     redemption_id: Id = Field(description="the station's id; scoped by station in the cloud")
@@ -364,6 +384,7 @@ EVENT_MODELS: Final[dict[str, type[Event]]] = {
         SaleRecorded,
         SaleMemberAttached,
         SaleReversed,
+        SaleDetached,
         PointsRedeemed,
         PointsAdjusted,
         PointsExpired,

@@ -63,7 +63,7 @@ __all__ = [
 _EXPIRY_NOTICE_DAYS = 30
 _MAX_MERGE_HOPS = 16
 log = logging.getLogger(__name__)
-_SALE_KINDS = frozenset({"sale.recorded", "sale.member_attached", "sale.reversed"})
+_SALE_KINDS = frozenset({"sale.recorded", "sale.member_attached", "sale.reversed", "sale.detached"})
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class Credit:
 @dataclass(frozen=True)
 class Debit:
     member_id: str
-    kind: str  # redeem | reverse | expire | adjust
+    kind: str  # redeem | reverse | expire | adjust (an undone attach books a reverse)
     allocations: Sequence[tuple[int, int]]  # (lot entry id, points)
     booked_at: str
     sale_id: str | None = None
@@ -187,10 +187,18 @@ def lots_of_member(tx: Tx, member_id: str) -> list[Lot]:
     ]
 
 
+# An earning entry still standing: not one an undone attach took back (`detachments`; the
+# undo's own debit is a 'reverse' entry that `detachments.debit_entry_id` names).
+_LIVE_EARN = "NOT EXISTS (SELECT 1 FROM detachments d WHERE d.earn_entry_id = {}.entry_id)"
+
+
 def lot_of_sale(tx: Tx, sale_id: str) -> int | None:
-    row = tx.execute(
-        "SELECT entry_id FROM ledger WHERE sale_id = ? AND kind = 'earn'", [sale_id]
-    ).fetchone()
+    """The earning entry (lot) of the sale's current member; None when it earned nothing."""
+    sql = (
+        "SELECT entry_id FROM ledger e WHERE sale_id = ? AND kind = 'earn' "  # noqa: S608
+        f"AND {_LIVE_EARN.format('e')} ORDER BY entry_id DESC LIMIT 1"
+    )
+    row = tx.execute(sql, [sale_id]).fetchone()
     return None if row is None else int(row[0])
 
 
@@ -291,21 +299,42 @@ _CHECKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "sale points differ from its earning entry",
-        """SELECT s.sale_id, s.points, coalesce(e.points, 0)
+        f"""SELECT s.sale_id, s.points, coalesce(e.points, 0)
            FROM sales s LEFT JOIN ledger e ON e.sale_id = s.sale_id AND e.kind = 'earn'
-           WHERE s.points <> coalesce(e.points, 0)""",
+                AND {_LIVE_EARN.format("e")}
+           WHERE s.points <> coalesce(e.points, 0)""",  # noqa: S608
+    ),
+    (
+        "undone attach: its earning entry differs from the points it took back",
+        """SELECT d.sale_id || ' attach ' || d.attach_no, d.points, coalesce(e.points, 0)
+           FROM detachments d LEFT JOIN ledger e ON e.entry_id = d.earn_entry_id
+                AND e.kind = 'earn' AND e.sale_id = d.sale_id AND e.member_id = d.member_id
+           WHERE coalesce(e.points, 0) <> d.points""",
+    ),
+    (
+        "undone attach: take-back plus lapsed points differ from its points",
+        """SELECT d.sale_id || ' attach ' || d.attach_no, d.points,
+                  coalesce(-r.points, 0) + coalesce(x.lapsed, 0)
+           FROM detachments d
+           LEFT JOIN ledger r ON r.entry_id = d.debit_entry_id AND r.kind = 'reverse'
+           LEFT JOIN (SELECT l.lot_entry_id, sum(l.points) AS lapsed FROM lot_debits l
+                      JOIN ledger e ON e.entry_id = l.debit_entry_id AND e.kind = 'expire'
+                      GROUP BY l.lot_entry_id) x ON x.lot_entry_id = d.earn_entry_id
+           WHERE coalesce(-r.points, 0) + coalesce(x.lapsed, 0) <> d.points""",
     ),
     (
         "reversed sale: reversal plus lapsed points differ from its points",
-        """SELECT s.sale_id, s.points, coalesce(-r.points, 0) + coalesce(x.lapsed, 0)
+        f"""SELECT s.sale_id, s.points, coalesce(-r.points, 0) + coalesce(x.lapsed, 0)
            FROM sales s
            LEFT JOIN ledger r ON r.sale_id = s.sale_id AND r.kind = 'reverse'
+                AND NOT EXISTS (SELECT 1 FROM detachments d WHERE d.debit_entry_id = r.entry_id)
            LEFT JOIN ledger c ON c.sale_id = s.sale_id AND c.kind = 'earn'
+                AND {_LIVE_EARN.format("c")}
            LEFT JOIN (SELECT d.lot_entry_id, sum(d.points) AS lapsed FROM lot_debits d
                       JOIN ledger e ON e.entry_id = d.debit_entry_id AND e.kind = 'expire'
                       GROUP BY d.lot_entry_id) x ON x.lot_entry_id = c.entry_id
            WHERE s.status = 'reversed' AND s.points > 0
-             AND coalesce(-r.points, 0) + coalesce(x.lapsed, 0) <> s.points""",
+             AND coalesce(-r.points, 0) + coalesce(x.lapsed, 0) <> s.points""",  # noqa: S608
     ),
 )
 

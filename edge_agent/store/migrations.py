@@ -290,5 +290,31 @@ CREATE TABLE cloud_disagreements (
 CREATE INDEX cloud_disagreements_open ON cloud_disagreements (noted_at) WHERE settled_at IS NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Undoing an attach at the till (services/detach.py): one row per attach undone, keyed by
+# the sale and which attach of it that was (1, 2, ...), so a double click or a retried
+# request undoes it once. `earn_entry_id` is the earning entry the undo took back (NULL when
+# the attach earned nothing), `debit_entry_id` the entry that took it back. And the
+# cashier's search by the last four digits of the phone, among active members only.
+_V4 = """
+CREATE TABLE detachments (
+    sale_id TEXT NOT NULL REFERENCES sales (sale_id),
+    attach_no INTEGER NOT NULL CHECK (attach_no >= 1),
+    member_id TEXT NOT NULL REFERENCES members (member_id),
+    points INTEGER NOT NULL CHECK (points >= 0),
+    taken_back INTEGER NOT NULL CHECK (taken_back >= 0 AND taken_back <= points),
+    earn_entry_id INTEGER UNIQUE REFERENCES ledger (entry_id),
+    debit_entry_id INTEGER UNIQUE REFERENCES ledger (entry_id),
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sale_id, attach_no)
+) STRICT;
+CREATE TRIGGER detachments_append_only_update BEFORE UPDATE ON detachments
+BEGIN SELECT RAISE(ABORT, 'detachments are append-only'); END;
+CREATE TRIGGER detachments_append_only_delete BEFORE DELETE ON detachments
+BEGIN SELECT RAISE(ABORT, 'detachments are append-only'); END;
+CREATE INDEX members_by_last4 ON members (substr(phone_masked, -4)) WHERE status = 'active';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -187,6 +187,18 @@ _ZH: dict[str, str] = {
     "err.web.host": "无法在该地址上启动收银页面",
     "err.web.port": "无法在该端口上启动收银页面",
     "err.web.tls": "无法加载 TLS 证书或私钥",
+    "err.search.rate_limited": "尾号查询过于频繁，请输入完整手机号或车牌，或稍后再试",
+    "err.search.too_many": "该尾号的会员超过 10 位，请输入完整手机号或车牌",
+    "err.reason.too_long": "原因不能超过 200 个字",
+    "err.detach.not_attached": "该交易当前没有关联这位会员，无需撤销",
+    "err.detach.member_changed": "该交易已关联其他会员，不能撤销",
+    "err.detach.window": "已超过撤销关联的时限，请联系站长冲正或调整积分",
+    "err.detach.conflict": "该撤销已按不同内容记录",
+    "err.redemption.not_found": "找不到该兑换记录",
+    "err.receipt.kind": "不支持的小票类型",
+    "err.receipt.no_member": "该交易未关联会员，没有会员小票",
+    "err.printer.none": "本站未配置小票打印机",
+    "err.printer.unreachable": "小票打印机无法连接，请检查打印机电源和连线",
 }
 
 _EN: dict[str, str] = {
@@ -360,6 +372,18 @@ _EN: dict[str, str] = {
     "err.web.host": "The cashier page cannot listen on that address",
     "err.web.port": "The cashier page cannot listen on that port",
     "err.web.tls": "The TLS certificate or key cannot be loaded",
+    "err.search.rate_limited": "Too many last-4 searches; enter the full phone or plate, or wait",
+    "err.search.too_many": "Over 10 members' phones end so; enter the full phone or plate",
+    "err.reason.too_long": "A reason is at most 200 characters",
+    "err.detach.not_attached": "This member is not on the sale: nothing to undo",
+    "err.detach.member_changed": "Another member is on the sale now: it cannot be undone",
+    "err.detach.window": "Too late to undo the attach; ask a manager to reverse or adjust",
+    "err.detach.conflict": "This undo was booked differently",
+    "err.redemption.not_found": "No such redemption",
+    "err.receipt.kind": "No such kind of receipt",
+    "err.receipt.no_member": "No member is on this sale: there is no member receipt",
+    "err.printer.none": "This station has no receipt printer configured",
+    "err.printer.unreachable": "The receipt printer cannot be reached; check its power and cable",
 }
 
 _ZH.update(TILL_ZH)

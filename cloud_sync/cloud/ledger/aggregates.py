@@ -198,6 +198,9 @@ class Tally:
     visits: set[tuple[str, str, str]] = field(default_factory=set)
     # member -> [first_sale_ms, last_sale_ms, sales, amount_fen]
     activity: dict[str, list[Any]] = field(default_factory=dict)
+    # Sales a member was taken off (an undone attach): (member as the sale named it, the
+    # member it counted for, station, ended_at); aggregates_retract takes the visit back.
+    retracted: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def local(self, iso: str) -> datetime:
         return datetime.fromisoformat(iso).astimezone(self.zone)
@@ -272,8 +275,12 @@ def tally_book(
             continue
         values = sale.values()
         before_status, before_member = (None, None) if sale.new else origins[sale.sale_id]
-        if sale.member_id is not None and before_member is None:
+        if sale.member_id is not None and before_member != sale.member_id:
             tally.touch(sale.member_id, survivor(sale.member_id), sale.station_id, sale.ended_at)
+        if before_member is not None and before_member != sale.member_id:
+            tally.retracted.append(
+                (before_member, survivor(before_member), sale.station_id, sale.ended_at)
+            )
         if contributes(before_status):
             before = None if before_member is None else survivor(before_member)
             tally.count(values, before, -1)

@@ -190,7 +190,7 @@ def _preload(book: Book, station_id: str, items: Sequence[_Item]) -> None:
         sale_id = payload.get("sale_id")
         if isinstance(sale_id, str):
             sale_ids.add(sale_id)
-            if kind == "sale.reversed":
+            if kind in ("sale.reversed", "sale.detached"):
                 reversed_sales.add(sale_id)
         redemption_id = payload.get("redemption_id")
         if isinstance(redemption_id, str):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from .aggregates import tally_book, write
+from .aggregates_retract import retract_visits
 from .database import bulk_insert
 from .schema import (
     adjustments,
@@ -129,7 +130,8 @@ class Plate(_Row):
 
 
 _MEMBER_CHANGES = ("tier", "status", "merged_into", "overdraft", "denied")
-_LOT_CHANGES = ("member_id", "remaining", "expired")
+# `sale_id` is cleared when an attach is undone (the lot is no longer the sale's).
+_LOT_CHANGES = ("member_id", "remaining", "expired", "sale_id")
 _SALE_CHANGES = ("member_id", "points", "tier", "ruleset_version", "recomputed", "status")
 _PLATE_CHANGES = ("member_id", "plate_sealed", "attached_at")
 
@@ -460,7 +462,10 @@ class Book:
         self._write_rows()
         held = [s for s in self._sales.values() if s is not None]
         new = [m for m in self._members.values() if m is not None and m.new]
-        write(self.conn, tally_book(self, held, new, self._sale_origins, self._moves), self._moves)
+        tally = tally_book(self, held, new, self._sale_origins, self._moves)
+        write(self.conn, tally, self._moves)
+        if tally.retracted:  # members taken off sales: their visits go again
+            retract_visits(self.conn, tally.zone, tally.retracted)
 
     def _write_rows(self) -> None:
         held = [m for m in self._members.values() if m is not None]

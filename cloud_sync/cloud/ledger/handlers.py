@@ -23,6 +23,7 @@ from cloud_sync.core.events import (
     PointsAdjusted,
     PointsExpired,
     PointsRedeemed,
+    SaleDetached,
     SaleMemberAttached,
     SaleRecorded,
     SaleReversed,
@@ -33,6 +34,7 @@ from cloud_sync.core.ruleset import points_expire_at
 from .aggregates import chain_zone, tier_moved, tier_moves
 from .book import Sale
 from .context import Context
+from .detach import sale_detached
 from .members import attach_plate, register_member
 from .payload import MAX_INTEGER, Rejected, parse_moment
 from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, millis, redeem, reverse_earn
@@ -450,6 +452,7 @@ HANDLERS: dict[str, Handler] = dict(
         _bind(SaleRecorded, sale_recorded),
         _bind(SaleMemberAttached, sale_member_attached),
         _bind(SaleReversed, sale_reversed),
+        _bind(SaleDetached, sale_detached),
         _bind(PointsRedeemed, points_redeemed),
         _bind(PointsAdjusted, points_adjusted),
         _bind(PointsExpired, points_expired),

@@ -228,6 +228,7 @@ def reverse_earn(
     claimed: int,
     recomputed: int | None,
     booking: Booking,
+    kind: str = "reverse",
 ) -> int:
     """Undo a sale's earn journal as booked: issued and variance (the cloud's pricing against
     the station's claim) go back to zero for a sale that no longer exists.
@@ -236,7 +237,8 @@ def reverse_earn(
     lots; what the member already spent elsewhere is written off; what went to repay the
     overdraft is owed again (the overdraft came from a redemption, within an allowance);
     what already expired leaves `points_expired`, as those points never existed. Returns
-    the points written off.
+    the points written off. `kind` names the journal: `reverse` (the sale is gone) or
+    `detach` (the sale stays, its member is taken off).
     """
     expired = sum(lot.expired for lot in own)
     repaid = sum(lot.repaid for lot in own)
@@ -245,7 +247,7 @@ def reverse_earn(
     _owe(book, member, repaid)
     issued = claimed if recomputed is None else recomputed
     booked = book.journal(
-        "reverse",
+        kind,
         [
             (account(member.member_id), -(claimed - expired - written_off)),
             (ISSUED, issued),

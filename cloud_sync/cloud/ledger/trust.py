@@ -41,7 +41,8 @@ class TrustPolicy:
     """`limits` for every station unless `per_station` names it; `suspend_after` rule
     breaks within `suspend_window_s` turn the station's offline redemption off until HQ
     resolves them; a station's clock may run `clock_skew_s` off the cloud's; a sale the cloud
-    cannot price earns at most `unverified_sale_points` without HQ."""
+    cannot price earns at most `unverified_sale_points` without HQ; an attach is undone
+    within `detach_window_s` of it."""
 
     limits: StationLimits = StationLimits()
     per_station: Mapping[str, StationLimits] = field(default_factory=lambda: MappingProxyType({}))
@@ -51,6 +52,10 @@ class TrustPolicy:
     # Points one sale may earn when the cloud cannot price it (a rule set it never
     # published, no receipt): a generous fill; the rest waits for HQ.
     unverified_sale_points: int = 2_000
+    # How long after an attach a station may undo it (`sale.detached`): a backstop wider
+    # than any station's own window (`attach_window_min`, at most 7 days from recording, for
+    # a sale keyed in up to 7 days after it ended); later undos are refused and flagged.
+    detach_window_s: int = 14 * 24 * 3600
 
     def limits_for(self, station_id: str) -> StationLimits:
         return self.per_station.get(station_id, self.limits)

@@ -140,6 +140,7 @@ class TrustSection(_Strict):
     suspend_window_h: Annotated[int, Field(ge=1, le=24 * 365)] = 24
     clock_skew_s: Annotated[int, Field(ge=0, le=24 * 3600)] = 600
     unverified_sale_points: Annotated[int, Field(ge=0, le=1_000_000)] = 2_000
+    detach_window_h: Annotated[int, Field(ge=1, le=24 * 366)] = 14 * 24
     stations: dict[
         Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], StationLimitsSection
     ] = Field(default_factory=dict)
@@ -199,6 +200,7 @@ class CloudSettings(_Strict):
             suspend_window_s=section.suspend_window_h * 3600,
             clock_skew_s=section.clock_skew_s,
             unverified_sale_points=section.unverified_sale_points,
+            detach_window_s=section.detach_window_h * 3600,
         )
 
     @property

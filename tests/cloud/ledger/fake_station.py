@@ -17,6 +17,7 @@ from cloud_sync.core.events import (
     LedgerEntry,
     MemberRegistered,
     PlateAttached,
+    SaleDetached,
     SaleMemberAttached,
     SaleRecorded,
     SaleReversed,
@@ -177,6 +178,26 @@ class FakeStation:
                     )
                 ],
                 at=at,
+            ),
+            at,
+        )
+
+    def detach(
+        self, sale_id: str, mid: str, points: int, at: datetime, *, attach_no: int = 1
+    ) -> None:
+        """Undo the attach of `mid` to the sale, as the till's undo does."""
+        self.send(
+            SaleDetached(
+                sale_id=sale_id,
+                member_id=mid,
+                attach_no=attach_no,
+                points=points,
+                at=at,
+                reason="wrong member",
+                actor="cashier",
+                ledger=[LedgerEntry(entry_id=next(_ids), kind="reverse", points=-points)]
+                if points
+                else [],
             ),
             at,
         )
