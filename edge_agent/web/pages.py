@@ -35,7 +35,7 @@ from .fragments import lookup
 from .i18n import error_text, translate
 from .till_common import load_customer
 from .till_forms import signup_errors, signup_field
-from .till_views import till_board, till_sales
+from .till_views import sales_board, till_board
 from .views import sync_state
 
 __all__ = ["pages_router"]
@@ -113,11 +113,11 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     ) -> HTMLResponse:
         ctx = web_context(request)
         tiles = await run_in_threadpool(till_board, ctx.station, ctx.live)
-        board = await run_in_threadpool(till_sales, ctx.station, None)
+        board = await run_in_threadpool(sales_board, ctx.station, None)
         sync = await run_in_threadpool(sync_state, ctx.station)
         answer = panel = None
         if q.strip():
-            found = await lookup(request, q)
+            found = await lookup(request, session, q)
             answer = _inner(
                 render(request, found.template, session=session, oob=False, **found.values)
             )

@@ -7,8 +7,9 @@ Pure arithmetic on the redemption terms lives in `till_terms`.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from drivers.events import PumpStatus
@@ -17,6 +18,15 @@ from ..services.members import MemberView
 from ..services.rules import ruleset_now
 from ..services.sales import SaleView, list_sales, sale_view
 from ..services.station import Station
+from ..services.till import (
+    MAX_PUMP_SALES,
+    PickItem,
+    TillSale,
+    pump_sales,
+    sale_no,
+    unattached_by_pump,
+)
+from ..services.till import till_sales as till_view
 from ..services.till_reads import Expiring, expiring_points, member_labels
 from .live import LiveBoard
 from .till_terms import Bill, RedeemTerms, bill_of_sale, redeem_terms
@@ -24,30 +34,33 @@ from .views import MemberCard, build_member_card
 
 __all__ = [
     "Customer",
+    "PickLine",
     "PumpTile",
     "SaleLine",
     "SalesBoard",
     "clock_text",
     "customer_of",
+    "pick_lines",
     "sale_line",
     "sale_number",
+    "sales_board",
     "till_board",
-    "till_sales",
 ]
 
 SALES_SHOWN = 30
-_RECENT_SCAN = 200
 
 
 @dataclass(frozen=True)
 class SaleLine:
-    """One row of the sales list."""
+    """One row of the sales list: the sale and what the till can do with it now."""
 
     sale: SaleView
     number: str  # the short sale number people read out and receipts print
     clock: str  # local HH:MM:SS
     member: str | None  # the attached member's masked phone
     attachable: bool  # no member yet, not reversed, within the attach window
+    can_undo: bool  # a member is on it and the attach can still be undone
+    attach_no: int  # the attach an undo would undo
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,8 @@ class Customer:
 
 
 def sale_number(sale_id: str) -> str:
-    """The last six characters of the sale id, upper case: short enough to read out."""
-    return sale_id.replace("-", "")[-6:].upper()
+    """The sale's short number, as the receipts print it (services.till.sale_no)."""
+    return sale_no(sale_id)
 
 
 def clock_text(station: Station, iso: str) -> str:
@@ -91,56 +104,53 @@ def clock_text(station: Station, iso: str) -> str:
     return moment.strftime("%H:%M:%S")
 
 
-def _attachable(station: Station, sale: SaleView) -> bool:
-    if sale.member_id is not None or sale.status != "recorded":
-        return False
-    window = timedelta(minutes=station.settings.station.attach_window_min)
-    try:
-        ended = datetime.fromisoformat(sale.ended_at)
-    except ValueError:
-        return False
-    return ended.tzinfo is None or station.now() - ended <= window
-
-
-def _line(station: Station, sale: SaleView, labels: dict[str, str]) -> SaleLine:
-    return SaleLine(
-        sale=sale,
-        number=sale_number(sale.sale_id),
-        clock=clock_text(station, sale.ended_at),
-        member=None if sale.member_id is None else labels.get(sale.member_id, "—"),
-        attachable=_attachable(station, sale),
-    )
+def _lines(station: Station, sales: list[TillSale]) -> list[SaleLine]:
+    labels = member_labels(station, [t.sale.member_id for t in sales if t.sale.member_id])
+    return [
+        SaleLine(
+            sale=t.sale,
+            number=t.sale_no,
+            clock=clock_text(station, t.sale.ended_at),
+            member=None if t.sale.member_id is None else labels.get(t.sale.member_id, "—"),
+            attachable=t.can_attach,
+            can_undo=t.can_undo,
+            attach_no=t.attach_no,
+        )
+        for t in sales
+    ]
 
 
 def sale_line(station: Station, sale: SaleView) -> SaleLine:
-    labels = member_labels(station, [sale.member_id] if sale.member_id else [])
-    return _line(station, sale, labels)
+    """One sale's row as it stands now."""
+    found = till_view(station, [sale.sale_id])
+    if not found:  # the sale itself was read a moment ago: only a race could get here
+        return SaleLine(
+            sale, sale_no(sale.sale_id), clock_text(station, sale.ended_at), None, False, False, 1
+        )
+    return _lines(station, found)[0]
 
 
-def till_sales(station: Station, pump: int | None) -> SalesBoard:
+def sales_board(station: Station, pump: int | None) -> SalesBoard:
     """Every pump's latest sales, or one pump's sales still waiting for a member."""
     if pump is None:
-        sales = list_sales(station, SALES_SHOWN)
+        ids = [s.sale_id for s in list_sales(station, SALES_SHOWN)]
+        sales = till_view(station, ids)
     else:
-        recent = list_sales(station, _RECENT_SCAN)
-        sales = [s for s in recent if s.pump == pump and _attachable(station, s)][:SALES_SHOWN]
-    labels = member_labels(station, [s.member_id for s in sales if s.member_id])
-    return SalesBoard([_line(station, s, labels) for s in sales], pump)
+        sales = pump_sales(station, pump, limit=MAX_PUMP_SALES)
+    return SalesBoard(_lines(station, sales), pump)
 
 
 def till_board(station: Station, live: LiveBoard) -> list[PumpTile]:
     """Each pump's live state and how many of its recent sales wait for a member."""
-    recent = list_sales(station, _RECENT_SCAN)
-    waiting: dict[int, int] = {}
-    for sale in recent:
-        waiting.setdefault(sale.pump, 0)
-        if _attachable(station, sale):
-            waiting[sale.pump] += 1
+    waiting = {
+        fp: len(found) for fp, found in unattached_by_pump(station, per_pump=MAX_PUMP_SALES).items()
+    }
+    last: set[int] = {s.pump for s in list_sales(station, SALES_SHOWN)}
     states: dict[int, PumpStatus] = {}
     for status in live.pumps():
         states.setdefault(status.fuelling_point, status)
     tiles = []
-    for fp in sorted(set(states) | set(waiting)):
+    for fp in sorted(set(states) | set(waiting) | last):
         now = states.get(fp)
         tiles.append(
             PumpTile(
@@ -152,6 +162,27 @@ def till_board(station: Station, live: LiveBoard) -> list[PumpTile]:
             )
         )
     return tiles
+
+
+@dataclass(frozen=True)
+class PickLine:
+    """A line of the last-4 pick list, with the tier's name and colour."""
+
+    item: PickItem
+    tier_name: str
+    tier_rank: int
+
+
+def pick_lines(station: Station, items: tuple[PickItem, ...]) -> list[PickLine]:
+    ruleset = ruleset_now(station)
+    lines = []
+    for item in items:
+        name, rank = item.tier, 0
+        if ruleset is not None:
+            with suppress(KeyError):  # a tier the rules in force no longer name
+                name, rank = ruleset.tier(item.tier).name, ruleset.tier_rank(item.tier)
+        lines.append(PickLine(item, name, rank))
+    return lines
 
 
 def customer_of(

@@ -244,7 +244,7 @@
       if (target.querySelector("[data-testid='found'], [data-testid='signup-done']")) {
         var row = firstRow();
         if (row) { row.focus({ preventScroll: true }); }
-      } else if (target.querySelector("[data-focus-search], [data-testid='receipt'], [data-testid='redeem-result']")) {
+      } else if (target.querySelector("[data-focus-search], [data-testid='receipt'], [data-testid='redeem-result'], [data-testid='detach-result']")) {
         state.returnKey = null;
         focusSearch();
       } else if (target.querySelector("[data-testid='attach-error']")) {
@@ -395,7 +395,9 @@
     }
     if (!isTyping(active) && /^[0-9]$/.test(key)) {
       event.preventDefault();
-      selectPump(parseInt(key, 10), true);
+      /* A pick list asks "which one?": its numbers pick; otherwise a number is a pump. */
+      var pick = answer() && answer().querySelector("[data-pick='" + key + "']");
+      if (pick) { pick.click(); } else { selectPump(parseInt(key, 10), true); }
     }
   }
 
