@@ -131,8 +131,12 @@ async def _receipt(
         translate(lang, "slip.attach"),
         lines=[
             (translate(lang, "slip.sale_no"), f"#{line.number}"),
-            (translate(lang, "pump.label", fp=sale.pump), f"{line.clock}"),
-            (translate(lang, "manager.grade"), sale.grade),
+            (translate(lang, "manager.pump"), translate(lang, "pump.label", fp=sale.pump)),
+            (translate(lang, "slip.time"), line.clock),
+            (
+                translate(lang, "manager.grade"),
+                f"{sale.grade}#" if sale.grade.isdigit() else sale.grade,
+            ),
             (translate(lang, "manager.litres"), f"{sale.litres:.2f} L"),
             (translate(lang, "slip.amount"), f"¥{sale.amount:.2f}"),
             (translate(lang, "slip.discount"), f"−¥{fen_text(bill.discount_fen)}"),

@@ -10,8 +10,8 @@ matters) stays with the redemption service; this only lets the cashier see the n
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from cloud_sync.core.ruleset import RedeemPolicy
 
@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 MAX_BILL_FEN = 100_000_000  # one million yuan: far beyond any fill, short of absurd
+_YUAN = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
 
 
 @dataclass(frozen=True)
@@ -118,20 +119,13 @@ def _refusal(terms: RedeemTerms, points: int) -> str | None:
 
 
 def parse_yuan(text: str) -> int | None:
-    """Yuan as typed (at most 2 decimals, above zero, at most a million) in fen; else None."""
+    """Yuan as typed (digits, at most 2 decimals, above zero, at most a million) in fen."""
     cleaned = text.strip().removeprefix("¥").strip()
-    if not cleaned or len(cleaned) > 12 or not cleaned.isascii():
+    if not _YUAN.fullmatch(cleaned):
         return None
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value <= 0:
-        return None
-    fen = value * 100
-    if fen != fen.to_integral_value() or fen > MAX_BILL_FEN:
-        return None
-    return int(fen)
+    whole, _, cents = cleaned.partition(".")
+    fen = int(whole) * 100 + int(cents.ljust(2, "0") or "0")
+    return fen if 0 < fen <= MAX_BILL_FEN else None
 
 
 def entered_bill(fen: int) -> Bill:

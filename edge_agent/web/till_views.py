@@ -24,7 +24,6 @@ from ..services.till import (
     TillSale,
     pump_sales,
     sale_no,
-    unattached_by_pump,
 )
 from ..services.till import till_sales as till_view
 from ..services.till_reads import Expiring, expiring_points, member_labels
@@ -70,6 +69,7 @@ class PumpTile:
     volume: Decimal | None
     amount: Decimal | None
     waiting: int  # recent sales of this pump still waiting for a member
+    more: bool  # at least `waiting`: counting stops there
 
 
 @dataclass(frozen=True)
@@ -142,15 +142,15 @@ def sales_board(station: Station, pump: int | None) -> SalesBoard:
 
 def till_board(station: Station, live: LiveBoard) -> list[PumpTile]:
     """Each pump's live state and how many of its recent sales wait for a member."""
-    waiting = {
-        fp: len(found) for fp, found in unattached_by_pump(station, per_pump=MAX_PUMP_SALES).items()
-    }
-    last: set[int] = {s.pump for s in list_sales(station, SALES_SHOWN)}
     states: dict[int, PumpStatus] = {}
     for status in live.pumps():
         states.setdefault(status.fuelling_point, status)
+    pumps = set(states) | {s.pump for s in list_sales(station, SALES_SHOWN)}
+    # Counted pump by pump: each count stops at MAX_PUMP_SALES, so a busy forecourt's
+    # refresh costs the same at the end of a shift as at its start.
+    waiting = {fp: len(pump_sales(station, fp, limit=MAX_PUMP_SALES)) for fp in pumps}
     tiles = []
-    for fp in sorted(set(states) | set(waiting) | last):
+    for fp in sorted(pumps):
         now = states.get(fp)
         tiles.append(
             PumpTile(
@@ -159,6 +159,7 @@ def till_board(station: Station, live: LiveBoard) -> list[PumpTile]:
                 volume=now.volume if now else None,
                 amount=now.amount if now else None,
                 waiting=waiting.get(fp, 0),
+                more=waiting.get(fp, 0) >= MAX_PUMP_SALES,
             )
         )
     return tiles

@@ -1,6 +1,6 @@
 """A real station for the till's browser tests: `loyalpump edge run` serving the page,
 `loyalpump sim fdc` playing a busy forecourt (4 pumps, a sale every 0.4 s: 2.5 sales/s),
-the field-example rules, a cashier, a manager and three members (one with 560 points).
+the field-example rules, two cashiers, a manager and four members (two with points).
 
 The store is prepared in-process through the services (no CLI start-up per member), then
 the agent and the simulator run as their own processes, as at a station.
@@ -67,6 +67,15 @@ def _prepare(config: Path) -> None:
         register_member(
             station, phone="13700137000", plates=[], name="", consent_channel="test", actor="test"
         )
+        regular = register_member(
+            station,
+            phone="13600136000",
+            plates=["沪C88888"],
+            name="王五",
+            consent_channel="test",
+            actor="test",
+        )
+        adjust_points(station, regular.member_id, 2000, actor="test", reason="opening balance")
 
 
 @contextmanager
