@@ -80,6 +80,18 @@ def attach_router() -> APIRouter:
         ctx.live.sale_recorded(sale_id)
         return await _receipt(request, session, outcome.sale.sale_id, member_id)
 
+    @router.get("/sales/{sale_id}/detach", response_class=HTMLResponse)
+    async def detach_question(
+        request: Request, sale_id: _Id, session: CurrentSession
+    ) -> HTMLResponse:
+        """Ask before undoing from the list: which sale, which member, how many points."""
+        station = web_context(request).station
+        line = await run_in_threadpool(lambda: sale_line(station, sale_view(station, sale_id)))
+        if not line.can_undo:
+            code = "detach.window" if line.sale.member_id else "detach.not_attached"
+            return _attach_error(request, session, code, status_of(code), line=line)
+        return render(request, "_detach_confirm.html", session=session, line=line)
+
     @router.post("/sales/{sale_id}/detach", response_class=HTMLResponse)
     async def detach(
         request: Request,

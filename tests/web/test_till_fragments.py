@@ -72,6 +72,8 @@ def test_the_attach_answer_collects_after_the_tier_discount_and_can_be_undone(
     receipt = shows(done, 200, "receipt", "receipt-due", "receipt-undo", "slip")
     assert re.search(r'data-testid="receipt-due">¥300\.00<', receipt)  # standard: no discount
     assert member_view(station, member.member_id).points == 40
+    question = cashier.get(f"/ui/sales/{sale.sale_id}/detach")  # from the list: asks first
+    assert "将收回 40 积分" in shows(question, 200, "detach-ask", "detach-confirm")
     undo = {"member_id": member.member_id, "attach_no": "1"}
     first = cashier.post(f"/ui/sales/{sale.sale_id}/detach", data=undo)
     assert "收回 40 积分" in shows(first, 200, "detach-result", f"attach-{sale.sale_id}")
