@@ -16,7 +16,15 @@ from typing import Final
 
 from cloud_sync.core.catalogue import UNDECLARED_STATUS, index_codes, status_in
 
-__all__ = ["CATALOGUE", "UNDECLARED_STATUS", "ErrorCode", "declared", "status_of"]
+__all__ = [
+    "BILL_CODES",
+    "CATALOGUE",
+    "MANUAL_SALE_CODES",
+    "UNDECLARED_STATUS",
+    "ErrorCode",
+    "declared",
+    "status_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,20 @@ MANUAL_SALE_CODES: Final = (
     "sale.amount",
     "sale.unit_price",
     "sale.actor",
+    # the sanity limits of services/sale_limits.py (texts with values: edge_agent/reasons.py)
+    "sale.pump_range",
+    "sale.nozzle_range",
+    "sale.grade_unknown",
+    "sale.litres_range",
+    "sale.price_band",
+    "sale.price_recent",
+    "sale.amount_mismatch",
+    "sale.ended_future",
+    "sale.ended_old",
 )
+
+# What a redemption against a bill adds to a redemption's refusals.
+BILL_CODES: Final = ("bill.amount", "bill.litres", "bill.one_source", "bill.other_member")
 
 _ALL: Final = [
     # -- the front door and the session (edge_agent/web) --
@@ -71,6 +92,10 @@ _ALL: Final = [
         "points.insufficient",
         "points.balance",
         "redeem.conflict",
+        "redeem.over_bill",
+        "bill.other_member",
+        "adjust.conflict",
+        "sale.key_conflict",
         "rules.none",
         "rules.version_taken",
         "rules.cloud_managed",
@@ -91,6 +116,9 @@ _ALL: Final = [
         "reason.required",
         "reason.too_long",
         "adjust.points",
+        "bill.amount",
+        "bill.litres",
+        "bill.one_source",
         "member.name_too_long",
         "member.identifier_missing",
         *MANUAL_SALE_CODES,

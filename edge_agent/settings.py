@@ -38,6 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cloud_sync.core.networks import ip_networks
 
+from .sale_limit_settings import SaleLimitsSettings
+
 __all__ = [
     "CloudSettings",
     "ConfigError",
@@ -45,6 +47,7 @@ __all__ = [
     "DartPumpSettings",
     "DriverSettings",
     "IfsfDriverSettings",
+    "SaleLimitsSettings",
     "StationSection",
     "StationSettings",
     "WebSettings",
@@ -203,6 +206,7 @@ class StationSettings(_Strict):
     station: StationSection
     cloud: CloudSettings = CloudSettings()
     web: WebSettings = WebSettings()
+    sale_limits: SaleLimitsSettings = SaleLimitsSettings()
     drivers: list[DriverSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")

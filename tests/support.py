@@ -6,6 +6,7 @@ import random
 import socket
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -63,6 +64,29 @@ def manual_sale(
             ended_at=station.now() if at is None else at,
             member_id=member_id,
             actor=actor,
+        ),
+    )
+    return outcome.sale
+
+
+def pump_sale(
+    station: Station, litres: str | int, member_id: str | None, *, at: datetime | None = None
+) -> SaleView:
+    """A dispenser's sale at pump 1 (grade 92 at 7.50 yuan a litre): any volume, unlike a
+    manual one, which the sanity limits hold to `[sale_limits] max_litres`."""
+    volume = Decimal(litres)
+    outcome = record_sale(
+        station,
+        SaleInput(
+            source="dart",
+            source_key=f"dart:test:{uuid.uuid4()}",
+            pump=1,
+            nozzle=1,
+            grade="92",
+            litres=volume,
+            amount=(volume * Decimal("7.50")).quantize(Decimal("0.01")),
+            ended_at=station.now() if at is None else at,
+            member_id=member_id,
         ),
     )
     return outcome.sale

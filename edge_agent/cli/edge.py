@@ -18,8 +18,15 @@ from cloud_sync.core.output import emit, emit_table, fail
 from ..errors import ServiceError
 from ..services.backup import backup_store, restore_store
 from ..services.disagreements import describe, open_cloud_disagreements, settle_cloud_disagreement
+from ..services.manual_sales import manual_source_key
 from ..services.members import MemberView, add_plate, find_member, register_member
-from ..services.points import adjust_points, expire_points, redeem_points, verify_ledger
+from ..services.points import (
+    Bill,
+    adjust_member_points,
+    expire_points,
+    redeem_points,
+    verify_ledger,
+)
 from ..services.rules import install_ruleset
 from ..services.sales import SaleInput, list_sales, record_sale, reverse_sale
 from ..services.station import Station, open_station
@@ -347,12 +354,19 @@ def sale_add(
     unit_price: Annotated[str | None, typer.Option("--unit-price")] = None,
     phone: PhoneOption = None,
     plate: PlateOption = None,
+    key: Annotated[
+        str | None, typer.Option("--id", help="Idempotency key: a retry is recorded once.")
+    ] = None,
     user: UserOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Key in a sale by hand (dispenser link down); audited, earns points like any sale."""
+    """Key in a sale by hand (dispenser link down); audited, earns points like any sale.
+
+    Refused (exit 2, with the reason) outside the station's [sale_limits]."""
     if phone is not None and plate is not None:
         fail("give at most one of --phone or --plate")
+    if key is not None and not 8 <= len(key) <= 64:
+        fail("--id: 8 to 64 characters")
     with _station(config) as station:
         member_id = None
         if phone is not None or plate is not None:
@@ -368,6 +382,7 @@ def sale_add(
                 amount=_decimal(amount, "amount"),
                 unit_price=None if unit_price is None else _decimal(unit_price, "unit-price"),
                 ended_at=_parse_at(station, at),
+                source_key=None if key is None else manual_source_key(station, key),
                 member_id=member_id,
                 actor=_actor(user),
             ),
@@ -427,13 +442,28 @@ def redeem(
     redemption_id: Annotated[
         str | None, typer.Option("--id", help="Idempotency key: a retry is booked once.")
     ] = None,
+    sale_id: Annotated[str | None, typer.Option("--sale", help="Against this sale's bill.")] = None,
+    bill: Annotated[str | None, typer.Option("--bill", help="Against a bill of YUAN.")] = None,
+    litres: Annotated[
+        str | None, typer.Option("--litres", help="The bill's litres (the tier's discount).")
+    ] = None,
     user: UserOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Redeem points for yuan off; refused beyond the balance."""
+    """Redeem points for yuan off; refused beyond the balance, or beyond what a bill has due."""
+    against = Bill(
+        sale_id=sale_id,
+        amount=None if bill is None else _decimal(bill, "bill"),
+        litres=None if litres is None else _decimal(litres, "litres"),
+    )
     with _member_of(config, phone, plate) as (station, member):
         result = redeem_points(
-            station, member.member_id, points, actor=_actor(user), redemption_id=redemption_id
+            station,
+            member.member_id,
+            points,
+            actor=_actor(user),
+            redemption_id=redemption_id,
+            bill=against,
         )
     emit(result.to_dict(), as_json=as_json)
 
@@ -445,15 +475,23 @@ def adjust(
     reason: Annotated[str, typer.Option("--reason")],
     phone: PhoneOption = None,
     plate: PlateOption = None,
+    adjustment_id: Annotated[
+        str | None, typer.Option("--id", help="Idempotency key: a retry is booked once.")
+    ] = None,
     user: UserOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """A manager's manual points correction, with a reason (audited)."""
     with _member_of(config, phone, plate) as (station, member):
-        balance = adjust_points(
-            station, member.member_id, points, actor=_actor(user), reason=reason
+        done = adjust_member_points(
+            station,
+            member.member_id,
+            points,
+            actor=_actor(user),
+            reason=reason,
+            adjustment_id=adjustment_id,
         )
-    emit({"member_id": member.member_id, "points": balance}, as_json=as_json)
+    emit({"member_id": member.member_id, "points": done.balance_after}, as_json=as_json)
 
 
 @rules_app.command("load")

@@ -45,6 +45,9 @@ from ..store.sales import (
     sale_by_source_key,
 )
 from ..store.sync import get_snapshot
+from .manual_sales import enforce_sale_limits
+from .points import check_reason
+from .sale_limits import ManualSaleFacts
 from .station import Station
 from .tiers import tier_for_sale
 
@@ -134,15 +137,18 @@ def _decimal_text(value: Decimal, places: int) -> str:
 
 
 def _scaled(value: Decimal, scale: int, what: str, maximum: Decimal) -> int:
+    """`value` in whole units of 1/scale; refused (with the bounds) outside 0..maximum or
+    with more decimals than the unit has."""
+    places = len(str(scale)) - 1
+    refusal = ServiceError(f"sale.{what}", max=str(maximum), places=places, value=str(value)[:24])
     try:
         if not value.is_finite() or value < 0 or value > maximum:
-            raise ServiceError(f"sale.{what}", f"{what} must be between 0 and {maximum}")
+            raise refusal
         scaled = value * scale
         if scaled != scaled.to_integral_value():
-            places = len(str(scale)) - 1
-            raise ServiceError(f"sale.{what}", f"{what} has more than {places} decimal places")
+            raise refusal
     except InvalidOperation as exc:
-        raise ServiceError(f"sale.{what}", f"{what} is not a number") from exc
+        raise refusal from exc
     return int(scaled)
 
 
@@ -266,6 +272,29 @@ def _sale_event(
     )
 
 
+def _manual_facts(sale: SaleInput) -> ManualSaleFacts:
+    return ManualSaleFacts(
+        pump=sale.pump,
+        nozzle=sale.nozzle,
+        grade=sale.grade,
+        litres=sale.litres,
+        amount=sale.amount,
+        unit_price=sale.unit_price,
+        ended_at=sale.ended_at,
+    )
+
+
+def _same_entry(row: SaleRow, sale: SaleInput, litres_ml: int, amount_fen: int) -> bool:
+    """A retried manual entry (same key) must be the same sale, or it is a mistake."""
+    return (row.pump, row.nozzle, row.grade, row.litres_ml, row.amount_fen) == (
+        sale.pump,
+        sale.nozzle,
+        sale.grade,
+        litres_ml,
+        amount_fen,
+    ) and (sale.member_id is None or row.member_id == sale.member_id)
+
+
 def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
     """Record a completed sale (and its points when a member is attached) exactly once.
 
@@ -294,7 +323,11 @@ def record_sale(station: Station, sale: SaleInput) -> SaleOutcome:
     with station.store.write() as tx:
         existing = sale_by_source_key(tx, source_key)
         if existing is not None:
+            if sale.source == "manual" and not _same_entry(existing, sale, litres_ml, amount_fen):
+                raise ServiceError("sale.key_conflict")
             return SaleOutcome(_view(existing), created=False)
+        if sale.source == "manual":
+            enforce_sale_limits(station, tx, _manual_facts(sale))
         member = None
         if sale.member_id is not None:
             member = get_member(tx, sale.member_id)
@@ -414,8 +447,7 @@ def attach_member(station: Station, sale_id: str, member_id: str, *, actor: str)
 
 def reverse_sale(station: Station, sale_id: str, *, actor: str, reason: str) -> SaleView:
     """Take back a sale's points (its own lot first) with the manager's reason, audited."""
-    if not reason.strip():
-        raise ServiceError("reason.required", "a reversal needs a reason")
+    check_reason(reason, "a reversal")
     now = station.now()
     with station.store.write() as tx:
         row = get_sale(tx, sale_id)

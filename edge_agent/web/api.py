@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -20,9 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import ServiceError
 from ..services.members import find_member, register_member
-from ..services.points import redeem_points
 from ..services.sale_pages import MAX_PAGE, page_sales
-from ..services.sales import SaleInput, attach_member, record_sale, reverse_sale
+from ..services.sales import attach_member, reverse_sale
 from ..services.users import check_pin
 from .auth import COOKIE_NAME, Session, WebError
 from .context import (
@@ -36,9 +34,7 @@ from .context import (
 from .i18n import translate
 from .openapi import (
     IDENTITY_CODES,
-    MANUAL_SALE_CODES,
     READER,
-    REDEEM_CODES,
     WRITER,
     error_responses,
 )
@@ -69,22 +65,8 @@ class AttachIn(_Body):
     q: str = Field(min_length=1, max_length=32)
 
 
-class RedeemIn(_Body):
-    member_id: str = Field(min_length=1, max_length=64)
-    points: int = Field(ge=1, le=10_000_000, strict=True)
-    redemption_id: str | None = Field(default=None, min_length=8, max_length=64)
-
-
-class ManualSaleIn(_Body):
-    pump: int = Field(ge=1, le=99)
-    nozzle: int | None = Field(default=None, ge=1, le=99)
-    grade: str = Field(min_length=1, max_length=16)
-    litres: Decimal = Field(gt=0, max_digits=9, decimal_places=3)
-    amount: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
-
-
 class ReversalIn(_Body):
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=1000)  # the service refuses an empty or too long one
 
 
 def set_session_cookie(request: Request, response: Response, session: Session) -> None:
@@ -293,51 +275,6 @@ def api_router() -> APIRouter:
         return answer
 
     @router.post(
-        "/redemptions",
-        status_code=201,
-        dependencies=_WRITER,
-        responses=error_responses("member.not_found", *REDEEM_CODES, write=True),
-    )
-    async def redeem(request: Request, body: RedeemIn, session: WriteSession) -> dict[str, Any]:
-        station = web_context(request).station
-        done = await run_in_threadpool(
-            lambda: redeem_points(
-                station,
-                body.member_id,
-                body.points,
-                actor=f"user:{session.user}",
-                redemption_id=body.redemption_id,
-            )
-        )
-        return {"redemption": done.to_dict(), "created": done.created}
-
-    @router.post(
-        "/sales",
-        status_code=201,
-        dependencies=_WRITER,
-        responses=error_responses("auth.forbidden", *MANUAL_SALE_CODES, write=True),
-    )
-    async def manual_sale(
-        request: Request,
-        body: ManualSaleIn,
-        session: ManagerSession,
-    ) -> dict[str, Any]:
-        ctx = web_context(request)
-        sale = SaleInput(
-            source="manual",
-            pump=body.pump,
-            nozzle=body.nozzle,
-            grade=body.grade,
-            litres=body.litres,
-            amount=body.amount,
-            ended_at=ctx.station.now(),
-            actor=f"user:{session.user}",
-        )
-        outcome = await run_in_threadpool(record_sale, ctx.station, sale)
-        ctx.live.sale_recorded(outcome.sale.sale_id)
-        return {"sale": outcome.sale.to_dict()}
-
-    @router.post(
         "/sales/{sale_id}/reversal",
         dependencies=_WRITER,
         responses=error_responses(
@@ -345,6 +282,7 @@ def api_router() -> APIRouter:
             "sale.not_found",
             "sale.reversed",
             "reason.required",
+            "reason.too_long",
             "points.insufficient",
             write=True,
         ),

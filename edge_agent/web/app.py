@@ -27,12 +27,13 @@ from ..services.health import store_write_error
 from ..services.station import Station
 from ..services.status import station_status
 from .api import api_router
+from .api_manager import manager_api_router
 from .auth import COOKIE_NAME, HashSlots, SessionStore, WebError
 from .context import WebContext, lang_of, render, web_context
 from .fragments import fragments_router
 from .guard import MAX_BODY, GuardMiddleware, allowed_host_names
 from .health import HealthProbe, RuntimeHealth, assess_health
-from .i18n import LANGS, error_text, translate
+from .i18n import LANGS, error_text, refusal_text, translate
 from .live import LiveBoard
 from .metrics import LatencyHistogram, TimingMiddleware, render_metrics, route_label
 from .openapi import install_openapi
@@ -112,7 +113,8 @@ def _install_handlers(app: FastAPI) -> None:
 
     async def service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        return _refusal(request, status_of(exc.code), exc.code, english=str(exc))
+        text = refusal_text(lang_of(request), exc)
+        return _refusal(request, status_of(exc.code), exc.code, text, english=str(exc))
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -312,6 +314,7 @@ def build_app(
     app.add_middleware(TimingMiddleware, histogram=latency)  # outermost: refusals count too
     _install_probes(app, probe, latency)
     app.include_router(api_router())
+    app.include_router(manager_api_router())
     install_openapi(app)
     app.include_router(fragments_router(), include_in_schema=False)
     app.include_router(pages_router(), include_in_schema=False)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Final
 
 from ..error_codes import declared
+from ..errors import ServiceError
+from ..reasons import REASONS, render
 from .i18n_till import TILL_EN, TILL_ZH
 
-__all__ = ["DEFAULT_LANG", "LANGS", "MESSAGES", "error_text", "translate"]
+__all__ = ["DEFAULT_LANG", "LANGS", "MESSAGES", "error_text", "refusal_text", "translate"]
 
 DEFAULT_LANG: Final = "zh-CN"
 LANGS: Final = ("zh-CN", "en")
@@ -140,15 +142,10 @@ _ZH: dict[str, str] = {
     "err.sale.attach_window": "已超过关联会员的时限，请联系站长调整积分",
     "err.sale.pump": "油机号须为正整数",
     "err.sale.grade": "请填写油品",
-    "err.sale.litres": "升数无效",
-    "err.sale.amount": "金额无效",
-    "err.sale.unit_price": "单价无效",
     "err.sale.actor": "手工交易须记录操作人",
     "err.reason.required": "请填写原因",
     "err.points.insufficient": "积分不足",
     "err.redeem.not_positive": "兑换积分须为正数",
-    "err.redeem.min_points": "单次兑换积分低于下限",
-    "err.redeem.not_whole_fen": "兑换积分须能折算为整分钱",
     "err.redeem.conflict": "该兑换已按不同内容记录",
     "err.redeem.no_allowance": "暂无离线兑换额度，请待本站连上总部后再兑换",
     "err.redeem.allowance_spent": "本站离线兑换额度已用完，请待连上总部后再兑换",
@@ -325,15 +322,10 @@ _EN: dict[str, str] = {
     "err.sale.attach_window": "Too late to attach a member; ask a manager to adjust points",
     "err.sale.pump": "Pump must be a positive number",
     "err.sale.grade": "Grade is required",
-    "err.sale.litres": "Invalid litres",
-    "err.sale.amount": "Invalid amount",
-    "err.sale.unit_price": "Invalid unit price",
     "err.sale.actor": "A manual sale records who keyed it",
     "err.reason.required": "A reason is required",
     "err.points.insufficient": "Not enough points",
     "err.redeem.not_positive": "Points to redeem must be positive",
-    "err.redeem.min_points": "Below the minimum points for one redemption",
-    "err.redeem.not_whole_fen": "Points must convert to a whole number of fen",
     "err.redeem.conflict": "This redemption was booked differently",
     "err.redeem.no_allowance": "No offline redemption allowance yet; wait for the link to HQ",
     "err.redeem.allowance_spent": "Offline redemption allowance used up; wait for the link to HQ",
@@ -386,6 +378,8 @@ _EN: dict[str, str] = {
     "err.printer.unreachable": "The receipt printer cannot be reached; check its power and cable",
 }
 
+_ZH.update(REASONS["zh-CN"])  # refusals with values (limits, the bill): edge_agent/reasons.py
+_EN.update(REASONS["en"])
 _ZH.update(TILL_ZH)
 _EN.update(TILL_EN)
 _CATALOGUE: Final[dict[str, dict[str, str]]] = {"zh-CN": _ZH, "en": _EN}
@@ -399,13 +393,19 @@ def translate(lang: str, key: str, **values: object) -> str:
     return template.format(**values) if values else template
 
 
-def error_text(lang: str, code: str, fallback: str | None = None) -> str:
-    """A refusal's text from its stable code; unknown codes name themselves."""
+def error_text(lang: str, code: str, fallback: str | None = None, **values: object) -> str:
+    """A refusal's text from its stable code (with its values, if it has any); unknown
+    codes name themselves."""
     table = _CATALOGUE.get(lang, _ZH)
     entry = declared(code)
     key = entry.message_key if entry is not None else f"err.{code}"
     if key in table:
-        return table[key]
+        return render(table[key], values)
     if lang == "en" and fallback:
         return fallback
     return translate(lang, "err.unknown", code=code)
+
+
+def refusal_text(lang: str, exc: ServiceError) -> str:
+    """A service's refusal in `lang`, with the values its reason names (a limit, a band)."""
+    return error_text(lang, exc.code, str(exc), **exc.params)

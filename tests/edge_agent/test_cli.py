@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.support import RULESETS, assert_refused
+from edge_agent.services.station import open_station
+from edge_agent.settings import load_settings
+from edge_agent.web.app import build_app
+from edge_agent.web.auth import COOKIE_NAME
+from tests.support import RULESETS, SHANGHAI, assert_refused
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -61,10 +67,11 @@ def test_field_examples_through_the_cli(config: str) -> None:
     )
     assert member["phone_masked"] == "139****9000"
     assert member["plates"] == ["粤BD12345"]
+    monday, tuesday = _in_last_week(1), _in_last_week(2)  # a manual sale is 7 days old at most
     sales = [
-        ("92", "40.00", "300.00", "2026-11-23T08:00:00", 40),  # Monday: 1 point per litre
-        ("0", "41.00", "290.00", "2026-11-23T09:00:00", 20),  # diesel: 1 per 2 litres, floor
-        ("92", "30.00", "225.00", "2026-11-24T10:00:00", 60),  # Tuesday member day: double
+        ("92", "40.00", "300.00", monday, 40),  # Monday: 1 point per litre
+        ("0", "41.00", "290.00", monday, 20),  # diesel: 1 per 2 litres, floor
+        ("92", "30.00", "225.00", tuesday, 60),  # Tuesday member day: double
     ]
     for grade, litres, amount, at, points in sales:
         extra = ("-c", config, "--nozzle", "1", "--at", at, "--plate", "粤BD12345")
@@ -78,19 +85,19 @@ def test_field_examples_through_the_cli(config: str) -> None:
         "points": 120,
     }
     assert shown["member_id"] == member["member_id"]
-    listed = run_json("edge", "sales", "-c", config, "--limit", "2")
-    assert [row["points"] for row in listed] == [60, 20]
-    first = listed[0]
+    listed = run_json("edge", "sales", "-c", config, "--limit", "3")
+    assert sorted(row["points"] for row in listed) == [20, 40, 60]
+    first = next(row for row in listed if row["points"] == 60)
     assert first["source"] == "manual"
     assert (first["pump"], first["nozzle"], first["grade"]) == (3, 1, "92")
     assert (first["litres"], first["amount"], first["unit_price"]) == ("30.00", "225.00", "7.50")
-    assert first["ended_at"] == "2026-11-24T10:00:00+08:00"
+    assert first["ended_at"] == tuesday + "+08:00"
     assert first["member_id"] == member["member_id"]
 
 
 def test_redeem_and_refusal_beyond_balance(config: str) -> None:
     run("edge", "member", "add", "-c", config, "--phone", "13800138000", "--plate", "京A12345")
-    extra = ("-c", config, "--at", "2026-11-23T08:00:00", "--phone", "13800138000")
+    extra = ("-c", config, "--at", _in_last_week(1), "--phone", "13800138000")
     run(*_sale_add(*extra, litres="150", amount="1125"))
     spent = run_json("edge", "redeem", "-c", config, "--plate", "京A12345", "--points", "100")
     assert (spent["value"], spent["balance_after"]) == ("1.00", 50)
@@ -137,6 +144,15 @@ def test_user_add_and_duplicate(config: str) -> None:
     assert_refused(again, "already exists")
 
 
+def _in_last_week(weekday: int) -> str:
+    """A station time (ISO, no offset) on `weekday` (Monday 1) within the last 7 days:
+    now, or 23:00 of the latest such day before today."""
+    moment = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(minutes=5)
+    while moment.isoweekday() != weekday:
+        moment = moment.replace(hour=23, minute=0, second=0) - timedelta(days=1)
+    return moment.replace(tzinfo=None).isoformat()
+
+
 def _sale_add(
     *extra: str, pump: str = "1", grade: str = "92", litres: str = "1", amount: str = "5"
 ) -> tuple[str, ...]:
@@ -165,6 +181,46 @@ def _sale_add(
 )
 def test_bad_input_exits_2_with_one_line(config: str, args: tuple[str, ...], fragment: str) -> None:
     assert_refused(run(*args, "--config", config, check=False), fragment)
+
+
+@pytest.mark.slow  # a CLI process per case (~6 s each on a busy machine)
+def test_the_cli_and_the_api_refuse_absurd_manual_sales_with_the_same_reason(
+    config: str,
+) -> None:
+    """Exit 2 and one line, the very reason the JSON API gives in English (and nothing
+    recorded by either); the Chinese the page shows is the same template's."""
+    week_and_a_day = datetime.now(SHANGHAI) - timedelta(days=8)
+    at = week_and_a_day.replace(microsecond=0, tzinfo=None).isoformat()
+    cases: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("--grade", "98"), {"grade": "98"}),
+        (("--litres", "5000", "--amount", "1"), {"litres": "5000", "amount": "1"}),
+        (("--litres", "0", "--amount", "0"), {"litres": "0", "amount": "0"}),
+        (("--amount", "1"), {"amount": "1"}),
+        (("--amount", "310", "--unit-price", "7.50"), {"amount": "310", "unit_price": "7.50"}),
+        (("--at", at), {"ended_at": at}),
+    ]
+    base = ("edge", "sale", "add", "-c", config, "--pump", "2", "--grade", "92")
+    lines = []
+    for options, _ in cases:
+        result = run(*base, "--litres", "40", "--amount", "300", *options, check=False)
+        assert_refused(result)
+        lines.append(result.stderr.strip())
+    station = open_station(load_settings(Path(config)))
+    try:
+        app = build_app(station)
+        session = app.state.ctx.sessions.create("mia", "manager")
+        client = TestClient(app, base_url="http://127.0.0.1")
+        client.cookies.set(COOKIE_NAME, session.token)
+        client.headers["X-CSRF-Token"] = session.csrf_token
+        valid = {"pump": 2, "grade": "92", "litres": "40", "amount": "300"}
+        for line, (_, change) in zip(lines, cases, strict=True):
+            answer = client.post("/api/v1/sales", params={"lang": "en"}, json={**valid, **change})
+            assert answer.status_code == 422, answer.text
+            assert line == f"loyalpump: error: {answer.json()['message']}"
+        assert client.get("/api/v1/sales").json()["sales"] == []
+    finally:
+        station.close()
+    assert run_json("edge", "sales", "-c", config) == []
 
 
 def test_bad_rule_set_names_the_json_path(config: str, tmp_path: Path) -> None:

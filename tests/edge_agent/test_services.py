@@ -131,7 +131,9 @@ def test_field_examples_92_gasoline_and_0_diesel(station: Station) -> None:
 def test_tuesday_member_day_doubles_points(station: Station, clock: FakeClock) -> None:
     member_id = _member(station)
     tuesday = datetime(2026, 11, 24, 20, 0, tzinfo=SHANGHAI)
-    outcome = record_sale(station, _sale(station, "40", member_id=member_id, at=tuesday))
+    outcome = record_sale(
+        station, _sale(station, "40", member_id=member_id, at=tuesday, key="dart:tuesday")
+    )
     assert outcome.sale.points == 80
     assert outcome.sale.receipt is not None
     assert outcome.sale.receipt["bonus_name"] == "周二会员日"
@@ -239,12 +241,16 @@ def test_crossing_a_threshold_upgrades_from_the_next_sale(
 ) -> None:
     member_id = _member(station)
     monday = clock.now
-    first = record_sale(station, _sale(station, "990", member_id=member_id, at=monday))
+    first = record_sale(
+        station, _sale(station, "990", member_id=member_id, at=monday, key="dart:big:1")
+    )
+    later = monday + timedelta(hours=1)
     crossing = record_sale(
-        station, _sale(station, "20", member_id=member_id, at=monday + timedelta(hours=1))
+        station, _sale(station, "20", member_id=member_id, at=later, key="dart:crossing")
     )
     after = record_sale(
-        station, _sale(station, "10", member_id=member_id, at=monday + timedelta(hours=2))
+        station,
+        _sale(station, "10", member_id=member_id, at=later + timedelta(hours=1), key="dart:after"),
     )
     assert (first.sale.tier, crossing.sale.tier, after.sale.tier) == ("standard", "silver", "gold")
     assert after.sale.points == 15  # gold x1.5
@@ -253,7 +259,7 @@ def test_crossing_a_threshold_upgrades_from_the_next_sale(
 
 def test_tier_falls_when_the_window_rolls_past(station: Station, clock: FakeClock) -> None:
     member_id = _member(station)
-    record_sale(station, _sale(station, "400", member_id=member_id))
+    record_sale(station, _sale(station, "400", member_id=member_id, key="dart:big:2"))
     clock.advance(hours=1)
     assert find_member(station, phone="13800138000").tier == "silver"
     assert [c.new for c in recalculate_tiers(station)] == ["silver"]
@@ -280,7 +286,7 @@ def test_new_member_trial_tier_from_the_sample_rule_set(station: Station, clock:
 
 def test_redeem_spends_points_for_yuan_and_refuses_beyond_balance(station: Station) -> None:
     member_id = _member(station)
-    record_sale(station, _sale(station, "250", member_id=member_id))
+    record_sale(station, _sale(station, "250", member_id=member_id, key="dart:big:3"))
     redemption = redeem_points(station, member_id, 200, actor="cashier1")
     assert (redemption.value_fen, redemption.balance_after) == (200, 50)
     with pytest.raises(ServiceError) as refused:
@@ -294,7 +300,7 @@ def test_redeem_spends_points_for_yuan_and_refuses_beyond_balance(station: Stati
 
 def test_a_retried_redemption_is_booked_once(station: Station) -> None:
     member_id = _member(station)
-    record_sale(station, _sale(station, "500", member_id=member_id))
+    record_sale(station, _sale(station, "500", member_id=member_id, key="dart:big:4"))
     first = redeem_points(station, member_id, 100, actor="c", redemption_id="r-1")
     retry = redeem_points(station, member_id, 100, actor="c", redemption_id="r-1")
     assert first.created and not retry.created
@@ -337,7 +343,7 @@ def test_adjustments_need_a_reason_and_are_audited(station: Station) -> None:
 def test_reversal_takes_back_the_sale_points_and_its_tier_credit(station: Station) -> None:
     member_id = _member(station)
     record_sale(station, _sale(station, "100", member_id=member_id))
-    big = record_sale(station, _sale(station, "300", member_id=member_id))
+    big = record_sale(station, _sale(station, "300", member_id=member_id, key="dart:big:5"))
     reversed_sale = reverse_sale(station, big.sale.sale_id, actor="manager1", reason="pump test")
     assert reversed_sale.status == "reversed"
     member = find_member(station, phone="13800138000")

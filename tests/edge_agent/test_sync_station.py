@@ -40,7 +40,12 @@ from cloud_sync.station.client import CHANGES_PATH, ENROL_PATH, EVENTS_PATH
 from edge_agent.daemon import run_station
 from edge_agent.errors import ServiceError
 from edge_agent.services.members import find_member, member_view, register_member
-from edge_agent.services.points import adjust_points, redeem_points, verify_ledger
+from edge_agent.services.points import (
+    adjust_points,
+    quote_redemption,
+    redeem_points,
+    verify_ledger,
+)
 from edge_agent.services.rules import install_ruleset, ruleset_now
 from edge_agent.services.sales import list_sales, reverse_sale
 from edge_agent.services.station import Station, open_station
@@ -55,7 +60,7 @@ from edge_agent.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from edge_agent.store.outbox import event_for
 from edge_agent.store.rulesets import get_ruleset
 from edge_agent.store.sync import get_sync_state, record_enrolment_started
-from tests.support import RULESETS, FakeClock, free_port, manual_sale
+from tests.support import RULESETS, FakeClock, free_port, pump_sale
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
 
@@ -168,7 +173,7 @@ def allowance(
 
 
 def sale(station: Station, litres: str, member_id: str | None) -> int:
-    return manual_sale(station, litres, member_id).points
+    return pump_sale(station, litres, member_id).points
 
 
 def member(station: Station, phone: str = "13800138000", **extra: Any) -> str:
@@ -544,6 +549,21 @@ def test_the_allowance_and_the_member_cap_bound_what_is_redeemed(
     port.apply_changes(page(1, 2, allowance=allowance(station, "A2", points=300, cap=200)))
     redeem_points(station, ELSEWHERE, 200, actor="c")  # a renewed allowance starts afresh
     assert verify_ledger(station) == []
+
+
+def test_the_till_quote_refuses_what_the_allowance_refuses(
+    station: Station, port: StationSyncPort, chain: Chain, clock: FakeClock
+) -> None:
+    local = _local_and_elsewhere_with_1000(station, port, chain, points=300, cap=200)
+    assert quote_redemption(station, local).max_points == 200  # the member's cap, not 1000
+    redeem_points(station, local, 150, actor="c")
+    figures = quote_redemption(station, local, None, 100)
+    assert figures.max_points == 0  # 50 left under the cap, below the minimum of 100
+    assert figures.refused is not None and figures.refused.code == "redeem.member_cap"
+    refused("redeem.member_cap", lambda: redeem_points(station, local, 100, actor="c"))
+    clock.advance(hours=73)  # the allowance has expired: nothing can be redeemed here
+    blocked = quote_redemption(station, ELSEWHERE)
+    assert blocked.refused is not None and blocked.refused.code == "redeem.no_allowance"
 
 
 def test_a_stale_snapshot_is_refused_while_a_local_only_member_is_judged_locally(

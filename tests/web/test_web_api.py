@@ -188,7 +188,7 @@ def test_manager_records_and_reverses_with_a_reason(
     attached = manager.post(f"/api/v1/sales/{sale_id}/member", json={"q": "京A12345"})
     assert attached.json()["sale"]["points"] == 20
     reverse = f"/api/v1/sales/{sale_id}/reversal"
-    refused(manager.post(reverse, json={"reason": ""}), 422, "request.invalid")
+    refused(manager.post(reverse, json={"reason": ""}), 422, "reason.required")
     assert (
         manager.post(reverse, json={"reason": "test pump"}).json()["sale"]["status"] == "reversed"
     )
