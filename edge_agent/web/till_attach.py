@@ -9,6 +9,7 @@ after, a slip to print and an undo while the attach window is open.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -19,17 +20,34 @@ from starlette.concurrency import run_in_threadpool
 from ..error_codes import status_of
 from ..errors import ServiceError
 from ..services.detach import detach_member
-from ..services.sales import attach_member, sale_view
+from ..services.sales import SaleView, attach_member, sale_view
 from .auth import Session
 from .context import CurrentSession, WriteSession, fen_text, lang_of, render, web_context
 from .i18n import error_text, translate
 from .till_common import load_customer, slip_now, steps_in_words
-from .till_terms import bill_of_sale
-from .till_views import sale_line, sale_number
+from .till_views import sale_line
 
-__all__ = ["attach_router"]
+__all__ = ["SaleDue", "attach_router"]
 
 _Id = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@dataclass(frozen=True)
+class SaleDue:
+    """What the customer pays for a fill: its amount less the tier discount its points
+    receipt granted (the receipt's own `discount_fen`)."""
+
+    amount_fen: int
+    discount_fen: int
+
+    @property
+    def due_fen(self) -> int:
+        return max(0, self.amount_fen - self.discount_fen)
+
+    @classmethod
+    def of(cls, sale: SaleView) -> SaleDue:
+        discount = int((sale.receipt or {}).get("discount_fen", 0) or 0)
+        return cls(int(sale.amount * 100), discount)
 
 
 def attach_router() -> APIRouter:
@@ -134,7 +152,7 @@ async def _receipt(
     line = await run_in_threadpool(lambda: sale_line(station, sale_view(station, sale_id)))
     cust = await load_customer(request, member_id, bill_sale=sale_id)
     sale = line.sale
-    bill = cust.bill or bill_of_sale(sale, sale_number(sale.sale_id))
+    bill = SaleDue.of(sale)
     steps = steps_in_words(lang, sale.receipt)
     per_litre = Decimal(sale.receipt["discount_per_litre"]) if sale.receipt else Decimal(0)
     member = cust.card.member

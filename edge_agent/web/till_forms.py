@@ -4,8 +4,10 @@ the reason in the answer area; the search box stays where it is."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -16,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from cloud_sync.core.identity import IdentityError, normalize_phone, normalize_plate
 
 from ..errors import ServiceError
+from ..services.manual_sales import manual_sale_form, manual_source_key
 from ..services.members import find_member, register_member
-from ..services.rules import ruleset_now
 from ..services.sales import SaleInput, record_sale
 from ..services.station import Station
 from .auth import Session
@@ -30,7 +32,7 @@ from .context import (
     render,
     web_context,
 )
-from .i18n import error_text, translate
+from .i18n import error_text, refusal_text, translate
 from .till_common import load_customer, slip_now
 from .till_views import sale_number
 
@@ -45,6 +47,14 @@ __all__ = [
 
 _Text = Annotated[str, Form(max_length=64)]
 _LOCAL_INPUT = "%Y-%m-%dT%H:%M:%S"
+_KEY = re.compile(r"[0-9a-f]{32}")
+_LABELS = {
+    "pump": "manager.pump",
+    "nozzle": "manager.nozzle",
+    "litres": "manager.litres",
+    "amount": "manager.amount",
+    "unit_price": "manager.unit_price",
+}
 
 
 def signup_field(code: str) -> str:
@@ -85,8 +95,8 @@ def manual_field(code: str) -> str:
         ("sale.grade", "grade"),
         ("sale.litres", "litres"),
         ("sale.amount", "amount"),
-        ("sale.unit_price", "amount"),
-        ("sale.price", "amount"),
+        ("sale.unit_price", "unit_price"),
+        ("sale.price", "unit_price"),
         ("sale.ended", "ended_at"),
         ("sale.time", "ended_at"),
         ("member.", "member"),
@@ -128,23 +138,30 @@ class ManualNumbers:
     nozzle: int | None
     litres: Decimal
     amount: Decimal
+    unit_price: Decimal | None  # typed: then the amount must be litres x price
 
 
-def parse_manual(pump: str, nozzle: str, litres: str, amount: str) -> ManualNumbers | str:
-    """The manual sale's numbers as typed, or the code of the first that is not a number.
-    (Whether the numbers make sense is the sale service's sanity check, not the form's.)"""
+def parse_manual(
+    pump: str, nozzle: str, litres: str, amount: str, unit_price: str = ""
+) -> ManualNumbers | str:
+    """The manual sale's numbers as typed, or the name of the first field that is not a
+    number. Whether the numbers make sense (ranges, the price band, the grade, the time)
+    is the sale limits' to say, the same for the page, the API and `edge sale add`."""
     pump_text, nozzle_text = pump.strip(), nozzle.strip()
-    if not pump_text.isdigit() or int(pump_text) <= 0:
-        return "sale.pump"
-    if nozzle_text and not nozzle_text.isdigit():
-        return "sale.pump"
+    if not pump_text.isdigit() or not pump_text.isascii() or len(pump_text) > 3:
+        return "pump"
+    if nozzle_text and (not nozzle_text.isdigit() or not nozzle_text.isascii()):
+        return "nozzle"
     litres_d, amount_d = _decimal(litres), _decimal(amount)
     if litres_d is None:
-        return "sale.litres"
+        return "litres"
     if amount_d is None:
-        return "sale.amount"
+        return "amount"
+    price_d = _decimal(unit_price) if unit_price.strip() else None
+    if unit_price.strip() and price_d is None:
+        return "unit_price"
     nozzle_n = int(nozzle_text) if nozzle_text else None
-    return ManualNumbers(int(pump_text), nozzle_n, litres_d, amount_d)
+    return ManualNumbers(int(pump_text), nozzle_n, litres_d, amount_d, price_d)
 
 
 def forms_router() -> APIRouter:
@@ -225,6 +242,8 @@ def forms_router() -> APIRouter:
         amount: _Text = "",
         ended_at: _Text = "",
         member: _Text = "",
+        sale_key: _Text = "",
+        unit_price: _Text = "",
     ) -> HTMLResponse:
         ctx = web_context(request)
         lang = lang_of(request)
@@ -236,17 +255,23 @@ def forms_router() -> APIRouter:
             "amount": amount,
             "ended_at": ended_at,
             "member": member,
+            "sale_key": sale_key,
+            "unit_price": unit_price,
         }
-        typed = parse_manual(pump, nozzle, litres, amount)
+        typed = parse_manual(pump, nozzle, litres, amount, unit_price)
         if isinstance(typed, str):
-            return await _manual(request, session, form, code=typed, status=422)
+            label = translate(lang, _LABELS[typed])
+            error = translate(lang, "manual.not_number", field=label, value=form[typed])
+            return await _manual(request, session, form, bad=typed, error=error, status=422)
         ended = _parse_local(ctx.station, ended_at) if ended_at.strip() else ctx.station.now()
         if ended is None:
             error = translate(lang, "manual.bad_time")
             return await _manual(request, session, form, bad="ended_at", error=error, status=422)
+        key = sale_key if _KEY.fullmatch(sale_key) else None
 
         def work() -> str:
-            member_id = find_member(ctx.station, q=member).member_id if member.strip() else None
+            station = ctx.station
+            member_id = find_member(station, q=member).member_id if member.strip() else None
             sale = SaleInput(
                 source="manual",
                 pump=typed.pump,
@@ -254,16 +279,20 @@ def forms_router() -> APIRouter:
                 grade=grade.strip(),
                 litres=typed.litres,
                 amount=typed.amount,
+                unit_price=typed.unit_price,
                 ended_at=ended,
+                source_key=None if key is None else manual_source_key(station, key),
                 member_id=member_id,
                 actor=f"user:{session.user}",
             )
-            return record_sale(ctx.station, sale).sale.sale_id
+            return record_sale(station, sale).sale.sale_id
 
         try:
             sale_id = await run_in_threadpool(work)
         except ServiceError as exc:
-            return await _manual(request, session, form, code=exc.code, english=str(exc))
+            error = refusal_text(lang, exc)
+            bad = manual_field(exc.code)
+            return await _manual(request, session, form, bad=bad, error=error, status=422)
         ctx.live.sale_recorded(sale_id)
         done = translate(lang, "manager.manual_done", sale_id="#" + sale_number(sale_id))
         return await _manual(request, session, {}, done=done)
@@ -283,40 +312,38 @@ async def _manual(
     session: Session,
     form: dict[str, str],
     *,
-    code: str | None = None,
-    english: str | None = None,
     status: int | None = None,
     **values: Any,
 ) -> HTMLResponse:
+    """The manual sale form: the grades in force with their recent price, the end-time
+    bounds, and (after a refusal) every field as typed with the bad one marked."""
     station = web_context(request).station
-    lang = lang_of(request)
-    ruleset = await run_in_threadpool(ruleset_now, station)
-    grades = [] if ruleset is None else [(c, g.name) for c, g in ruleset.grades.items()]
-    now = station.now()
+    facts = await run_in_threadpool(manual_sale_form, station)
     shown = {
         "pump": "",
         "nozzle": "",
         "grade": "",
         "litres": "",
         "amount": "",
-        "ended_at": _local_input(station, now),
+        "ended_at": _local_input(station, station.now()),
         "member": "",
+        "unit_price": "",
+        "sale_key": uuid.uuid4().hex,  # a double submit records the sale once
     }
-    shown.update(form)
+    shown.update({k: v for k, v in form.items() if v or k != "sale_key"})
     values.setdefault("error", None)
     values.setdefault("done", None)
     values.setdefault("bad", None)
-    if code is not None:
-        values["error"] = error_text(lang, code, english)
-        values["bad"] = manual_field(code)
+    bounds = facts["ended_at"]
     return render(
         request,
         "_manual_form.html",
         status=status or (422 if values["error"] else 200),
         session=session,
         form=shown,
-        grades=grades,
-        ended_min=_local_input(station, now - timedelta(days=7)),
-        ended_max=_local_input(station, now),
+        grades=facts["grades"],
+        max_litres=facts["max_litres"],
+        ended_min=_local_input(station, datetime.fromisoformat(bounds["earliest"])),
+        ended_max=_local_input(station, datetime.fromisoformat(bounds["latest"])),
         **values,
     )

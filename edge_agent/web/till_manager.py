@@ -4,6 +4,8 @@ answer area first, naming the sale or the member, and answers there."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -12,20 +14,22 @@ from starlette.concurrency import run_in_threadpool
 
 from ..error_codes import status_of
 from ..errors import ServiceError
+from ..services.corrections import reversal_preview
 from ..services.members import member_view
-from ..services.points import adjust_points
+from ..services.points import adjust_member_points
 from ..services.sales import reverse_sale, sale_view
 from .auth import Session
 from .context import ManagerSession, lang_of, manager_page_session, render, web_context
-from .i18n import error_text
+from .i18n import error_text, refusal_text
 from .till_common import load_customer
 from .till_views import sale_line
 
 __all__ = ["manager_router", "parse_adjustment"]
 
 _Id = Annotated[str, Path(min_length=1, max_length=64)]
-_Reason = Annotated[str, Form(max_length=200)]
+_Reason = Annotated[str, Form(max_length=1000)]  # the service says when it is too long
 _PageManager = Annotated[Session, Depends(manager_page_session)]
+_KEY = re.compile(r"[0-9a-f]{32}")  # the form's own id: a double submit is booked once
 
 
 def parse_adjustment(text: str) -> int | None:
@@ -45,8 +49,15 @@ def manager_router() -> APIRouter:
     async def reverse_form(request: Request, sale_id: _Id, session: _PageManager) -> HTMLResponse:
         station = web_context(request).station
         line = await run_in_threadpool(lambda: sale_line(station, sale_view(station, sale_id)))
+        preview = await run_in_threadpool(reversal_preview, station, sale_id)
         return render(
-            request, "_reverse_form.html", session=session, line=line, reason="", error=None
+            request,
+            "_reverse_form.html",
+            session=session,
+            line=line,
+            preview=preview,
+            reason="",
+            error=None,
         )
 
     @router.post("/sales/{sale_id}/reverse", response_class=HTMLResponse)
@@ -56,26 +67,25 @@ def manager_router() -> APIRouter:
         ctx = web_context(request)
         lang = lang_of(request)
         error, status = None, 200
-        if not reason.strip():
-            error, status = error_text(lang, "reason.required"), 422
-        else:
-            actor = f"user:{session.user}"
-            try:
-                await run_in_threadpool(
-                    lambda: reverse_sale(ctx.station, sale_id, actor=actor, reason=reason.strip())
-                )
-            except ServiceError as exc:
-                error, status = error_text(lang, exc.code), status_of(exc.code)
+        actor = f"user:{session.user}"
+        try:
+            await run_in_threadpool(
+                lambda: reverse_sale(ctx.station, sale_id, actor=actor, reason=reason.strip())
+            )
+        except ServiceError as exc:
+            error, status = refusal_text(lang, exc), status_of(exc.code)
         line = await run_in_threadpool(
             lambda: sale_line(ctx.station, sale_view(ctx.station, sale_id))
         )
         if error is not None:
+            preview = await run_in_threadpool(reversal_preview, ctx.station, sale_id)
             return render(
                 request,
                 "_reverse_form.html",
                 status=status,
                 session=session,
                 line=line,
+                preview=preview,
                 reason=reason,
                 error=error,
             )
@@ -94,6 +104,7 @@ def manager_router() -> APIRouter:
             points="",
             reason="",
             error=None,
+            adjustment_id=uuid.uuid4().hex,
         )
 
     @router.post("/members/{member_id}/adjust", response_class=HTMLResponse)
@@ -103,25 +114,30 @@ def manager_router() -> APIRouter:
         session: ManagerSession,
         points: Annotated[str, Form(max_length=12)] = "",
         reason: _Reason = "",
+        adjustment_id: Annotated[str, Form(max_length=64)] = "",
     ) -> HTMLResponse:
         station = web_context(request).station
         lang = lang_of(request)
         amount = parse_adjustment(points)
+        key = adjustment_id if _KEY.fullmatch(adjustment_id) else None
         error, status = None, 200
         if amount is None:
             error, status = error_text(lang, "adjust.points"), 422
-        elif not reason.strip():
-            error, status = error_text(lang, "reason.required"), 422
         else:
             actor = f"user:{session.user}"
             try:
                 await run_in_threadpool(
-                    lambda: adjust_points(
-                        station, member_id, amount, actor=actor, reason=reason.strip()
+                    lambda: adjust_member_points(
+                        station,
+                        member_id,
+                        amount,
+                        actor=actor,
+                        reason=reason.strip(),
+                        adjustment_id=key,
                     )
                 )
             except ServiceError as exc:
-                error, status = error_text(lang, exc.code), status_of(exc.code)
+                error, status = refusal_text(lang, exc), status_of(exc.code)
         if error is not None:
             member = await run_in_threadpool(member_view, station, member_id)
             return render(
@@ -133,6 +149,7 @@ def manager_router() -> APIRouter:
                 points=points,
                 reason=reason,
                 error=error,
+                adjustment_id=key or uuid.uuid4().hex,
             )
         cust = await load_customer(request, member_id)
         return render(request, "_adjust_done.html", session=session, cust=cust, points=amount)

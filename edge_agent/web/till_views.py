@@ -1,8 +1,8 @@
 """What the till screen shows, shaped from the services (blocking: call through a thread pool).
 
 The pumps board, the sales list (all pumps, or one pump's sales still waiting for a member),
-the current customer with their redemption terms, and the bill a redemption is taken off.
-Pure arithmetic on the redemption terms lives in `till_terms`.
+the current customer with their redemption terms, and the bill a redemption is taken off
+(the figures are the redemption service's quote, so the till shows what would be booked).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from decimal import Decimal
 
 from drivers.events import PumpStatus
 
+from ..errors import ServiceError
+from ..services.bill import BillQuote
 from ..services.members import MemberView
+from ..services.redemption import Bill, quote_redemption
 from ..services.rules import ruleset_now
-from ..services.sales import SaleView, list_sales, sale_view
+from ..services.sales import SaleView, list_sales
 from ..services.station import Station
 from ..services.till import (
     MAX_PUMP_SALES,
@@ -28,7 +31,6 @@ from ..services.till import (
 from ..services.till import till_sales as till_view
 from ..services.till_reads import Expiring, expiring_points, member_labels
 from .live import LiveBoard
-from .till_terms import Bill, RedeemTerms, bill_of_sale, redeem_terms
 from .views import MemberCard, build_member_card
 
 __all__ = [
@@ -37,12 +39,14 @@ __all__ = [
     "PumpTile",
     "SaleLine",
     "SalesBoard",
+    "Terms",
     "clock_text",
     "customer_of",
     "pick_lines",
     "sale_line",
     "sale_number",
     "sales_board",
+    "terms_of",
     "till_board",
 ]
 
@@ -79,14 +83,40 @@ class SalesBoard:
 
 
 @dataclass(frozen=True)
+class Terms:
+    """A redemption quote as the till shows it: the rate, the minimum, "max off", "use
+    all" and, against a bill (a sale or an entered amount), what is left to collect."""
+
+    quote: BillQuote
+    sale_id: str | None = None  # the sale billed
+    sale_no: str | None = None
+
+    @property
+    def points_per_yuan(self) -> int:
+        return self.quote.facts.points_per_yuan
+
+    @property
+    def least(self) -> int:
+        """The fewest points one redemption can use: the minimum, in whole steps."""
+        step = self.quote.step
+        return max(step, -(-self.quote.facts.min_points // step) * step)
+
+    @property
+    def has_bill(self) -> bool:
+        return self.quote.facts.bill_fen is not None
+
+    def value_fen(self, points: int) -> int:
+        return points * 100 // self.points_per_yuan
+
+
+@dataclass(frozen=True)
 class Customer:
     """The member at the counter: the card, tier rank (its colour), expiry dates, terms."""
 
     card: MemberCard
     tier_rank: int
     expiring: list[Expiring]
-    terms: RedeemTerms | None  # None: no rule set loaded
-    bill: Bill | None  # the sale a redemption is taken off, when one was chosen
+    terms: Terms | None  # None: nothing can be quoted (no rule set in force)
 
 
 def sale_number(sale_id: str) -> str:
@@ -186,6 +216,15 @@ def pick_lines(station: Station, items: tuple[PickItem, ...]) -> list[PickLine]:
     return lines
 
 
+def terms_of(
+    station: Station, member_id: str, bill: Bill | None = None, points: int | None = None
+) -> Terms:
+    """The redemption service's quote for this member (and bill, and points)."""
+    figures = quote_redemption(station, member_id, bill, points)
+    sale_id = None if bill is None else bill.sale_id
+    return Terms(figures, sale_id, None if sale_id is None else sale_no(sale_id))
+
+
 def customer_of(
     station: Station,
     member_id: str,
@@ -195,19 +234,17 @@ def customer_of(
 ) -> Customer:
     """The customer panel for a member; `bill_sale` names the sale to redeem against."""
     card = build_member_card(station, member_id, view)
+    member = card.member.member_id
     ruleset = ruleset_now(station)
     rank = 0
-    terms = None
     if ruleset is not None:
-        terms = redeem_terms(ruleset.redeem, card.member.points)
-        try:
+        with suppress(KeyError):  # a tier the rules in force no longer name
             rank = ruleset.tier_rank(card.member.tier)
-        except KeyError:
-            rank = 0
-    bill = None
-    if bill_sale:
-        sale = sale_view(station, bill_sale)
-        if sale.member_id == card.member.member_id and sale.status == "recorded":
-            bill = bill_of_sale(sale, sale_number(sale.sale_id))
-    expiring = expiring_points(station, card.member.member_id)
-    return Customer(card, rank, expiring, terms, bill)
+    terms = None
+    for bill in ([Bill(sale_id=bill_sale)] if bill_sale else []) + [None]:
+        try:
+            terms = terms_of(station, member, bill)
+        except ServiceError:  # the sale was reversed or is another's: no bill, then none
+            continue
+        break
+    return Customer(card, rank, expiring_points(station, member), terms)

@@ -229,16 +229,20 @@ def test_manager_corrections_answer_in_view(site: Site, browser: Browser) -> Non
 
     page.get_by_test_id("manual-open").click()
     page.get_by_test_id("manual-pump").fill("3")
-    page.get_by_test_id("manual-litres").fill("lots")
-    page.get_by_test_id("manual-amount").fill("100")
+    page.get_by_test_id("manual-litres").fill("5000")  # 5000 L for one yuan, with a member
+    page.get_by_test_id("manual-amount").fill("1")
+    page.get_by_test_id("manual-member").fill("13700137000")
     page.get_by_test_id("manual-submit").click()
-    answered(page, "manual-error", "25-manual-sale-refused")
+    refused = answered(page, "manual-error", "25-manual-sale-refused")
+    expect(refused).to_contain_text("200")  # the limit, stated
     expect(page.get_by_test_id("manual-pump")).to_have_value("3")  # the fields are kept
-    expect(page.get_by_test_id("manual-amount")).to_have_value("100")
+    expect(page.get_by_test_id("manual-amount")).to_have_value("1")
+    expect(page.get_by_test_id("manual-member")).to_have_value("13700137000")
     page.get_by_test_id("manual-litres").fill("20.00")
     page.get_by_test_id("manual-amount").fill("150.00")
     page.get_by_test_id("manual-submit").click()
     answered(page, "manual-result", "26-manual-sale-recorded")
+    expect(page.get_by_test_id("manual-litres")).to_have_value("")  # ready for the next one
     page.close()
 
 

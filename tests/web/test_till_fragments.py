@@ -3,16 +3,19 @@ and refuses. The browser tests (test_till_browser.py) check where the answers la
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from drivers.events import PumpStatus
+from edge_agent.errors import ServiceError
 from edge_agent.services.members import MemberView, member_view, register_member
-from edge_agent.services.sales import attach_member
+from edge_agent.services.sales import SaleInput, attach_member, record_sale
 from edge_agent.services.station import Station
 from edge_agent.web.auth import COOKIE_NAME
 from edge_agent.web.live import LiveBoard
@@ -114,7 +117,7 @@ def test_redemption_against_the_bill_states_the_terms_and_what_to_collect(
     )
     assert "最多可用 250 积分" in shows(over, 409, "redeem-error")
     below = cashier.post("/ui/redeem/preview", data={"member_id": mid, "points": "50"})
-    assert "单次至少兑换 100 积分" in shows(below, 422, "redeem-error", "redeem-error-terms")
+    assert "单次兑换至少 100 积分" in shows(below, 422, "redeem-error", "redeem-error-terms")
     bad_bill = cashier.post(
         "/ui/redeem/preview", data={"member_id": mid, "points": "100", "bill": "1e3"}
     )
@@ -167,3 +170,43 @@ def test_pages_that_do_not_exist_or_fail_answer_in_chinese(
     assert "a bug" not in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
     assert client.get("/api/v1/boom").json()["error"] == "internal"
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("grade", {"grade": "98"}),  # not in the rules in force
+        ("litres", {"litres": "0"}),
+        ("litres", {"litres": "5000", "amount": "37500.00"}),  # above a car's 200 L
+        ("unit_price", {"amount": "1.00"}),  # 20 L for one yuan: the price is absurd
+        ("amount", {"unit_price": "7.50", "amount": "160.00"}),  # 20 x 7.50 is 150, not 160
+        ("ended_at", {"ended_at": "2026-11-15T09:00:00"}),  # 8 days before the clock
+        ("ended_at", {"ended_at": "2026-11-23T10:00:00"}),  # an hour ahead of it
+    ],
+)
+def test_the_page_refuses_absurd_manual_sales_with_the_services_line(
+    manager: TestClient, station: Station, field: str, typed: dict[str, str]
+) -> None:
+    form = {"pump": "2", "grade": "92", "litres": "20.00", "amount": "150.00", **typed}
+    ended = form.get("ended_at")
+    sale = SaleInput(
+        source="manual",
+        pump=2,
+        grade=form["grade"],
+        litres=Decimal(form["litres"]),
+        amount=Decimal(form["amount"]),
+        unit_price=Decimal(form["unit_price"]) if "unit_price" in form else None,
+        ended_at=station.now()
+        if ended is None
+        else datetime.fromisoformat(ended).replace(tzinfo=SHANGHAI),
+        actor="user:mia",
+    )
+    with pytest.raises(ServiceError) as refused:  # what `edge sale add` prints
+        record_sale(station, sale)
+    answer = manager.post("/ui/manual", data=form, params={"lang": "en"})
+    page = shows(answer, 422, "manual-error", "manual-form")
+    assert html.escape(str(refused.value), quote=False) in page
+    assert re.search(
+        rf'<label class="field bad">[^<]*<[^>]*data-testid="manual-{field.replace("_", "-")}"', page
+    )
+    assert 'value="' + form.get("litres", "") + '"' in page  # every field as typed
