@@ -93,6 +93,10 @@ TILL_ZH: Final[dict[str, str]] = {
     "adjust.submit": "确认调整",
     "adjust.done": "已调整 {points} 积分，余额 {balance}",
     "manager.ended_at": "加油结束时间",
+    "manager.on_the_till": (
+        "这些工具也在收银台上：交易行的“冲正”、会员卡片的“调整积分”、"
+        "顶栏的“手工录入交易”（可填结束时间）。"
+    ),
     "manager.unit_price": "单价（元/升）",
     "manual.bad_time": "结束时间格式无效",
     "manual.hint": (
@@ -211,6 +215,10 @@ TILL_EN: Final[dict[str, str]] = {
     "adjust.submit": "Adjust",
     "adjust.done": "Adjusted by {points}; balance {balance}",
     "manager.ended_at": "Fill ended at",
+    "manager.on_the_till": (
+        "These tools are on the till too: Reverse on a sale's row, Adjust points on the "
+        "member card, Manual sale entry (with its end time) in the header."
+    ),
     "manager.unit_price": "Unit price (yuan/L)",
     "manual.bad_time": "The end time is not a date and time",
     "manual.hint": (

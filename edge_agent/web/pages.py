@@ -32,7 +32,7 @@ from .context import (
     web_context,
 )
 from .fragments import lookup
-from .i18n import error_text, translate
+from .i18n import error_text, refusal_text, translate
 from .till_common import load_customer
 from .till_forms import signup_errors, signup_field
 from .till_views import sales_board, till_board
@@ -231,7 +231,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
         try:
             sale_id = await run_in_threadpool(work)
         except ServiceError as exc:
-            return await _manager(request, session, 422, manual_error=error_text(lang, exc.code))
+            return await _manager(request, session, 422, manual_error=refusal_text(lang, exc))
         ctx.live.sale_recorded(sale_id)
         done = translate(lang, "manager.manual_done", sale_id=sale_id)
         return await _manager(request, session, manual_result=done)
@@ -255,7 +255,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
                 )
             )
         except ServiceError as exc:
-            error = error_text(lang, exc.code)
+            error = refusal_text(lang, exc)
             return await _manager(request, session, status_of(exc.code), reverse_error=error)
         ctx.live.sale_recorded(sale_id.strip())
         done = translate(lang, "manager.reverse_done", sale_id=sale_id.strip())
