@@ -106,6 +106,7 @@ _ALL: Final = [
         "detach.window",
         "detach.conflict",
         "printer.none",
+        "receipt.no_member",
     ),
     # -- the request itself is not acceptable --
     *_codes(
@@ -154,7 +155,6 @@ _ALL: Final = [
         # the till's search and receipts
         "search.too_many",
         "receipt.kind",
-        "receipt.no_member",
     ),
     *_codes(404, "redemption.not_found"),
     *_codes(503, "printer.unreachable"),

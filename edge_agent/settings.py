@@ -48,6 +48,7 @@ __all__ = [
     "DriverSettings",
     "IfsfDriverSettings",
     "SaleLimitsSettings",
+    "PrinterSettings",
     "StationSection",
     "StationSettings",
     "WebSettings",
@@ -164,6 +165,30 @@ class WebSettings(_Strict):
         return self.tls_cert is not None
 
 
+class PrinterSettings(_Strict):
+    """The till's receipt printer (ESC/POS, GB18030, 80 mm): none, a serial line
+    (`device`: /dev/ttyUSB1 or a pyserial URL, at `baudrate`) or the network (`host`,
+    `port` 9100, raw TCP). `header` is the receipt's first line (the station's id if
+    empty), `footer` its last."""
+
+    kind: Literal["none", "serial", "tcp"] = "none"
+    device: Annotated[str, Field(max_length=256)] = ""
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    host: Annotated[str, Field(max_length=253)] = ""
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 9100
+    timeout_s: Annotated[int, Field(strict=True, ge=1, le=60)] = 5
+    header: Annotated[str, Field(max_length=24)] = ""
+    footer: Annotated[str, Field(max_length=48)] = ""
+
+    @model_validator(mode="after")
+    def _where(self) -> PrinterSettings:
+        if self.kind == "serial" and not self.device:
+            raise ValueError("a serial printer needs its device")
+        if self.kind == "tcp" and not self.host:
+            raise ValueError("a network printer needs its host")
+        return self
+
+
 class DartPumpSettings(_Strict):
     address: Annotated[int, Field(strict=True, ge=0x50, le=0x6F)]
     fuelling_point: Annotated[int, Field(strict=True, ge=1, le=99)]
@@ -207,6 +232,7 @@ class StationSettings(_Strict):
     cloud: CloudSettings = CloudSettings()
     web: WebSettings = WebSettings()
     sale_limits: SaleLimitsSettings = SaleLimitsSettings()
+    printer: PrinterSettings = PrinterSettings()
     drivers: list[DriverSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")

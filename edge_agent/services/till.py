@@ -7,9 +7,11 @@ on the receipt as it is shown on the screen, and two sales a cashier could confu
 same pump, the same minutes) practically never share one.
 
 The last four digits of a phone find at most `MAX_PICK` members (masked phones and
-plates: enough for the cashier to ask "which car?"); more than that is refused rather than
-listed, and each login may ask only `LAST4_PER_WINDOW` times in `LAST4_WINDOW_S`, so the
-pick list cannot be used to list the station's members.
+plates: enough for the cashier to ask "which car?"). In a chain whose members all reach
+every station, four digits match many: then only those who bought at this station in the
+last `REGULAR_DAYS` days are offered, if they are at most `MAX_PICK` (`narrowed`). More is
+refused rather than listed, and each login may ask only `LAST4_PER_WINDOW` times in
+`LAST4_WINDOW_S`, so the pick list cannot be used to list the station's members.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 from ..errors import ServiceError
 from ..store.members import plates_of
-from ..store.sales import get_sale
+from ..store.sales import get_sale, recent_sales
 from ..store.till import attaches_undone, members_by_last4, unattached_sales
 from .members import MemberView, _opened, find_member
 from .sales import SaleView
@@ -38,12 +40,14 @@ __all__ = [
     "LAST4_WINDOW_S",
     "MAX_PICK",
     "MAX_PUMP_SALES",
+    "REGULAR_DAYS",
     "PickItem",
     "SearchLimiter",
     "SearchResult",
     "TillSale",
     "is_last4",
     "pump_sales",
+    "recent_till_sales",
     "sale_no",
     "search_members",
     "till_sales",
@@ -51,12 +55,13 @@ __all__ = [
 ]
 
 MAX_PICK = 10
+REGULAR_DAYS = 90
 MAX_PUMP_SALES = 20
 LAST4_PER_WINDOW = 30
 LAST4_WINDOW_S = 300.0
 # A sale that ended this long before the attach window opened is not looked at: catch-up
 # sales recorded long after they ended are rare, and the bound keeps the query short.
-_ENDED_SLACK = timedelta(hours=12)
+_ENDED_SLACK = timedelta(hours=2)
 _LAST4 = re.compile(r"[0-9]{4}")
 
 
@@ -110,6 +115,19 @@ def till_sales(station: Station, sale_ids: Sequence[str]) -> list[TillSale]:
         raise ServiceError("limit", "at most 500 sales at a time")
     with station.store.read() as tx:
         rows = [row for row in (get_sale(tx, s) for s in sale_ids) if row is not None]
+        undone = attaches_undone(tx, [row.sale_id for row in rows])
+    return [
+        _till_sale(view_of_row(row), row.recorded_at, undone.get(row.sale_id, 0), station)
+        for row in rows
+    ]
+
+
+def recent_till_sales(station: Station, limit: int = 20) -> list[TillSale]:
+    """The newest sales with what the till can do with each (attach, undo), newest first."""
+    if not 1 <= limit <= 500:
+        raise ServiceError("limit", "limit must be between 1 and 500")
+    with station.store.read() as tx:
+        rows = recent_sales(tx, limit)
         undone = attaches_undone(tx, [row.sale_id for row in rows])
     return [
         _till_sale(view_of_row(row), row.recorded_at, undone.get(row.sale_id, 0), station)
@@ -213,12 +231,14 @@ class SearchResult:
     kind: Literal["member", "pick"]
     member: MemberView | None = None
     pick: tuple[PickItem, ...] = ()
+    narrowed: bool = False  # more than MAX_PICK matched: these are the station's regulars
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "member": None if self.member is None else self.member.to_dict(),
             "pick": [item.to_dict() for item in self.pick],
+            "narrowed": self.narrowed,
         }
 
 
@@ -242,9 +262,14 @@ def search_members(station: Station, q: str, *, who: str, limiter: SearchLimiter
         )
     last4 = q.strip()
     now = station.now()
+    narrowed = False
     with station.store.read() as tx:
         rows = members_by_last4(tx, last4, MAX_PICK + 1)
-        if len(rows) > MAX_PICK:
+        if len(rows) > MAX_PICK:  # a big chain: the station's own regulars, if few enough
+            since = int((now - timedelta(days=REGULAR_DAYS)).timestamp() * 1000)
+            rows = members_by_last4(tx, last4, MAX_PICK + 1, bought_since_ms=since)
+            narrowed = True
+        if len(rows) > MAX_PICK or (narrowed and not rows):
             raise ServiceError(
                 "search.too_many",
                 f"more than {MAX_PICK} members' phones end in {last4}; "
@@ -266,4 +291,4 @@ def search_members(station: Station, q: str, *, who: str, limiter: SearchLimiter
                     tier=tier if tier is not None else (row.tier or "standard"),
                 )
             )
-    return SearchResult("pick", pick=tuple(items))
+    return SearchResult("pick", pick=tuple(items), narrowed=narrowed)

@@ -65,14 +65,24 @@ def unattached_sales(tx: Tx, pump: int | None, ended_since_ms: int) -> Iterator[
         yield SaleRow(*row)
 
 
-def members_by_last4(tx: Tx, last4: str, limit: int) -> list[MemberRow]:
-    """Active members whose phone ends in `last4`, at most `limit` (an index look-up)."""
+def members_by_last4(
+    tx: Tx, last4: str, limit: int, *, bought_since_ms: int | None = None
+) -> list[MemberRow]:
+    """Active members whose phone ends in `last4`, at most `limit` (an index look-up);
+    with `bought_since_ms`, only those with a sale here since then (the station's regulars)."""
     sql = (
-        f"SELECT {_MEMBER_COLUMNS} FROM members "  # noqa: S608
+        f"SELECT {_MEMBER_COLUMNS} FROM members m "  # noqa: S608
         "WHERE substr(phone_masked, -4) = ? AND status = 'active' "
-        "ORDER BY registered_at_ms, member_id LIMIT ?"
     )
-    return [MemberRow(*row) for row in tx.execute(sql, [last4, limit]).fetchall()]
+    params: list[Any] = [last4]
+    if bought_since_ms is not None:
+        sql += (
+            "AND EXISTS (SELECT 1 FROM sales s WHERE s.member_id = m.member_id "
+            "AND s.ended_at_ms >= ?) "
+        )
+        params.append(bought_since_ms)
+    sql += "ORDER BY registered_at_ms, member_id LIMIT ?"
+    return [MemberRow(*row) for row in tx.execute(sql, [*params, limit]).fetchall()]
 
 
 def attaches_undone(tx: Tx, sale_ids: Sequence[str]) -> dict[str, int]:

@@ -28,6 +28,7 @@ from ..services.station import Station
 from ..services.status import station_status
 from .api import api_router
 from .api_manager import manager_api_router
+from .api_till import api_till_router
 from .auth import COOKIE_NAME, HashSlots, SessionStore, WebError
 from .context import WebContext, lang_of, render, web_context
 from .fragments import fragments_router
@@ -315,6 +316,7 @@ def build_app(
     _install_probes(app, probe, latency)
     app.include_router(api_router())
     app.include_router(manager_api_router())
+    app.include_router(api_till_router())
     install_openapi(app)
     app.include_router(fragments_router(), include_in_schema=False)
     app.include_router(pages_router(), include_in_schema=False)

@@ -235,7 +235,7 @@ def reference_balances(events: Iterable[dict[str, Any]]) -> dict[str, int]:
     balance: dict[str, int] = defaultdict(int)
     for event in events:
         payload, kind = event["payload"], event["kind"]
-        if kind in {"sale.recorded", "sale.member_attached", "sale.reversed"}:
+        if kind in {"sale.recorded", "sale.member_attached", "sale.reversed", "sale.detached"}:
             if payload.get("member_id"):
                 balance[payload["member_id"]] += sum(e["points"] for e in payload["ledger"])
         elif kind == "points.redeemed":

@@ -133,7 +133,14 @@ def test_the_committed_schema_is_the_generated_one() -> None:
 def test_the_example_config_matches_the_schema() -> None:
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     assert schema["additionalProperties"] is False  # unknown top-level tables are refused
-    assert set(schema["properties"]) == {"station", "cloud", "web", "sale_limits", "drivers"}
+    assert set(schema["properties"]) == {
+        "station",
+        "cloud",
+        "web",
+        "sale_limits",
+        "printer",
+        "drivers",
+    }
     document = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     importlib.import_module("jsonschema").validate(document, schema)  # the dev extra has it
     # The schema is generated from the model, so the model's verdict is the schema's.

@@ -148,6 +148,24 @@ def test_more_than_ten_matches_are_refused_not_listed(station: Station) -> None:
     assert refused.value.code == "search.too_many"
 
 
+def test_with_more_than_ten_matches_the_stations_regulars_are_offered(
+    station: Station, clock: FakeClock
+) -> None:
+    ids = [_member(station, f"139{n:04d}1234") for n in range(MAX_PICK + 5)]
+    _sale(station, 1, member=ids[3])
+    clock.advance(days=100)
+    _sale(station, 1, member=ids[7])  # within the last 90 days
+    _sale(station, 1, member=ids[12])
+    found = search_members(station, "1234", who="cashier1", limiter=SearchLimiter())
+    assert found.narrowed and [p.member_id for p in found.pick] == [ids[7], ids[12]]
+    assert found.to_dict()["narrowed"] is True
+    for member in ids[: MAX_PICK + 1]:
+        _sale(station, 2, member=member)
+    with pytest.raises(ServiceError) as refused:
+        search_members(station, "1234", who="cashier1", limiter=SearchLimiter())
+    assert refused.value.code == "search.too_many"
+
+
 def test_exactly_ten_matches_are_all_listed(station: Station) -> None:
     for n in range(MAX_PICK):
         _member(station, f"138{n:04d}1234")
