@@ -17,7 +17,6 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from ..services.station import Station
-from ..services.till import SearchLimiter
 from .auth import (
     COOKIE_NAME,
     HashSlots,
@@ -64,8 +63,6 @@ class WebContext:
     sessions: SessionStore
     secure_cookies: bool
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
-    # last-4 searches per login, shared by every route that searches (services.till)
-    search_limiter: SearchLimiter = field(default_factory=SearchLimiter)
     hash_slots: HashSlots = field(default_factory=HashSlots)
     requests: RequestCounter = field(default_factory=RequestCounter)
     sse_keepalive_s: float = 15.0

@@ -21,6 +21,7 @@ from cloud_sync.core.identity import IdentityError, parse_identifier
 from ..error_codes import status_of
 from ..errors import ServiceError
 from ..services.till import SearchResult, search_members
+from .api_till import till_limiter
 from .auth import Session
 from .context import (
     CurrentSession,
@@ -34,6 +35,7 @@ from .till_attach import attach_router
 from .till_common import load_customer
 from .till_forms import forms_router
 from .till_manager import manager_router
+from .till_print import print_router
 from .till_redeem import redeem_router
 from .till_views import (
     Customer,
@@ -72,9 +74,10 @@ async def lookup(request: Request, session: Session, q: str) -> Lookup:
     """The member for a search: found, a pick list (the last 4 digits of a phone), 'not a
     member yet', or why the input is bad."""
     ctx = web_context(request)
+    limiter = till_limiter(request)  # the one the JSON search counts against too
 
     def search() -> SearchResult:
-        return search_members(ctx.station, q, who=session.user, limiter=ctx.search_limiter)
+        return search_members(ctx.station, q, who=session.user, limiter=limiter)
 
     try:
         found = await run_in_threadpool(search)
@@ -132,6 +135,7 @@ def fragments_router() -> APIRouter:
         return render(request, "_member_card.html", session=session, cust=cust)
 
     router.include_router(attach_router())
+    router.include_router(print_router())
     router.include_router(redeem_router())
     router.include_router(forms_router())
     router.include_router(manager_router())

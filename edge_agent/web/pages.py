@@ -139,6 +139,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
             q=q,
             provinces=PROVINCES,
             utc_offset_min=_offset_minutes(ctx.station.now()),
+            printer_ready=ctx.station.settings.printer.kind != "none",
             answer=answer,
             panel=panel,
         )

@@ -14,11 +14,13 @@ from fastapi.testclient import TestClient
 
 from drivers.events import PumpStatus
 from edge_agent.errors import ServiceError
+from edge_agent.receipts.printer import TcpPrinter
 from edge_agent.services.members import MemberView, member_view, register_member
 from edge_agent.services.sales import SaleInput, attach_member, record_sale
 from edge_agent.services.station import Station
 from edge_agent.web.auth import COOKIE_NAME
 from edge_agent.web.live import LiveBoard
+from tests.fake_printer import FakeTcpPrinter
 from tests.support import SHANGHAI
 from tests.web.conftest import MakeSale, context_of, shows
 
@@ -210,3 +212,23 @@ def test_the_page_refuses_absurd_manual_sales_with_the_services_line(
         rf'<label class="field bad">[^<]*<[^>]*data-testid="manual-{field.replace("_", "-")}"', page
     )
     assert 'value="' + form.get("litres", "") + '"' in page  # every field as typed
+
+
+def test_a_receipt_prints_on_the_stations_printer_from_the_answer_area(
+    app: FastAPI, cashier: TestClient, member: MemberView, make_sale: MakeSale
+) -> None:
+    sale = make_sale()
+    done = cashier.post(f"/ui/sales/{sale.sale_id}/attach", data={"member_id": member.member_id})
+    assert f'hx-post="/ui/receipts/sale/{sale.sale_id}/print"' in done.text
+    assert "has-printer" not in cashier.get("/").text  # no [printer]: the button stays hidden
+    url = f"/ui/receipts/sale/{sale.sale_id}/print"
+    assert "未配置小票打印机" in shows(cashier.post(url), 409, "print-error")
+    with FakeTcpPrinter() as fake:
+        app.state.till_printer = TcpPrinter("127.0.0.1", fake.port, 2.0)
+        shows(cashier.post(url), 200, "printed")
+        [job] = fake.wait_for(1)
+        assert job.startswith(b"\x1b@")  # ESC/POS: initialise,
+        assert job.endswith(b"\x1dV\x01")  # print, feed and cut
+        assert sale.sale_id.replace("-", "")[-6:].upper().encode() in job  # the short number
+    app.state.till_printer = TcpPrinter("127.0.0.1", fake.port, 1.0)  # now closed
+    assert "无法连接" in shows(cashier.post(url), 503, "print-error")

@@ -370,8 +370,10 @@
       return;
     }
     if (key === "F9") {
+      /* The station's receipt printer when there is one, else the browser's print. */
+      var station = document.querySelector(".has-printer #answer [data-print-station]");
       var print = answer() && answer().querySelector("[data-print]");
-      if (print) { event.preventDefault(); printSlip(print); }
+      if (station) { event.preventDefault(); station.click(); } else if (print) { event.preventDefault(); printSlip(print); }
       return;
     }
     if (key === "Escape") {
