@@ -31,7 +31,7 @@ TILL_ZH: Final[dict[str, str]] = {
     "search.examples": "例如：13800138000、8000（后 4 位）、京A12345",
     "pump.select": "{fp} 号油机：显示待关联会员的交易（数字键 {fp}）",
     "pump.short": "{fp}号",
-    "pump.waiting": "{n} 笔待关联",
+    "pump.waiting": "待关联 {n} 笔",
     "sales.pump_title": "{fp} 号油机 · 待关联交易",
     "sales.all_pumps": "全部油机",
     "sales.frozen": "列表已暂停刷新",

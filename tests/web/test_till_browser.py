@@ -36,6 +36,8 @@ def patient_expectations() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    for old in SHOTS.glob("*.png"):  # this run's screens only
+        old.unlink()
     with running_site(tmp_path_factory.mktemp("till")) as running:
         yield running
 
@@ -184,22 +186,31 @@ def test_every_answer_lands_in_view(site: Site, browser: Browser) -> None:
     answered(page, "not-member", "14-not-a-member")
     search(page, "京AI2345")
     answered(page, "search-error", "15-malformed-plate")
+    page.get_by_test_id("search-q").fill("")
+    page.get_by_test_id("keypad-toggle").click()  # a touch screen types the province
+    keypad = answered(page, "plate-keypad", "16-plate-keypad")
+    keypad.get_by_role("button", name="沪", exact=True).click()
+    expect(keypad).to_be_hidden()
+    expect(page.get_by_test_id("search-q")).to_be_focused()
+    page.keyboard.type("C88888")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("member-plates")).to_contain_text("沪C88888")
     search(page, "5678")
-    answered(page, "pick-list", "16-last-4-pick-list")
+    answered(page, "pick-list", "17-last-4-pick-list")
     page.get_by_test_id("pick-1").click()
-    answered(page, "found", "17-picked")
+    answered(page, "found", "18-picked")
 
     page.get_by_test_id("signup-open").click()
     page.get_by_test_id("signup-phone").fill("1391234567x")
     page.get_by_test_id("signup-submit").click()
-    answered(page, "signup-errors", "18-signup-refused")
+    answered(page, "signup-errors", "19-signup-refused")
     in_view(page, page.get_by_test_id("error-phone"))
     in_view(page, page.get_by_test_id("error-consent"))
     page.get_by_test_id("signup-phone").fill("139 2222 5678")
     page.get_by_test_id("signup-plate").fill("粤BD12345")
     page.get_by_test_id("signup-consent").check()
     page.get_by_test_id("signup-submit").click()
-    answered(page, "signup-done", "19-signed-up")
+    answered(page, "signup-done", "20-signed-up")
     expect(page.get_by_test_id("member-phone")).to_have_text("139****5678")
     page.close()
 
@@ -209,22 +220,22 @@ def test_manager_corrections_answer_in_view(site: Site, browser: Browser) -> Non
     row = page.locator("#sales-rows [data-testid^='reverse-']").nth(2)
     sale_id = (row.get_attribute("data-testid") or "").removeprefix("reverse-")
     row.click()
-    answered(page, "reverse-ask", "20-reverse-asks")
+    answered(page, "reverse-ask", "21-reverse-asks")
     page.get_by_test_id("reverse-submit").click()
-    answered(page, "reverse-error", "21-reverse-refused-without-reason")
+    answered(page, "reverse-error", "22-reverse-refused-without-reason")
     page.get_by_test_id("reverse-reason").fill("pump test, no customer")
     page.get_by_test_id("reverse-reason").press("Enter")
-    answered(page, "reverse-result", "22-reversed")
+    answered(page, "reverse-result", "23-reversed")
     expect(page.get_by_test_id(f"sale-{sale_id}")).to_contain_text("已冲正")
 
     search(page, "13700137000")
     page.get_by_test_id("adjust-open").click()
     page.get_by_test_id("adjust-points").fill("+30")
     page.get_by_test_id("adjust-submit").click()
-    answered(page, "adjust-error", "23-adjust-refused-without-reason")
+    answered(page, "adjust-error", "24-adjust-refused-without-reason")
     page.get_by_test_id("adjust-reason").fill("goodwill")
     page.get_by_test_id("adjust-submit").click()
-    answered(page, "adjust-result", "24-adjusted")
+    answered(page, "adjust-result", "25-adjusted")
     expect(page.get_by_test_id("member-points")).to_have_text("30")
 
     page.get_by_test_id("manual-open").click()
@@ -233,7 +244,7 @@ def test_manager_corrections_answer_in_view(site: Site, browser: Browser) -> Non
     page.get_by_test_id("manual-amount").fill("1")
     page.get_by_test_id("manual-member").fill("13700137000")
     page.get_by_test_id("manual-submit").click()
-    refused = answered(page, "manual-error", "25-manual-sale-refused")
+    refused = answered(page, "manual-error", "26-manual-sale-refused")
     expect(refused).to_contain_text("200")  # the limit, stated
     expect(page.get_by_test_id("manual-pump")).to_have_value("3")  # the fields are kept
     expect(page.get_by_test_id("manual-amount")).to_have_value("1")
@@ -241,7 +252,7 @@ def test_manager_corrections_answer_in_view(site: Site, browser: Browser) -> Non
     page.get_by_test_id("manual-litres").fill("20.00")
     page.get_by_test_id("manual-amount").fill("150.00")
     page.get_by_test_id("manual-submit").click()
-    answered(page, "manual-result", "26-manual-sale-recorded")
+    answered(page, "manual-result", "27-manual-sale-recorded")
     expect(page.get_by_test_id("manual-litres")).to_have_value("")  # ready for the next one
     page.close()
 
@@ -264,7 +275,7 @@ def test_the_row_clicked_is_the_row_attached(site: Site, browser: Browser) -> No
         page.wait_for_timeout(200)
     assert seen == {pointed}, "the row under the pointer changed"
     expect(page.get_by_test_id("sales-new")).to_be_visible()  # they wait behind the bar
-    shot(page, "27-list-holds-still-under-the-pointer")
+    shot(page, "28-list-holds-still-under-the-pointer")
     page.mouse.click(x, y)
     sale_id = pointed.removeprefix("sale-")
     ask = page.get_by_test_id("attach-ask")
@@ -338,7 +349,7 @@ def test_attach_and_redeem_by_keyboard_alone(site: Site, browser: Browser) -> No
     expect(page.get_by_test_id("attach-confirm")).to_be_focused()
     keys.press("Enter")
     expect(page.get_by_test_id("receipt")).to_have_attribute("data-sale", sale_id)
-    shot(page, "28-keyboard-attached")
+    shot(page, "29-keyboard-attached")
 
     keys.press("F8")
     expect(page.get_by_test_id("redeem-points")).to_be_focused()
@@ -348,7 +359,7 @@ def test_attach_and_redeem_by_keyboard_alone(site: Site, browser: Browser) -> No
     expect(page.get_by_test_id("redeem-to-collect")).to_be_visible()
     keys.press("Enter")
     expect(page.get_by_test_id("redeem-result")).to_contain_text("100")
-    shot(page, "29-keyboard-redeemed")
+    shot(page, "30-keyboard-redeemed")
 
     keys.press("F2")
     keys.type("8000")  # the last 4 digits: a pick list, picked by its number
@@ -369,7 +380,7 @@ def test_other_screens_fit_too(site: Site, browser: Browser, width: int, height:
     search(page, "京A12345")
     expect(page.get_by_test_id("found")).to_be_visible()
     page.locator("#sales-rows [data-row]").first.click()
-    answered(page, "attach-ask", f"30-attach-asks-{width}x{height}")
+    answered(page, "attach-ask", f"31-attach-asks-{width}x{height}")
     for testid in ("member-card", "redeem-preview", "pumps-board"):
         in_view(page, page.get_by_test_id(testid))
     page.close()
@@ -381,7 +392,7 @@ def test_pages_around_the_till(site: Site, browser: Browser) -> None:
     assert missing is not None
     assert missing.status == 404
     expect(page.get_by_test_id("page-error")).to_contain_text("找不到")
-    shot(page, "31-not-found")
+    shot(page, "32-not-found")
     forbidden = page.goto(f"{site.url}/manager")
     assert forbidden is not None
     assert forbidden.status == 403
@@ -390,13 +401,13 @@ def test_pages_around_the_till(site: Site, browser: Browser) -> None:
     page.goto(f"{site.url}/?lang=en")
     expect(page.get_by_test_id("logout")).to_contain_text("Log out")
     fits(page)
-    shot(page, "32-english")
+    shot(page, "33-english")
     page.goto(f"{site.url}/?lang=zh-CN")
 
     # The session ends elsewhere (idle timeout, another tab): the page notices by itself.
     end_session(site, page)
     expect(page.get_by_test_id("session-expired")).to_be_visible()
-    shot(page, "33-session-timed-out")
+    shot(page, "34-session-timed-out")
     page.close()
 
     # Without the live stream, the next action notices and says so too.

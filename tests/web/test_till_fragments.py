@@ -35,7 +35,7 @@ def test_a_filling_pump_shows_its_running_litres_and_yuan(
     board = shows(cashier.get("/ui/pumps", params={"pump": 2}), 200, "pump-live-3", "pump-2")
     assert re.search(r"<b>23\.45</b> L · <b>¥175\.88</b>", board)
     assert "加油中" in board
-    assert "2 笔待关联" in board  # pump 2's sales still waiting for a member
+    assert "待关联 2 笔" in board  # pump 2's sales still waiting for a member
     assert re.search(r'data-testid="pump-2" aria-pressed="true"', board)
 
 
