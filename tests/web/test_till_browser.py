@@ -102,6 +102,13 @@ def sale_of(row: Locator) -> str:
     return testid.removeprefix("attach-")
 
 
+def sale_ids(page: Page, site: Site) -> set[str]:
+    """The ids of the station's latest 500 sales, read with the page's own session."""
+    answer = page.request.get(f"{site.url}/api/v1/sales?limit=500")
+    assert answer.ok, answer.status
+    return {sale["sale_id"] for sale in answer.json()["sales"]}
+
+
 @contextmanager
 def api_client(site: Site, who: tuple[str, str]) -> Iterator[httpx.Client]:
     """Another till on the same station, through the JSON API."""
@@ -302,9 +309,11 @@ def test_focus_survives_ten_seconds_of_refreshes(site: Site, browser: Browser) -
         "performance.getEntriesByType('resource').filter(e => e.name.includes('/ui/%s')).length"
     )
     boards, lists = page.evaluate(fetched % "pumps"), page.evaluate(fetched % "sales")
+    before = sale_ids(page, site)
     for _ in range(20):  # 10 s: 25 new sales, each refreshing the board and the list
         page.wait_for_timeout(500)
         assert page.evaluate(focused) == key
+    assert len(sale_ids(page, site) - before) >= 20  # the traffic: at least 2 sales a second
     assert page.evaluate(fetched % "pumps") - boards >= 10
     assert page.evaluate(fetched % "sales") - lists >= 10
     count = int(page.locator("#sales-new-count").inner_text())

@@ -21,7 +21,7 @@ from edge_agent.services.station import Station
 from edge_agent.web.auth import COOKIE_NAME
 from edge_agent.web.live import LiveBoard
 from tests.fake_printer import FakeTcpPrinter
-from tests.support import SHANGHAI
+from tests.support import SHANGHAI, FakeClock
 from tests.web.conftest import MakeSale, context_of, shows
 
 
@@ -232,3 +232,21 @@ def test_a_receipt_prints_on_the_stations_printer_from_the_answer_area(
         assert sale.sale_id.replace("-", "")[-6:].upper().encode() in job  # the short number
     app.state.till_printer = TcpPrinter("127.0.0.1", fake.port, 1.0)  # now closed
     assert "无法连接" in shows(cashier.post(url), 503, "print-error")
+
+
+def test_the_receipt_collects_the_bill_less_the_tier_discount(
+    cashier: TestClient, clock: FakeClock, rich_member: MemberView, make_sale: MakeSale
+) -> None:
+    # 400 litres in the last 90 days make the member silver: ¥0.10 off a litre from now on
+    clock.advance(minutes=5)
+    sale = make_sale(litres="40.00", amount="300.00")
+    data = {"member_id": rich_member.member_id}
+    receipt = shows(cashier.post(f"/ui/sales/{sale.sale_id}/attach", data=data), 200, "receipt")
+    assert re.search(r'data-testid="receipt-due">¥296\.00<', receipt)
+    assert "¥300.00 − 等级优惠 ¥4.00（每升 ¥0.10）" in receipt
+    assert "银卡" in receipt
+    assert "tier-rank-1" in receipt  # the silver badge's colour
+    assert "账单：交易 #" in receipt  # the customer panel now bills this sale
+    # 440 points (¥4.40) against the ¥296.00 still due
+    most = cashier.post("/ui/redeem/preview", data={**data, "use": "max", "sale_id": sale.sale_id})
+    assert re.search(r'data-testid="redeem-to-collect">¥291\.60<', shows(most, 200, "redeem-ask"))
