@@ -104,6 +104,7 @@ def manager_router() -> APIRouter:
             points="",
             reason="",
             error=None,
+            bad=None,
             adjustment_id=uuid.uuid4().hex,
         )
 
@@ -120,7 +121,7 @@ def manager_router() -> APIRouter:
         lang = lang_of(request)
         amount = parse_adjustment(points)
         key = adjustment_id if _KEY.fullmatch(adjustment_id) else None
-        error, status = None, 200
+        error, status, bad = None, 200, "points"
         if amount is None:
             error, status = error_text(lang, "adjust.points"), 422
         else:
@@ -138,6 +139,7 @@ def manager_router() -> APIRouter:
                 )
             except ServiceError as exc:
                 error, status = refusal_text(lang, exc), status_of(exc.code)
+                bad = "reason" if exc.code.startswith("reason.") else "points"
         if error is not None:
             member = await run_in_threadpool(member_view, station, member_id)
             return render(
@@ -149,6 +151,7 @@ def manager_router() -> APIRouter:
                 points=points,
                 reason=reason,
                 error=error,
+                bad=bad,
                 adjustment_id=key or uuid.uuid4().hex,
             )
         cust = await load_customer(request, member_id)
