@@ -12,13 +12,25 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.web.till_site import SHOTS, Site, running_site
+from tests.web.till_site import (
+    SHOTS,
+    Site,
+    answered,
+    api_client,
+    end_session,
+    fits,
+    in_view,
+    login,
+    running_site,
+    sale_ids,
+    sale_of,
+    search,
+    shot,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,83 +52,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         old.unlink()
     with running_site(tmp_path_factory.mktemp("till")) as running:
         yield running
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def fits(page: Page) -> None:
-    """The page never scrolls: everything that grows scrolls inside its own box."""
-    heights = page.evaluate("[document.documentElement.scrollHeight, window.innerHeight]")
-    assert heights[0] <= heights[1], heights
-    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[1], widths
-
-
-def in_view(page: Page, locator: Locator) -> None:
-    size = page.viewport_size
-    assert size is not None
-    box = locator.bounding_box()
-    assert box is not None, "not rendered"
-    assert box["x"] >= 0, box
-    assert box["y"] >= 0, box
-    assert box["x"] + box["width"] <= size["width"] + 0.5, box
-    assert box["y"] + box["height"] <= size["height"] + 0.5, box
-
-
-def answered(page: Page, testid: str, name: str) -> Locator:
-    """The answer is visible inside the screen, the search box too; the screen is saved."""
-    answer = page.get_by_test_id(testid)
-    expect(answer).to_be_visible()
-    in_view(page, answer)
-    in_view(page, page.get_by_test_id("search-q"))
-    fits(page)
-    shot(page, name)
-    return answer
-
-
-def login(browser: Browser, site: Site, who: tuple[str, str], **size: int) -> Page:
-    page = browser.new_page(
-        viewport={"width": size.get("width", WIDTH), "height": size.get("height", HEIGHT)}
-    )
-    page.goto(f"{site.url}/login")
-    page.get_by_test_id("login-name").fill(who[0])
-    page.get_by_test_id("login-pin").fill(who[1])
-    page.get_by_test_id("login-submit").click()
-    expect(page.get_by_test_id("whoami")).to_contain_text(who[0])
-    expect(page.locator("#sales-rows [data-row]").first).to_be_visible(timeout=20_000)
-    return page
-
-
-def search(page: Page, q: str) -> None:
-    box = page.get_by_test_id("search-q")
-    box.fill(q)
-    box.press("Enter")
-
-
-def sale_of(row: Locator) -> str:
-    testid = row.get_attribute("data-testid")
-    assert testid is not None
-    return testid.removeprefix("attach-")
-
-
-def sale_ids(page: Page, site: Site) -> set[str]:
-    """The ids of the station's latest 500 sales, read with the page's own session."""
-    answer = page.request.get(f"{site.url}/api/v1/sales?limit=500")
-    assert answer.ok, answer.status
-    return {sale["sale_id"] for sale in answer.json()["sales"]}
-
-
-@contextmanager
-def api_client(site: Site, who: tuple[str, str]) -> Iterator[httpx.Client]:
-    """Another till on the same station, through the JSON API."""
-    with httpx.Client(base_url=site.url, timeout=10) as client:
-        answer = client.post("/api/v1/login", json={"name": who[0], "pin": who[1]})
-        assert answer.status_code == 200, answer.text
-        client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
-        yield client
 
 
 def test_every_answer_lands_in_view(site: Site, browser: Browser) -> None:
@@ -431,12 +366,3 @@ def test_pages_around_the_till(site: Site, browser: Browser) -> None:
     search(page, "京A12345")
     expect(page.get_by_test_id("session-expired")).to_be_visible()
     page.close()
-
-
-def end_session(site: Site, page: Page) -> None:
-    """Log the page's session out from another client, leaving the browser's cookie."""
-    token = page.evaluate("JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token']")
-    cookie = next(c for c in page.context.cookies() if c["name"] == "lp_session")
-    with httpx.Client(base_url=site.url, timeout=10) as client:
-        client.cookies.set("lp_session", cookie["value"])
-        assert client.post("/logout", data={"csrf_token": token}).status_code == 303
