@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -122,6 +123,10 @@ def test_demo_console_shows_urls_logins_and_the_summary(tmp_path: Path) -> None:
         "every sale and point is in the cloud ledger",
     ):
         assert text in out, f"{text!r} missing from:\n{out}"
+    # a few sample members to try at once: phone, plate, name and the phone's last 4 digits
+    tried = re.findall(r"(1[3-9]\d{9})  ·  (\S{7,8})  ·  \S+  ·  last 4: (\d{4})", out)
+    assert len(tried) == 3, out
+    assert all(phone.endswith(last4) for phone, _, last4 in tried)
 
 
 def test_demo_refuses_a_data_dir_in_use(tmp_path: Path) -> None:

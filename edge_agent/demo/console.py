@@ -61,6 +61,14 @@ class RichView:
             "  logins",
             "  ·  ".join(f"{u.name} ({u.role}) PIN [bold]{u.pin}[/bold]" for u in info.logins),
         )
+        if info.samples:
+            grid.add_row(
+                "  members",
+                "\n".join(
+                    f"{m.phone}  ·  {m.plate}  ·  {m.name}  ·  last 4: {m.phone[-4:]}"
+                    for m in info.samples
+                ),
+            )
         docs = f"{info.cloud_url}/docs"
         grid.add_row("Cloud ledger", f"[link={docs}]{docs}[/link]  (HQ API, SQLite)")
         grid.add_row("  admin token", f"{info.admin_token}  [dim](this run only)[/dim]")

@@ -43,6 +43,7 @@ from .parts import DartBus, DemoCloud, DemoError, FdcBus
 from .seed import (
     STATION_ID,
     DemoLogin,
+    SampleMember,
     demo_logins,
     sample_members,
     sample_ruleset,
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 _FINAL_SYNC_CYCLES = 5
 _STATION_STOP_S = 20.0  # the daemon's own grace is 8 s; this only catches a hang
 _TICK_S = 0.5
+_SAMPLES_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class DemoInfo:
     members: int
     ruleset_version: int
     seconds: float | None
+    samples: tuple[SampleMember, ...] = ()  # a few members to try on the cashier page
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class _Demo:
         self.began = time.monotonic()
         self.started = self.began  # when the traffic started (the progress line's clock)
         self.cashier_url = ""
+        self.samples: tuple[SampleMember, ...] = ()
 
     def run(self) -> dict[str, Any]:
         options, view = self.options, self.view
@@ -228,6 +232,7 @@ class _Demo:
                     raise DemoError(f"the station could not sync with the cloud: {result.error}")
                 if station_status(station)["rules"] is None:
                     raise DemoError("the published rule set did not reach the station")
+                samples = sample_members(self.options.members, self.rng)
                 member_ids = [
                     register_member(
                         station,
@@ -237,8 +242,9 @@ class _Demo:
                         consent_channel="demo",
                         actor="demo",
                     ).member_id
-                    for member in sample_members(self.options.members, self.rng)
+                    for member in samples
                 ]
+                self.samples = tuple(samples[:_SAMPLES_SHOWN])
             finally:
                 station.close()
         return logins, member_ids
@@ -270,6 +276,7 @@ class _Demo:
             members=self.options.members,
             ruleset_version=version,
             seconds=self.options.seconds,
+            samples=self.samples,
         )
 
     async def _drive(

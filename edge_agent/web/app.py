@@ -34,7 +34,7 @@ from .context import WebContext, lang_of, render, web_context
 from .fragments import fragments_router
 from .guard import MAX_BODY, GuardMiddleware, allowed_host_names
 from .health import HealthProbe, RuntimeHealth, assess_health
-from .i18n import LANGS, error_text, refusal_text
+from .i18n import LANGS, error_text, refusal_text, translate
 from .live import LiveBoard
 from .metrics import LatencyHistogram, TimingMiddleware, render_metrics, route_label
 from .openapi import install_openapi
@@ -79,15 +79,29 @@ def _refusal(
     if _is_api(request):
         return JSONResponse({"error": code, "message": text}, status_code=status)
     if status == 401:
+        # A session cookie the station no longer knows: the session timed out, say so.
+        login = "/login?expired=1" if request.cookies.get(COOKIE_NAME) else "/login"
         if _is_fragment(request):
-            return PlainTextResponse(text, status_code=401, headers={"HX-Redirect": "/login"})
-        return RedirectResponse("/login", status_code=303)
+            return PlainTextResponse(text, status_code=401, headers={"HX-Redirect": login})
+        return RedirectResponse(login, status_code=303)
     if _is_fragment(request):
         return render(request, "_error.html", status=status, message=text, code=code)
     session = web_context(request).sessions.get(request.cookies.get(COOKIE_NAME), touch=False)
     if code == "auth.forbidden":
         return render(request, "forbidden.html", status=403, session=session, message=text)
     return render(request, "error.html", status=status, session=session, message=text, code=code)
+
+
+def _page_problem(request: Request, status: int, key: str) -> Response:
+    """A whole page for a missing page or a fault, in the reader's language."""
+    _choose_lang(request)
+    session = web_context(request).sessions.get(request.cookies.get(COOKIE_NAME), touch=False)
+    text = translate(lang_of(request), key)
+    response = render(
+        request, "error.html", status=status, session=session, message=text, code=str(status)
+    )
+    _harden(request, response)
+    return response
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -122,6 +136,8 @@ def _install_handlers(app: FastAPI) -> None:
         if exc.status_code == 400:  # a body FastAPI cannot parse: invalid, like any bad body
             return _refusal(request, 422, "request.invalid")
         code = f"http.{exc.status_code}"
+        if exc.status_code == 404 and not _is_api(request) and not _is_fragment(request):
+            return _page_problem(request, 404, "page.404")
         headers = dict(exc.headers) if exc.headers else {}
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request.app.router.routes, request.scope, Match.NONE)
@@ -131,7 +147,22 @@ def _install_handlers(app: FastAPI) -> None:
             headers=headers or None,
         )
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        _choose_lang(request)
+        text = translate(lang_of(request), "page.500")
+        if _is_api(request):
+            response: Response = JSONResponse(
+                {"error": "internal", "message": text}, status_code=500
+            )
+        elif _is_fragment(request):
+            response = render(request, "_error.html", status=500, message=text, code="internal")
+        else:
+            return _page_problem(request, 500, "page.500")
+        _harden(request, response)
+        return response
+
     app.add_exception_handler(WebError, web_error)
+    app.add_exception_handler(Exception, server_error)
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)

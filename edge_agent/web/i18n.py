@@ -11,6 +11,7 @@ from typing import Final
 from ..error_codes import declared
 from ..errors import ServiceError
 from ..reasons import REASONS, render
+from .i18n_till import TILL_EN, TILL_ZH
 
 __all__ = ["DEFAULT_LANG", "LANGS", "MESSAGES", "error_text", "refusal_text", "translate"]
 
@@ -53,14 +54,14 @@ _ZH: dict[str, str] = {
     "sales.points": "{points} 积分",
     "sales.reversed": "已冲正",
     "search.title": "会员查询",
-    "search.placeholder": "手机号或车牌号，回车查询",
+    "search.placeholder": "手机号 / 后 4 位 / 车牌，回车查询",
     "search.submit": "查询",
     "member.title": "会员信息",
     "member.phone": "手机",
     "member.points": "积分",
     "member.tier": "等级",
     "member.plates": "车牌",
-    "member.expiring": "30 天内到期积分",
+    "member.expiring": "即将到期",
     "member.visits": "最近到店",
     "member.no_visits": "暂无到店记录",
     "member.discount": "每升优惠 ¥{discount}",
@@ -68,17 +69,17 @@ _ZH: dict[str, str] = {
     "member.signup_now": "注册会员",
     "member.choose_sale": "请先查询会员，再点击交易的“关联会员”",
     "receipt.title": "本笔积分",
-    "receipt.discount": "等级优惠：每升 ¥{per_litre}，本笔共 ¥{total}",
+    "receipt.discount": "¥{amount} − 等级优惠 ¥{total}（每升 ¥{per_litre}）",
     "receipt.no_rules": "尚未加载积分规则，本笔不计积分",
     "step.base": "基础积分 {value}",
     "step.tier": "等级倍数 ×{factor} = {value}",
     "step.bonus": "活动倍数 ×{factor} = {value}",
     "step.rounding": "取整后 {value} 积分",
-    "redeem.title": "兑换",
-    "redeem.points": "兑换积分",
+    "redeem.title": "积分抵扣",
+    "redeem.points": "使用积分",
     "redeem.preview": "试算",
     "redeem.confirm": "确认兑换",
-    "redeem.value": "{points} 积分可抵",
+    "redeem.value": "{points} 积分抵",
     "redeem.done": "已兑换 {points} 积分，抵扣 ¥{value}，剩余 {balance} 积分",
     "signup.title": "注册会员",
     "signup.phone": "手机号",
@@ -233,14 +234,14 @@ _EN: dict[str, str] = {
     "sales.points": "{points} points",
     "sales.reversed": "reversed",
     "search.title": "Member search",
-    "search.placeholder": "Phone or plate, then Enter",
+    "search.placeholder": "Phone, last 4 digits or plate, then Enter",
     "search.submit": "Search",
     "member.title": "Member",
     "member.phone": "Phone",
     "member.points": "Points",
     "member.tier": "Tier",
     "member.plates": "Plates",
-    "member.expiring": "Points expiring within 30 days",
+    "member.expiring": "Expiring",
     "member.visits": "Recent visits",
     "member.no_visits": "No visits yet",
     "member.discount": "¥{discount} off per litre",
@@ -248,7 +249,7 @@ _EN: dict[str, str] = {
     "member.signup_now": "Sign up?",
     "member.choose_sale": "Find the member first, then press a sale's Attach button",
     "receipt.title": "Points for this sale",
-    "receipt.discount": "Tier discount: ¥{per_litre} per litre, ¥{total} on this sale",
+    "receipt.discount": "¥{amount} − tier discount ¥{total} (¥{per_litre} per litre)",
     "receipt.no_rules": "No earning rules are loaded; this sale earns no points",
     "step.base": "Base points {value}",
     "step.tier": "Tier multiplier ×{factor} = {value}",
@@ -379,6 +380,8 @@ _EN: dict[str, str] = {
 
 _ZH.update(REASONS["zh-CN"])  # refusals with values (limits, the bill): edge_agent/reasons.py
 _EN.update(REASONS["en"])
+_ZH.update(TILL_ZH)
+_EN.update(TILL_EN)
 _CATALOGUE: Final[dict[str, dict[str, str]]] = {"zh-CN": _ZH, "en": _EN}
 MESSAGES: Final = _CATALOGUE  # per language, key -> text (the error catalogue test reads it)
 

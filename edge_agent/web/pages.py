@@ -6,6 +6,7 @@ errors re-render the form with the reason next to the field.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -13,8 +14,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
-
-from cloud_sync.core.identity import IdentityError, normalize_phone, normalize_plate
 
 from ..error_codes import status_of
 from ..errors import ServiceError
@@ -32,41 +31,31 @@ from .context import (
     render,
     web_context,
 )
-from .fragments import card_fragment, lookup_fragment
-from .i18n import error_text, translate
-from .views import pump_cards, sync_state
+from .fragments import lookup
+from .i18n import error_text, refusal_text, translate
+from .till_common import load_customer
+from .till_forms import signup_errors, signup_field
+from .till_views import sales_board, till_board
+from .views import sync_state
 
 __all__ = ["pages_router"]
 
 _Text = Annotated[str, Form(max_length=64)]
 
 
-def _field_of(code: str) -> str:
-    if code.startswith("phone.") or code == "member.exists":
-        return "phone"
-    if code.startswith("plate."):
-        return "plate"
-    if code.startswith("member.name"):
-        return "name"
-    return "form"
+# The province abbreviations a plate starts with, for the till's touch keypad.
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 
 
-def _signup_errors(lang: str, phone: str, plate: str, name: str, consent: str) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    try:
-        normalize_phone(phone)
-    except IdentityError as exc:
-        errors["phone"] = error_text(lang, exc.code)
-    if plate.strip():
-        try:
-            normalize_plate(plate)
-        except IdentityError as exc:
-            errors["plate"] = error_text(lang, exc.code)
-    if len(name.strip()) > 64:
-        errors["name"] = error_text(lang, "member.name_too_long")
-    if consent != "on":
-        errors["consent"] = error_text(lang, "consent.required")
-    return errors
+def _offset_minutes(moment: datetime) -> int:
+    """The station's offset from UTC now, so the page's clock shows station time."""
+    offset = moment.utcoffset()
+    return 0 if offset is None else int(offset.total_seconds() // 60)
+
+
+def _inner(response: HTMLResponse) -> Markup:
+    """A fragment rendered (and autoescaped) by our own templates, to embed in a page."""
+    return Markup(bytes(response.body).decode())  # noqa: S704
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -85,7 +74,8 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
         ctx = web_context(request)
         if ctx.sessions.get(request.cookies.get(COOKIE_NAME), touch=False) is not None:
             return RedirectResponse("/", status_code=303)
-        return render(request, "login.html", error=None, name="")
+        expired = request.query_params.get("expired") == "1"
+        return render(request, "login.html", error=None, name="", expired=expired)
 
     @router.post("/login", response_class=HTMLResponse)
     async def login_form(request: Request, name: _Text = "", pin: _Text = "") -> Response:
@@ -95,7 +85,13 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
             message = exc.message or error_text(lang_of(request), exc.code)
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             return render(
-                request, "login.html", status=exc.status, error=message, name=name, headers=headers
+                request,
+                "login.html",
+                status=exc.status,
+                error=message,
+                name=name,
+                headers=headers,
+                expired=False,
             )
         response = RedirectResponse("/", status_code=303)
         set_session_cookie(request, response, session)
@@ -116,23 +112,36 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
         member: Annotated[str, Query(max_length=64)] = "",
     ) -> HTMLResponse:
         ctx = web_context(request)
-        cards, sales = await run_in_threadpool(pump_cards, ctx.station, ctx.live)
+        tiles = await run_in_threadpool(till_board, ctx.station, ctx.live)
+        board = await run_in_threadpool(sales_board, ctx.station, None)
         sync = await run_in_threadpool(sync_state, ctx.station)
-        panel = None
+        answer = panel = None
         if q.strip():
-            panel = await lookup_fragment(request, session, q)
+            found = await lookup(request, session, q)
+            answer = _inner(
+                render(request, found.template, session=session, oob=False, **found.values)
+            )
+            if found.customer is not None:
+                panel = _inner(
+                    render(request, "_member_card.html", session=session, cust=found.customer)
+                )
         elif member:
-            panel = await card_fragment(request, session, member)
+            cust = await load_customer(request, member)
+            panel = _inner(render(request, "_member_card.html", session=session, cust=cust))
         return render(
             request,
             "index.html",
             session=session,
-            pumps=cards,
-            sales=sales,
+            pumps=tiles,
+            selected=None,
+            board=board,
             sync=sync,
             q=q,
-            # Already rendered (and autoescaped) by our own fragment template.
-            panel=None if panel is None else Markup(bytes(panel.body).decode()),  # noqa: S704
+            provinces=PROVINCES,
+            utc_offset_min=_offset_minutes(ctx.station.now()),
+            printer_ready=ctx.station.settings.printer.kind != "none",
+            answer=answer,
+            panel=panel,
         )
 
     @router.get("/members/new", response_class=HTMLResponse)
@@ -156,7 +165,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     ) -> Response:
         lang = lang_of(request)
         form = {"phone": phone, "plate": plate, "name": name, "consent": consent == "on"}
-        errors = _signup_errors(lang, phone, plate, name, consent)
+        errors = signup_errors(lang, phone, plate, name, consent)
         if not errors:
             station = web_context(request).station
             try:
@@ -171,7 +180,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
                     )
                 )
             except ServiceError as exc:
-                errors[_field_of(exc.code)] = error_text(lang, exc.code)
+                errors[signup_field(exc.code)] = error_text(lang, exc.code)
             else:
                 return RedirectResponse(f"/?member={view.member_id}", status_code=303)
         status = 409 if errors.get("phone") == error_text(lang, "member.exists") else 422
@@ -223,7 +232,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
         try:
             sale_id = await run_in_threadpool(work)
         except ServiceError as exc:
-            return await _manager(request, session, 422, manual_error=error_text(lang, exc.code))
+            return await _manager(request, session, 422, manual_error=refusal_text(lang, exc))
         ctx.live.sale_recorded(sale_id)
         done = translate(lang, "manager.manual_done", sale_id=sale_id)
         return await _manager(request, session, manual_result=done)
@@ -247,7 +256,7 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
                 )
             )
         except ServiceError as exc:
-            error = error_text(lang, exc.code)
+            error = refusal_text(lang, exc)
             return await _manager(request, session, status_of(exc.code), reverse_error=error)
         ctx.live.sale_recorded(sale_id.strip())
         done = translate(lang, "manager.reverse_done", sale_id=sale_id.strip())

@@ -132,7 +132,13 @@ def test_idle_session_expires_and_passive_refresh_does_not_extend(
     assert cashier.get("/api/v1/pumps").status_code == 200  # a board refresh is not activity
     now[0] += 301
     refused(cashier.get("/api/v1/sales"), 401, "auth.required")
-    assert cashier.get("/").headers["location"] == "/login"
+    # The page says why: the session timed out (the cookie is still there, the session not).
+    assert cashier.get("/").headers["location"] == "/login?expired=1"
+    assert cashier.get("/ui/sales").headers["HX-Redirect"] == "/login?expired=1"
+    shows(cashier.get("/login?expired=1"), 200, "session-expired")
+    cashier.cookies.clear()
+    assert cashier.get("/").headers["location"] == "/login"  # never logged in: no banner
+    assert 'data-testid="session-expired"' not in cashier.get("/login").text
 
 
 def test_idle_timeout_is_settable(station: Station) -> None:
@@ -254,7 +260,7 @@ def test_search_fragments(cashier: TestClient, member: MemberView) -> None:
         cashier.get("/ui/lookup", params={"q": "13800138000"}), 200, *testids
     )
     unknown = cashier.get("/ui/lookup", params={"q": "京B54321"})
-    assert "/members/new?plate=" in shows(unknown, 404, "not-member", "signup-link")
+    assert "/ui/signup?plate=" in shows(unknown, 404, "not-member", "signup-link")
     bad = cashier.get("/ui/lookup", params={"q": "京AI2345"})
     assert "I 和 O" in shows(bad, 422, "search-error")
 
