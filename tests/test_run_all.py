@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import run_all, table
+from benchmarks import readers, run_all, table
 from benchmarks.run_all import Job
 from benchmarks.table import HEADER, Target, figure_row
 
@@ -309,7 +309,7 @@ def test_value_targets_are_strict_below_and_inclusive_above() -> None:
 
 
 def test_every_target_of_a_row_must_be_met() -> None:
-    rows = run_all.sync_catchup_rows("sync_catchup", SYNC_RECORD, False)
+    rows = readers.sync_catchup_rows("sync_catchup", SYNC_RECORD, False)
     sqlite, postgresql = rows
     assert sqlite.figure == "events/s, sqlite"
     assert [t.on for t in sqlite.targets] == ["value", "ratio"]
@@ -319,10 +319,10 @@ def test_every_target_of_a_row_must_be_met() -> None:
     assert postgresql.ratio == pytest.approx(2063 / 7533)  # 0.274 >= 0.25
     assert postgresql.verdict == "pass"
     fast = {**SYNC_RECORD["results"][0], "events_per_s": 30_000, "raw_rows_per_s": 100_000}
-    [fast_row] = run_all.sync_catchup_rows("sync_catchup", {"results": [fast]}, False)
+    [fast_row] = readers.sync_catchup_rows("sync_catchup", {"results": [fast]}, False)
     assert fast_row.verdict == "pass"
     half = {**fast, "raw_rows_per_s": 200_000}  # 5,000/s would do, ratio 0.15 does not
-    [half_row] = run_all.sync_catchup_rows("sync_catchup", {"results": [half]}, False)
+    [half_row] = readers.sync_catchup_rows("sync_catchup", {"results": [half]}, False)
     assert half_row.verdict == "short"
 
 
@@ -391,7 +391,8 @@ def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     assert sqlite.cells()[2:5] == ("2,743/s", ">= 5,000/s; ratio >= 0.25", "94,663/s")
     assert by_figure["member_h5", "revisit files refetched"].verdict == "pass"
     home = by_figure["member_app", "GET /me server p99"]
-    assert (home.verdict, home.ratio) == ("pass", pytest.approx(12.4 / 3.1))
+    assert home.verdict == "pass"
+    assert home.ratio == pytest.approx(12.4 / 3.1)
 
 
 def test_notes_name_each_baseline_and_fit_the_width() -> None:
@@ -427,7 +428,7 @@ def test_jobs_run_the_scripts_with_this_interpreter() -> None:
 
 
 def test_hq_console_rows_are_the_routes_p95_the_backtest_and_the_rebuild() -> None:
-    rows = run_all.hq_console_rows("hq_console", HQ_RECORD, False)
+    rows = readers.hq_console_rows("hq_console", HQ_RECORD, False)
     by_figure = {row.figure: row for row in rows}
     assert list(by_figure)[:2] == ["dashboard p95, chain", "dashboard p95, S001"]
     assert len(rows) == 5 + 2  # the in-process figures stay in the script's own table
@@ -448,7 +449,7 @@ def test_hq_console_rows_are_the_routes_p95_the_backtest_and_the_rebuild() -> No
 
 
 def test_member_import_rows_per_backend_against_the_parse() -> None:
-    sqlite, postgresql = run_all.member_import_rows("member_import_csv", IMPORT_RECORD, False)
+    sqlite, postgresql = readers.member_import_rows("member_import_csv", IMPORT_RECORD, False)
     assert (sqlite.figure, sqlite.verdict) == ("import, sqlite", "pass")
     assert (postgresql.figure, postgresql.verdict) == ("import, postgresql", "short")
     assert postgresql.ratio == pytest.approx(75.0 / 12.5)

@@ -107,10 +107,11 @@ def is_problem(document: dict[str, Any], schema: dict[str, Any]) -> bool:
 
 
 def test_a_refusal_schema_must_extend_problem() -> None:
-    problem = {"properties": {"error": {"type": "string"}}, "required": ["error"]}
+    fields: dict[str, Any] = {"error": {"type": "string"}}
+    problem = {"properties": fields, "required": ["error"]}
     schemas = {
         "Problem": problem,
-        "WithRecord": {"properties": {**problem["properties"], "x": {}}, "required": ["error"]},
+        "WithRecord": {"properties": {**fields, "x": {}}, "required": ["error"]},
         "Loose": {"properties": {"error": {"type": "integer"}}, "required": ["error"]},
     }
     document = {"components": {"schemas": schemas}}
