@@ -32,10 +32,6 @@
     "member_app.feedback_exists": ["这笔消费已经评价过了", "You rated this purchase already"],
     "member_app.feedback_limit": ["今天的评价次数已用完，明天再来", "You have sent the most feedback for today"],
     "member_app.export_throttled": ["每分钟只能下载一次，请稍后再试", "One download a minute; try again shortly"],
-    "member_app.otp_wrong": ["验证码不正确", "The code is wrong"],
-    "member_app.otp_expired": ["验证码已失效，请重新获取", "The code is no longer valid; send a new one"],
-    "member_app.otp_throttled": ["获取验证码太频繁，请稍后再试", "Too many codes asked; please wait"],
-    "member_app.gateway_unavailable": ["短信暂时发不出去，请稍后再试", "The code could not be sent; try again shortly"],
   });
 
 
