@@ -171,10 +171,13 @@
     });
     const id = encodeURIComponent(sale.sale_id);
     const station = encodeURIComponent((sale.station && sale.station.id) || "");
+    // One invoice a sale: once asked, its status stands where the button was.
+    const invoice = sale.invoice;
     return card(head, open, h("div", { class: "actions" },
-      sale.invoice_status
-        ? h("span", { class: `badge ${sale.invoice_status}` }, statusText(sale.invoice_status))
-        : h("a", { class: "btn", href: `#/invoice/${id}`, testid: "request-invoice" }, t("申请发票", "Request invoice")),
+      invoice
+        ? h("span", { class: `badge ${invoice.status}`, testid: "invoice-badge" }, t("发票", "Invoice ") + statusText(invoice.status).toLowerCase())
+        : sale.status === "reversed" ? null
+          : h("a", { class: "btn", href: `#/invoice/${id}`, testid: "request-invoice" }, t("申请发票", "Request invoice")),
       h("a", { class: "btn", href: `#/feedback?sale=${id}&station=${station}`, testid: "rate-sale" }, t("评价", "Rate"))));
   }
 
@@ -213,7 +216,7 @@
   window.lpMember.usccValid = usccValid;
 
   function statusText(status) {
-    return { requested: t("已申请", "Requested"), issued: t("已开具", "Issued"), rejected: t("被退回", "Rejected") }[status] || status;
+    return { requested: t("已申请", "Requested"), issued: t("已开具", "Issued"), rejected: t("已拒绝", "Rejected") }[status] || status;
   }
 
   screens.invoice = { tab: "sales", async render(frame, { args }) {
@@ -247,7 +250,7 @@
       try {
         await api("POST", "/me/invoices", { sale_id: saleId, buyer_name: buyer, tax_id: taxId || null, email: email.value.trim() });
         toast(t("发票申请已提交", "Invoice requested"));
-        go("#/invoices");
+        go("#/sales");  // the list again, read afresh: the sale shows its status now
       } catch (p) {
         msg.textContent = explain(p);
       } finally {
