@@ -264,14 +264,17 @@ def member_h5_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Ro
     """run_all.py's rows for this benchmark's RESULT."""
     floor = number(record, "floor_ms")
     usable = (Target("value", "<", member_h5.TARGET_USABLE_MS),)
+    # usable: the sign-in works (send code live); ready: the screens' scripts have run
     return [
+        figure_row(name, "first visit paint", number(record, "cold_paint_ms"), "ms",
+                   (), floor, quick),
         figure_row(name, "first visit usable", number(record, "cold_usable_ms"), "ms",
                    usable, floor, quick),
-        figure_row(name, "first visit, JS ready", number(record, "cold_ready_ms"), "ms",
+        figure_row(name, "first visit, screens in", number(record, "cold_ready_ms"), "ms",
                    (), floor, quick),
         figure_row(name, "revisit usable", number(record, "warm_usable_ms"), "ms",
                    usable, floor, quick),
-        figure_row(name, "revisit, JS ready", number(record, "warm_ready_ms"), "ms",
+        figure_row(name, "revisit, screens in", number(record, "warm_ready_ms"), "ms",
                    (), floor, quick),
         figure_row(name, "revisit files refetched", number(record, "revisit_static_fetches"),
                    "", (Target("value", "<", 1),), None, quick),

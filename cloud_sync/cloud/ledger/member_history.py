@@ -5,7 +5,9 @@ Pages are keyset pages: the cursor is an opaque token of the last row's sort key
 costs one index range (`ix_sales_member`, `ix_redemptions_member`) however deep the member
 pages. A member merged into another sees the merged ids' history as its own. The receipt is
 what the station sent with the points (the pricing steps): from the sale's own event, or
-from the event that attached the member to the sale later.
+from the event that attached the member to the sale later. Each sale says whether an
+e-invoice was asked for it (one request per sale, by the unique `invoice_requests.sale_id`),
+so the app shows its status rather than offering to ask again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .errors import LedgerError
 from .member_admin import family_of
 from .member_progress import fen
 from .schema import events, journals, lots, redemptions, sales, stations
+from .schema_app import invoice_requests
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -84,6 +87,18 @@ def _earn_lots(conn: Connection, sale_ids: Sequence[str]) -> dict[str, list[Any]
     return found
 
 
+def _invoices(conn: Connection, sale_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The invoice request of each sale that has one (the unique index on its `sale_id`)."""
+    if not sale_ids:
+        return {}
+    r = invoice_requests.c
+    stmt = select(r.sale_id, r.request_id, r.status).where(r.sale_id.in_(list(sale_ids)))
+    return {
+        row.sale_id: {"request_id": row.request_id, "status": row.status}
+        for row in conn.execute(stmt)
+    }
+
+
 def _receipts(
     conn: Connection, page: Sequence[Any], earned: dict[str, list[Any]]
 ) -> dict[str, dict[str, Any]]:
@@ -131,6 +146,7 @@ def sales_page(
     page = rows[:limit]
     earned = _earn_lots(conn, [row.sale_id for row in page])
     receipts = _receipts(conn, page, earned)
+    invoices = _invoices(conn, [row.sale_id for row in page])
     names = _station_names(conn, {row.station_id for row in page})
     items = []
     for row in page:
@@ -150,6 +166,7 @@ def sales_page(
                 "tier": row.tier,
                 "status": row.status,
                 "receipt": receipts.get(row.sale_id),
+                "invoice": invoices.get(row.sale_id),
             }
         )
     last = page[-1] if page else None

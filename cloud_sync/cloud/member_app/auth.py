@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
@@ -24,7 +25,15 @@ from cloud_sync.cloud.ledger.member_sessions import member_of_access
 from cloud_sync.cloud.ledger.postings import millis
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 
-__all__ = ["CurrentMember", "MemberPrincipal", "bearer_token", "current_member"]
+__all__ = ["MEMBER_TOKEN", "CurrentMember", "MemberPrincipal", "bearer_token", "current_member"]
+
+# The OpenAPI document's word for the member's token (`/docs` shows a lock on every route that
+# takes the member); it checks nothing: `current_member` does, with the cloud's own answers.
+MEMBER_TOKEN = HTTPBearer(
+    scheme_name="MemberToken",
+    description="A member's access token (`lpm_a_…`) from `POST /m/api/v1/session`.",
+    auto_error=False,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,10 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
-async def current_member(request: Request) -> MemberPrincipal:
+async def current_member(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(MEMBER_TOKEN)],
+) -> MemberPrincipal:
     token = bearer_token(request)
     if token is None:
         raise ApiProblem(401, "unauthorized", "send Authorization: Bearer <member access token>")

@@ -99,7 +99,7 @@ def _signed_out() -> ApiProblem:
 def _history_routes(router: APIRouter) -> None:
     @router.get(
         "/me/sales",
-        summary="The member's sales at every station, newest first, with their receipts",
+        summary="The member's sales at every station, newest first, with receipts and invoices",
         responses=error_responses("member_app.cursor"),
     )
     def my_sales(

@@ -26,6 +26,7 @@ __all__ = [
     "accepts_gzip",
     "asset_response",
     "default_mark",
+    "inline_text",
     "load_assets",
     "logo_media_type",
     "make_asset",
@@ -70,6 +71,15 @@ def load_assets(folder: Path) -> dict[str, Asset]:
         for path in sorted(folder.iterdir())
         if path.is_file() and path.suffix in _MEDIA_TYPES
     }
+
+
+def inline_text(path: Path, end_tag: str) -> str:
+    """A file to place inside the HTML's own `<script>` or `<style>`: it must not hold the
+    tag's end (`end_tag`, any case), which would close the tag early."""
+    text = path.read_text(encoding="utf-8")
+    if end_tag.lower() in text.lower():
+        raise ValueError(f"{path.name} holds {end_tag}: it cannot be inlined")
+    return text
 
 
 def accepts_gzip(header: str) -> bool:

@@ -1,6 +1,9 @@
-"""The member's H5 page at `/m/`: one server-rendered shell (the sign-in form is in the HTML, so
-the first paint needs the HTML alone), the chain's brand from `[member_app]`, and the scripts
-and style served by this process with a year in the cache.
+"""The member's H5 page at `/m/`: one server-rendered shell, the chain's brand from
+`[member_app]`, and the scripts and style served by this process with a year in the cache.
+
+The HTML alone makes the sign-in work (one round trip on a weak link): it holds the form, the
+styles its first paint needs and the sign-in script, both inlined under the answer's nonce.
+The screens (member.js, member-screens.js) and the rest of the style come deferred, by hash.
 
 The page speaks zh-CN first; `?lang=en` (kept in a cookie) or the browser's Accept-Language
 ask for English. Like the HQ console, each text is written once with both languages beside it,
@@ -19,11 +22,19 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from .page_assets import Asset, LogoSource, accepts_gzip, asset_response, load_assets
+from .page_assets import (
+    Asset,
+    LogoSource,
+    accepts_gzip,
+    asset_response,
+    inline_text,
+    load_assets,
+)
 from .state import member_app_state
 
 __all__ = [
     "LANGS",
+    "SIGN_IN_SCRIPT",
     "MemberPage",
     "brand_inks",
     "contrast",
@@ -38,6 +49,8 @@ LANG_COOKIE: Final = "m_lang"
 SCRIPTS: Final = ("member.js", "member-screens.js")
 STYLE: Final = "member.css"
 SHELL_STYLE: Final = "shell.css"  # inlined in the HTML: what the first paint needs
+SIGN_IN_SCRIPT: Final = "sign-in.js"  # inlined in the HTML: the form works without a file
+_INLINED: Final = (SHELL_STYLE, SIGN_IN_SCRIPT)
 _HERE: Final = Path(__file__).parent
 _NOT_FOUND: Final = b'{"error":"not_found","detail":"no such file"}'
 
@@ -108,6 +121,7 @@ class MemberPage:
 
     assets: dict[str, Asset]
     shell_style: str
+    sign_in_script: str
     logo: LogoSource
     templates: Environment
 
@@ -139,6 +153,7 @@ def _render(request: Request) -> Response:
         brand_text=brand_text,
         logo_url=f"/m/brand/logo?v={page.logo.current().version}",
         shell_style=page.shell_style,
+        sign_in_script=page.sign_in_script,
         style_url=page.url(STYLE),
         script_urls=[page.url(name) for name in SCRIPTS],
         other_lang=LANGS[1] if lang == LANGS[0] else LANGS[0],
@@ -171,7 +186,7 @@ def pages_router() -> APIRouter:
 
     @router.get("/m/")
     def member_page(request: Request) -> Response:
-        """The member's page: sign-in, then the app (hash routes, one script)."""
+        """The member's page: sign-in (inlined), then the app (hash routes, deferred files)."""
         return _render(request)
 
     @router.get("/m")
@@ -205,8 +220,9 @@ def mount_member_static(app: FastAPI) -> None:
         auto_reload=False,
     )
     app.state.member_page = MemberPage(
-        assets={name: asset for name, asset in assets.items() if name != SHELL_STYLE},
-        shell_style=(static / SHELL_STYLE).read_text(encoding="utf-8"),
+        assets={name: asset for name, asset in assets.items() if name not in _INLINED},
+        shell_style=inline_text(static / SHELL_STYLE, "</style"),
+        sign_in_script=inline_text(static / SIGN_IN_SCRIPT, "</script"),
         logo=LogoSource(
             settings.brand_logo,
             settings.brand_colour,

@@ -203,6 +203,13 @@ def _sales_and_invoice(page: Page, filled: Filled, shot: Shots) -> None:
     shot("invoice-check")
     page.get_by_test_id("tax-id").fill(TAX_ID.lower())  # the page takes lower case too
     page.get_by_test_id("invoice-submit").click()
+    # Back on the list, read afresh: the sale shows its request, no second button.
+    expect(page.get_by_test_id("screen-sales")).to_be_visible()
+    expect(page.get_by_test_id("invoice-badge")).to_have_count(1)
+    expect(sales.first.locator("xpath=..")).to_contain_text("发票已申请")
+    expect(page.get_by_test_id("request-invoice")).to_have_count(1)  # the older sale's
+    shot("sales-invoice-badge")
+    page.get_by_test_id("to-invoices").click()
     expect(page.get_by_test_id("invoice")).to_have_count(1)
     expect(page.get_by_test_id("invoice-status")).to_have_text("已申请")
     expect(page.get_by_test_id("invoice").first).to_contain_text("蓝海物流有限公司")

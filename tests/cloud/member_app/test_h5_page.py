@@ -1,6 +1,6 @@
 """The member page's shell, files and brand, over HTTP (no browser): what a chain configures
-shows, the first paint needs nothing but the HTML, files are cached for a year under their
-hash and gzipped, the logo is checked, and the page speaks zh-CN first.
+shows, the sign-in needs nothing but the HTML, files are cached for a year under their hash
+and gzipped, the logo is checked, and the page speaks zh-CN first.
 
 The page reads no ledger data, so these run on SQLite only; the browser tests
 (test_h5_browser.py, test_h5_e2e.py) run the page against the API on both backends.
@@ -19,8 +19,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud_sync.cloud.ledger import CloudLedger
-from cloud_sync.cloud.member_app.page_assets import LOGO_MAX_BYTES, accepts_gzip, logo_media_type
-from cloud_sync.cloud.member_app.pages import SCRIPTS, STYLE, brand_inks, contrast, pick_lang
+from cloud_sync.cloud.member_app.page_assets import (
+    LOGO_MAX_BYTES,
+    accepts_gzip,
+    inline_text,
+    logo_media_type,
+)
+from cloud_sync.cloud.member_app.pages import (
+    SCRIPTS,
+    SIGN_IN_SCRIPT,
+    STYLE,
+    brand_inks,
+    contrast,
+    pick_lang,
+)
 from cloud_sync.cloud.server.app import build_cloud_app
 from cloud_sync.cloud.server.settings import CloudSettings
 from cloud_sync.core.privacy import MemberKeys
@@ -169,7 +181,8 @@ def test_files_are_cached_a_year_under_their_hash_and_gzipped(client_for: Client
 
 
 @pytest.mark.parametrize(
-    "name", ["nothing.js", "shell.css", "..%2Fpages.py", "%2E%2E%2Fstate.py", "member.js%00"]
+    "name",
+    ["nothing.js", "shell.css", "sign-in.js", "..%2Fpages.py", "%2E%2E%2Fstate.py", "member.js%00"],
 )
 def test_only_the_page_s_own_files_are_served(client_for: ClientFor, name: str) -> None:
     answer = client_for().get(f"/m/static/{name}")
@@ -177,11 +190,38 @@ def test_only_the_page_s_own_files_are_served(client_for: ClientFor, name: str) 
     assert answer.json()["error"] == "not_found"
 
 
-def test_the_page_s_files_stay_small_for_a_weak_link() -> None:
-    """What a first visit downloads (gzipped): a budget that keeps the page fast on 4G."""
+def test_the_page_s_files_stay_small_for_a_weak_link(client_for: ClientFor) -> None:
+    """What a first visit downloads (gzipped): a budget that keeps the page fast on 4G; and
+    the HTML, sent at every visit with the sign-in in it, fits in TCP's first window (10
+    segments, about 14 KiB), so the form works after one round trip on a real link too."""
     sent = sum(len(gzip.compress((STATIC / name).read_bytes(), 9)) for name in [*SCRIPTS, STYLE])
     assert sent < 24 * 1024, sent
     assert not any(p.suffix == ".map" or p.stat().st_size > 40_000 for p in STATIC.iterdir())
+    html = client_for().get("/m/", headers={"Accept-Encoding": "gzip"})
+    assert html.headers["content-encoding"] == "gzip"
+    assert int(html.headers["content-length"]) < 14 * 1024, html.headers["content-length"]
+
+
+def test_the_sign_in_script_is_in_the_html_before_the_style_sheet(client_for: ClientFor) -> None:
+    """Inline, under the nonce, and ahead of the deferred style (an inline script after a
+    style sheet waits for it); the screens' scripts are deferred."""
+    html = client_for().get("/m/").text
+    script = (STATIC / SIGN_IN_SCRIPT).read_text(encoding="utf-8")
+    at = html.index(script)
+    assert re.search(r'<script nonce="[^"]+">\s*$', html[:at])
+    assert at < html.index('rel="stylesheet"')
+    deferred = re.findall(r'<script src="/m/static/([^"?]+)\?v=[0-9a-f]{12}" defer>', html)
+    assert deferred == list(SCRIPTS)
+
+
+def test_a_file_that_would_close_its_inline_tag_is_refused(tmp_path: Path) -> None:
+    """A `</script>` inside the inlined sign-in would end it early: refused at start-up."""
+    script = tmp_path / "sign-in.js"
+    script.write_text('const x = "</SCRIPT>";', encoding="utf-8")
+    with pytest.raises(ValueError, match="cannot be inlined"):
+        inline_text(script, "</script")
+    script.write_text('const x = "<\\/script>";', encoding="utf-8")
+    assert inline_text(script, "</script") == 'const x = "<\\/script>";'
 
 
 def test_without_a_logo_the_mark_is_drawn_in_the_brand_colour(client_for: ClientFor) -> None:

@@ -32,10 +32,6 @@
     "member_app.feedback_exists": ["这笔消费已经评价过了", "You rated this purchase already"],
     "member_app.feedback_limit": ["今天的评价次数已用完，明天再来", "You have sent the most feedback for today"],
     "member_app.export_throttled": ["每分钟只能下载一次，请稍后再试", "One download a minute; try again shortly"],
-    "member_app.otp_wrong": ["验证码不正确", "The code is wrong"],
-    "member_app.otp_expired": ["验证码已失效，请重新获取", "The code is no longer valid; send a new one"],
-    "member_app.otp_throttled": ["获取验证码太频繁，请稍后再试", "Too many codes asked; please wait"],
-    "member_app.gateway_unavailable": ["短信暂时发不出去，请稍后再试", "The code could not be sent; try again shortly"],
   });
 
 
@@ -175,10 +171,13 @@
     });
     const id = encodeURIComponent(sale.sale_id);
     const station = encodeURIComponent((sale.station && sale.station.id) || "");
+    // One invoice a sale: once asked, its status stands where the button was.
+    const invoice = sale.invoice;
     return card(head, open, h("div", { class: "actions" },
-      sale.invoice_status
-        ? h("span", { class: `badge ${sale.invoice_status}` }, statusText(sale.invoice_status))
-        : h("a", { class: "btn", href: `#/invoice/${id}`, testid: "request-invoice" }, t("申请发票", "Request invoice")),
+      invoice
+        ? h("span", { class: `badge ${invoice.status}`, testid: "invoice-badge" }, t("发票", "Invoice ") + statusText(invoice.status).toLowerCase())
+        : sale.status === "reversed" ? null
+          : h("a", { class: "btn", href: `#/invoice/${id}`, testid: "request-invoice" }, t("申请发票", "Request invoice")),
       h("a", { class: "btn", href: `#/feedback?sale=${id}&station=${station}`, testid: "rate-sale" }, t("评价", "Rate"))));
   }
 
@@ -217,7 +216,7 @@
   window.lpMember.usccValid = usccValid;
 
   function statusText(status) {
-    return { requested: t("已申请", "Requested"), issued: t("已开具", "Issued"), rejected: t("被退回", "Rejected") }[status] || status;
+    return { requested: t("已申请", "Requested"), issued: t("已开具", "Issued"), rejected: t("已拒绝", "Rejected") }[status] || status;
   }
 
   screens.invoice = { tab: "sales", async render(frame, { args }) {
@@ -251,7 +250,7 @@
       try {
         await api("POST", "/me/invoices", { sale_id: saleId, buyer_name: buyer, tax_id: taxId || null, email: email.value.trim() });
         toast(t("发票申请已提交", "Invoice requested"));
-        go("#/invoices");
+        go("#/sales");  // the list again, read afresh: the sale shows its status now
       } catch (p) {
         msg.textContent = explain(p);
       } finally {
