@@ -2,9 +2,13 @@
 
 Tokens are random (256 bits) and only their SHA-256 is stored, so a copy of the database
 signs nobody in. An access token names its session; a refresh gives the session a new pair
-and kills the old refresh token at once (a stolen refresh token used after its owner's
-refresh finds nothing). Deleting the session, or all of a member's sessions when the member
-is erased, revokes them; revoked and expired rows are swept when new sessions start.
+and kills the old refresh token at once. The killed token is remembered: presented again
+later than `REUSE_GRACE_MS` after the rotation, it means two holders (the member and a
+thief, in some order), so the session is revoked and both must sign in again. Within the
+grace it is refused without revoking: that is the loser of two refreshes the app itself sent
+at once. Only the last killed token is remembered; older ones are merely unknown. Revoking
+the session, or all of a member's sessions when the member is erased, ends them; revoked and
+expired rows are swept when new sessions start.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
@@ -22,7 +26,9 @@ from .schema_app import member_sessions
 __all__ = [
     "ACCESS_PREFIX",
     "REFRESH_PREFIX",
+    "REUSE_GRACE_MS",
     "MemberTokens",
+    "RefreshRefusal",
     "member_of_access",
     "refresh_session",
     "revoke_member_sessions",
@@ -35,6 +41,13 @@ __all__ = [
 # redaction rules); they carry no authority.
 ACCESS_PREFIX = "lpm_a_"
 REFRESH_PREFIX = "lpm_r_"
+# How long after a rotation the killed refresh token is taken for a concurrent refresh of
+# the same app (refused, session kept) rather than a second holder (session revoked).
+REUSE_GRACE_MS: Final = 10_000
+
+# Why a refresh gave no pair: `unknown` (never issued, expired, revoked, older than the last
+# rotation, or the loser of a race), `reused` (the session was revoked just now).
+RefreshRefusal = Literal["unknown", "reused"]
 
 
 @dataclass(frozen=True)
@@ -108,32 +121,45 @@ def member_of_access(conn: Connection, token: str, *, now_ms: int) -> tuple[str,
 
 def refresh_session(
     conn: Connection, refresh_token: str, *, now_ms: int, access_ms: int, refresh_ms: int
-) -> MemberTokens | None:
-    """A new pair for a live refresh token (the old pair dies); None when it is not live.
+) -> MemberTokens | RefreshRefusal:
+    """A new pair for a live refresh token (the old pair dies), or why not.
 
     The UPDATE matches on the old refresh hash, so of two concurrent refreshes with the same
-    token exactly one wins."""
+    token exactly one wins; the loser finds it as the previous token within the grace and
+    is refused without revoking. The caller commits before answering (a revocation holds)."""
     if not refresh_token.startswith(REFRESH_PREFIX):
-        return None
+        return "unknown"
     old = token_hash(refresh_token)
+    live = (member_sessions.c.refresh_expires_ms > now_ms, member_sessions.c.revoked_ms.is_(None))
     row = conn.execute(
-        select(member_sessions.c.session_id).where(
-            member_sessions.c.refresh_hash == old,
-            member_sessions.c.refresh_expires_ms > now_ms,
-            member_sessions.c.revoked_ms.is_(None),
-        )
+        select(member_sessions.c.session_id).where(member_sessions.c.refresh_hash == old, *live)
     ).first()
     if row is None:
-        return None
+        return _reused(conn, old, now_ms, live)
     access, refresh, values = _pair(now_ms, access_ms, refresh_ms)
     done = conn.execute(
         update(member_sessions)
         .where(member_sessions.c.refresh_hash == old, member_sessions.c.revoked_ms.is_(None))
-        .values(**values)
+        .values(prev_refresh_hash=old, rotated_ms=now_ms, **values)
     )
     if done.rowcount != 1:
-        return None
+        return "unknown"  # another refresh with the same token won a moment ago
     return MemberTokens(str(row.session_id), access, refresh, access_ms // 1000)
+
+
+def _reused(conn: Connection, old: str, now_ms: int, live: tuple[Any, ...]) -> RefreshRefusal:
+    """Revoke the live session whose previous refresh token is `old`, unless it was
+    rotated within the grace (a concurrent refresh of the same app)."""
+    done = conn.execute(
+        update(member_sessions)
+        .where(
+            member_sessions.c.prev_refresh_hash == old,
+            member_sessions.c.rotated_ms < now_ms - REUSE_GRACE_MS,
+            *live,
+        )
+        .values(revoked_ms=now_ms)
+    )
+    return "reused" if int(done.rowcount or 0) else "unknown"
 
 
 def revoke_session(conn: Connection, session_id: str, *, now_ms: int) -> None:

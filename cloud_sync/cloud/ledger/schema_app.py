@@ -1,5 +1,5 @@
-"""Schema 4: the member's own app (sessions, one-time codes, check-ins, e-invoice requests,
-feedback) on the ledger's `metadata`.
+"""Schema 4: the member's own app (sessions, one-time codes and their limits, check-ins,
+e-invoice requests, feedback) on the ledger's `metadata`.
 
 Apart from `schema.py` so each part of the ledger's schema stays readable; `database.py`'s
 migration 4 creates these tables and adds the columns below to `members` and `stations`.
@@ -33,10 +33,13 @@ __all__ = [
     "member_otp_sends",
     "member_otps",
     "member_sessions",
+    "member_sign_in_failures",
 ]
 
 # A member's signed-in phone: the SHA-256 of each token, never the token. The access token
 # is short-lived; the refresh token replaces both (rotation: the old refresh is then dead).
+# `prev_refresh_hash` is the refresh token the last rotation killed and `rotated_ms` when:
+# that token presented again means two holders (reuse), which ends the session.
 member_sessions = Table(
     "member_sessions",
     metadata,
@@ -48,8 +51,11 @@ member_sessions = Table(
     Column("refresh_expires_ms", BigInteger, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger),
+    Column("prev_refresh_hash", Text),
+    Column("rotated_ms", BigInteger),
 )
 Index("ix_member_sessions_member", member_sessions.c.member_id)
+Index("ix_member_sessions_prev_refresh", member_sessions.c.prev_refresh_hash)
 
 # The one live code per phone (by the phone's blind index, so no phone is stored in clear),
 # stored as a keyed hash; `tries` counts wrong answers against it.
@@ -63,7 +69,8 @@ member_otps = Table(
     Column("tries", Integer, nullable=False),
 )
 
-# Every code sent, for the per-phone and per-address rate limits (old rows are purged).
+# Every code sent, for the per-phone (hour and day) and per-address (hour) rate limits; rows
+# older than a day are purged.
 member_otp_sends = Table(
     "member_otp_sends",
     metadata,
@@ -74,8 +81,24 @@ member_otp_sends = Table(
 )
 Index("ix_member_otp_sends_phone", member_otp_sends.c.phone_index, member_otp_sends.c.sent_ms)
 Index("ix_member_otp_sends_address", member_otp_sends.c.address, member_otp_sends.c.sent_ms)
-# Each send purges the rows that left the hour, whoever they were for.
+# Each send purges the rows that left the day, whoever they were for.
 Index("ix_member_otp_sends_at", member_otp_sends.c.sent_ms)
+
+# Wrong codes answered at sign-in, per client address, for the per-address limit (so one
+# address cannot burn many phones' codes); rows older than an hour are purged.
+member_sign_in_failures = Table(
+    "member_sign_in_failures",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("address", Text, nullable=False),
+    Column("failed_ms", BigInteger, nullable=False),
+)
+Index(
+    "ix_member_sign_in_failures_address",
+    member_sign_in_failures.c.address,
+    member_sign_in_failures.c.failed_ms,
+)
+Index("ix_member_sign_in_failures_at", member_sign_in_failures.c.failed_ms)
 
 # One check-in per member per day in the chain's time zone: the primary key makes the
 # second one fail however many arrive at once.
@@ -136,7 +159,15 @@ feedback = Table(
 Index("ix_feedback_station", feedback.c.station_id, feedback.c.at_ms)
 Index("ix_feedback_member", feedback.c.member_id, feedback.c.at_ms)
 
-V4_TABLES = (member_sessions, member_otps, member_otp_sends, checkins, invoice_requests, feedback)
+V4_TABLES = (
+    member_sessions,
+    member_otps,
+    member_otp_sends,
+    member_sign_in_failures,
+    checkins,
+    invoice_requests,
+    feedback,
+)
 
 # Columns schema 4 adds to tables migration 1 made (a new ledger gets them from schema.py).
 V4_MEMBER_COLUMNS = (("marketing_at", "TEXT"),)  # marketing consent given; NULL: none

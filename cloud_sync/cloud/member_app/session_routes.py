@@ -4,7 +4,9 @@
 No member enumeration: `/otp` does the same work and gives the same answer for every valid
 phone (it never looks the member up; a phone that is no member gets a code too, since its
 owner may sign up), and `/session` tells a member from a stranger only after the right code.
-Every refusal that counts (a wrong code) is committed before it is answered.
+Every refusal that counts (a wrong code, a reused refresh token) is committed before it is
+answered. Against locking members out: `/otp` within the resend cooldown answers alike but
+keeps the live code, and wrong codes are limited per address before any code is checked.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from cloud_sync.cloud.ledger.member_otp import (
     CodeCheck,
     check_code,
     consume_code,
+    forgive_sign_in_try,
     issue_code,
     new_code,
+    reserve_sign_in_try,
 )
 from cloud_sync.cloud.ledger.member_sessions import (
     MemberTokens,
@@ -77,6 +81,11 @@ class _Signed:
     new_member: bool
 
 
+@dataclass(frozen=True)
+class _Throttled:
+    retry_after_s: int
+
+
 def _refuse(check: CodeCheck) -> ApiProblem:
     if check.verdict == "wrong":
         detail = (
@@ -120,6 +129,8 @@ def _send_code(body: OtpRequest, request: Request, gateway_lock: threading.Lock)
             f"too many codes for this {sent.limit}: retry in {sent.retry_after_s} s",
             headers={"Retry-After": str(sent.retry_after_s)},
         )
+    if not sent.fresh:
+        return policy.ttl_ms // 1000  # within the resend cooldown: the live code stays
     try:
         app_gateway(request, gateway_lock).send(phone, code_message(settings, code))
     except GatewayError as exc:
@@ -143,10 +154,19 @@ def _sign_in(body: SessionRequest, request: Request) -> _Signed:
     keys, db = context.chain_keys, context.ledger.db
     phone_index = blind_index(keys, "phone", phone)
     hasher = otp_hasher(context)
+    address = client_address(request)
     now = context.now()
     now_ms = millis(now)
 
-    def work(conn: Connection) -> _Signed | CodeCheck | None:
+    def work(conn: Connection) -> _Signed | CodeCheck | _Throttled | None:
+        try_id, wait = reserve_sign_in_try(
+            conn,
+            address=address,
+            limit=state.settings.session_failures_per_address_per_hour,
+            now_ms=now_ms,
+        )
+        if wait:
+            return _Throttled(wait)  # no code checked, no try counted against the phone
         check = check_code(
             conn,
             phone_index=phone_index,
@@ -155,6 +175,8 @@ def _sign_in(body: SessionRequest, request: Request) -> _Signed:
             max_tries=state.settings.otp_tries,
             now_ms=now_ms,
         )
+        if check.verdict != "wrong":
+            forgive_sign_in_try(conn, try_id)
         if check.verdict != "right":
             return check
         if member_for_phone(conn, phone_index) is None and not body.consent:
@@ -168,7 +190,20 @@ def _sign_in(body: SessionRequest, request: Request) -> _Signed:
         return _Signed(tokens, member_id, created)
 
     outcome = db.transact(work)  # committed first: a wrong answer's try is counted
+    if isinstance(outcome, _Throttled):
+        raise ApiProblem(
+            429,
+            "member_app.session_throttled",
+            f"too many wrong codes from this address: retry in {outcome.retry_after_s} s",
+            headers={"Retry-After": str(outcome.retry_after_s)},
+        )
     if isinstance(outcome, CodeCheck):
+        if outcome.verdict == "wrong" and not outcome.tries_left:
+            log.warning(
+                "a sign-in code died of wrong answers: %s, the last from %s",
+                mask_phone(phone),
+                address,
+            )
         raise _refuse(outcome)
     if outcome is None:
         raise ApiProblem(
@@ -204,6 +239,7 @@ def session_router() -> APIRouter:
             "member_app.otp_expired",
             "member_app.consent_required",
             "member_app.name",
+            "member_app.session_throttled",
             body=True,
         ),
     )
@@ -219,7 +255,8 @@ def session_router() -> APIRouter:
 
     @router.post("/session/refresh", responses=error_responses(body=True))
     def refresh(body: RefreshRequest, request: Request) -> dict[str, Any]:
-        """A new token pair for a live refresh token; the old refresh token dies."""
+        """A new token pair for a live refresh token; the old refresh token dies, and
+        presenting it again later ends the session (reuse: two holders)."""
         context = cloud_context(request)
         state = member_app_state(request)
         now_ms = millis(context.now())
@@ -232,7 +269,12 @@ def session_router() -> APIRouter:
                 refresh_ms=state.refresh_ms,
             )
         )
-        if tokens is None:
+        if tokens == "reused":
+            log.warning("a used refresh token came back: its session is revoked")
+            raise ApiProblem(
+                401, "unauthorized", "a used refresh token: the session is ended, sign in again"
+            )
+        if not isinstance(tokens, MemberTokens):
             raise ApiProblem(401, "unauthorized", "unknown, expired or used refresh token")
         return tokens.as_dict()
 

@@ -49,6 +49,8 @@ def otp_policy(settings: MemberAppSection) -> OtpPolicy:
         tries=settings.otp_tries,
         per_phone_per_hour=settings.otp_per_phone_per_hour,
         per_address_per_hour=settings.otp_per_address_per_hour,
+        per_phone_per_day=settings.otp_per_phone_per_day,
+        resend_ms=settings.otp_resend_seconds * 1000,
     )
 
 

@@ -161,6 +161,7 @@ _ALL: Final = [
         login__throttled="too many sign-in attempts; retry after the given seconds",
         member_app__export_throttled="one data export per member a minute",
         member_app__otp_throttled="too many codes for the phone or the address (Retry-After)",
+        member_app__session_throttled="too many wrong codes from the address (Retry-After)",
         member_app__feedback_limit="the member's feedback for today is used up",
     ),
     *_codes(

@@ -166,6 +166,9 @@ class MemberAppSection(_Strict):
     otp_tries: Annotated[int, Field(ge=1, le=10)] = 5
     otp_per_phone_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
     otp_per_address_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 30
+    otp_per_phone_per_day: Annotated[int, Field(ge=1, le=1000)] = 10
+    otp_resend_seconds: Annotated[int, Field(ge=0, le=600)] = 60
+    session_failures_per_address_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 30
     access_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
     refresh_days: Annotated[int, Field(ge=1, le=365)] = 30
     feedback_per_day: Annotated[int, Field(ge=1, le=100)] = 5

@@ -1,5 +1,6 @@
 """`POST /m/api/v1/otp`: a code for every valid phone, alike for members and strangers,
-within the per-phone and per-address limits, however many requests arrive at once."""
+within the per-phone (hour, day) and per-address limits, however many requests arrive at
+once; asking again within the resend cooldown keeps the live code and sends nothing."""
 
 from __future__ import annotations
 
@@ -103,9 +104,12 @@ def test_a_malformed_phone_is_refused_with_its_reason(
 
 
 def test_a_phone_gets_five_codes_an_hour(mapp: MemberApp) -> None:
-    statuses = [_otp(mapp.client, MEMBER_PHONE).status_code for _ in range(5)]
+    statuses = []
+    for _ in range(5):
+        statuses.append(_otp(mapp.client, MEMBER_PHONE).status_code)
+        mapp.clock.advance(seconds=61)  # past the resend cooldown
     assert statuses == [202] * 5
-    mapp.clock.advance(minutes=20)
+    mapp.clock.advance(seconds=20 * 60 - 5 * 61)
     refused = _otp(mapp.client, MEMBER_PHONE)
     assert refused.status_code == 429
     assert refused.json()["error"] == "member_app.otp_throttled"
@@ -114,7 +118,46 @@ def test_a_phone_gets_five_codes_an_hour(mapp: MemberApp) -> None:
     assert _otp(mapp.client, STRANGER_PHONE).status_code == 202  # another phone is not held up
     mapp.clock.advance(minutes=40, seconds=1)
     assert _otp(mapp.client, MEMBER_PHONE).status_code == 202
-    # Sends that left the hour are purged.
+
+
+def test_a_phone_gets_ten_codes_a_day_and_sends_are_kept_a_day(mapp: MemberApp) -> None:
+    for _hour in range(2):
+        for _ in range(5):
+            assert _otp(mapp.client, MEMBER_PHONE).status_code == 202
+            mapp.clock.advance(seconds=61)
+        mapp.clock.advance(hours=1)
+    refused = _otp(mapp.client, MEMBER_PHONE)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "member_app.otp_throttled"
+    # Until the first send leaves the 24 hours.
+    assert int(refused.headers["Retry-After"]) == 24 * 3600 - (2 * 3600 + 10 * 61)
+    assert len(messages(mapp.settings.data_dir)) == 10
+    mapp.clock.advance(hours=22, seconds=-10 * 61 + 1)
+    assert _otp(mapp.client, MEMBER_PHONE).status_code == 202
+    mapp.clock.advance(days=1)
+    assert _otp(mapp.client, STRANGER_PHONE).status_code == 202
+    assert _count(mapp, member_otp_sends) == 1  # sends older than a day are purged
+
+
+def test_asking_again_within_a_minute_keeps_the_live_code_and_sends_nothing(
+    mapp: MemberApp,
+) -> None:
+    first = _otp(mapp.client, MEMBER_PHONE)
+    [before] = mapp.ledger.db.read(lambda c: c.execute(select(member_otps)).all())
+    mapp.clock.advance(seconds=59)
+    elsewhere = TestClient(mapp.app, client=("198.51.100.2", 40000))
+    again = _otp(elsewhere, MEMBER_PHONE)
+    # The same answer as a send: nobody learns that a code was asked for a minute ago.
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert set(again.headers) == set(first.headers)
+    assert len(messages(mapp.settings.data_dir)) == 1
+    assert _count(mapp, member_otp_sends) == 1  # not counted against the phone's sends
+    assert mapp.ledger.db.read(lambda c: c.execute(select(member_otps)).all()) == [before]
+    mapp.clock.advance(seconds=1)
+    assert _otp(mapp.client, MEMBER_PHONE).status_code == 202
+    assert len(messages(mapp.settings.data_dir)) == 2
+    [after] = mapp.ledger.db.read(lambda c: c.execute(select(member_otps)).all())
+    assert after.sent_ms == before.sent_ms + 60_000  # a new code replaced the old one
     assert _count(mapp, member_otp_sends) == 2
 
 
@@ -131,13 +174,22 @@ def test_an_address_gets_thirty_codes_an_hour_whatever_it_forwards(mapp: MemberA
     assert _otp(elsewhere, "13912349999").status_code == 202
 
 
-def test_twenty_requests_at_once_for_one_phone_send_five_codes(mapp: MemberApp) -> None:
+def test_twenty_requests_at_once_within_the_cooldown_send_one_code(mapp: MemberApp) -> None:
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(lambda _: _otp(mapp.client, MEMBER_PHONE).status_code, range(20)))
-    assert Counter(statuses) == {202: 5, 429: 15}
-    assert len(messages(mapp.settings.data_dir)) == 5
-    assert _count(mapp, member_otp_sends) == 5
-    assert _count(mapp, member_otps) == 1  # one live code per phone: the newest
+    assert Counter(statuses) == {202: 20}
+    assert len(messages(mapp.settings.data_dir)) == 1
+    assert _count(mapp, member_otp_sends) == 1
+    assert _count(mapp, member_otps) == 1
+
+
+def test_requests_at_once_from_one_address_stop_at_its_limit(mapp: MemberApp) -> None:
+    here = TestClient(mapp.app, client=("203.0.113.7", 40000))
+    phones = [f"1391234{n:04d}" for n in range(35)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(lambda phone: _otp(here, phone).status_code, phones))
+    assert Counter(statuses) == {202: 30, 429: 5}
+    assert len(messages(mapp.settings.data_dir)) == 30
 
 
 def test_a_gateway_that_fails_is_a_503_to_retry(mapp: MemberApp) -> None:

@@ -84,7 +84,9 @@ def test_a_code_is_live_until_its_fifth_minute_ends(mapp: MemberApp) -> None:
     assert _session(mapp, M2_PHONE, code).status_code == 200
 
 
-def test_five_wrong_answers_kill_the_code(mapp: MemberApp) -> None:
+def test_five_wrong_answers_kill_the_code(
+    mapp: MemberApp, caplog: pytest.LogCaptureFixture
+) -> None:
     code = ask_code(mapp.client, mapp.settings.data_dir, M2_PHONE)
     left = []
     for _ in range(5):
@@ -92,6 +94,8 @@ def test_five_wrong_answers_kill_the_code(mapp: MemberApp) -> None:
         assert answer.status_code == 401 and answer.json()["error"] == "member_app.otp_wrong"
         left.append(answer.json()["tries_left"])
     assert left == [4, 3, 2, 1, 0]
+    [warning] = [r.getMessage() for r in caplog.records if "died of wrong" in r.getMessage()]
+    assert "138****8002" in warning and "13800138002" not in warning  # the operator is told
     right_too_late = _session(mapp, M2_PHONE, code)
     assert right_too_late.json()["error"] == "member_app.otp_expired"
 
@@ -115,6 +119,7 @@ def test_a_phone_never_sent_a_code_reads_as_expired(mapp: MemberApp) -> None:
 
 def test_a_new_code_replaces_the_old_one(mapp: MemberApp) -> None:
     first = ask_code(mapp.client, mapp.settings.data_dir, M2_PHONE)
+    mapp.clock.advance(seconds=60)  # the resend cooldown is over
     second = ask_code(mapp.client, mapp.settings.data_dir, M2_PHONE)
     if first != second:
         assert _session(mapp, M2_PHONE, first).json()["error"] == "member_app.otp_wrong"

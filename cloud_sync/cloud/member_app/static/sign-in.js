@@ -29,6 +29,7 @@
     "member_app.otp_wrong": ["验证码不正确", "The code is wrong"],
     "member_app.otp_expired": ["验证码已失效，请重新获取", "The code is no longer valid; send a new one"],
     "member_app.otp_throttled": ["获取验证码太频繁，请稍后再试", "Too many codes asked; please wait"],
+    "member_app.session_throttled": ["验证码错误次数太多，请稍后再试", "Too many wrong codes; please wait"],
     "member_app.gateway_unavailable": ["短信暂时发不出去，请稍后再试", "The code could not be sent; try again shortly"],
   };
   let extraErrors = {};
