@@ -5,7 +5,10 @@ Pages are keyset pages: the cursor is an opaque token of the last row's sort key
 costs one index range (`ix_sales_member`, `ix_redemptions_member`) however deep the member
 pages. A member merged into another sees the merged ids' history as its own. The receipt is
 what the station sent with the points (the pricing steps): from the sale's own event, or
-from the event that attached the member to the sale later.
+from the event that attached the member to the sale later, and only from an event that
+names the member (or an id merged into it): a sale taken off another member and attached
+to this one never shows the other member's receipt (none when no event of this member's
+carries one).
 """
 
 from __future__ import annotations
@@ -85,9 +88,10 @@ def _earn_lots(conn: Connection, sale_ids: Sequence[str]) -> dict[str, list[Any]
 
 
 def _receipts(
-    conn: Connection, page: Sequence[Any], earned: dict[str, list[Any]]
+    conn: Connection, page: Sequence[Any], earned: dict[str, list[Any]], family: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """The receipt the station sent for each sale, from the stored events (by their key)."""
+    """The receipt the station sent for each sale, from the stored events (by their key)
+    that name one of the member's ids."""
     wanted = {row.event_id for row in page}
     for rows in earned.values():
         wanted.update(r.event_id for r in rows if r.event_id)
@@ -107,6 +111,7 @@ def _receipts(
         if (
             isinstance(receipt, dict)
             and isinstance(sale_id, str)
+            and payload.get("member_id") in family
             and (later or sale_id not in found)
         ):
             found[sale_id] = receipt
@@ -130,7 +135,7 @@ def sales_page(
     ).all()
     page = rows[:limit]
     earned = _earn_lots(conn, [row.sale_id for row in page])
-    receipts = _receipts(conn, page, earned)
+    receipts = _receipts(conn, page, earned, family)
     names = _station_names(conn, {row.station_id for row in page})
     items = []
     for row in page:
