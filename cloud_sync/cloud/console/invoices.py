@@ -37,7 +37,7 @@ PAGE: Final = 50
 EXPORT_MAX: Final = 200  # the queue's page limit: an export is one page of the filter
 _Status = Annotated[Literal["requested", "issued", "rejected"] | None, Query()]
 _Before = Annotated[str | None, Query(max_length=80)]
-_DECIDE = ("invoice.unknown", "invoice.decided")
+_DECIDE = ("invoice.unknown", "invoice.decided", "invoice.sale_changed")
 
 COLUMNS: Final = (
     Column("requested_at", "申请时间 requested"),

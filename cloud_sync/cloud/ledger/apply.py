@@ -37,6 +37,7 @@ from .context import Context
 from .database import Database, bulk_insert
 from .errors import EventConflict, LedgerError, SequenceGap
 from .handlers import HANDLERS
+from .invoice_sales import end_requests_of_changed_sales
 from .keys import KeyRing
 from .payload import MAX_INTEGER, Rejected
 from .review import record_flags
@@ -292,6 +293,7 @@ def push(
             for item in fresh:
                 outcome[item.event_id] = _apply(ctx, item)
             book.flush()
+            ctx.flags += end_requests_of_changed_sales(conn, ctx.changed_sales, now)
             record_flags(conn, station_id, ctx.flags, trust, now)
             _store_events(conn, station_id, request.epoch, fresh, outcome, now)
             conn.execute(

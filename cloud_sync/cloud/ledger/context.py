@@ -31,6 +31,9 @@ class Context:
     held: str | None = None
     # HQ's review has suspended this station: every redemption is shown to HQ.
     suspended: bool = False
+    # Sales this push took a member off or reversed: sale id -> (event id, why). Their
+    # waiting invoice requests are rejected before the push commits (invoice_sales.py).
+    changed_sales: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def booking(self, at: datetime) -> Booking:
         return Booking(at=at, event_id=self.event_id, station_id=self.station_id)
@@ -41,6 +44,10 @@ class Context:
         if member is None:
             raise Rejected("member.unknown", f"no member {member_id}")
         return member
+
+    def sale_changed(self, sale_id: str, why: str) -> None:
+        """The sale is no longer its member's as it was: its invoice requests end."""
+        self.changed_sales.setdefault(sale_id, (self.event_id, why))
 
     def flag(self, flag: Flag) -> None:
         self.flags.append((self.event_id, flag))

@@ -8,8 +8,10 @@ next `sale.member_attached` of it applies as a first attach would.
 Events of one station apply in `seq` order, so an undo never arrives before its attach; if
 the attach itself was rejected, the undo finds no member on the sale and is rejected too
 (`sale.not_attached`), which leaves the cloud where the station ends up once it attaches
-the right member. Trust: only the station that recorded the sale may undo (`own_sale`),
-only the member on the sale, and only within `TrustPolicy.detach_window_s` of the attach.
+the right member. A waiting invoice request of the sale is rejected in the same push
+(invoice_sales.py): it was the undone member's. Trust: only the station that recorded the
+sale may undo (`own_sale`), only the member on the sale, and only within
+`TrustPolicy.detach_window_s` of the attach.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import timedelta
 from cloud_sync.core.events import SaleDetached
 
 from .context import Context
+from .invoice_sales import MEMBER_CHANGED
 from .payload import Rejected, parse_moment
 from .postings import millis, reverse_earn
 from .trust import Flag
@@ -72,3 +75,4 @@ def sale_detached(ctx: Context, e: SaleDetached) -> None:
     sale.ruleset_version = None
     sale.recomputed = None
     sale.dirty = True
+    ctx.sale_changed(sale_id, MEMBER_CHANGED)  # its waiting invoice request ends with it

@@ -35,6 +35,7 @@ from .aggregates import chain_zone, tier_moved, tier_moves
 from .book import Sale
 from .context import Context
 from .detach import sale_detached
+from .invoice_sales import SALE_REVERSED
 from .members import attach_plate, register_member
 from .payload import MAX_INTEGER, Rejected, parse_moment
 from .postings import ADJUSTMENTS, ISSUED, Credit, credit, debit, millis, redeem, reverse_earn
@@ -274,6 +275,7 @@ def sale_reversed(ctx: Context, e: SaleReversed) -> None:
     member = None if sale.member_id is None else ctx.member(sale.member_id)
     sale.status = "reversed"
     sale.dirty = True
+    ctx.sale_changed(sale_id, SALE_REVERSED)  # nothing left to invoice
     if member is None:
         return
     own = ctx.book.lots_of_sale(sale_id)

@@ -5,9 +5,12 @@ Pages are keyset pages: the cursor is an opaque token of the last row's sort key
 costs one index range (`ix_sales_member`, `ix_redemptions_member`) however deep the member
 pages. A member merged into another sees the merged ids' history as its own. The receipt is
 what the station sent with the points (the pricing steps): from the sale's own event, or
-from the event that attached the member to the sale later. Each sale says whether an
-e-invoice was asked for it (one request per sale, by the unique `invoice_requests.sale_id`),
-so the app shows its status rather than offering to ask again.
+from the event that attached the member to the sale later, and only from an event that
+names the member (or an id merged into it): a sale taken off another member and attached
+to this one never shows the other member's receipt (none when no event of this member's
+carries one).
+Each sale says whether the member asked for its e-invoice (their live request, else
+their latest refused one), so the app shows its status rather than offering to ask again.
 """
 
 from __future__ import annotations
@@ -87,22 +90,33 @@ def _earn_lots(conn: Connection, sale_ids: Sequence[str]) -> dict[str, list[Any]
     return found
 
 
-def _invoices(conn: Connection, sale_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    """The invoice request of each sale that has one (the unique index on its `sale_id`)."""
+def _invoices(
+    conn: Connection, sale_ids: Sequence[str], family: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """The member's own invoice request of each sale that has one: the live one (at most one
+    per sale), else the latest refused one. Another member's request on the same sale (before
+    an undo moved the sale) is never shown."""
     if not sale_ids:
         return {}
     r = invoice_requests.c
-    stmt = select(r.sale_id, r.request_id, r.status).where(r.sale_id.in_(list(sale_ids)))
-    return {
-        row.sale_id: {"request_id": row.request_id, "status": row.status}
-        for row in conn.execute(stmt)
-    }
+    stmt = (
+        select(r.sale_id, r.request_id, r.status)
+        .where(r.sale_id.in_(list(sale_ids)), r.member_id.in_(list(family)))
+        .order_by(r.sale_id, r.requested_ms)
+    )
+    found: dict[str, dict[str, str]] = {}
+    for row in conn.execute(stmt):
+        kept = found.get(row.sale_id)
+        if kept is None or kept["status"] == "rejected":
+            found[row.sale_id] = {"request_id": row.request_id, "status": row.status}
+    return found
 
 
 def _receipts(
-    conn: Connection, page: Sequence[Any], earned: dict[str, list[Any]]
+    conn: Connection, page: Sequence[Any], earned: dict[str, list[Any]], family: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """The receipt the station sent for each sale, from the stored events (by their key)."""
+    """The receipt the station sent for each sale, from the stored events (by their key)
+    that name one of the member's ids."""
     wanted = {row.event_id for row in page}
     for rows in earned.values():
         wanted.update(r.event_id for r in rows if r.event_id)
@@ -122,6 +136,7 @@ def _receipts(
         if (
             isinstance(receipt, dict)
             and isinstance(sale_id, str)
+            and payload.get("member_id") in family
             and (later or sale_id not in found)
         ):
             found[sale_id] = receipt
@@ -145,8 +160,8 @@ def sales_page(
     ).all()
     page = rows[:limit]
     earned = _earn_lots(conn, [row.sale_id for row in page])
-    receipts = _receipts(conn, page, earned)
-    invoices = _invoices(conn, [row.sale_id for row in page])
+    receipts = _receipts(conn, page, earned, family)
+    invoices = _invoices(conn, [row.sale_id for row in page], family)
     names = _station_names(conn, {row.station_id for row in page})
     items = []
     for row in page:

@@ -5,8 +5,10 @@ its unified social credit code, or a person without one) and an email. The reque
 the sale's amount in fen and its grade and litres as the invoice's line; the buyer's name,
 code and email are sealed under the chain's keys like a member's phone.
 
-One request per sale (the unique `sale_id`): the same body again answers the stored request
-(a retry after a lost answer), another body is refused, and concurrent requests store one.
+One live request per sale (a partial unique index: rejected ones do not count): the same
+body again answers the stored request (a retry after a lost answer), another body is
+refused, and concurrent requests store one. A live request of anyone else (the sale changed
+hands and that request was issued already) is refused without a word of it.
 """
 
 from __future__ import annotations
@@ -159,8 +161,11 @@ def invoice_answer(keys: MemberKeys, row: Any) -> dict[str, Any]:
 
 
 def _stored(conn: Connection, sale_id: str) -> Any:
+    """The sale's live (not rejected) request, if any: at most one (the partial index)."""
     return conn.execute(
-        select(invoice_requests).where(invoice_requests.c.sale_id == sale_id)
+        select(invoice_requests).where(
+            invoice_requests.c.sale_id == sale_id, invoice_requests.c.status != "rejected"
+        )
     ).first()
 
 
@@ -173,7 +178,10 @@ def _same(keys: MemberKeys, row: Any, ask: InvoiceAsk) -> bool:
     )
 
 
-def _replay(keys: MemberKeys, row: Any, ask: InvoiceAsk) -> dict[str, Any]:
+def _replay(keys: MemberKeys, row: Any, ask: InvoiceAsk, family: list[str]) -> dict[str, Any]:
+    """The stored request of the member's own; another member's is never shown."""
+    if row.member_id not in family:
+        raise LedgerError("member_app.invoice_exists", "this sale has an invoice request already")
     answer = invoice_answer(keys, row)
     if not _same(keys, row, ask):
         raise InvoiceExists(answer)
@@ -194,12 +202,16 @@ def request_invoice(
     member = signed_in_member(conn, member_id)
     if member is None:
         raise MemberGone(member_id)
-    sale = conn.execute(select(sales).where(sales.c.sale_id == ask.sale_id)).first()
-    if sale is None or sale.member_id not in family_of(conn, member.member_id):
+    of_sale = select(sales).where(sales.c.sale_id == ask.sale_id)
+    if db.dialect == "postgresql":  # a push taking the member off the sale waits, or we do
+        of_sale = of_sale.with_for_update()
+    sale = conn.execute(of_sale).first()
+    family = family_of(conn, member.member_id)
+    if sale is None or sale.member_id not in family:
         raise LedgerError("not_found", "no such sale")  # another member's sale is no sale
     stored = _stored(conn, ask.sale_id)
     if stored is not None:
-        return _replay(keys, stored, ask), False
+        return _replay(keys, stored, ask, family), False
     if sale.status != "recorded":
         raise LedgerError("member_app.sale_reversed", "the sale was reversed: nothing to invoice")
     lines = _lines(conn, rules, sale)
@@ -225,7 +237,7 @@ def request_invoice(
     inserted = conn.execute(stmt.returning(invoice_requests.c.request_id)).first()
     row = _stored(conn, ask.sale_id)  # ours, or the one a concurrent request stored first
     if inserted is None:
-        return _replay(keys, row, ask), False
+        return _replay(keys, row, ask, family), False
     return invoice_answer(keys, row), True
 
 

@@ -2,8 +2,11 @@
 decision (issued with the invoice number, or rejected with a reason), each audited.
 
 A request is `requested` until HQ decides; `filed_at` says it was handed to the platform's
-adapter. Filing writes outside the database first and marks the request afterwards, so a
-crash in between files it again next time (the `file` adapter rewrites the same file).
+adapter. Each request is filed in a transaction of its own that reads it (row locked),
+checks it is still waiting and its sale still recorded and the requester's, hands it to the
+platform and marks it, so an erasure or a push that ended it meanwhile wins; a crash after
+the handing files it again next time (the `file` adapter rewrites the same file). Issuing
+checks the sale in the transaction that marks the request issued.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .aggregates import chain_zone
 from .audit import record_audit
 from .database import Database
 from .errors import LedgerError
+from .invoice_sales import sale_still_theirs
 from .member_invoices import invoice_answer
 from .schema import stations
 from .schema_app import invoice_requests
@@ -117,12 +121,11 @@ def invoice_queue(
     }
 
 
-def _one(conn: Connection, request_id: str) -> Any:
+def _one(conn: Connection, request_id: str, *, lock: bool = False) -> Any:
     row = None
     if _REQUEST_ID.fullmatch(request_id):
-        row = conn.execute(
-            select(invoice_requests).where(invoice_requests.c.request_id == request_id)
-        ).first()
+        stmt = select(invoice_requests).where(invoice_requests.c.request_id == request_id)
+        row = conn.execute(stmt.with_for_update() if lock else stmt).first()
     if row is None:
         raise LedgerError("invoice.unknown", "no invoice request with that id")
     return row
@@ -140,7 +143,7 @@ def decide_invoice(
     now: datetime,
 ) -> dict[str, Any]:
     """Mark a waiting request issued (its invoice number) or rejected (a reason); audited."""
-    row = _one(conn, request_id)
+    row = _one(conn, request_id, lock=conn.dialect.name == "postgresql")
     at = now.astimezone(chain_zone(conn)).isoformat(timespec="seconds")  # as people read it
     values: dict[str, Any] = {"decided_at": at, "decided_by": actor}
     if decision == "issue":
@@ -148,6 +151,11 @@ def decide_invoice(
         if not _INVOICE_NO.fullmatch(number):
             raise LedgerError("invoice.number", "the invoice number is 8 to 40 letters or digits")
         values |= {"status": "issued", "invoice_no": number}
+        if row.status == "requested" and not sale_still_theirs(conn, row.sale_id, row.member_id):
+            raise LedgerError(
+                "invoice.sale_changed",
+                "the sale was reversed or is no longer the requester's: reject the request",
+            )
     else:
         text = " ".join((reason or "").split())
         if not 1 <= len(text) <= MAX_REASON:
@@ -175,12 +183,24 @@ def decide_invoice(
     return _hq_row(keys, _one(conn, request_id), None)
 
 
-def _mark_filed(conn: Connection, request_id: str, now: datetime) -> None:
+def _file_one(
+    conn: Connection, keys: MemberKeys, platform: TaxPlatform, request_id: str, now: datetime
+) -> bool:
+    """File one request if it is still waiting, unfiled and its sale's; True when filed."""
+    row = _one(conn, request_id, lock=conn.dialect.name == "postgresql")
+    if (
+        row.status != "requested"
+        or row.filed_at is not None
+        or not sale_still_theirs(conn, row.sale_id, row.member_id)
+    ):
+        return False
+    platform.file({**invoice_answer(keys, row), "member_id": row.member_id})
     conn.execute(
         update(invoice_requests)
-        .where(invoice_requests.c.request_id == request_id, invoice_requests.c.filed_at.is_(None))
+        .where(invoice_requests.c.request_id == request_id)
         .values(filed_at=now.astimezone(chain_zone(conn)).isoformat(timespec="seconds"))
     )
+    return True
 
 
 def file_invoices(
@@ -195,21 +215,25 @@ def file_invoices(
     """Hand waiting, unfiled requests to the platform, oldest first; how many were filed.
 
     The platform sees the whole request (the buyer's email unmasked: the invoice is mailed
-    to it); a request is marked filed only after the platform took it.
+    to it). A request whose sale was reversed or changed hands is skipped: HQ rejects it
+    (the push that changed the sale has usually done so already).
     """
-    rows = db.read(
-        lambda conn: conn.execute(
-            select(invoice_requests)
-            .where(invoice_requests.c.status == "requested", invoice_requests.c.filed_at.is_(None))
-            .order_by(invoice_requests.c.requested_ms, invoice_requests.c.request_id)
-            .limit(max(1, min(limit, MAX_FILE_BATCH)))
-        ).all()
+    request_ids = db.read(
+        lambda conn: list(
+            conn.execute(
+                select(invoice_requests.c.request_id)
+                .where(
+                    invoice_requests.c.status == "requested", invoice_requests.c.filed_at.is_(None)
+                )
+                .order_by(invoice_requests.c.requested_ms, invoice_requests.c.request_id)
+                .limit(max(1, min(limit, MAX_FILE_BATCH)))
+            ).scalars()
+        )
     )
     filed = 0
-    for row in rows:
-        platform.file({**invoice_answer(keys, row), "member_id": row.member_id})
-        db.transact(partial(_mark_filed, request_id=str(row.request_id), now=now))
-        filed += 1
+    for request_id in request_ids:
+        file_one = partial(_file_one, keys=keys, platform=platform, request_id=request_id, now=now)
+        filed += db.transact(file_one)
     if filed:
         db.transact(
             lambda conn: record_audit(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from .schema import _ID, _SERIAL, _TIME, metadata, redemptions, stations
@@ -32,6 +33,7 @@ __all__ = [
     "invoice_requests",
     "member_otp_sends",
     "member_otps",
+    "member_plate_adds",
     "member_sessions",
     "member_sign_in_failures",
 ]
@@ -114,12 +116,14 @@ checkins = Table(
     PrimaryKeyConstraint("member_id", "day"),
 )
 
-# 数电发票 requests, one per sale, for the tax-platform adapter HQ connects.
+# 数电发票 requests for the tax-platform adapter HQ connects: one live (not rejected) request
+# per sale, so a request the ledger rejected when the sale changed hands (or HQ rejected)
+# leaves room for the sale's member to ask again.
 invoice_requests = Table(
     "invoice_requests",
     metadata,
     Column("request_id", _ID, primary_key=True),
-    Column("sale_id", _ID, nullable=False, unique=True),
+    Column("sale_id", _ID, nullable=False),
     Column("member_id", _ID, nullable=False),
     Column("station_id", Text, nullable=False),
     Column("buyer_kind", Text, nullable=False),  # company | personal
@@ -139,6 +143,14 @@ invoice_requests = Table(
 )
 Index("ix_invoice_requests_member", invoice_requests.c.member_id, invoice_requests.c.requested_ms)
 Index("ix_invoice_requests_status", invoice_requests.c.status, invoice_requests.c.requested_ms)
+Index("ix_invoice_requests_sale", invoice_requests.c.sale_id)
+Index(
+    "ux_invoice_requests_live_sale",
+    invoice_requests.c.sale_id,
+    unique=True,
+    sqlite_where=text("status <> 'rejected'"),
+    postgresql_where=text("status <> 'rejected'"),
+)
 
 feedback = Table(
     "feedback",
@@ -159,6 +171,18 @@ feedback = Table(
 Index("ix_feedback_station", feedback.c.station_id, feedback.c.at_ms)
 Index("ix_feedback_member", feedback.c.member_id, feedback.c.at_ms)
 
+# Every plate a member tried to add in the app, for the daily limit (old rows are purged):
+# refused attempts count too, so a member cannot probe whose a plate is without end.
+member_plate_adds = Table(
+    "member_plate_adds",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("member_id", _ID, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+)
+Index("ix_member_plate_adds_member", member_plate_adds.c.member_id, member_plate_adds.c.at_ms)
+Index("ix_member_plate_adds_at", member_plate_adds.c.at_ms)
+
 V4_TABLES = (
     member_sessions,
     member_otps,
@@ -167,6 +191,7 @@ V4_TABLES = (
     checkins,
     invoice_requests,
     feedback,
+    member_plate_adds,
 )
 
 # Columns schema 4 adds to tables migration 1 made (a new ledger gets them from schema.py).

@@ -176,12 +176,27 @@ def _plate_routes(router: APIRouter) -> None:
         status_code=201,
         summary="Add a plate (200 when the member holds it already)",
         responses=error_responses(
-            "member_app.plate_taken", "member_app.plate_limit", "plate.format", body=True
+            "member_app.plate_taken",
+            "member_app.plate_limit",
+            "member_app.plate_throttled",
+            "plate.format",
+            body=True,
         ),
     )
     def add_plate(request: Request, body: PlateBody, member: CurrentMember) -> Response:
         context = cloud_context(request)
         now = context.now()
+        db = context.ledger.db
+        wait = db.transact(
+            lambda conn: member_plates.take_plate_attempt(db, conn, member.member_id, now)
+        )
+        if wait:
+            raise ApiProblem(
+                429,
+                "member_app.plate_throttled",
+                f"at most {member_plates.PLATE_ADDS_PER_DAY} plate adds a day: retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         found, added = context.ledger.db.transact(
             lambda conn: member_plates.add_plate(
                 context.ledger.db, conn, context.chain_keys, member.member_id, body.plate, now

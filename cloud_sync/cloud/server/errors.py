@@ -94,10 +94,11 @@ _ALL: Final = [
         member_app__consent_required="the phone is no member: sign up with consent: true",
         member_app__checkin_off="check-in is not offered by the rules in force",
         member_app__checked_in="the member has checked in today already (the day's record)",
-        member_app__invoice_exists="the sale has an invoice request with other details",
+        member_app__invoice_exists="the sale has a request with other details, or another member's",
         member_app__sale_reversed="the sale was reversed: nothing to invoice",
         member_app__feedback_exists="the member gave other feedback on this sale already",
         invoice__decided="the invoice request was issued or rejected already",
+        invoice__sale_changed="the request's sale was reversed or is no longer the requester's",
     ),
     *_codes(413, too_large="the request body is over the limit"),
     *_codes(
@@ -163,6 +164,7 @@ _ALL: Final = [
         member_app__otp_throttled="too many codes for the phone or the address (Retry-After)",
         member_app__session_throttled="too many wrong codes from the address (Retry-After)",
         member_app__feedback_limit="the member's feedback for today is used up",
+        member_app__plate_throttled="at most 10 plate adds per member a day (Retry-After)",
     ),
     *_codes(
         503,

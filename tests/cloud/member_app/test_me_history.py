@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from cloud_sync.cloud.ledger.member_admin import family_of
 from cloud_sync.cloud.ledger.schema import sales
+from cloud_sync.core.events import SaleMemberAttached
 from tests.cloud.hq.seed_chain import NOW
 from tests.cloud.ledger.fake_station import member_id
 
@@ -80,6 +81,25 @@ def test_a_member_attached_after_the_sale_sees_the_attach_receipt(mapp: MemberAp
     assert shown["sale_id"] == sale_id and shown["points"] == 20
     assert shown["receipt"]["points"] == 20 and shown["receipt"]["tier"] == "standard"
     assert shown["station"] == {"id": "S003", "name": "站点3"}
+
+
+def test_a_sale_moved_to_another_member_never_shows_the_first_members_receipt(
+    mapp: MemberApp,
+) -> None:
+    s3 = third_station(mapp)
+    wrong = s3.register("13900139031", NOW - timedelta(days=100))
+    right = s3.register("13900139032", NOW - timedelta(days=100))
+    sale_id = s3.station.sale(wrong, "20.00", NOW - timedelta(hours=5))  # A's receipt
+    s3.station.detach(sale_id, wrong, 20, NOW - timedelta(hours=4))
+    # The right member attached by a till that sent no receipt and no points.
+    s3.station.send(
+        SaleMemberAttached(sale_id=sale_id, member_id=right, points=0, at=NOW - timedelta(hours=4)),
+        NOW - timedelta(hours=4),
+    )
+    s3.push(NOW - timedelta(hours=1))
+    (shown,) = s3.get(right, "/me/sales")["sales"]
+    assert (shown["sale_id"], shown["points"], shown["receipt"]) == (sale_id, 0, None)
+    assert s3.get(wrong, "/me/sales")["sales"] == []
 
 
 def test_cursors_and_limits_are_checked(mapp: MemberApp) -> None:

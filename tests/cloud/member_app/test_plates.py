@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from edge_agent.errors import ServiceError
 from edge_agent.services.members import add_plate, find_member
 from edge_agent.services.station import Station, open_station
 from edge_agent.services.sync import StationSyncPort
+from tests.browser import serve_in_thread
 from tests.cloud.hq.seed_chain import NOW
 from tests.support import FakeClock, make_settings
 
@@ -157,10 +159,55 @@ def test_parallel_adds_keep_one_owner_and_the_limit(mapp: MemberApp) -> None:
     assert statuses.count(409) == 8 and sorted(set(statuses)) == [200, 201, 409]
     assert statuses.count(201) == 1
     member = members[1] if owners[0] != members[1] else members[2]
+    mapp.clock.advance(days=1)  # a new day: the attempts above leave the daily count
+    tokens = {m: mapp.auth(m) for m in members}
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(add, [(member, f"浙B1000{n}") for n in range(10)]))
     assert statuses.count(201) == 5 and statuses.count(409) == 5
     assert len(_plates(mapp, member)) == 5
+
+
+def test_a_member_at_the_limit_learns_nothing_of_other_members_plates(mapp: MemberApp) -> None:
+    owner, member = mapp.seeded.members[:2]
+    assert _add(mapp, owner, "粤BD12345")[0] == 201
+    for n in range(5):
+        assert _add(mapp, member, f"京A1234{n}")[0] == 201
+    taken, free = _add(mapp, member, "粤BD12345"), _add(mapp, member, "粤BD54321")
+    assert taken == free  # both the limit, word for word: whose a plate is stays unsaid
+    assert (taken[0], taken[1]["error"]) == (409, "member_app.plate_limit")
+    assert _add(mapp, member, "京A12340")[0] == 200  # the member's own plate again
+
+
+def test_plate_adds_are_limited_per_day_under_parallel_attempts(mapp: MemberApp) -> None:
+    """Ten attempts a day, refused ones counted: a member cannot probe plates without end."""
+    member, other = mapp.seeded.members[1], mapp.seeded.members[2]
+    assert _add(mapp, other, "粤BD12345")[0] == 201
+    headers = mapp.auth(member)
+    with (
+        serve_in_thread(mapp.app) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        answers = list(
+            pool.map(
+                lambda plate: client.post(PLATES, json={"plate": plate}, headers=headers),
+                ["粤BD12345"] * 6 + [f"浙B1000{n}" for n in range(8)],
+            )
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(429) == 4 and statuses.count(201) + statuses.count(409) == 10
+    throttled = next(a for a in answers if a.status_code == 429)
+    assert throttled.json()["error"] == "member_app.plate_throttled"
+    assert 0 < int(throttled.headers["Retry-After"]) <= 24 * 3600
+    assert _add(mapp, member, "浙B19999")[0] == 429  # its own plates change nothing of that
+    mapp.clock.advance(hours=24)
+    assert _add(mapp, member, "浙B19999")[0] in (201, 409)  # a new day (201, or at the limit)
+    audit = mapp.ledger.db.read(
+        lambda conn: conn.execute(
+            select(hq_audit.c.action).where(hq_audit.c.actor == f"member:{member}")
+        ).all()
+    )
+    assert len(audit) == len(_plates(mapp, member))  # HQ sees each plate added
 
 
 def _enrolled(mapp: MemberApp, station: Station) -> StationSyncPort:
