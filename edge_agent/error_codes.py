@@ -73,7 +73,7 @@ _ALL: Final = [
     # -- the front door and the session (edge_agent/web) --
     *_codes(400, "request.bad_host"),
     *_codes(401, "auth.required", "login.failed"),
-    *_codes(403, "auth.forbidden", "csrf.invalid", "request.cross_site"),
+    *_codes(403, "auth.forbidden", "csrf.invalid", "request.cross_site", "detach.not_yours"),
     *_codes(404, "http.404"),
     *_codes(405, "http.405"),
     *_codes(413, "request.too_large"),
@@ -104,6 +104,7 @@ _ALL: Final = [
         "detach.not_attached",
         "detach.member_changed",
         "detach.window",
+        "detach.undo_window",
         "detach.conflict",
         "printer.none",
         "receipt.no_member",

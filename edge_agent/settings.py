@@ -77,6 +77,9 @@ class StationSection(_Strict):
     data_dir: Path
     timezone: str = "Asia/Shanghai"
     attach_window_min: Annotated[int, Field(strict=True, ge=1, le=7 * 24 * 60)] = 30
+    # A cashier may undo their own attach this long after making it; later, or someone
+    # else's, only a manager (with a reason) while the attach window is open.
+    undo_window_min: Annotated[int, Field(strict=True, ge=1, le=7 * 24 * 60)] = 10
 
     @field_validator("timezone")
     @classmethod
@@ -86,6 +89,20 @@ class StationSection(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _undo_within_attach(self) -> StationSection:
+        """A window set by hand beyond the attach window is a mistake; the default (10) just
+        shrinks to a shorter attach window (`cashier_undo_min`)."""
+        explicit = "undo_window_min" in self.model_fields_set
+        if explicit and self.undo_window_min > self.attach_window_min:
+            raise ValueError("undo_window_min must be at most attach_window_min")
+        return self
+
+    @property
+    def cashier_undo_min(self) -> int:
+        """Minutes after their attach a cashier may undo it themselves."""
+        return min(self.undo_window_min, self.attach_window_min)
 
 
 class CloudSettings(_Strict):

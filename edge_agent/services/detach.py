@@ -8,10 +8,13 @@ points back, so a double click, a retried request or two tills pressing at once 
 once: the second is answered with the first's result (`created=False`). An undo never
 touches another member's attach: a sale attached meanwhile to someone else is refused.
 
-Allowed while the sale's attach window is open (`[station] attach_window_min`, counted
-from the sale as for attaching), so the right member can still be attached afterwards;
-later, a manager reverses or adjusts. The sync event `sale.detached` lets the cloud take
-the points back too (docs/sync.md).
+Who may undo (`undo_refusal`): the cashier who made the attach, within `[station]
+undo_window_min` of it, reason optional; anyone else's attach, a later one, or one with no
+recorded actor (a member given at the pump) only a manager, with a reason kept in the audit,
+so a cashier cannot move a customer's points to a friend's card. Always only while the
+sale's attach window is open (`attach_window_min`, counted from the sale as for attaching),
+so the right member can still be attached afterwards; later, a manager reverses or adjusts.
+The sync event `sale.detached` lets the cloud take the points back too (docs/sync.md).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from cloud_sync.core.lots import InsufficientPoints, allocate
 
 from ..errors import ServiceError
 from ..store import Tx
-from ..store.audit import record_audit
+from ..store.audit import AttachRecord, last_attaches, record_audit
 from ..store.ledger import Debit, book_debit, expired_from_lot, lot_of_sale, lots_of_member
 from ..store.members import get_member
 from ..store.outbox import append_event
@@ -44,7 +47,7 @@ from .sales import SaleView
 from .sales import _view as view_of_row  # the one SaleRow -> SaleView mapping
 from .station import Station
 
-__all__ = ["MAX_REASON", "DetachOutcome", "detach_member"]
+__all__ = ["MAX_REASON", "DetachOutcome", "detach_member", "own_undo_open", "undo_refusal"]
 
 MAX_REASON = 200
 
@@ -69,6 +72,38 @@ class DetachOutcome:
             "at": self.at,
             "created": self.created,
         }
+
+
+def own_undo_open(
+    attach: AttachRecord | None, actor: str, now: datetime, cashier_window: timedelta
+) -> bool:
+    """`actor` made this attach and may still undo it alone (the cashier's quick undo)."""
+    if attach is None or attach.actor != actor:
+        return False
+    return now - datetime.fromisoformat(attach.at) <= cashier_window
+
+
+def undo_refusal(
+    attach: AttachRecord | None,
+    *,
+    actor: str,
+    manager: bool,
+    reason: str,
+    now: datetime,
+    cashier_window: timedelta,
+) -> tuple[str, str] | None:
+    """Why `actor` may not undo this attach (code, detail), or None. The attach window is
+    checked apart: it binds everyone."""
+    if own_undo_open(attach, actor, now, cashier_window):
+        return None
+    if manager:
+        if reason:
+            return None
+        return "reason.required", "a manager's undo of this attach needs a reason"
+    minutes = int(cashier_window.total_seconds() // 60)
+    if attach is not None and attach.actor == actor:
+        return "detach.undo_window", f"you can undo your attach within {minutes} minutes"
+    return "detach.not_yours", "only the cashier who made this attach, or a manager, can undo it"
 
 
 def _same_member(tx: Tx, one: str | None, other: str) -> bool:
@@ -154,10 +189,12 @@ def detach_member(
     member_id: str,
     *,
     actor: str,
+    manager: bool = False,
     attach_no: int | None = None,
     reason: str = "",
 ) -> DetachOutcome:
-    """Undo the attach of `member_id` to the sale (its `attach_no`-th attach when given)."""
+    """Undo the attach of `member_id` to the sale (its `attach_no`-th attach when given) as
+    `actor`, a manager or not (`undo_refusal`)."""
     reason = reason.strip()
     if len(reason) > MAX_REASON:
         raise ServiceError("reason.too_long", f"a reason is at most {MAX_REASON} characters")
@@ -191,6 +228,16 @@ def detach_member(
                 f"an attach can be undone within {minutes} minutes of the sale; "
                 "a manager can reverse the sale or adjust points instead",
             )
+        refused = undo_refusal(
+            last_attaches(tx, [sale_id]).get(sale_id),
+            actor=actor,
+            manager=manager,
+            reason=reason,
+            now=now,
+            cashier_window=timedelta(minutes=station.settings.station.cashier_undo_min),
+        )
+        if refused is not None:
+            raise ServiceError(*refused)
         earn_id, debit_id, taken = _take_back(tx, row, on_sale, now, actor, reason)
         if not clear_sale_member(tx, sale_id, on_sale):
             raise AssertionError(f"sale {sale_id} changed inside its own transaction")
@@ -213,6 +260,7 @@ def detach_member(
                 "points": row.points,
                 "taken_back": taken,
                 "reason": reason,
+                "by_manager": manager,
             },
         )
         entries = (

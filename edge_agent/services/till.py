@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ..errors import ServiceError
+from ..store.audit import AttachRecord, last_attaches
 from ..store.members import plates_of
 from ..store.sales import get_sale, recent_sales
 from ..store.till import attaches_undone, members_by_last4, unattached_sales
@@ -73,22 +74,45 @@ def sale_no(sale_id: str) -> str:
 @dataclass(frozen=True)
 class TillSale:
     """A sale as the till shows it: the sale, its short number, and what can be done with
-    it now (attach until `attach_until`; undo its `attach_no`-th attach while `can_undo`)."""
+    it now (attach until `attach_until`; undo its `attach_no`-th attach while `can_undo`:
+    a manager; its own cashier (`attached_by`) alone until `undo_until`)."""
 
     sale: SaleView
     sale_no: str
     attach_until: str
     attach_no: int  # the attach an undo would undo (1 for the first; +1 per attach undone)
     can_attach: bool
-    can_undo: bool
+    can_undo: bool  # a manager could undo it now (a member on it, the attach window open)
+    attached_by: str | None = None  # who made the attach (None: the member came with it)
+    undo_until: str | None = None  # until when `attached_by` may undo it alone
+    checked_at: str = ""  # when `can_undo` and `undo_until` were judged
 
-    def to_dict(self) -> dict[str, Any]:
+    def undoable_by(self, actor: str, *, manager: bool) -> bool:
+        """`actor` may undo this attach now (a manager with a reason: see detach.py)."""
+        if not self.can_undo:
+            return False
+        if manager:
+            return True
+        return (
+            self.attached_by == actor
+            and self.undo_until is not None
+            and datetime.fromisoformat(self.checked_at) <= datetime.fromisoformat(self.undo_until)
+        )
+
+    def to_dict(self, viewer: tuple[str, bool] | None = None) -> dict[str, Any]:
+        """The sale for the JSON API; `can_undo` for `viewer` (actor, manager) when given."""
+        if viewer is None:
+            can_undo = self.can_undo
+        else:
+            can_undo = self.undoable_by(viewer[0], manager=viewer[1])
         return self.sale.to_dict() | {
             "sale_no": self.sale_no,
             "attach_until": self.attach_until,
             "attach_no": self.attach_no,
             "can_attach": self.can_attach,
-            "can_undo": self.can_undo,
+            "can_undo": can_undo,
+            "attached_by": self.attached_by,
+            "undo_until": self.undo_until,
         }
 
 
@@ -96,9 +120,20 @@ def _window(station: Station) -> timedelta:
     return timedelta(minutes=station.settings.station.attach_window_min)
 
 
-def _till_sale(view: SaleView, recorded_at: str, undone: int, station: Station) -> TillSale:
+def _till_sale(
+    view: SaleView,
+    recorded_at: str,
+    undone: int,
+    station: Station,
+    attach: AttachRecord | None = None,
+) -> TillSale:
+    now = station.now()
     until = datetime.fromisoformat(recorded_at) + _window(station)
-    open_ = station.now() <= until and view.status == "recorded"
+    open_ = now <= until and view.status == "recorded"
+    own_until = None
+    if attach is not None and view.member_id is not None:
+        cashier = timedelta(minutes=station.settings.station.cashier_undo_min)
+        own_until = min(until, datetime.fromisoformat(attach.at) + cashier).isoformat()
     return TillSale(
         sale=view,
         sale_no=sale_no(view.sale_id),
@@ -106,6 +141,9 @@ def _till_sale(view: SaleView, recorded_at: str, undone: int, station: Station) 
         attach_no=undone + 1,
         can_attach=open_ and view.member_id is None,
         can_undo=open_ and view.member_id is not None,
+        attached_by=None if attach is None or view.member_id is None else attach.actor,
+        undo_until=own_until,
+        checked_at=now.isoformat(),
     )
 
 
@@ -116,8 +154,15 @@ def till_sales(station: Station, sale_ids: Sequence[str]) -> list[TillSale]:
     with station.store.read() as tx:
         rows = [row for row in (get_sale(tx, s) for s in sale_ids) if row is not None]
         undone = attaches_undone(tx, [row.sale_id for row in rows])
+        attaches = last_attaches(tx, [row.sale_id for row in rows if row.member_id])
     return [
-        _till_sale(view_of_row(row), row.recorded_at, undone.get(row.sale_id, 0), station)
+        _till_sale(
+            view_of_row(row),
+            row.recorded_at,
+            undone.get(row.sale_id, 0),
+            station,
+            attaches.get(row.sale_id),
+        )
         for row in rows
     ]
 
@@ -129,8 +174,15 @@ def recent_till_sales(station: Station, limit: int = 20) -> list[TillSale]:
     with station.store.read() as tx:
         rows = recent_sales(tx, limit)
         undone = attaches_undone(tx, [row.sale_id for row in rows])
+        attaches = last_attaches(tx, [row.sale_id for row in rows if row.member_id])
     return [
-        _till_sale(view_of_row(row), row.recorded_at, undone.get(row.sale_id, 0), station)
+        _till_sale(
+            view_of_row(row),
+            row.recorded_at,
+            undone.get(row.sale_id, 0),
+            station,
+            attaches.get(row.sale_id),
+        )
         for row in rows
     ]
 

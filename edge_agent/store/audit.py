@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .database import Tx
 
-__all__ = ["audit_entries", "record_audit"]
+__all__ = ["AttachRecord", "audit_entries", "last_attaches", "record_audit"]
+
+
+@dataclass(frozen=True)
+class AttachRecord:
+    """Who attached the member now on a sale, and when (its latest `sale.member_attached`)."""
+
+    actor: str
+    at: str
 
 
 def record_audit(
@@ -37,3 +47,19 @@ def audit_entries(tx: Tx, subject: str | None = None) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def last_attaches(tx: Tx, sale_ids: Sequence[str]) -> dict[str, AttachRecord]:
+    """Each sale's latest attach from the log (none: the member came with the sale)."""
+    found: dict[str, AttachRecord] = {}
+    for start in range(0, len(sale_ids), 500):
+        chunk = list(sale_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows = tx.execute(
+            f"SELECT subject, actor, at FROM audit WHERE subject IN ({marks}) "  # noqa: S608
+            "AND action = 'sale.member_attached' ORDER BY audit_id",
+            chunk,
+        ).fetchall()
+        for subject, actor, at in rows:
+            found[subject] = AttachRecord(actor, at)  # later rows win: the latest attach
+    return found

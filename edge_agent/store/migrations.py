@@ -316,5 +316,11 @@ BEGIN SELECT RAISE(ABORT, 'detachments are append-only'); END;
 CREATE INDEX members_by_last4 ON members (substr(phone_masked, -4)) WHERE status = 'active';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Who made a sale's attach, and when (services/detach.py: a cashier may undo only their own,
+# soon after): the audit log by subject, so a sales page looks its rows up by index.
+_V5 = """
+CREATE INDEX audit_by_subject ON audit (subject, action);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)

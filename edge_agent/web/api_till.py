@@ -42,14 +42,19 @@ class DetachIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     member_id: str = Field(min_length=1, max_length=64, description="the member on the sale")
-    attach_no: int | None = Field(
-        default=None,
+    attach_no: int = Field(
         ge=1,
         le=1_000_000,
         strict=True,
-        description="which attach of the sale to undo (`attach_no` of the till's sale view)",
+        description="which attach of the sale to undo (`attach_no` of the till's sale view); "
+        "required, so a retry never undoes a later attach",
     )
-    reason: str = Field(default="", max_length=MAX_REASON)
+    reason: str = Field(
+        default="",
+        max_length=MAX_REASON,
+        description="why; required unless the cashier undoes their own attach within "
+        "`undo_window_min`",
+    )
 
 
 def till_limiter(request: Request) -> SearchLimiter:
@@ -80,16 +85,18 @@ def api_till_router() -> APIRouter:
         responses=error_responses("limit"),
         description="The newest sales, each with its short number (`sale_no`), until when a "
         "member can be attached (`attach_until`), and whether it can be attached or its "
-        "attach undone now (`can_attach`, `can_undo`, `attach_no`).",
+        "attach undone now by this login (`can_attach`, `can_undo`, `attach_no`; who made "
+        "the attach, `attached_by`, and until when they may undo it alone, `undo_until`).",
     )
     async def till_sales(
         request: Request,
-        _: PassiveSession,
+        session: PassiveSession,
         limit: Annotated[int, Query(ge=1, le=500)] = 20,
     ) -> dict[str, Any]:
         station = web_context(request).station
         found = await run_in_threadpool(recent_till_sales, station, limit)
-        return {"sales": [sale.to_dict() for sale in found]}
+        viewer = (f"user:{session.user}", session.is_manager)
+        return {"sales": [sale.to_dict(viewer) for sale in found]}
 
     @router.get(
         "/till/pumps/{pump}/sales",
@@ -158,14 +165,19 @@ def api_till_router() -> APIRouter:
             "detach.not_attached",
             "detach.member_changed",
             "detach.window",
+            "detach.undo_window",
+            "detach.not_yours",
             "detach.conflict",
             "points.insufficient",
+            "reason.required",
             "reason.too_long",
             write=True,
         ),
-        description="Undo the attach of `member_id` to the sale within the attach window: "
-        "the points go back and the sale can be attached again. A repeat (double click, "
-        "retry) answers the first undo with `created: false`.",
+        description="Undo the attach of `member_id` to the sale: the points go back and the "
+        "sale can be attached again. The cashier who made the attach may, within "
+        "`[station] undo_window_min` of it; otherwise a manager, with a `reason`, while the "
+        "attach window is open. A repeat (double click, retry) answers the first undo with "
+        "`created: false`.",
     )
     async def undo(
         request: Request, sale_id: _SaleId, body: DetachIn, session: WriteSession
@@ -178,6 +190,7 @@ def api_till_router() -> APIRouter:
                 sale_id,
                 body.member_id,
                 actor=f"user:{session.user}",
+                manager=session.is_manager,
                 attach_no=body.attach_no,
                 reason=body.reason,
             )

@@ -81,6 +81,7 @@ TILL_ZH: Final[dict[str, str]] = {
     "pick.hint": "按数字键选择，或问车牌；Esc 取消",
     "detach.button": "撤销关联（关联错了）",
     "detach.short": "撤销",
+    "detach.reason": "撤销原因（必填，记入审计）",
     "detach.ask": "撤销这笔交易的会员关联？",
     "detach.takes_back": "将收回 {points} 积分，交易可重新关联",
     "detach.done": "已撤销 {who} 在交易 #{no} 上的关联，收回 {points} 积分",
@@ -93,10 +94,12 @@ TILL_ZH: Final[dict[str, str]] = {
     "adjust.submit": "确认调整",
     "adjust.done": "已调整 {points} 积分，余额 {balance}",
     "manager.ended_at": "加油结束时间",
-    "manager.on_the_till": (
-        "这些工具也在收银台上：交易行的“冲正”、会员卡片的“调整积分”、"
-        "顶栏的“手工录入交易”（可填结束时间）。"
-    ),
+    "manager.on_the_till": "站长的工具都在收银台上（以站长身份登录后可见）：",
+    "manager.tool_manual": "手工录入交易：顶栏的“手工录入交易”（油品、升数、金额、结束时间、会员）",
+    "manager.tool_reverse": "冲正：交易行上的“冲正”（须填原因）",
+    "manager.tool_adjust": "调整积分：会员卡片上的“调整积分”（须填原因）",
+    "manager.tool_undo": "撤销他人的关联：交易行上的“撤销”（须填原因）",
+    "manager.to_till": "前往收银台",
     "manager.unit_price": "单价（元/升）",
     "manual.bad_time": "结束时间格式无效",
     "manual.hint": (
@@ -205,6 +208,7 @@ TILL_EN: Final[dict[str, str]] = {
     "pick.hint": "Press the number, or ask for the plate; Esc cancels",
     "detach.button": "Undo attach (wrong member)",
     "detach.short": "Undo",
+    "detach.reason": "Reason (required, kept in the audit)",
     "detach.ask": "Take the member off this sale?",
     "detach.takes_back": "takes back {points} points; the sale can be attached again",
     "detach.done": "Took {who} off sale #{no}; {points} points taken back",
@@ -217,10 +221,13 @@ TILL_EN: Final[dict[str, str]] = {
     "adjust.submit": "Adjust",
     "adjust.done": "Adjusted by {points}; balance {balance}",
     "manager.ended_at": "Fill ended at",
-    "manager.on_the_till": (
-        "These tools are on the till too: Reverse on a sale's row, Adjust points on the "
-        "member card, Manual sale entry (with its end time) in the header."
-    ),
+    "manager.on_the_till": "The manager's tools are all on the till (shown to a manager):",
+    "manager.tool_manual": "Manual sale entry: the header's Manual sale entry button (grade, "
+    "litres, amount, end time, member)",
+    "manager.tool_reverse": "Reverse: Reverse on a sale's row (with a reason)",
+    "manager.tool_adjust": "Adjust points: Adjust points on the member card (with a reason)",
+    "manager.tool_undo": "Undo another cashier's attach: Undo on a sale's row (with a reason)",
+    "manager.to_till": "Go to the till",
     "manager.unit_price": "Unit price (yuan/L)",
     "manual.bad_time": "The end time is not a date and time",
     "manual.hint": (

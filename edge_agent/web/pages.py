@@ -7,24 +7,19 @@ errors re-render the form with the reason next to the field.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from ..error_codes import status_of
 from ..errors import ServiceError
-from ..services.members import find_member, register_member
-from ..services.rules import ruleset_now
-from ..services.sales import SaleInput, record_sale, reverse_sale
+from ..services.members import register_member
 from .api import login_user, set_session_cookie
 from .auth import COOKIE_NAME, Session, WebError
 from .context import (
     CurrentSession,
-    ManagerSession,
     WriteSession,
     lang_of,
     manager_page_session,
@@ -32,7 +27,7 @@ from .context import (
     web_context,
 )
 from .fragments import lookup
-from .i18n import error_text, refusal_text, translate
+from .i18n import error_text
 from .till_common import load_customer
 from .till_forms import signup_errors, signup_field
 from .till_views import sales_board, till_board
@@ -58,15 +53,7 @@ def _inner(response: HTMLResponse) -> Markup:
     return Markup(bytes(response.body).decode())  # noqa: S704
 
 
-def _decimal(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
-
-
-def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
+def pages_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/login", response_class=HTMLResponse)
@@ -192,89 +179,8 @@ def pages_router() -> APIRouter:  # noqa: PLR0915 - one small closure per page
     async def manager(
         request: Request, session: Annotated[Session, Depends(manager_page_session)]
     ) -> HTMLResponse:
-        return await _manager(request, session)
-
-    @router.post("/manager/sale", response_class=HTMLResponse)
-    async def manual_sale(
-        request: Request,
-        session: ManagerSession,
-        pump: _Text = "",
-        nozzle: _Text = "",
-        grade: _Text = "",
-        litres: _Text = "",
-        amount: _Text = "",
-        member: _Text = "",
-    ) -> HTMLResponse:
-        ctx = web_context(request)
-        lang = lang_of(request)
-        litres_d, amount_d = _decimal(litres), _decimal(amount)
-        if not pump.strip().isdigit() or (nozzle.strip() and not nozzle.strip().isdigit()):
-            return await _manager(request, session, 422, manual_error=error_text(lang, "sale.pump"))
-        if litres_d is None or amount_d is None:
-            code = "sale.litres" if litres_d is None else "sale.amount"
-            return await _manager(request, session, 422, manual_error=error_text(lang, code))
-
-        def work() -> str:
-            member_id = find_member(ctx.station, q=member).member_id if member.strip() else None
-            sale = SaleInput(
-                source="manual",
-                pump=int(pump),
-                nozzle=int(nozzle) if nozzle.strip() else None,
-                grade=grade.strip(),
-                litres=litres_d,
-                amount=amount_d,
-                ended_at=ctx.station.now(),
-                member_id=member_id,
-                actor=f"user:{session.user}",
-            )
-            return record_sale(ctx.station, sale).sale.sale_id
-
-        try:
-            sale_id = await run_in_threadpool(work)
-        except ServiceError as exc:
-            return await _manager(request, session, 422, manual_error=refusal_text(lang, exc))
-        ctx.live.sale_recorded(sale_id)
-        done = translate(lang, "manager.manual_done", sale_id=sale_id)
-        return await _manager(request, session, manual_result=done)
-
-    @router.post("/manager/reverse", response_class=HTMLResponse)
-    async def reverse(
-        request: Request,
-        session: ManagerSession,
-        sale_id: _Text = "",
-        reason: Annotated[str, Form(max_length=200)] = "",
-    ) -> HTMLResponse:
-        ctx = web_context(request)
-        lang = lang_of(request)
-        if not reason.strip():
-            error = error_text(lang, "reason.required")
-            return await _manager(request, session, 422, reverse_error=error)
-        try:
-            await run_in_threadpool(
-                lambda: reverse_sale(
-                    ctx.station, sale_id.strip(), actor=f"user:{session.user}", reason=reason
-                )
-            )
-        except ServiceError as exc:
-            error = refusal_text(lang, exc)
-            return await _manager(request, session, status_of(exc.code), reverse_error=error)
-        ctx.live.sale_recorded(sale_id.strip())
-        done = translate(lang, "manager.reverse_done", sale_id=sale_id.strip())
-        return await _manager(request, session, reverse_result=done)
+        """Where the manager's tools are: all on the till (the old forms here booked a
+        double-submitted manual sale twice; the till's own forms carry a retry key)."""
+        return render(request, "manager.html", session=session)
 
     return router
-
-
-async def _manager(
-    request: Request, session: Session, status: int = 200, **messages: Any
-) -> HTMLResponse:
-    ruleset = await run_in_threadpool(ruleset_now, web_context(request).station)
-    grades = [] if ruleset is None else sorted(ruleset.grades.items())
-    values: dict[str, Any] = {
-        "manual_result": None,
-        "manual_error": None,
-        "reverse_result": None,
-        "reverse_error": None,
-    }
-    values.update(messages)
-    return render(request, "manager.html", status=status, session=session, grades=grades, **values)

@@ -19,13 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ..error_codes import status_of
 from ..errors import ServiceError
-from ..services.detach import detach_member
+from ..services.detach import MAX_REASON, detach_member
 from ..services.sales import SaleView, attach_member, sale_view
 from .auth import Session
 from .context import CurrentSession, WriteSession, fen_text, lang_of, render, web_context
 from .i18n import error_text, translate
 from .till_common import load_customer, slip_now, steps_in_words
-from .till_views import sale_line
+from .till_views import SaleLine, sale_line
 
 __all__ = ["SaleDue", "attach_router"]
 
@@ -105,10 +105,19 @@ def attach_router() -> APIRouter:
         """Ask before undoing from the list: which sale, which member, how many points."""
         station = web_context(request).station
         line = await run_in_threadpool(lambda: sale_line(station, sale_view(station, sale_id)))
-        if not line.can_undo:
-            code = "detach.window" if line.sale.member_id else "detach.not_attached"
+        code = _undo_refused(line, session)
+        if code is not None:
             return _attach_error(request, session, code, status_of(code), line=line)
-        return render(request, "_detach_confirm.html", session=session, line=line)
+        mine = f"user:{session.user}"
+        needs_reason = line.till is None or not line.till.undoable_by(mine, manager=False)
+        return render(
+            request,
+            "_detach_confirm.html",
+            session=session,
+            line=line,
+            needs_reason=needs_reason,
+            max_reason=MAX_REASON,
+        )
 
     @router.post("/sales/{sale_id}/detach", response_class=HTMLResponse)
     async def detach(
@@ -116,15 +125,23 @@ def attach_router() -> APIRouter:
         sale_id: _Id,
         session: WriteSession,
         member_id: Annotated[str, Form(min_length=1, max_length=64)],
-        attach_no: Annotated[int | None, Form(ge=1, le=1_000_000)] = None,
+        attach_no: Annotated[int, Form(ge=1, le=1_000_000)],
+        reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
     ) -> HTMLResponse:
-        """Undo an attach (the wrong member): points back once, the sale open again."""
+        """Undo an attach (the wrong member): points back once, the sale open again. Its
+        own cashier soon after; otherwise a manager with a reason (services/detach.py)."""
         ctx = web_context(request)
         actor = f"user:{session.user}"
         try:
             done = await run_in_threadpool(
                 lambda: detach_member(
-                    ctx.station, sale_id, member_id, actor=actor, attach_no=attach_no
+                    ctx.station,
+                    sale_id,
+                    member_id,
+                    actor=actor,
+                    manager=session.is_manager,
+                    attach_no=attach_no,
+                    reason=reason,
                 )
             )
         except ServiceError as exc:
@@ -190,6 +207,18 @@ async def _receipt(
         discount_per_litre=per_litre,
         slip=slip,
     )
+
+
+def _undo_refused(line: SaleLine, session: Session) -> str | None:
+    """Why this login may not undo the sale's attach now (an error code), or None."""
+    if line.undoable_by(session):
+        return None
+    if not line.sale.member_id:
+        return "detach.not_attached"
+    if not line.can_undo:
+        return "detach.window"
+    mine = line.till is not None and line.till.attached_by == f"user:{session.user}"
+    return "detach.undo_window" if mine else "detach.not_yours"
 
 
 def _attach_error(

@@ -30,6 +30,7 @@ from ..services.till import (
 )
 from ..services.till import till_sales as till_view
 from ..services.till_reads import Expiring, expiring_points, member_labels
+from .auth import Session
 from .live import LiveBoard
 from .views import MemberCard, build_member_card
 
@@ -62,8 +63,15 @@ class SaleLine:
     clock: str  # local HH:MM:SS
     member: str | None  # the attached member's masked phone
     attachable: bool  # no member yet, not reversed, within the attach window
-    can_undo: bool  # a member is on it and the attach can still be undone
+    can_undo: bool  # a member is on it and the attach can still be undone (by a manager)
     attach_no: int  # the attach an undo would undo
+    till: TillSale | None = None  # who may undo it (None: nobody)
+
+    def undoable_by(self, session: Session | None) -> bool:
+        """This login may undo the attach now: its own cashier soon after, or a manager."""
+        if session is None or self.till is None:
+            return False
+        return self.till.undoable_by(f"user:{session.user}", manager=session.is_manager)
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,7 @@ def _lines(station: Station, sales: list[TillSale]) -> list[SaleLine]:
             attachable=t.can_attach,
             can_undo=t.can_undo,
             attach_no=t.attach_no,
+            till=t,
         )
         for t in sales
     ]

@@ -124,7 +124,9 @@ def test_two_tills_pressing_at_once_undo_once(station: Station, two: tuple[str, 
     def press() -> None:
         start.wait()
         try:
-            created.append(detach_member(station, sale, wrong, actor="c", attach_no=1).created)
+            created.append(
+                detach_member(station, sale, wrong, actor="cashier1", attach_no=1).created
+            )
         except BaseException as exc:
             failures.append(exc)
 

@@ -127,7 +127,8 @@ def test_the_last_four_digits_give_a_pick_list_of_masked_phones_and_plates(
         (one, "138****8000"),
         (two, "139****8000"),
     ]
-    assert found.pick[1].plates == ("粤BD12345", "沪C54321")
+    # plates added together are ordered by their blind index, which differs per key
+    assert sorted(found.pick[1].plates) == sorted(("粤BD12345", "沪C54321"))
     assert "13800138000" not in str(found.to_dict())  # never the full phone
 
     full = search_members(station, "13800138000", who="cashier1", limiter=limiter)

@@ -87,10 +87,10 @@ def test_undo_gives_the_points_back_once_and_the_sale_takes_the_right_member(
 def test_parallel_undo_presses_undo_once(
     sign_in: SignIn, make_sale: MakeSale, member: MemberView, station: Station
 ) -> None:
-    tills = [sign_in("alice"), sign_in("bob")]
+    tills = [sign_in("alice"), sign_in("mia")]  # the cashier who attached, and a manager
     sale = make_sale()
     tills[0].post(f"/api/v1/sales/{sale.sale_id}/member", json={"q": "13800138000"})
-    body = {"member_id": member.member_id, "attach_no": 1}
+    body = {"member_id": member.member_id, "attach_no": 1, "reason": "认错车"}
     with ThreadPoolExecutor(6) as pool:
         answers = list(
             pool.map(
@@ -107,20 +107,22 @@ def test_undo_refusals(
 ) -> None:
     sale = make_sale()
     path = f"/api/v1/sales/{sale.sale_id}/member/undo"
-    refused(cashier.post(path, json={"member_id": member.member_id}), 409, "detach.not_attached")
+    first = {"member_id": member.member_id, "attach_no": 1}
+    refused(cashier.post(path, json=first), 409, "detach.not_attached")
     refused(
-        cashier.post("/api/v1/sales/nope/member/undo", json={"member_id": "m"}),
+        cashier.post("/api/v1/sales/nope/member/undo", json={"member_id": "m", "attach_no": 1}),
         404,
         "sale.not_found",
     )
-    refused(
-        cashier.post(path, json={"member_id": "m", "reason": "x" * 201}), 422, "request.invalid"
-    )
-    refused(cashier.post(path, json={"member_id": "m", "attach_no": "1"}), 422, "request.invalid")
+    refused(cashier.post(path, json=first | {"reason": "x" * 201}), 422, "request.invalid")
+    refused(cashier.post(path, json=first | {"attach_no": "1"}), 422, "request.invalid")
+    missing = cashier.post(path, json={"member_id": member.member_id})
+    refused(missing, 422, "request.invalid")  # required: a retry never undoes a later attach
+    assert [f["loc"] for f in missing.json()["fields"]] == [["body", "attach_no"]]
     cashier.post(f"/api/v1/sales/{sale.sale_id}/member", json={"q": "13800138000"})
     clock.advance(minutes=31)
-    refused(cashier.post(path, json={"member_id": member.member_id}), 409, "detach.window")
-    no_csrf = cashier.post(path, json={"member_id": member.member_id}, headers={"X-CSRF-Token": ""})
+    refused(cashier.post(path, json=first), 409, "detach.window")
+    no_csrf = cashier.post(path, json=first, headers={"X-CSRF-Token": ""})
     refused(no_csrf, 403, "csrf.invalid")
 
 

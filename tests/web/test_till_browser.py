@@ -4,7 +4,11 @@ live traffic (2.5 sales a second from `loyalpump sim fdc`, recorded by `loyalpum
 What a cashier relies on: every action's answer appears inside the screen with the search
 box still in sight and the page never scrolls; the row clicked is the row attached even
 while sales pour in; focus stays where it is through refreshes; the whole attach and redeem
-flows work from the keyboard. Every screen is saved under test-output/screenshots/till/.
+flows work from the keyboard. Every screen is saved under test-output/screenshots/till/
+(a folder per worker under pytest-xdist: till/gw0/, ...).
+
+Under load (a shared 2-core CI runner) nothing here asserts a rate: each wait runs until
+what it waits for has happened, with a generous deadline.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.web.till_site import (
-    SHOTS,
     Site,
     answered,
     api_client,
@@ -30,6 +33,7 @@ from tests.web.till_site import (
     sale_of,
     search,
     shot,
+    shots_dir,
 )
 
 pytestmark = pytest.mark.slow
@@ -48,7 +52,7 @@ def patient_expectations() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    for old in SHOTS.glob("*.png"):  # this run's screens only
+    for old in shots_dir().glob("*.png"):  # this run's screens only (this worker's folder)
         old.unlink()
     with running_site(tmp_path_factory.mktemp("till")) as running:
         yield running
@@ -57,7 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 def test_every_answer_lands_in_view(site: Site, browser: Browser) -> None:
     page = login(browser, site, CASHIER)
     first = page.locator("#sales-rows > li").first.get_attribute("id")
-    expect(page.locator("#sales-rows > li").first).not_to_have_id(first or "", timeout=5000)
+    expect(page.locator("#sales-rows > li").first).not_to_have_id(first or "")
     fits(page)  # sales arrived live, no reload, and the page still fits
     shot(page, "01-till")
 
@@ -88,7 +92,7 @@ def test_every_answer_lands_in_view(site: Site, browser: Browser) -> None:
     assert page.evaluate("window.printed") is True
     page.emulate_media(media="print")
     expect(page.get_by_test_id("print-area")).to_contain_text(number)
-    page.screenshot(path=str(SHOTS / "05-receipt-printed-80mm.png"))
+    page.screenshot(path=str(shots_dir() / "05-receipt-printed-80mm.png"))
     page.emulate_media(media="screen")
 
     page.get_by_test_id("redeem-points").fill("50")
@@ -123,6 +127,7 @@ def test_every_answer_lands_in_view(site: Site, browser: Browser) -> None:
     page.get_by_test_id("attach-confirm").click()
     conflict = answered(page, "attach-error", "13-attach-conflict")
     expect(conflict).to_contain_text("138****8000")  # who has it now
+    expect(page.get_by_test_id(f"undo-{contested_id}")).to_have_count(0)  # chen's to undo
 
     search(page, "13911112222")
     answered(page, "not-member", "14-not-a-member")
@@ -196,6 +201,16 @@ def test_manager_corrections_answer_in_view(site: Site, browser: Browser) -> Non
     page.get_by_test_id("manual-submit").click()
     answered(page, "manual-result", "27-manual-sale-recorded")
     expect(page.get_by_test_id("manual-litres")).to_have_value("")  # ready for the next one
+
+    with api_client(site, OTHER) as chen:  # another cashier's attach: a manager's to undo
+        sale_id = chen.get("/api/v1/till/pumps/2/sales?limit=1").json()["sales"][0]["sale_id"]
+        chen.post(f"/api/v1/sales/{sale_id}/member", json={"q": "13700137000"})
+    page.reload()
+    page.get_by_test_id(f"undo-{sale_id}").click()
+    answered(page, "detach-form", "35-manager-undo-asks-a-reason")
+    page.get_by_test_id("detach-reason").fill("收银员认错车")
+    page.get_by_test_id("detach-reason").press("Enter")
+    answered(page, "detach-result", "36-manager-undid-anothers-attach")
     page.close()
 
 
@@ -211,9 +226,10 @@ def test_the_row_clicked_is_the_row_attached(site: Site, browser: Browser) -> No
     under = f"document.elementFromPoint({x}, {y}).closest('.sale').id"
     pointed = page.evaluate(under)
     seen = set()
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline:  # 10 new sales arrive meanwhile
+    started = time.monotonic()
+    while new_waiting(page) < 5 or time.monotonic() - started < 4:  # new sales pour in
         seen.add(page.evaluate(under))
+        assert time.monotonic() - started < 40, f"5 new sales took over 40 s: {seen}"
         page.wait_for_timeout(200)
     assert seen == {pointed}, "the row under the pointer changed"
     expect(page.get_by_test_id("sales-new")).to_be_visible()  # they wait behind the bar
@@ -245,14 +261,22 @@ def test_focus_survives_ten_seconds_of_refreshes(site: Site, browser: Browser) -
     )
     boards, lists = page.evaluate(fetched % "pumps"), page.evaluate(fetched % "sales")
     before = sale_ids(page, site)
-    for _ in range(20):  # 10 s: 25 new sales, each refreshing the board and the list
+    started = time.monotonic()
+    while True:  # at least 10 s, and until 20 sales have refreshed the board and the list
         page.wait_for_timeout(500)
         assert page.evaluate(focused) == key
-    assert len(sale_ids(page, site) - before) >= 20  # the traffic: at least 2 sales a second
-    assert page.evaluate(fetched % "pumps") - boards >= 10
-    assert page.evaluate(fetched % "sales") - lists >= 10
-    count = int(page.locator("#sales-new-count").inner_text())
-    assert count >= 10, count  # the new sales wait behind the bar while the list has focus
+        if time.monotonic() - started < 10:
+            continue
+        counts = (
+            len(sale_ids(page, site) - before),
+            page.evaluate(fetched % "pumps") - boards,
+            page.evaluate(fetched % "sales") - lists,
+            new_waiting(page),  # the new sales wait behind the bar while the list has focus
+        )
+        if counts[0] >= 20 and min(counts[1:]) >= 10:
+            break
+        assert time.monotonic() - started < 40, f"(sales, boards, lists, waiting) = {counts}"
+    assert page.evaluate(focused) == key
 
     page.get_by_test_id("pump-2").focus()  # a pump tile: the board is patched around it
     for _ in range(6):
@@ -264,6 +288,12 @@ def test_focus_survives_ten_seconds_of_refreshes(site: Site, browser: Browser) -
     expect(page.get_by_test_id("search-q")).to_be_focused()
     expect(page.get_by_test_id("search-q")).to_have_value("1380013")
     page.close()
+
+
+def new_waiting(page: Page) -> int:
+    """How many new sales wait behind the list's "N new" bar (0: no bar)."""
+    bar = page.locator("#sales-new-count")
+    return int(bar.inner_text() or 0) if bar.is_visible() else 0
 
 
 def test_attach_and_redeem_by_keyboard_alone(site: Site, browser: Browser) -> None:

@@ -10,6 +10,7 @@ window, log in, search, act as another till, end a session from outside.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ __all__ = [
     "sale_of",
     "search",
     "shot",
+    "shots_dir",
 ]
 
 LOYALPUMP = str(Path(sys.executable).with_name("loyalpump"))
@@ -156,9 +158,17 @@ def running_site(work: Path) -> Iterator[Site]:
 # --------------------------------------------------------------------------- in the browser
 
 
+def shots_dir() -> Path:
+    """This process's screenshot folder: `SHOTS`, or under pytest-xdist one per worker
+    (`SHOTS/gw0`, ...), so a worker clearing its old screens never deletes another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return SHOTS / worker if worker else SHOTS
+
+
 def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    folder = shots_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def fits(page: Page) -> None:
