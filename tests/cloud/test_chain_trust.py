@@ -40,7 +40,8 @@ def _station_config(tmp_path: Path, station_id: str, cloud: CloudProcess) -> Pat
     config.write_text(
         f'[station]\nid = "{station_id}"\ndata_dir = "{home / "data"}"\n'
         'timezone = "Asia/Shanghai"\n\n'
-        f'[cloud]\nurl = "{cloud.url}"\ntoken = "{token}"\n',
+        f'[cloud]\nurl = "{cloud.url}"\ntoken = "{token}"\n\n'
+        "[sale_limits]\nmax_litres = 1000\n",  # a truck stop: the big sale below is real
         encoding="utf-8",
     )
     return config
