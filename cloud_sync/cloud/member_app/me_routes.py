@@ -10,6 +10,7 @@ none is cached by the browser or a proxy.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -24,7 +25,7 @@ from cloud_sync.cloud.ledger.postings import millis
 from cloud_sync.cloud.server.context import ApiProblem, CloudContext, cloud_context
 from cloud_sync.cloud.server.errors import error_responses
 
-from .auth import CurrentMember
+from .auth import CurrentMember, MemberPrincipal
 
 __all__ = ["EXPORT_EVERY_S", "me_router"]
 
@@ -96,6 +97,25 @@ def _signed_out() -> ApiProblem:
     return ApiProblem(401, "unauthorized", "signed out: the member no longer exists")
 
 
+def _history_page(
+    request: Request,
+    page_of: Callable[..., dict[str, Any]],
+    member: MemberPrincipal,
+    before: str | None,
+    limit: int,
+) -> Response:
+    """One page of the member's history, said how fresh (the stations it names)."""
+    context = cloud_context(request)
+    now = context.now()
+
+    def work(conn: Connection) -> dict[str, Any]:
+        page = page_of(conn, member.member_id, before=before or None, limit=limit)
+        used = set(page.pop("stations"))
+        return {**page, "as_of": now.isoformat(), "freshness": freshness(conn, used)}
+
+    return private(_read(context, work))
+
+
 def _history_routes(router: APIRouter) -> None:
     @router.get(
         "/me/sales",
@@ -108,17 +128,7 @@ def _history_routes(router: APIRouter) -> None:
         before: BeforeParam = None,
         limit: LimitParam = member_history.DEFAULT_PAGE,
     ) -> Response:
-        context = cloud_context(request)
-        now = context.now()
-
-        def work(conn: Connection) -> dict[str, Any]:
-            page = member_history.sales_page(
-                conn, member.member_id, before=before or None, limit=limit
-            )
-            used = set(page.pop("stations"))
-            return {**page, "as_of": now.isoformat(), "freshness": freshness(conn, used)}
-
-        return private(_read(context, work))
+        return _history_page(request, member_history.sales_page, member, before, limit)
 
     @router.get(
         "/me/redemptions",
@@ -131,17 +141,7 @@ def _history_routes(router: APIRouter) -> None:
         before: BeforeParam = None,
         limit: LimitParam = member_history.DEFAULT_PAGE,
     ) -> Response:
-        context = cloud_context(request)
-        now = context.now()
-
-        def work(conn: Connection) -> dict[str, Any]:
-            page = member_history.redemptions_page(
-                conn, member.member_id, before=before or None, limit=limit
-            )
-            used = set(page.pop("stations"))
-            return {**page, "as_of": now.isoformat(), "freshness": freshness(conn, used)}
-
-        return private(_read(context, work))
+        return _history_page(request, member_history.redemptions_page, member, before, limit)
 
     @router.get(
         "/me/coupons",
