@@ -14,8 +14,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ServiceError
-from ..services.members import register_member
 from .api import login_user, set_session_cookie
 from .auth import COOKIE_NAME, Session, WebError
 from .context import (
@@ -29,7 +27,7 @@ from .context import (
 from .fragments import lookup
 from .i18n import error_text
 from .till_common import load_customer
-from .till_forms import signup_errors, signup_field
+from .till_forms import sign_up
 from .till_views import sales_board, till_board
 from .views import sync_state
 
@@ -152,24 +150,9 @@ def pages_router() -> APIRouter:
     ) -> Response:
         lang = lang_of(request)
         form = {"phone": phone, "plate": plate, "name": name, "consent": consent == "on"}
-        errors = signup_errors(lang, phone, plate, name, consent)
-        if not errors:
-            station = web_context(request).station
-            try:
-                view = await run_in_threadpool(
-                    lambda: register_member(
-                        station,
-                        phone=phone,
-                        plates=[plate] if plate.strip() else [],
-                        name=name,
-                        consent_channel="web",
-                        actor=f"user:{session.user}",
-                    )
-                )
-            except ServiceError as exc:
-                errors[signup_field(exc.code)] = error_text(lang, exc.code)
-            else:
-                return RedirectResponse(f"/?member={view.member_id}", status_code=303)
+        view, errors = await sign_up(request, session, phone, plate, name, consent)
+        if view is not None:
+            return RedirectResponse(f"/?member={view.member_id}", status_code=303)
         status = 409 if errors.get("phone") == error_text(lang, "member.exists") else 422
         return render(
             request, "signup.html", status=status, session=session, form=form, errors=errors

@@ -19,7 +19,7 @@ from cloud_sync.core.identity import IdentityError, normalize_phone, normalize_p
 
 from ..errors import ServiceError
 from ..services.manual_sales import manual_sale_form, manual_source_key
-from ..services.members import find_member, register_member
+from ..services.members import MemberView, find_member, register_member
 from ..services.sales import SaleInput, record_sale
 from ..services.station import Station
 from .auth import Session
@@ -85,6 +85,32 @@ def signup_errors(lang: str, phone: str, plate: str, name: str, consent: str) ->
     if consent != "on":
         errors["consent"] = error_text(lang, "consent.required")
     return errors
+
+
+async def sign_up(
+    request: Request, session: Session, phone: str, plate: str, name: str, consent: str
+) -> tuple[MemberView | None, dict[str, str]]:
+    """Register the member a sign-up form describes (consent channel `web`): the member, or
+    every problem by field in the cashier's language (the till's form and the older page)."""
+    lang = lang_of(request)
+    errors = signup_errors(lang, phone, plate, name, consent)
+    if errors:
+        return None, errors
+    station = web_context(request).station
+    try:
+        view = await run_in_threadpool(
+            lambda: register_member(
+                station,
+                phone=phone,
+                plates=[plate] if plate.strip() else [],
+                name=name,
+                consent_channel="web",
+                actor=f"user:{session.user}",
+            )
+        )
+    except ServiceError as exc:
+        return None, {signup_field(exc.code): error_text(lang, exc.code)}
+    return view, {}
 
 
 def manual_field(code: str) -> str:
@@ -191,35 +217,20 @@ def forms_router() -> APIRouter:
     ) -> HTMLResponse:
         lang = lang_of(request)
         form = {"phone": phone, "plate": plate, "name": name, "consent": consent == "on"}
-        errors = signup_errors(lang, phone, plate, name, consent)
-        if not errors:
-            station = web_context(request).station
-            try:
-                view = await run_in_threadpool(
-                    lambda: register_member(
-                        station,
-                        phone=phone,
-                        plates=[plate] if plate.strip() else [],
-                        name=name,
-                        consent_channel="web",
-                        actor=f"user:{session.user}",
-                    )
-                )
-            except ServiceError as exc:
-                errors[signup_field(exc.code)] = error_text(lang, exc.code)
-            else:
-                cust = await load_customer(request, view.member_id, view)
-                slip = slip_now(
-                    request,
-                    translate(lang, "slip.signup"),
-                    lines=[
-                        (translate(lang, "member.phone"), view.phone_masked),
-                        *[(translate(lang, "member.plates"), p) for p in view.plates],
-                        (translate(lang, "member.tier"), cust.card.tier_name),
-                    ],
-                    totals=[(translate(lang, "receipt.balance"), str(view.points))],
-                )
-                return render(request, "_signup_done.html", session=session, cust=cust, slip=slip)
+        view, errors = await sign_up(request, session, phone, plate, name, consent)
+        if view is not None:
+            cust = await load_customer(request, view.member_id, view)
+            slip = slip_now(
+                request,
+                translate(lang, "slip.signup"),
+                lines=[
+                    (translate(lang, "member.phone"), view.phone_masked),
+                    *[(translate(lang, "member.plates"), p) for p in view.plates],
+                    (translate(lang, "member.tier"), cust.card.tier_name),
+                ],
+                totals=[(translate(lang, "receipt.balance"), str(view.points))],
+            )
+            return render(request, "_signup_done.html", session=session, cust=cust, slip=slip)
         status = 409 if errors.get("phone") == error_text(lang, "member.exists") else 422
         return render(
             request, "_signup_form.html", status=status, session=session, form=form, errors=errors
