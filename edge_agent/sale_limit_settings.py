@@ -24,14 +24,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class GradeBand(_Strict):
-    """A fixed price band for one grade; it replaces the recent-price band for that grade."""
+class _PriceBand(_Strict):
+    """A unit-price band in yuan a litre: above 0, its minimum below its maximum."""
 
     price_min: PriceText
     price_max: PriceText
 
     @model_validator(mode="after")
-    def _ordered(self) -> GradeBand:
+    def _ordered(self) -> _PriceBand:
         if Decimal(self.price_min) <= 0:
             raise ValueError("price_min must be above 0")
         if Decimal(self.price_min) >= Decimal(self.price_max):
@@ -47,7 +47,11 @@ class GradeBand(_Strict):
         return Decimal(self.price_max)
 
 
-class SaleLimitsSettings(_Strict):
+class GradeBand(_PriceBand):
+    """A fixed price band for one grade; it replaces the recent-price band for that grade."""
+
+
+class SaleLimitsSettings(_PriceBand):
     """Manual sales outside these are refused with the reason (docs/contracts.md §2).
 
     - `max_litres`: litres of one sale (more than 0, at most this).
@@ -66,19 +70,3 @@ class SaleLimitsSettings(_Strict):
     clock_skew_s: Annotated[int, Field(strict=True, ge=0, le=3600)] = 300
     max_age_days: Annotated[int, Field(strict=True, ge=1, le=30)] = 7
     grades: dict[Annotated[str, Field(pattern=_GRADE)], GradeBand] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SaleLimitsSettings:
-        if Decimal(self.price_min) <= 0:
-            raise ValueError("price_min must be above 0")
-        if Decimal(self.price_min) >= Decimal(self.price_max):
-            raise ValueError("price_min must be below price_max")
-        return self
-
-    @property
-    def low(self) -> Decimal:
-        return Decimal(self.price_min)
-
-    @property
-    def high(self) -> Decimal:
-        return Decimal(self.price_max)
