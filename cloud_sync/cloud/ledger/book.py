@@ -148,6 +148,10 @@ class Book:
         self.booked_at = now.isoformat()
         self._lock = lock
         self._members: dict[str, Member | None] = {}
+        # Every held member by phone index, and the phones whose active members (if any) the
+        # database has been asked for: a batch of sign-ups finds each phone in O(1).
+        self._by_phone: dict[str, list[str]] = {}
+        self._phones_asked: set[str] = set()
         self._lots: dict[str, Lot] = {}
         self._member_lots: dict[str, list[Lot]] = {}
         self._unloaded_new_lots: dict[str, list[Lot]] = {}
@@ -182,7 +186,7 @@ class Book:
             if self._lock:
                 stmt = stmt.with_for_update()
             for row in self.conn.execute(stmt):
-                self._members[row.member_id] = Member(**row._mapping)
+                self._hold(Member(**row._mapping))
             for member_id in chunk:
                 self._members.setdefault(member_id, None)
 
@@ -200,28 +204,39 @@ class Book:
             hops += 1
         return member if member is not None and member.status == "active" else None
 
+    def _hold(self, member: Member) -> None:
+        self._members[member.member_id] = member
+        if member.phone_index is not None:
+            self._by_phone.setdefault(member.phone_index, []).append(member.member_id)
+
+    def preload_phones(self, phone_indexes: Iterable[str]) -> None:
+        """Load the active members of these phones (a batch's sign-ups) in a few statements."""
+        wanted = sorted({p for p in phone_indexes if p not in self._phones_asked})
+        for chunk in _chunks(wanted):
+            found = self.conn.execute(
+                select(members.c.member_id).where(
+                    members.c.phone_index.in_(chunk), members.c.status == "active"
+                )
+            ).scalars()
+            self.load_members(list(found))
+            self._phones_asked.update(chunk)
+
     def active_by_phone(self, phone_index: str) -> Member | None:
-        for member in self._members.values():
+        """The active member with this phone: held members first, the database once."""
+        self.preload_phones([phone_index])
+        for member_id in self._by_phone.get(phone_index, ()):
+            member = self._members.get(member_id)
             if (
                 member is not None
                 and member.status == "active"
                 and member.phone_index == phone_index
             ):
                 return member
-        found = self.conn.execute(
-            select(members.c.member_id).where(
-                members.c.phone_index == phone_index, members.c.status == "active"
-            )
-        ).scalars()
-        for member_id in list(found):
-            member = self.member(member_id)
-            if member is not None and member.status == "active":
-                return member
         return None
 
     def add_member(self, member: Member) -> None:
         member.new = True
-        self._members[member.member_id] = member
+        self._hold(member)
         self._member_lots[member.member_id] = []
 
     def touch(self, member: Member) -> None:

@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloud_sync.core.wire import MAX_BATCH, ChangesResponse, SignedRuleSet
 
 from .allowances import AllowancePolicy, current_allowance, get_offline_redemption
-from .database import Database
+from .database import Database, bulk_insert
 from .errors import LedgerError
 from .schema import changes, counters, high_water, rulesets, station_pulls
 from .stations import is_suspended, lock_station
@@ -60,8 +60,9 @@ def append_changes(
     _compact(conn, rows)
     first = max(int(last) + 1, clock_id(now))
     at = now.isoformat()
-    conn.execute(
-        insert(changes),
+    bulk_insert(
+        conn,
+        changes,
         [
             {"id": first + offset, "kind": kind, "ref": ref, "at": at}
             for offset, (kind, ref) in enumerate(rows)
