@@ -35,10 +35,12 @@ from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Connection,
     Engine,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -51,6 +53,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .accounts import ADJUSTMENTS, EXPIRED, ISSUED, REDEEMED, VARIANCE, WRITTEN_OFF
+from .bulk import one_of
 from .errors import LedgerError
 from .schema import (
     agg_active_day,
@@ -312,8 +315,21 @@ def _upsert_add(
     if not rows:
         return
     postgres = conn.dialect.name == "postgresql"
-    stmt = pg_insert(table) if postgres else sqlite_insert(table)
-    adding = [c for c in rows[0] if c not in keys]
+    columns = list(rows[0])
+    # Key order: two pushes adding to the same rows (a day's chain-wide count, a member
+    # who bought at two stations) lock them in one order and queue instead of deadlocking.
+    rows = sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))
+    if postgres:  # every row in one statement of one array per column (bulk.py says why)
+        arrays = select(
+            *(
+                func.unnest(bindparam(f"a_{c}", [r[c] for r in rows], ARRAY(table.c[c].type)))
+                for c in columns
+            )
+        )
+        stmt: Any = pg_insert(table).from_select(columns, arrays)
+    else:
+        stmt = sqlite_insert(table)
+    adding = [c for c in columns if c not in keys]
     sets: dict[str, Any] = {}
     for column in adding:
         mine, theirs = table.c[column], stmt.excluded[column]
@@ -326,6 +342,9 @@ def _upsert_add(
         else:
             sets[column] = mine + theirs
     upsert = stmt.on_conflict_do_update(index_elements=list(keys), set_=sets)
+    if postgres:
+        conn.execute(upsert)
+        return
     for start in range(0, len(rows), _CHUNK):
         conn.execute(upsert, list(rows[start : start + _CHUNK]))
 
@@ -340,7 +359,7 @@ def _new_visits(
         first, last = min(d for d, _, _ in visits), max(d for d, _, _ in visits)
         for start in range(0, len(ids), _CHUNK):
             stmt = select(days.c.day, days.c.station_id, days.c.member_id).where(
-                days.c.member_id.in_(ids[start : start + _CHUNK]),
+                one_of(conn, days.c.member_id, ids[start : start + _CHUNK]),
                 days.c.day >= first,
                 days.c.day <= last,
             )

@@ -9,6 +9,7 @@ a working set loaded in bulk, and written back with one statement per table.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from cloud_sync.core.wire import (
 )
 
 from .book import Book
+from .bulk import one_of
 from .changes import append_changes, bump_counter
 from .context import Context
 from .database import Database, bulk_insert
@@ -172,7 +174,7 @@ def _classify(
     return plan
 
 
-def _preload(book: Book, station_id: str, items: Sequence[_Item]) -> None:
+def _preload(book: Book, keys: KeyRing, station_id: str, items: Sequence[_Item]) -> None:
     """Load every member, phone, sale and redemption the batch names, in a few statements."""
     member_ids: set[str] = set()
     sale_ids: set[str] = set()
@@ -197,9 +199,14 @@ def _preload(book: Book, station_id: str, items: Sequence[_Item]) -> None:
         redemption_id = payload.get("redemption_id")
         if isinstance(redemption_id, str):
             redemption_ids.add(redemption_id)
-        phone_index = payload.get("phone_index")
-        if kind == "member.registered" and isinstance(phone_index, str):
-            phones.add(phone_index)  # the chain's index unless sealed before enrolment
+        phone_index, phone_sealed = payload.get("phone_index"), payload.get("phone_sealed")
+        if (
+            kind == "member.registered"
+            and isinstance(phone_index, str)
+            and isinstance(phone_sealed, str)
+        ):
+            with contextlib.suppress(Rejected):  # the handler rejects it, with its reason
+                phones.add(keys.phone(phone_index, phone_sealed)[0])
         points = payload.get("points")
         member_id = payload.get("member_id")
         if isinstance(member_id, str) and (
@@ -283,7 +290,7 @@ def push(
                 events.c.status,
                 events.c.reason,
                 events.c.station_id,
-            ).where(events.c.event_id.in_(ids))
+            ).where(one_of(conn, events.c.event_id, ids))
         )
         known = {r.event_id: _Known(r.payload_hash, r.status, r.reason, r.station_id) for r in rows}
         plan = _classify(items, known, mark, request.epoch, station_id)
@@ -294,7 +301,7 @@ def push(
             keys = KeyRing(chain, lambda: load_station_keys(conn, chain, station_id))
             ctx = Context(book, keys, RuleLookup(rules, conn), station_id, trust)
             ctx.suspended = is_suspended(conn, station_id)
-            _preload(book, station_id, fresh)
+            _preload(book, keys, station_id, fresh)
             for item in fresh:
                 outcome[item.event_id] = _apply(ctx, item)
             book.flush()

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from .aggregates import tally_book, write
 from .aggregates_retract import retract_visits
+from .bulk import one_of
 from .database import bulk_insert
 from .schema import (
     adjustments,
@@ -181,7 +182,7 @@ class Book:
     def load_members(self, member_ids: Iterable[str]) -> None:
         wanted = sorted({m for m in member_ids if m not in self._members})
         for chunk in _chunks(wanted):
-            stmt = select(members).where(members.c.member_id.in_(chunk))
+            stmt = select(members).where(one_of(self.conn, members.c.member_id, chunk))
             stmt = stmt.order_by(members.c.member_id)
             if self._lock:
                 stmt = stmt.with_for_update()
@@ -215,7 +216,7 @@ class Book:
         for chunk in _chunks(wanted):
             found = self.conn.execute(
                 select(members.c.member_id).where(
-                    members.c.phone_index.in_(chunk), members.c.status == "active"
+                    one_of(self.conn, members.c.phone_index, chunk), members.c.status == "active"
                 )
             ).scalars()
             self.load_members(list(found))
@@ -313,7 +314,9 @@ class Book:
     def preload_sales(self, sale_ids: Iterable[str]) -> None:
         wanted = sorted({s for s in sale_ids if s not in self._sales})
         for chunk in _chunks(wanted):
-            for row in self.conn.execute(select(sales).where(sales.c.sale_id.in_(chunk))):
+            for row in self.conn.execute(
+                select(sales).where(one_of(self.conn, sales.c.sale_id, chunk))
+            ):
                 self._sales[row.sale_id] = Sale(**row._mapping)
                 self._sale_origins[row.sale_id] = (row.status, row.member_id)
             for sale_id in chunk:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -319,7 +320,8 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     quote = conn.dialect.identifier_preparer.quote
     # Identifiers are the table's own columns, quoted; every value travels as data.
     names = ", ".join(quote(column) for column in columns)
-    values = [tuple(row[c] for c in columns) for row in rows]
+    pick = itemgetter(*columns)  # a tuple per row; one column gives a bare value
+    values = [pick(row) for row in rows] if len(columns) > 1 else [(pick(row),) for row in rows]
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, f"COPY {quote(table.name)} ({names}) FROM STDIN", values)
         return

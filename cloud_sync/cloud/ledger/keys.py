@@ -74,6 +74,8 @@ class KeyRing:
         self.chain = chain
         self._load = load_station_keys
         self._station: Mapping[str, MemberKeys] | None = None
+        # A batch's sign-ups are opened once, when the push looks their phones up ahead.
+        self._phones: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     def _station_key(self, sealed: str) -> MemberKeys | None:
         """None: already the chain's; otherwise the station key that sealed it."""
@@ -102,6 +104,12 @@ class KeyRing:
 
     def phone(self, index: str, sealed: str) -> tuple[str, str, str]:
         """(chain index, chain-sealed phone, masked phone), all derived from the sealed phone."""
+        known = self._phones.get((index, sealed))
+        if known is None:
+            known = self._phones[(index, sealed)] = self._phone(index, sealed)
+        return known
+
+    def _phone(self, index: str, sealed: str) -> tuple[str, str, str]:
         station = self._station_key(sealed)
         keys = self.chain if station is None else station
         try:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger
 
 from .app import build_cloud_app
+from .heap import settle_heap
 from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
 from .settings import CloudConfigError, CloudSettings
 
@@ -249,6 +250,7 @@ def serve(
             while not server.started and web.is_alive() and not stop.wait(0.05):
                 pass
             if server.started:
+                settle_heap()
                 log.info("cloud ledger on %s (%s)", base_url, ledger.dialect)
                 expiry.start()
                 if ready is not None:
