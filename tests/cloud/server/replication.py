@@ -75,7 +75,7 @@ class Replication:
 
 def _run(url: str, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(sql.encode(), params or None)  # type: ignore[call-overload]
+        cursor = conn.execute(sql.encode(), params or None)
         return list(cursor.fetchall()) if cursor.description else []
 
 

@@ -9,7 +9,7 @@ reads come from the primary again, and back to the replica once it catches up.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +69,12 @@ def _names(answer: httpx.Response) -> dict[str, str]:
     return {row["station_id"]: row["name"] for row in answer.json()["stations"]}
 
 
-def _until(check: object, timeout: float = 30.0) -> httpx.Response:
+def _until(check: Callable[[], httpx.Response | None], timeout: float = 30.0) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
-        answer = check()  # type: ignore[operator]
+        answer = check()
         if answer is not None:
-            return answer  # type: ignore[no-any-return]
+            return answer
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
 
