@@ -14,8 +14,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.cloud.ledger.audit import audit_actions, audit_entries
-from cloud_sync.cloud.server.context import ApiProblem, cloud_context
+from cloud_sync.cloud.server.context import ApiProblem
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import LedgerReads, ReadLedger
 
 from .auth import PageReader, Reader
 from .export import Column, ExportFormat, download
@@ -98,11 +99,11 @@ def _ms(day: date) -> int:
 
 
 def _search(
-    request: Request, filters: Filters, before: int | None, limit: int
+    reads: LedgerReads, filters: Filters, before: int | None, limit: int
 ) -> list[dict[str, Any]]:
     since_ms = _ms(filters.since) if filters.since else None
     until_ms = _ms(filters.until + timedelta(days=1)) if filters.until else None
-    return cloud_context(request).ledger.db.read(
+    return reads.read(
         lambda conn: audit_entries(
             conn,
             actor=filters.actor,
@@ -141,13 +142,14 @@ def audit_router() -> APIRouter:
     def api_audit(
         request: Request,
         user: Reader,
+        reads: ReadLedger,
         asked: Asked,
         before: _Before = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         """HQ's changes, newest first; `next_before` pages on (null at the end)."""
         filters = _filters(asked)
-        rows = _search(request, filters, before, limit)
+        rows = _search(reads, filters, before, limit)
         last = rows[-1]["audit_id"] if len(rows) == limit else None
         return {"entries": rows, "next_before": last}
 
@@ -155,6 +157,7 @@ def audit_router() -> APIRouter:
     async def audit_page(
         request: Request,
         user: PageReader,
+        reads: ReadLedger,
         asked: Asked,
         before: _Before = None,
         format: ExportFormat | None = None,
@@ -167,12 +170,12 @@ def audit_router() -> APIRouter:
         else:
             error = ""
         if format is not None:
-            rows = await run_in_threadpool(_search, request, filters, None, EXPORT_MAX)
+            rows = await run_in_threadpool(_search, reads, filters, None, EXPORT_MAX)
             return download(format, COLUMNS, [_flat(r) for r in rows], filename="hq-audit")
-        rows = await run_in_threadpool(_search, request, filters, before, PAGE + 1)
+        rows = await run_in_threadpool(_search, reads, filters, before, PAGE + 1)
         more = len(rows) > PAGE
         rows = [_flat(r) for r in rows[:PAGE]]
-        actions = await run_in_threadpool(cloud_context(request).ledger.db.read, audit_actions)
+        actions = await run_in_threadpool(reads.read, audit_actions)
         query = filters.query()
         context = {
             "active": "audit",

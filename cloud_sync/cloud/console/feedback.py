@@ -12,8 +12,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.cloud.ledger.member_feedback import feedback_by_station, feedback_list
-from cloud_sync.cloud.server.context import cloud_context
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import LedgerReads, ReadLedger
 
 from .auth import PageReader, Reader
 from .export import Column, ExportFormat, download
@@ -46,9 +46,8 @@ SUMMARY_COLUMNS: Final = (
 
 
 def _read(
-    request: Request, station: str | None, about: str | None, before: int | None, limit: int
+    reads: LedgerReads, station: str | None, about: str | None, before: int | None, limit: int
 ) -> dict[str, Any]:
-    db = cloud_context(request).ledger.db
 
     def work(conn: Any) -> dict[str, Any]:
         listed = feedback_list(
@@ -56,7 +55,7 @@ def _read(
         )
         return {"stations": feedback_by_station(conn), **listed}
 
-    return db.read(work)
+    return reads.read(work)
 
 
 def _flat(summary: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +69,7 @@ def feedback_router() -> APIRouter:
     def api_feedback(
         request: Request,
         user: Reader,
+        reads: ReadLedger,
         station: _Station = None,
         about: _About = None,
         before: _Before = None,
@@ -80,7 +80,7 @@ def feedback_router() -> APIRouter:
         decimal string) and each rating's count; `feedback`: the comments newest first, of
         one `station`, of the chain (`about=chain`) or all; `next` pages on. `format=csv|xlsx`
         downloads the per-station table."""
-        found = _read(request, station, about, before, limit)
+        found = _read(reads, station, about, before, limit)
         if format is not None:
             rows = [_flat(s) for s in found["stations"]]
             return download(format, SUMMARY_COLUMNS, rows, filename="hq-feedback-stations")
@@ -90,15 +90,16 @@ def feedback_router() -> APIRouter:
     async def feedback_page(
         request: Request,
         user: PageReader,
+        reads: ReadLedger,
         station: _Station = None,
         about: _About = None,
         before: _Before = None,
         format: ExportFormat | None = None,
     ) -> Response:
         if format is not None:
-            found = await run_in_threadpool(_read, request, station, about, None, EXPORT_MAX)
+            found = await run_in_threadpool(_read, reads, station, about, None, EXPORT_MAX)
             return download(format, COLUMNS, found["feedback"], filename="hq-feedback")
-        found = await run_in_threadpool(_read, request, station, about, before, PAGE)
+        found = await run_in_threadpool(_read, reads, station, about, before, PAGE)
         query = {k: v for k, v in {"station": station, "about": about}.items() if v}
         context = {
             "active": "feedback",

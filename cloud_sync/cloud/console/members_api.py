@@ -27,6 +27,7 @@ from cloud_sync.cloud.ledger.member_privacy import erase_member, export_member
 from cloud_sync.cloud.ledger.member_sheet import SheetError, parse_sheet
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import ReadLedger
 
 from .auth import Admin, Reader
 from .export import Column, ExportFormat, download
@@ -91,10 +92,12 @@ def members_api_router() -> APIRouter:
         responses=error_responses(*_IDENTITY),
         summary="Search members by phone, plate or member id",
     )
-    def search(request: Request, user: Reader, q: Annotated[str, Query(max_length=64)]) -> Any:
+    def search(
+        request: Request, user: Reader, reads: ReadLedger, q: Annotated[str, Query(max_length=64)]
+    ) -> Any:
         context = cloud_context(request)
-        db, keys = context.ledger.db, context.chain_keys
-        return {"members": db.read(lambda c: search_members(c, keys, q, context.now()))}
+        keys = context.chain_keys
+        return {"members": reads.read(lambda c: search_members(c, keys, q, context.now()))}
 
     @router.get(
         "/export",
@@ -104,10 +107,11 @@ def members_api_router() -> APIRouter:
     def export(
         request: Request,
         user: Reader,
+        reads: ReadLedger,
         format: Annotated[ExportFormat, Query()] = "csv",
     ) -> Response:
         context = cloud_context(request)
-        rows = context.ledger.db.read(lambda c: member_rows(c, context.chain_keys, context.now()))
+        rows = reads.read(lambda c: member_rows(c, context.chain_keys, context.now()))
         return download(format, EXPORT_COLUMNS, rows, filename="members")
 
     @router.post(
@@ -162,10 +166,13 @@ def members_api_router() -> APIRouter:
         responses=error_responses("not_found"),
         summary="A member's page: balance, lots, tier history, …",
     )
-    def member(request: Request, user: Reader, member_id: str) -> Any:
+    def member(request: Request, user: Reader, reads: ReadLedger, member_id: str) -> Any:
         context = cloud_context(request)
         keys = context.chain_keys
-        page = context.ledger.db.read(lambda c: member_page(c, keys, member_id, context.now()))
+        page = reads.read(
+            lambda c: member_page(c, keys, member_id, context.now()),
+            missing=lambda found: found is None,  # imported a moment ago: ask the primary
+        )
         if page is None:
             raise ApiProblem(404, "not_found", f"no member {member_id}")
         return page
@@ -178,12 +185,12 @@ def members_api_router() -> APIRouter:
     def sales(
         request: Request,
         user: Reader,
+        reads: ReadLedger,
         member_id: str,
         before: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Any:
-        db = cloud_context(request).ledger.db
-        return db.read(lambda c: member_sales(c, member_id, before=before, limit=limit))
+        return reads.read(lambda c: member_sales(c, member_id, before=before, limit=limit))
 
     @router.post(
         "/{member_id}/adjustments",

@@ -20,6 +20,7 @@ from cloud_sync.cloud.ledger.reports_hq import Period
 from cloud_sync.cloud.ledger.schema import stations
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import LedgerReads, ReadLedger
 
 from .auth import HqUser, PageReader, Reader
 from .export import Column, download
@@ -37,11 +38,10 @@ StationQ = Annotated[str | None, Query(max_length=64)]
 FormatQ = Annotated[Literal["json", "csv", "xlsx"], Query(alias="format")]
 
 
-def _read(request: Request, work: Callable[[Connection, datetime], _T]) -> _T:
-    context = cloud_context(request)
-    now = context.now()
+def _read(request: Request, reads: LedgerReads, work: Callable[[Connection, datetime], _T]) -> _T:
+    now = cloud_context(request).now()
     try:
-        return context.ledger.db.read(lambda conn: work(conn, now))
+        return reads.read(lambda conn: work(conn, now))
     except LedgerError as exc:
         raise ApiProblem(422, exc.code, str(exc)) from exc
 
@@ -89,6 +89,7 @@ def _query(kind: str, first: str | None, last: str | None, station: str | None) 
 def report_api(
     request: Request,
     user: Reader,
+    reads: ReadLedger,
     name: Literal["dashboard", "liability", "sales", "sales-hours", "members"],
     kind: RangeQ = "30d",
     first: FromQ = None,
@@ -122,7 +123,7 @@ def report_api(
             **extra,
         }
 
-    return _read(request, work)
+    return _read(request, reads, work)
 
 
 # ---------------------------------------------------------------- pages
@@ -151,6 +152,7 @@ def _toolbar(
 
 def _page(
     request: Request,
+    reads: LedgerReads,
     user: HqUser,
     template: str,
     active: str,
@@ -169,7 +171,7 @@ def _page(
         return {"active": active, "bar": bar, **build(conn, now, period, scope, lang)}
 
     try:
-        context = _read(request, work)
+        context = _read(request, reads, work)
     except ApiProblem as problem:
         bar: dict[str, Any] = {
             "range": kind,
@@ -216,6 +218,7 @@ def _dashboard(
 def dashboard_page(
     request: Request,
     user: PageReader,
+    reads: ReadLedger,
     kind: RangeQ = "30d",
     first: FromQ = None,
     last: ToQ = None,
@@ -223,7 +226,16 @@ def dashboard_page(
 ) -> HTMLResponse:
     """The dashboard: KPI cards against the previous period, daily charts, stations."""
     return _page(
-        request, user, "hq_dashboard.html", "dashboard", _dashboard, kind, first, last, station
+        request,
+        reads,
+        user,
+        "hq_dashboard.html",
+        "dashboard",
+        _dashboard,
+        kind,
+        first,
+        last,
+        station,
     )
 
 
@@ -245,6 +257,7 @@ def _liability(
 def liability_page(
     request: Request,
     user: PageReader,
+    reads: ReadLedger,
     kind: RangeQ = "custom",
     first: FromQ = None,
     last: ToQ = None,
@@ -252,7 +265,16 @@ def liability_page(
 ) -> HTMLResponse:
     """The points liability roll-forward per month and station, and what expires soon."""
     return _page(
-        request, user, "hq_liability.html", "liability", _liability, kind, first, last, station
+        request,
+        reads,
+        user,
+        "hq_liability.html",
+        "liability",
+        _liability,
+        kind,
+        first,
+        last,
+        station,
     )
 
 
@@ -274,13 +296,14 @@ def _sales(
 def sales_page(
     request: Request,
     user: PageReader,
+    reads: ReadLedger,
     kind: RangeQ = "30d",
     first: FromQ = None,
     last: ToQ = None,
     station: StationQ = None,
 ) -> HTMLResponse:
     """Sales per station × grade × day, and the peak hours heat map."""
-    return _page(request, user, "hq_sales.html", "sales", _sales, kind, first, last, station)
+    return _page(request, reads, user, "hq_sales.html", "sales", _sales, kind, first, last, station)
 
 
 def _members(
@@ -293,6 +316,7 @@ def _members(
 def member_reports_page(
     request: Request,
     user: PageReader,
+    reads: ReadLedger,
     kind: RangeQ = "custom",
     first: FromQ = None,
     last: ToQ = None,
@@ -300,5 +324,14 @@ def member_reports_page(
 ) -> HTMLResponse:
     """Member growth, tiers, activity and dormant members, RFM segments."""
     return _page(
-        request, user, "hq_member_reports.html", "members", _members, kind, first, last, station
+        request,
+        reads,
+        user,
+        "hq_member_reports.html",
+        "members",
+        _members,
+        kind,
+        first,
+        last,
+        station,
     )

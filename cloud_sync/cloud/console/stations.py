@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from cloud_sync.cloud.ledger import station_admin
 from cloud_sync.cloud.server.context import cloud_context
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import LedgerReads, ReadLedger
 
 from .auth import Admin, PageReader, Reader
 from .export import Column, download
@@ -116,11 +117,15 @@ class EnrolBody(BaseModel):
 
 
 def _rows(
-    request: Request, health: str | None, q: str | None, sort: str, desc: bool
+    request: Request,
+    reads: LedgerReads,
+    health: str | None,
+    q: str | None,
+    sort: str,
+    desc: bool,
 ) -> list[dict[str, Any]]:
-    context = cloud_context(request)
-    now = context.now()
-    return context.ledger.db.read(
+    now = cloud_context(request).now()
+    return reads.read(
         lambda conn: station_admin.station_rows(
             conn,
             now,
@@ -156,16 +161,17 @@ def stations_router() -> APIRouter:
     def list_stations(
         request: Request,
         user: Reader,
+        reads: ReadLedger,
         health: HealthParam = None,
         q: SearchParam = None,
         sort: SortParam = "id",
         desc: bool = False,
         format: FormatParam = None,
     ) -> Response:
-        rows = _rows(request, health, q, sort, desc)
+        rows = _rows(request, reads, health, q, sort, desc)
         if format is not None:
             return download(format, _EXPORT, rows, filename="stations")
-        every = rows if not health and not q else _rows(request, None, None, "id", False)
+        every = rows if not health and not q else _rows(request, reads, None, None, "id", False)
         return JSONResponse(
             {"counts": station_admin.health_counts(every), "stations": rows, "backlog": _BACKLOG}
         )
@@ -179,13 +185,11 @@ def stations_router() -> APIRouter:
         request: Request,
         station_id: str,
         user: Reader,
+        reads: ReadLedger,
         format: FormatParam = None,
     ) -> Response:
-        context = cloud_context(request)
-        now = context.now()
-        detail = context.ledger.db.read(
-            lambda conn: station_admin.station_detail(conn, station_id, now)
-        )
+        now = cloud_context(request).now()
+        detail = reads.read(lambda conn: station_admin.station_detail(conn, station_id, now))
         if format is not None:
             return download(
                 format, _DAYS_EXPORT, detail["sales_days"], filename=f"sales-{station_id}"
@@ -240,13 +244,14 @@ def stations_router() -> APIRouter:
     def stations_page(
         request: Request,
         user: PageReader,
+        reads: ReadLedger,
         health: HealthParam = None,
         q: SearchParam = None,
         sort: SortParam = "id",
         desc: bool = False,
     ) -> HTMLResponse:
-        rows = _rows(request, health, q, sort, desc)
-        every = rows if not health and not q else _rows(request, None, None, "id", False)
+        rows = _rows(request, reads, health, q, sort, desc)
+        every = rows if not health and not q else _rows(request, reads, None, None, "id", False)
         return render(
             request,
             "hq_stations.html",
@@ -264,12 +269,11 @@ def stations_router() -> APIRouter:
         )
 
     @router.get("/hq/stations/{station_id}", response_class=HTMLResponse, include_in_schema=False)
-    def station_page(request: Request, station_id: str, user: PageReader) -> HTMLResponse:
-        context = cloud_context(request)
-        now = context.now()
-        detail = context.ledger.db.read(
-            lambda conn: station_admin.station_detail(conn, station_id, now)
-        )
+    def station_page(
+        request: Request, station_id: str, user: PageReader, reads: ReadLedger
+    ) -> HTMLResponse:
+        now = cloud_context(request).now()
+        detail = reads.read(lambda conn: station_admin.station_detail(conn, station_id, now))
         days = [
             {**day, "litres": day["litres_ml"] // 1000, "amount_yuan": day["amount_fen"] // 100}
             for day in detail["sales_days"]

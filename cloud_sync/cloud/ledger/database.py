@@ -25,6 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 from .aggregates_ledger import rebuild
 from .errors import LedgerError
+from .heartbeat import create_heartbeat
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
 from .schema_app import V4_INDEXES, V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
 
@@ -226,6 +227,7 @@ class Database:
         db = cls(engine)
         try:
             db.transact(lambda conn: db._migrate(conn, create=create))
+            db.transact(create_heartbeat)  # outside the numbered schema: see heartbeat.py
         except BaseException:
             engine.dispose()
             raise

@@ -25,6 +25,7 @@ from cloud_sync.cloud.ledger.member_invoices import (
 from cloud_sync.cloud.ledger.member_self import FRESHNESS_EN, FRESHNESS_ZH
 from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses, status_of
+from cloud_sync.cloud.server.read_ledger import ReadLedger
 from cloud_sync.core.wire import Problem
 
 from .auth import CurrentMember
@@ -171,13 +172,13 @@ def activity_router() -> APIRouter:
     def invoices(
         request: Request,
         member: CurrentMember,
+        reads: ReadLedger,
         before: Annotated[str | None, Query(max_length=80)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> Any:
-        context = cloud_context(request)
-        keys = context.chain_keys
+        keys = cloud_context(request).chain_keys
         try:
-            page = context.ledger.db.read(
+            page = reads.read(
                 lambda conn: member_invoices(
                     conn, keys, member.member_id, before=before, limit=limit
                 )

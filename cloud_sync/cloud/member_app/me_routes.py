@@ -22,8 +22,9 @@ from sqlalchemy import Connection
 from cloud_sync.cloud.ledger import member_history, member_plates, member_rights
 from cloud_sync.cloud.ledger.member_self import freshness, member_home
 from cloud_sync.cloud.ledger.postings import millis
-from cloud_sync.cloud.server.context import ApiProblem, CloudContext, cloud_context
+from cloud_sync.cloud.server.context import ApiProblem, cloud_context
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import LedgerReads, ReadLedger
 
 from .auth import CurrentMember, MemberPrincipal
 
@@ -88,9 +89,9 @@ def private(body: Any, status: int = 200, headers: dict[str, str] | None = None)
     )
 
 
-def _read(context: CloudContext, work: Any) -> Any:
-    """One consistent read (a single snapshot on PostgreSQL)."""
-    return context.ledger.db.transact(work, write=False, snapshot=True)
+def _read(reads: LedgerReads, work: Any, missing: Any = None) -> Any:
+    """One consistent read (a single snapshot on PostgreSQL), on the replica when fit."""
+    return reads.read(work, snapshot=True, missing=missing)
 
 
 def _signed_out() -> ApiProblem:
@@ -99,6 +100,7 @@ def _signed_out() -> ApiProblem:
 
 def _history_page(
     request: Request,
+    reads: LedgerReads,
     page_of: Callable[..., dict[str, Any]],
     member: MemberPrincipal,
     before: str | None,
@@ -113,7 +115,7 @@ def _history_page(
         used = set(page.pop("stations"))
         return {**page, "as_of": now.isoformat(), "freshness": freshness(conn, used)}
 
-    return private(_read(context, work))
+    return private(_read(reads, work))
 
 
 def _history_routes(router: APIRouter) -> None:
@@ -125,10 +127,11 @@ def _history_routes(router: APIRouter) -> None:
     def my_sales(
         request: Request,
         member: CurrentMember,
+        reads: ReadLedger,
         before: BeforeParam = None,
         limit: LimitParam = member_history.DEFAULT_PAGE,
     ) -> Response:
-        return _history_page(request, member_history.sales_page, member, before, limit)
+        return _history_page(request, reads, member_history.sales_page, member, before, limit)
 
     @router.get(
         "/me/redemptions",
@@ -138,10 +141,11 @@ def _history_routes(router: APIRouter) -> None:
     def my_redemptions(
         request: Request,
         member: CurrentMember,
+        reads: ReadLedger,
         before: BeforeParam = None,
         limit: LimitParam = member_history.DEFAULT_PAGE,
     ) -> Response:
-        return _history_page(request, member_history.redemptions_page, member, before, limit)
+        return _history_page(request, reads, member_history.redemptions_page, member, before, limit)
 
     @router.get(
         "/me/coupons",
@@ -164,9 +168,9 @@ def _history_routes(router: APIRouter) -> None:
 
 def _plate_routes(router: APIRouter) -> None:
     @router.get("/me/plates", summary="The member's plates", responses=error_responses())
-    def my_plates(request: Request, member: CurrentMember) -> Response:
+    def my_plates(request: Request, member: CurrentMember, reads: ReadLedger) -> Response:
         context = cloud_context(request)
-        found = context.ledger.db.read(
+        found = reads.read(
             lambda conn: member_plates.member_plates(conn, context.chain_keys, member.member_id)
         )
         return private({"plates": found, "max": member_plates.MAX_PLATES})
@@ -288,14 +292,16 @@ def me_router() -> APIRouter:
         summary="The member's home: balance and its value, expiring points, tier and progress",
         responses=error_responses(),
     )
-    def me(request: Request, member: CurrentMember) -> Response:
+    def me(request: Request, member: CurrentMember, reads: ReadLedger) -> Response:
         context = cloud_context(request)
         now = context.now()
         home = _read(
-            context,
+            reads,
             lambda conn: member_home(
                 conn, context.chain_keys, context.ledger.rules, member.member_id, now
             ),
+            # signed up a moment ago: the replica may not have the member yet
+            missing=lambda found: found is None,
         )
         if home is None:
             raise _signed_out()

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 
 from cloud_sync.cloud.ledger.errors import LedgerError
 from cloud_sync.cloud.ledger.station_locations import MAX_NEARBY, nearby_stations, parse_degrees
-from cloud_sync.cloud.server.context import cloud_context
 from cloud_sync.cloud.server.errors import error_responses
+from cloud_sync.cloud.server.read_ledger import ReadLedger
 
 __all__ = ["stations_router"]
 
@@ -38,6 +38,7 @@ def stations_router() -> APIRouter:
     )
     def find_stations(
         request: Request,
+        reads: ReadLedger,
         lat: DegreesParam = None,
         lng: DegreesParam = None,
         limit: Annotated[int, Query(ge=1, le=MAX_NEARBY, description="at most 50")] = 20,
@@ -46,8 +47,7 @@ def stations_router() -> APIRouter:
             raise LedgerError("member_app.location", "send both lat and lng, or neither")
         lat_e6 = None if lat is None else _degrees(lat, "lat")
         lng_e6 = None if lng is None else _degrees(lng, "lng")
-        context = cloud_context(request)
-        found = context.ledger.db.read(lambda conn: nearby_stations(conn, lat_e6, lng_e6, limit))
+        found = reads.read(lambda conn: nearby_stations(conn, lat_e6, lng_e6, limit))
         origin = None if lat is None else {"lat": lat.strip(), "lng": (lng or "").strip()}
         return JSONResponse({"stations": found, "from": origin})
 

@@ -33,6 +33,8 @@ from .errors import status_of
 from .gate import CloudGate
 from .keyfiles import load_chain_keys
 from .metrics import CloudMetrics
+from .read_ledger import ReplicaHeaders
+from .replica import ReadReplica
 from .review_routes import review_router
 from .settings import CloudSettings
 from .sync_routes import sync_router
@@ -144,11 +146,14 @@ def build_cloud_app(
     clock: Callable[[], datetime] | None = None,
     chain_keys: MemberKeys | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    replica: ReadReplica | None = None,
 ) -> FastAPI:
     """The cloud's HTTP face over an open ledger.
 
     `chain_keys` are the keys the ledger was opened with (read from the data directory when
-    not given); `clock` answers aware datetimes (UTC by default).
+    not given); `clock` answers aware datetimes (UTC by default). `replica` (from
+    `database_url_read`) serves the routes that take `ReadLedger`; the caller opens and
+    closes it.
     """
     public_key = public_key_b64(signing_key)
     context = CloudContext(
@@ -161,6 +166,7 @@ def build_cloud_app(
         clock=clock or _utc_now,
         metrics=CloudMetrics(),
         max_body_bytes=max_body_bytes,
+        replica=replica,
     )
     app = FastAPI(
         title="loyalpump cloud ledger",
@@ -178,5 +184,7 @@ def build_cloud_app(
     mount_console_static(app)
     install_signin(app, settings.hq)
     install_member_app(app, settings)
+    if replica is not None:
+        app.add_middleware(ReplicaHeaders)
     app.add_middleware(CloudGate, context=context)
     return app

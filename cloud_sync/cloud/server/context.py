@@ -20,6 +20,7 @@ from cloud_sync.core.privacy import MemberKeys
 from cloud_sync.core.wire import Problem
 
 from .metrics import CloudMetrics
+from .replica import ReadReplica
 
 __all__ = [
     "ADMIN_TOKEN_KEY",
@@ -93,6 +94,7 @@ class CloudContext:
     clock: Callable[[], datetime]
     metrics: CloudMetrics
     max_body_bytes: int
+    replica: ReadReplica | None = None  # database_url_read: see read_ledger.ReadLedger
     _totals: _TotalsCache = field(default_factory=_TotalsCache)
 
     def now(self) -> datetime:

@@ -26,6 +26,7 @@ from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger
 from .app import build_cloud_app
 from .heap import settle_heap
 from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
+from .replica import open_replica
 from .settings import CloudConfigError, CloudSettings
 
 __all__ = [
@@ -217,11 +218,14 @@ def serve(
     stop = stop or threading.Event()
     clock = clock or _utc_now
     ledger = open_ledger(settings)
+    replica = open_replica(settings, ledger.db)  # None without database_url_read
     try:
         signing_key = load_or_create_signing_key(settings.data_dir)
         if not settings.admin_token():
             log.warning("no admin_token configured: every HQ route answers 401")
-        app = build_cloud_app(settings, ledger=ledger, signing_key=signing_key, clock=clock)
+        app = build_cloud_app(
+            settings, ledger=ledger, signing_key=signing_key, clock=clock, replica=replica
+        )
         sock = _listen(settings.cloud.host, settings.cloud.port)
         port = sock.getsockname()[1]
         host = settings.cloud.host
@@ -253,6 +257,8 @@ def serve(
                 settle_heap()
                 log.info("cloud ledger on %s (%s)", base_url, ledger.dialect)
                 expiry.start()
+                if replica is not None:
+                    replica.start()  # the heartbeat the replica's lag is measured by
                 if ready is not None:
                     ready(base_url)
             while web.is_alive() and not stop.wait(0.2):
@@ -266,4 +272,6 @@ def serve(
         if not stop.is_set():
             raise CloudConfigError(f"the HTTP server on {base_url} stopped unexpectedly")
     finally:
+        if replica is not None:
+            replica.close()
         ledger.close()

@@ -70,6 +70,11 @@ class _Strict(BaseModel):
 class CloudSection(_Strict):
     data_dir: Path
     database_url: str = Field(default="", repr=False)  # may carry a password
+    # A read replica of database_url (PostgreSQL streaming or logical replication): the
+    # member app's and HQ's read-only screens read there while it is at most read_max_lag_s
+    # behind. Empty: every read goes to database_url.
+    database_url_read: str = Field(default="", repr=False)
+    read_max_lag_s: Annotated[int, Field(ge=1, le=24 * 3600)] = 30
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     admin_token: str = Field(default="", repr=False)
@@ -83,7 +88,7 @@ class CloudSection(_Strict):
     def _addresses(cls, value: list[str]) -> list[str]:
         return ip_networks(value)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_url_read")
     @classmethod
     def _known_database(cls, value: str) -> str:
         return normalize_database_url(value)
@@ -99,6 +104,17 @@ class CloudSection(_Strict):
     def _one_token_source(self) -> CloudSection:
         if self.admin_token and self.admin_token_file is not None:
             raise ValueError("set admin_token or admin_token_file, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _replica_of_postgresql(self) -> CloudSection:
+        """A replica only makes sense beside a PostgreSQL primary (SQLite has one file)."""
+        if not self.database_url_read:
+            return self
+        if not self.database_url_read.startswith("postgresql"):
+            raise ValueError("database_url_read must be a postgresql:// URL")
+        if not self.database_url.startswith("postgresql"):
+            raise ValueError("database_url_read needs a postgresql:// database_url beside it")
         return self
 
 
