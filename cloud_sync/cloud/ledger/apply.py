@@ -304,10 +304,12 @@ def push(
             _preload(book, keys, station_id, fresh)
             for item in fresh:
                 outcome[item.event_id] = _apply(ctx, item)
+            # The station's own rows first; the report aggregates (rows every station adds
+            # to, locked until commit) as late as possible, so concurrent pushes queue briefly.
+            _store_events(conn, station_id, request.epoch, fresh, outcome, now)
             book.flush()
             ctx.flags += end_requests_of_changed_sales(conn, ctx.changed_sales, now)
             record_flags(conn, station_id, ctx.flags, trust, now)
-            _store_events(conn, station_id, request.epoch, fresh, outcome, now)
             conn.execute(
                 update(high_water)
                 .where(high_water.c.station_id == station_id, high_water.c.epoch == request.epoch)
