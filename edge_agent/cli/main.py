@@ -1,4 +1,9 @@
-"""Entry point: runs the command tree and turns bad input into exit 2 and one line."""
+"""Entry point: runs the command tree and turns bad input into exit 2 and one line.
+
+Every command module imports its services inside the command, so `loyalpump --help` (and
+any one command) loads only what it runs: no web app, daemon, SQLAlchemy or uvicorn for a
+look-up. tests/edge_agent/test_cli_imports.py keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,6 @@ from typer.exceptions import TyperException
 from cloud_sync.cloud.cli import cloud_app
 from cloud_sync.core.output import fail
 
-from ..errors import ServiceError
-from ..settings import ConfigError
-from ..store import StoreError
 from .demo import demo_command
 from .edge import edge_app
 from .run import run_command
@@ -36,6 +38,15 @@ app.command("demo")(demo_command)
 edge_app.command("run")(run_command)
 
 
+def _refusal_types() -> tuple[type[Exception], ...]:
+    """The errors a user can fix; imported only when something was raised (they are heavy)."""
+    from ..errors import ServiceError  # noqa: PLC0415 - lazy, see the module docstring
+    from ..settings import ConfigError  # noqa: PLC0415
+    from ..store import StoreError  # noqa: PLC0415
+
+    return ServiceError, ConfigError, StoreError
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
@@ -52,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(str(message).replace("\n", " "))
     except typer.Abort:
         fail("aborted", 130)
-    except (ServiceError, ConfigError, StoreError) as exc:
-        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, _refusal_types()):
+            fail(str(exc))
+        raise
     raise SystemExit(result if isinstance(result, int) else 0)
