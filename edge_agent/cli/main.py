@@ -7,11 +7,13 @@ look-up. tests/edge_agent/test_cli_imports.py keeps it so.
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Sequence
 
 import typer
 from typer.exceptions import TyperException
+from typer.models import TyperInfo
 
 from cloud_sync.cloud.cli import cloud_app
 from cloud_sync.core.output import fail
@@ -47,9 +49,37 @@ def _refusal_types() -> tuple[type[Exception], ...]:
     return ServiceError, ConfigError, StoreError
 
 
+def command_for(args: Sequence[str]) -> typer.core.TyperGroup:
+    """The command tree for `args`, with only the group they name built in full.
+
+    typer builds each command's parameters from its signature at start, which costs about
+    as much as importing the command modules; the other groups keep their name and help
+    (all that `loyalpump --help`, or a name that is no command, shows) without commands.
+    """
+    wanted = args[0] if args else None
+    top = copy.copy(app)
+    top.registered_groups = [
+        info if info.name == wanted else _shell(info) for info in app.registered_groups
+    ]
+    command = typer.main.get_command(top)
+    assert isinstance(command, typer.core.TyperGroup)
+    return command
+
+
+def _shell(info: TyperInfo) -> TyperInfo:
+    """A group's name and help without its commands."""
+    instance = copy.copy(info.typer_instance)
+    assert instance is not None
+    instance.registered_commands = []
+    instance.registered_groups = []
+    shell = copy.copy(info)
+    shell.typer_instance = instance
+    return shell
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    command = command_for(args)
     try:
         result = command.main(args=args, prog_name="loyalpump", standalone_mode=False)
     except TyperException as exc:
