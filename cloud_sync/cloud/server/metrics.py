@@ -11,6 +11,9 @@ there, and a scrape answered by any worker sums all of them with `MultiProcessCo
 The ledger totals and `database_up` are read from the database at scrape time by a collector
 of the scrape itself, so they count once, not once per worker. The supervisor calls
 `prepare_multiprocess_dir` before it starts the workers and `worker_exited` when one ends.
+prometheus_client picks file-backed values when it is first imported: set the variable
+before that in the process the workers come from (a forked worker keeps its parent's
+choice), or start the workers fresh (spawn, exec).
 """
 
 from __future__ import annotations
