@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks import (
     cashier_lookup,
+    cli_start,
     driver_latency,
     edge_accrual,
     hq_console,
@@ -23,6 +24,8 @@ from benchmarks.table import RecordError, Row, Target, figure_row, number
 __all__ = [
     "cashier_lookup_rows",
     "cashier_lookup_scale",
+    "cli_start_rows",
+    "cli_start_scale",
     "driver_latency_rows",
     "driver_latency_scale",
     "edge_accrual_rows",
@@ -285,3 +288,26 @@ def member_h5_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Ro
 
 def member_h5_scale(record: Mapping[str, Any]) -> str:
     return f"{number(record, 'runs'):,.0f} cold and warm loads at 375x667"
+
+
+def cli_start_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    """Whole-process wall times against `python -c pass`; the target is on --help's median."""
+    baseline_min, baseline_median = (
+        number(record, "baseline_min_ms"),
+        number(record, "baseline_median_ms"),
+    )
+    target = (Target("value", "<", cli_start.TARGET_HELP_MS),)
+    return [
+        figure_row(name, "--help, median", number(record, "help_median_ms"), "ms",
+                   target, baseline_median, quick),
+        figure_row(name, "--help, min", number(record, "help_min_ms"), "ms",
+                   (), baseline_min, quick),
+        figure_row(name, "edge member show, median", number(record, "show_median_ms"), "ms",
+                   (), baseline_median, quick),
+        figure_row(name, "edge member show, min", number(record, "show_min_ms"), "ms",
+                   (), baseline_min, quick),
+    ]  # fmt: skip
+
+
+def cli_start_scale(record: Mapping[str, Any]) -> str:
+    return f"{number(record, 'runs'):,.0f} runs each, {number(record, 'members'):,.0f} members"

@@ -45,6 +45,8 @@ from benchmarks import (
 from benchmarks.readers import (
     cashier_lookup_rows,
     cashier_lookup_scale,
+    cli_start_rows,
+    cli_start_scale,
     driver_latency_rows,
     driver_latency_scale,
     edge_accrual_rows,
@@ -184,6 +186,16 @@ JOBS: tuple[Job, ...] = (
         "parsing the sheet alone",
         member_import_rows,
         member_import_scale,
+    ),
+    Job(
+        "cli_start",
+        BENCHMARKS / "cli_start.py",
+        (),
+        ("--runs", "5", "--members", "20"),
+        "`python -c pass` with the same interpreter, interleaved (min with min, median with "
+        "median)",
+        cli_start_rows,
+        cli_start_scale,
     ),
 )
 

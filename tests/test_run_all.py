@@ -294,6 +294,19 @@ IMPORT_RECORD = {
 }
 
 
+CLI_START_RECORD = {
+    "benchmark": "cli_start",
+    "runs": 15,
+    "members": 200,
+    "baseline_min_ms": 20.0,
+    "baseline_median_ms": 25.0,
+    "help_min_ms": 140.0,
+    "help_median_ms": 310.0,
+    "show_min_ms": 380.0,
+    "show_median_ms": 450.0,
+}
+
+
 def _job_named(name: str) -> Job:
     return next(job for job in run_all.JOBS if job.name == name)
 
@@ -368,6 +381,7 @@ def _full_rows() -> list[table.Row]:
         "member_import_csv": IMPORT_RECORD,
         "member_app": MEMBER_APP_RECORD,
         "member_h5": MEMBER_H5_RECORD,
+        "cli_start": CLI_START_RECORD,
     }
     return [row for job in run_all.JOBS for row in job.rows(job.name, records[job.name], False)]
 
@@ -376,7 +390,7 @@ def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     rows = _full_rows()
     text = table.render_text(rows)
     lines = text.splitlines()
-    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2 + 2 + 7
+    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2 + 2 + 7 + 4
     assert max(len(line) for line in lines) <= 110
     by_figure = {(row.benchmark, row.figure): row for row in rows}
     plate = by_figure["cashier_lookup", "HTTP look-up p99, plate"]
@@ -456,3 +470,26 @@ def test_member_import_rows_per_backend_against_the_parse() -> None:
     assert (sqlite.figure, sqlite.verdict) == ("import, sqlite", "pass")
     assert (postgresql.figure, postgresql.verdict) == ("import, postgresql", "short")
     assert postgresql.ratio == pytest.approx(75.0 / 12.5)
+
+
+def test_cli_start_rows_judge_the_help_median_against_python_itself() -> None:
+    rows = readers.cli_start_rows("cli_start", CLI_START_RECORD, False)
+    by_figure = {row.figure: row for row in rows}
+    assert list(by_figure) == [
+        "--help, median",
+        "--help, min",
+        "edge member show, median",
+        "edge member show, min",
+    ]
+    median = by_figure["--help, median"]
+    assert (median.verdict, median.baseline) == ("short", 25.0)  # 310 ms is over 300 ms
+    assert median.ratio == pytest.approx(310.0 / 25.0)
+    assert by_figure["--help, min"].ratio == pytest.approx(140.0 / 20.0)
+    assert by_figure["edge member show, median"].verdict == "info"
+    fast = {**CLI_START_RECORD, "help_median_ms": 180.0}
+    assert readers.cli_start_rows("cli_start", fast, False)[0].verdict == "pass"
+    without = {key: value for key, value in CLI_START_RECORD.items() if key != "show_min_ms"}
+    outcome = run_all.outcome_of(
+        _job_named("cli_start"), 0, "RESULT " + json.dumps(without), "", 1.0, False
+    )
+    assert outcome.failed

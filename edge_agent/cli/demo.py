@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from cloud_sync.core.output import fail
 
@@ -40,6 +39,8 @@ def demo_command(
     if data_dir is not None and data_dir.exists() and not _empty_dir(data_dir):
         fail(f"--data-dir {data_dir}: must be a new or empty directory")
     # lazy: the demo pulls in the cloud server, which other commands never need
+    from rich.console import Console  # noqa: PLC0415
+
     from ..demo import DemoError, DemoOptions, run_demo  # noqa: PLC0415
     from ..demo.console import QuietView, RichView, print_summary  # noqa: PLC0415
 

@@ -1,4 +1,8 @@
-"""`loyalpump edge …`: the station's own commands, each one store transaction or a read."""
+"""`loyalpump edge …`: the station's own commands, each one store transaction or a read.
+
+Each command imports the services it runs (they load the store, httpx, the settings), so
+`loyalpump edge --help` and a look-up pay only for what they use.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +13,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cloud_sync.core.output import emit, emit_table, fail
 
-from ..errors import ServiceError
-from ..services.backup import backup_store, restore_store
-from ..services.disagreements import describe, open_cloud_disagreements, settle_cloud_disagreement
-from ..services.manual_sales import manual_source_key
-from ..services.members import MemberView, add_plate, find_member, register_member
-from ..services.points import (
-    Bill,
-    adjust_member_points,
-    expire_points,
-    redeem_points,
-    verify_ledger,
-)
-from ..services.rules import install_ruleset
-from ..services.sales import SaleInput, list_sales, record_sale, reverse_sale
-from ..services.station import Station, open_station
-from ..services.status import station_status
-from ..services.sync import sync_once
-from ..services.tiers import recalculate_tiers
-from ..services.users import add_user
-from ..settings import load_settings
-from ..store import StoreError
-from ..store.lock import AgentLock
+if TYPE_CHECKING:
+    from ..services.members import MemberView
+    from ..services.station import Station
 
 __all__ = ["edge_app"]
 
@@ -70,6 +55,9 @@ def _actor(user: str | None) -> str:
 
 @contextmanager
 def _station(config: Path, *, create: bool = False) -> Iterator[Station]:
+    from ..services.station import open_station  # noqa: PLC0415 - lazy, see the docstring
+    from ..settings import load_settings  # noqa: PLC0415
+
     station = open_station(load_settings(config), create=create)
     try:
         yield station
@@ -98,6 +86,8 @@ def _member_of(
     config: Path, phone: str | None, plate: str | None
 ) -> Iterator[tuple[Station, MemberView]]:
     """The open station and the member named by exactly one of --phone or --plate."""
+    from ..services.members import find_member  # noqa: PLC0415 - lazy, see the docstring
+
     _one_identifier(phone, plate)
     with _station(config) as station:
         yield station, find_member(station, phone=phone, plate=plate)
@@ -116,6 +106,8 @@ def init(config: ConfigOption) -> None:
 @edge_app.command("status")
 def status(config: ConfigOption, as_json: JsonOption = False) -> None:
     """Store, drivers, sync backlog, rules version, last contact with the cloud."""
+    from ..services.status import station_status  # noqa: PLC0415
+
     with _station(config) as station:
         emit(station_status(station), as_json=as_json)
 
@@ -123,6 +115,11 @@ def status(config: ConfigOption, as_json: JsonOption = False) -> None:
 @edge_app.command("sync")
 def sync(config: ConfigOption, as_json: JsonOption = False) -> None:
     """One push+pull cycle with the cloud now; exit 0 when the backlog is empty after it."""
+    from ..services.sync import sync_once  # noqa: PLC0415
+    from ..settings import load_settings  # noqa: PLC0415
+    from ..store import StoreError  # noqa: PLC0415
+    from ..store.lock import AgentLock  # noqa: PLC0415
+
     settings = load_settings(config)
     if not settings.cloud.url:
         fail(f"{config}: cloud.url is not set; this station has no cloud to sync with")
@@ -169,6 +166,9 @@ def sync(config: ConfigOption, as_json: JsonOption = False) -> None:
 def verify(config: ConfigOption, as_json: JsonOption = False) -> None:
     """Recompute every balance and lot from the ledger, and list where the cloud's ledger
     disagrees with this station's; exit 1 if anything differs."""
+    from ..services.disagreements import describe, open_cloud_disagreements  # noqa: PLC0415
+    from ..services.points import verify_ledger  # noqa: PLC0415
+
     with _station(config) as station:
         problems = verify_ledger(station) + station.store.integrity_problems()
         cloud = [describe(found) for found in open_cloud_disagreements(station)]
@@ -190,6 +190,8 @@ def settle(
     user: UserOption = None,
 ) -> None:
     """Mark a disagreement with the cloud settled, once HQ has answered it (audited)."""
+    from ..services.disagreements import settle_cloud_disagreement  # noqa: PLC0415
+
     with _station(config) as station:
         settle_cloud_disagreement(station, event_id, actor=_actor(user))
     typer.echo(f"settled: {event_id}")
@@ -202,6 +204,8 @@ def backup(
     as_json: JsonOption = False,
 ) -> None:
     """Back up the store now into data_dir/backups (the daily job; safe while the agent runs)."""
+    from ..services.backup import backup_store  # noqa: PLC0415
+
     with _station(config) as station:
         path = backup_store(station, keep=keep)
     emit({"backup": str(path)}, as_json=as_json, text=str(path))
@@ -223,6 +227,9 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Replace the store with a backup (agent stopped); new events go under a new epoch."""
+    from ..services.backup import restore_store  # noqa: PLC0415
+    from ..settings import load_settings  # noqa: PLC0415
+
     result = restore_store(load_settings(config), backup_file, force=force)
     replaced = None if result.replaced is None else str(result.replaced)
     emit(
@@ -250,6 +257,8 @@ def restore(
 @edge_app.command("expire")
 def expire(config: ConfigOption) -> None:
     """Book expiry for points past their date (the nightly job, run now)."""
+    from ..services.points import expire_points  # noqa: PLC0415
+
     with _station(config) as station:
         typer.echo(f"expired {expire_points(station)} points")
 
@@ -257,6 +266,8 @@ def expire(config: ConfigOption) -> None:
 @edge_app.command("recalc-tiers")
 def recalc_tiers(config: ConfigOption, as_json: JsonOption = False) -> None:
     """Recalculate every member's tier now (the nightly job, run now)."""
+    from ..services.tiers import recalculate_tiers  # noqa: PLC0415
+
     with _station(config) as station:
         changes = recalculate_tiers(station)
     rows = [{"member_id": c.member_id, "from": c.old, "to": c.new} for c in changes]
@@ -272,6 +283,8 @@ def user_add(
     user: UserOption = None,
 ) -> None:
     """Create a cashier-page login."""
+    from ..services.users import add_user  # noqa: PLC0415
+
     with _station(config) as station:
         add_user(station, name=name, role=role, pin=pin, actor=_actor(user))
     typer.echo(f"user {name} ({role}) added")
@@ -290,6 +303,8 @@ def member_add(
     as_json: JsonOption = False,
 ) -> None:
     """Register a member locally (queued for the cloud); the operator attests consent."""
+    from ..services.members import register_member  # noqa: PLC0415
+
     with _station(config) as station:
         view = register_member(
             station,
@@ -325,6 +340,8 @@ def member_add_plate(
     as_json: JsonOption = False,
 ) -> None:
     """Attach another plate to a member (a plate belongs to one member at a time)."""
+    from ..services.members import add_plate, find_member  # noqa: PLC0415
+
     with _station(config) as station:
         member = find_member(station, phone=phone)
         view = add_plate(station, member.member_id, new_plate, actor=_actor(user), move=move)
@@ -363,6 +380,10 @@ def sale_add(
     """Key in a sale by hand (dispenser link down); audited, earns points like any sale.
 
     Refused (exit 2, with the reason) outside the station's [sale_limits]."""
+    from ..services.manual_sales import manual_source_key  # noqa: PLC0415
+    from ..services.members import find_member  # noqa: PLC0415
+    from ..services.sales import SaleInput, record_sale  # noqa: PLC0415
+
     if phone is not None and plate is not None:
         fail("give at most one of --phone or --plate")
     if key is not None and not 8 <= len(key) <= 64:
@@ -399,6 +420,8 @@ def sale_reverse(
     as_json: JsonOption = False,
 ) -> None:
     """Reverse a sale's points with a reason (audited)."""
+    from ..services.sales import reverse_sale  # noqa: PLC0415
+
     with _station(config) as station:
         view = reverse_sale(station, sale_id, actor=_actor(user), reason=reason)
     emit(view.to_dict(), as_json=as_json)
@@ -411,6 +434,8 @@ def sales(
     as_json: JsonOption = False,
 ) -> None:
     """Recent sales with source, member and points."""
+    from ..services.sales import list_sales  # noqa: PLC0415
+
     with _station(config) as station:
         rows = [view.to_dict() for view in list_sales(station, limit)]
     if as_json:
@@ -451,6 +476,8 @@ def redeem(
     as_json: JsonOption = False,
 ) -> None:
     """Redeem points for yuan off; refused beyond the balance, or beyond what a bill has due."""
+    from ..services.points import Bill, redeem_points  # noqa: PLC0415
+
     against = Bill(
         sale_id=sale_id,
         amount=None if bill is None else _decimal(bill, "bill"),
@@ -482,6 +509,8 @@ def adjust(
     as_json: JsonOption = False,
 ) -> None:
     """A manager's manual points correction, with a reason (audited)."""
+    from ..services.points import adjust_member_points  # noqa: PLC0415
+
     with _member_of(config, phone, plate) as (station, member):
         done = adjust_member_points(
             station,
@@ -501,6 +530,9 @@ def rules_load(
     user: UserOption = None,
 ) -> None:
     """Install a rule set locally (for a station that has never reached the cloud)."""
+    from ..errors import ServiceError  # noqa: PLC0415
+    from ..services.rules import install_ruleset  # noqa: PLC0415
+
     try:
         text = file.read_bytes()
     except OSError as exc:

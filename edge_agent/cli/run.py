@@ -10,7 +10,6 @@ The process runs with umask 077: every file it creates is private to the agent's
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -21,13 +20,6 @@ from typing import Annotated, Literal
 import typer
 
 from cloud_sync.core.output import fail
-
-from ..daemon import run_station
-from ..errors import ServiceError
-from ..logs import configure_logging
-from ..settings import ConfigError, load_settings
-from ..store import StoreError
-from ..store.lock import AgentLockHeld
 
 __all__ = ["run_command"]
 
@@ -51,6 +43,16 @@ def run_command(
     ] = "auto",
 ) -> None:
     """Run the station: drivers, store, cashier page, sync and nightly jobs in one process."""
+    # lazy: the daemon loads the web app (FastAPI, uvicorn); no other command needs them
+    import asyncio  # noqa: PLC0415
+
+    from ..daemon import run_station  # noqa: PLC0415
+    from ..errors import ServiceError  # noqa: PLC0415
+    from ..logs import configure_logging  # noqa: PLC0415
+    from ..settings import ConfigError, load_settings  # noqa: PLC0415
+    from ..store import StoreError  # noqa: PLC0415
+    from ..store.lock import AgentLockHeld  # noqa: PLC0415
+
     os.umask(0o077)  # whatever it creates (store, WAL, backups, quarantine) is the agent's only
     level = log_level.upper()
     if level not in _LEVELS:

@@ -21,9 +21,6 @@ from typing import Annotated, TextIO
 import typer
 
 from cloud_sync.core.output import fail
-from drivers.dart import simulator as dart_simulator
-from drivers.ifsf import simulator as fdc_simulator
-from drivers.links import open_serial
 
 __all__ = ["sim_app"]
 
@@ -97,6 +94,9 @@ def sim_dart(
     ground_truth: TruthOption = None,
 ) -> None:
     """DART pumps on a serial line; with --pty it prints the device path to use."""
+    from drivers.dart import simulator as dart_simulator  # noqa: PLC0415 - lazy: fast --help
+    from drivers.links import open_serial  # noqa: PLC0415
+
     if pty == (port is not None):
         fail("give exactly one of --pty or --port")
     if pty:
@@ -141,6 +141,8 @@ def sim_fdc(
     ground_truth: TruthOption = None,
 ) -> None:
     """An IFSF FDC on TCP (loopback by default)."""
+    from drivers.ifsf import simulator as fdc_simulator  # noqa: PLC0415 - lazy: fast --help
+
     if header not in ("plain", "md5", "md5-noid"):
         fail("--header must be plain, md5 or md5-noid")
     stop, closing = _stop_on_signals()

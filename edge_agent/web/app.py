@@ -36,7 +36,7 @@ from .guard import MAX_BODY, GuardMiddleware, allowed_host_names
 from .health import HealthProbe, RuntimeHealth, assess_health
 from .i18n import LANGS, error_text, refusal_text, translate
 from .live import LiveBoard
-from .metrics import LatencyHistogram, TimingMiddleware, render_metrics, route_label
+from .metrics import StationMetrics, TimingMiddleware, route_label
 from .openapi import install_openapi
 from .pages import pages_router
 
@@ -195,7 +195,7 @@ def _guard_refusal(request: Request, status: int, code: str) -> Response:
     _choose_lang(request)
     response = _refusal(request, status, code)
     _harden(request, response)
-    web_context(request).requests.count(request.method, route_label(request.scope), status)
+    web_context(request).metrics.count(request.method, route_label(request.scope), status)
     return response
 
 
@@ -215,11 +215,11 @@ def _install_middleware(app: FastAPI) -> None:
         if asked is not None:
             response.set_cookie("lang", asked, samesite="strict", path="/", max_age=31536000)
         _harden(request, response)
-        ctx.requests.count(request.method, route_label(request.scope), response.status_code)
+        ctx.metrics.count(request.method, route_label(request.scope), response.status_code)
         return response
 
 
-def _install_probes(app: FastAPI, probe: HealthProbe | None, latency: LatencyHistogram) -> None:
+def _install_probes(app: FastAPI, probe: HealthProbe | None) -> None:
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         station = web_context(request).station
@@ -250,12 +250,10 @@ def _install_probes(app: FastAPI, probe: HealthProbe | None, latency: LatencyHis
         ctx = web_context(request)
         runtime, _ = _ask(probe)
         status = await run_in_threadpool(station_status, ctx.station)
-        text = render_metrics(
+        text = ctx.metrics.render(
             status,
-            ctx.requests,
             sessions=ctx.sessions.count(),
             listeners=ctx.live.subscriber_count(),
-            latency=latency,
             runtime=runtime,
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -296,14 +294,15 @@ def build_app(
         redoc_url=None,
         openapi_url=OPENAPI_URL,  # under /api/v1/: the session middleware guards it
     )
+    metrics = StationMetrics()  # this app's own registry: two apps never share a series
     app.state.ctx = WebContext(
         station=station,
+        metrics=metrics,
         live=live if live is not None else LiveBoard(),
         sessions=SessionStore(idle_timeout_s=idle_timeout_s),
         secure_cookies=secure_cookies,
         hash_slots=HashSlots(web.login_concurrency),
     )
-    latency = LatencyHistogram()
     _install_handlers(app)
     _install_middleware(app)
     app.add_middleware(
@@ -312,8 +311,8 @@ def build_app(
         refuse=_guard_refusal,
         max_body=MAX_BODY,
     )
-    app.add_middleware(TimingMiddleware, histogram=latency)  # outermost: refusals count too
-    _install_probes(app, probe, latency)
+    app.add_middleware(TimingMiddleware, metrics=metrics)  # outermost: refusals count too
+    _install_probes(app, probe)
     app.include_router(api_router())
     app.include_router(manager_api_router())
     app.include_router(api_till_router())

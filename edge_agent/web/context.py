@@ -28,7 +28,7 @@ from .auth import (
 )
 from .i18n import DEFAULT_LANG, LANGS, translate
 from .live import LiveBoard
-from .metrics import RequestCounter
+from .metrics import StationMetrics
 
 __all__ = [
     "CSRF_HEADER",
@@ -64,7 +64,7 @@ class WebContext:
     secure_cookies: bool
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     hash_slots: HashSlots = field(default_factory=HashSlots)
-    requests: RequestCounter = field(default_factory=RequestCounter)
+    metrics: StationMetrics = field(default_factory=StationMetrics)
     sse_keepalive_s: float = 15.0
     sse_max_s: float = 600.0
     templates: jinja2.Environment = field(

@@ -1,29 +1,32 @@
-"""Prometheus text for /metrics: request counts and latencies kept here, the rest asked for.
+"""/metrics through prometheus_client: request counts and latencies kept here, the rest asked for.
 
-Business numbers come from the store (`station_status`), link and driver numbers from the
-daemon's health probe. Labels carry only bounded, non-personal values: route templates (never
-a raw path, which may hold a sale id or a phone), methods, link names and counter names.
+Each app gets its own `CollectorRegistry` (a `StationMetrics` made by the app factory;
+nothing at import time), so two apps in one process never clash. Business numbers come from
+the store (`station_status`), link and driver numbers from the daemon's health probe; both
+are read at scrape time by a collector of that scrape. Labels carry only bounded,
+non-personal values: route templates (never a raw path, which may hold a sale id or a
+phone), methods, link names and counter names.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .health import RuntimeHealth
 
 __all__ = [
     "LATENCY_BUCKETS_S",
-    "LatencyHistogram",
-    "RequestCounter",
+    "StationMetrics",
     "TimingMiddleware",
     "method_label",
-    "render_metrics",
     "route_label",
 ]
 
@@ -41,45 +44,44 @@ def method_label(method: str) -> str:
     return method if method in _METHODS else "OTHER"
 
 
-class RequestCounter:
-    """HTTP requests by method, route template and status; route templates keep it bounded."""
+class StationMetrics:
+    """One app's registry: HTTP requests by method, route template and status, and their
+    latency histogram by route template and method (prometheus_client is thread-safe)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str, int], int] = {}
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._requests = Counter(
+            "loyalpump_http_requests",
+            "HTTP requests answered, by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "loyalpump_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
 
     def count(self, method: str, route: str, status: int) -> None:
-        key = (method_label(method), route, status)
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-
-    def snapshot(self) -> dict[tuple[str, str, int], int]:
-        with self._lock:
-            return dict(self._counts)
-
-
-class LatencyHistogram:
-    """Request durations by (route template, method), in the fixed `LATENCY_BUCKETS_S`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._series: dict[tuple[str, str], tuple[list[int], float]] = {}
+        self._requests.labels(method=method_label(method), route=route, status=str(status)).inc()
 
     def observe(self, route: str, method: str, seconds: float) -> None:
-        key = (route, method_label(method))
-        with self._lock:
-            counts, total = self._series.get(key) or ([0] * (len(LATENCY_BUCKETS_S) + 1), 0.0)
-            index = next(
-                (i for i, bound in enumerate(LATENCY_BUCKETS_S) if seconds <= bound),
-                len(LATENCY_BUCKETS_S),
-            )
-            counts[index] += 1
-            self._series[key] = (counts, total + seconds)
+        self._latency.labels(route=route, method=method_label(method)).observe(seconds)
 
-    def snapshot(self) -> dict[tuple[str, str], tuple[list[int], float]]:
-        """Per series: observations per bucket (not cumulative; the last is +Inf) and the sum."""
-        with self._lock:
-            return {key: (list(counts), total) for key, (counts, total) in self._series.items()}
+    def render(
+        self,
+        status: Mapping[str, Any],
+        *,
+        sessions: int,
+        listeners: int,
+        runtime: RuntimeHealth | None = None,
+    ) -> str:
+        """The exposition text; `status` is `station_status`'s answer, `runtime` the probe's."""
+        read = CollectorRegistry()
+        read.register(_ReadAtScrape(status, sessions, listeners, runtime))
+        return (generate_latest(read) + generate_latest(self.registry)).decode("utf-8")
 
 
 _FAMILIES = ("/static/", "/api/v1/", "/ui/")
@@ -104,9 +106,9 @@ class TimingMiddleware:
     that is its lifetime, not the latency of the request.
     """
 
-    def __init__(self, app: ASGIApp, histogram: LatencyHistogram) -> None:
+    def __init__(self, app: ASGIApp, metrics: StationMetrics) -> None:
         self.app = app
-        self.histogram = histogram
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +122,7 @@ class TimingMiddleware:
             if not done:
                 done = True
                 elapsed = time.perf_counter() - started
-                self.histogram.observe(route_label(scope), str(scope["method"]), elapsed)
+                self.metrics.observe(route_label(scope), str(scope["method"]), elapsed)
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -131,70 +133,6 @@ class TimingMiddleware:
             await self.app(scope, receive, timed_send)
         finally:
             record()  # no answer was started (the app raised): still one observation
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(**values: str) -> str:
-    return "{" + ",".join(f'{name}="{_label(value)}"' for name, value in values.items()) + "}"
-
-
-def _family(name: str, kind: str, text: str) -> list[str]:
-    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-
-
-def _seconds(value: float) -> str:
-    return repr(float(value))
-
-
-def _runtime_lines(runtime: RuntimeHealth) -> list[str]:
-    drivers = runtime.drivers
-    lines = _family(
-        "loyalpump_driver_connected", "gauge", "1 when the link to the forecourt is up."
-    )
-    lines += [
-        f"loyalpump_driver_connected{_labels(driver=d.name)} {int(d.connected)}" for d in drivers
-    ]
-    lines += _family(
-        "loyalpump_sales_ingested_total", "counter", "Sales a link handed to the station."
-    )
-    lines += [f"loyalpump_sales_ingested_total{_labels(driver=d.name)} {d.sales}" for d in drivers]
-    lines += _family("loyalpump_link_frames_total", "counter", "Frames or messages a link read.")
-    lines += [
-        f"loyalpump_link_frames_total{_labels(driver=d.name)} {d.counters.get('frames', 0)}"
-        for d in drivers
-    ]
-    lines += _family(
-        "loyalpump_link_errors_total",
-        "counter",
-        "Link trouble by kind (CRC, framing, malformed, timeouts, resyncs, reconnects).",
-    )
-    for d in drivers:
-        for kind, count in sorted(d.counters.items()):
-            if kind not in _NOT_ERRORS:
-                lines.append(
-                    f"loyalpump_link_errors_total{_labels(driver=d.name, kind=kind)} {count}"
-                )
-    lines += _family(
-        "loyalpump_sync_thread_alive", "gauge", "1 while the sync engine's thread runs."
-    )
-    lines.append(f"loyalpump_sync_thread_alive {int(runtime.sync_thread_alive)}")
-    return lines
-
-
-def _latency_lines(histogram: LatencyHistogram) -> Iterable[str]:
-    name = "loyalpump_http_request_duration_seconds"
-    yield from _family(name, "histogram", "Time to answer an HTTP request, by route template.")
-    bounds = [_seconds(b) for b in LATENCY_BUCKETS_S] + ["+Inf"]
-    for (route, method), (counts, total) in sorted(histogram.snapshot().items()):
-        running = 0
-        for bound, count in zip(bounds, counts, strict=True):
-            running += count
-            yield f"{name}_bucket{_labels(route=route, method=method, le=bound)} {running}"
-        yield f"{name}_sum{_labels(route=route, method=method)} {_seconds(total)}"
-        yield f"{name}_count{_labels(route=route, method=method)} {running}"
 
 
 def _timestamp(iso: object) -> int:
@@ -208,65 +146,80 @@ def _timestamp(iso: object) -> int:
     return 0 if at.tzinfo is None else int(at.timestamp())
 
 
-def _sync_lines(sync: Mapping[str, Any]) -> list[str]:
-    lines = _family("loyalpump_sync_backlog", "gauge", "Events waiting to be pushed to the cloud.")
-    lines.append(f"loyalpump_sync_backlog {int(sync['backlog'])}")
-    lines += _family(
-        "loyalpump_sync_oldest_pending_age_seconds",
-        "gauge",
-        "Age of the oldest event not yet accepted by the cloud (0 when none waits).",
-    )
-    lines.append(
-        f"loyalpump_sync_oldest_pending_age_seconds {int(sync['oldest_pending_age_s'] or 0)}"
-    )
-    lines += _family(
-        "loyalpump_sync_last_success_timestamp_seconds",
-        "gauge",
-        "Unix time of the cloud's last answer (0 when it never answered).",
-    )
-    stamp = _timestamp(sync.get("last_contact"))
-    lines.append(f"loyalpump_sync_last_success_timestamp_seconds {stamp}")
-    return lines
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, value=value)
 
 
-def render_metrics(
-    status: Mapping[str, Any],
-    requests: RequestCounter,
-    *,
-    sessions: int,
-    listeners: int,
-    latency: LatencyHistogram | None = None,
-    runtime: RuntimeHealth | None = None,
-) -> str:
-    """The exposition text; `status` is `station_status`'s answer, `runtime` the probe's."""
-    store, sync = status["store"], status["sync"]
-    lines = [
-        "# HELP loyalpump_sales_total Fuel sales recorded by this station.",
-        "# TYPE loyalpump_sales_total counter",
-        f"loyalpump_sales_total {int(store['sales'])}",
-        "# HELP loyalpump_members Members known to this station.",
-        "# TYPE loyalpump_members gauge",
-        f"loyalpump_members {int(store['members'])}",
-        "# HELP loyalpump_outbox_backlog Events waiting to be pushed to the cloud.",
-        "# TYPE loyalpump_outbox_backlog gauge",
-        f"loyalpump_outbox_backlog {int(sync['backlog'])}",
-        *_sync_lines(sync),
-        "# HELP loyalpump_web_sessions Open cashier sessions.",
-        "# TYPE loyalpump_web_sessions gauge",
-        f"loyalpump_web_sessions {sessions}",
-        "# HELP loyalpump_web_event_listeners Open pump-board event streams.",
-        "# TYPE loyalpump_web_event_listeners gauge",
-        f"loyalpump_web_event_listeners {listeners}",
-    ]
-    if runtime is not None:
-        lines += _runtime_lines(runtime)
-    lines += [
-        "# HELP loyalpump_http_requests_total HTTP requests answered, by route and status.",
-        "# TYPE loyalpump_http_requests_total counter",
-    ]
-    for (method, route, code), count in sorted(requests.snapshot().items()):
-        labels = _labels(method=method, route=route, status=str(code))
-        lines.append(f"loyalpump_http_requests_total{labels} {count}")
-    if latency is not None:
-        lines += _latency_lines(latency)
-    return "\n".join(lines) + "\n"
+class _ReadAtScrape(Collector):
+    """What the store and the daemon's probe say at this scrape (not kept between scrapes)."""
+
+    def __init__(
+        self,
+        status: Mapping[str, Any],
+        sessions: int,
+        listeners: int,
+        runtime: RuntimeHealth | None,
+    ) -> None:
+        self._status = status
+        self._sessions = sessions
+        self._listeners = listeners
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        store, sync = self._status["store"], self._status["sync"]
+        yield CounterMetricFamily(
+            "loyalpump_sales", "Fuel sales recorded by this station.", value=int(store["sales"])
+        )
+        yield _gauge("loyalpump_members", "Members known to this station.", int(store["members"]))
+        backlog = int(sync["backlog"])
+        yield _gauge(
+            "loyalpump_outbox_backlog", "Events waiting to be pushed to the cloud.", backlog
+        )
+        yield _gauge("loyalpump_sync_backlog", "Events waiting to be pushed to the cloud.", backlog)
+        yield _gauge(
+            "loyalpump_sync_oldest_pending_age_seconds",
+            "Age of the oldest event not yet accepted by the cloud (0 when none waits).",
+            int(sync["oldest_pending_age_s"] or 0),
+        )
+        yield _gauge(
+            "loyalpump_sync_last_success_timestamp_seconds",
+            "Unix time of the cloud's last answer (0 when it never answered).",
+            _timestamp(sync.get("last_contact")),
+        )
+        yield _gauge("loyalpump_web_sessions", "Open cashier sessions.", self._sessions)
+        yield _gauge(
+            "loyalpump_web_event_listeners", "Open pump-board event streams.", self._listeners
+        )
+        if self._runtime is not None:
+            yield from _runtime_families(self._runtime)
+
+
+def _runtime_families(runtime: RuntimeHealth) -> Iterator[Metric]:
+    drivers = runtime.drivers
+    connected = GaugeMetricFamily(
+        "loyalpump_driver_connected", "1 when the link to the forecourt is up.", labels=["driver"]
+    )
+    ingested = CounterMetricFamily(
+        "loyalpump_sales_ingested", "Sales a link handed to the station.", labels=["driver"]
+    )
+    frames = CounterMetricFamily(
+        "loyalpump_link_frames", "Frames or messages a link read.", labels=["driver"]
+    )
+    errors = CounterMetricFamily(
+        "loyalpump_link_errors",
+        "Link trouble by kind (CRC, framing, malformed, timeouts, resyncs, reconnects).",
+        labels=["driver", "kind"],
+    )
+    for d in drivers:
+        connected.add_metric([d.name], int(d.connected))
+        ingested.add_metric([d.name], d.sales)
+        frames.add_metric([d.name], d.counters.get("frames", 0))
+        for kind, count in sorted(d.counters.items()):
+            if kind not in _NOT_ERRORS:
+                errors.add_metric([d.name, kind], count)
+    yield from (connected, ingested, frames, errors)
+    yield _gauge(
+        "loyalpump_sync_thread_alive",
+        "1 while the sync engine's thread runs.",
+        int(runtime.sync_thread_alive),
+    )

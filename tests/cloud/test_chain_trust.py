@@ -201,8 +201,8 @@ def test_a_stolen_station_token_cannot_touch_another_stations_sales_or_balances(
     assert "ledger verified" in _edge(s1, "verify")
 
     metrics = httpx.get(f"{cloud.url}/metrics", timeout=10).text
-    assert 'loyalpump_cloud_ledger{quantity="station_flags_open"} 2' in metrics
-    assert 'loyalpump_cloud_ledger{quantity="adjustments_pending"} 0' in metrics
+    assert 'loyalpump_cloud_ledger{quantity="station_flags_open"} 2.0' in metrics
+    assert 'loyalpump_cloud_ledger{quantity="adjustments_pending"} 0.0' in metrics
     ledger = cloud.open_ledger()
     try:
         assert ledger.ledger_problems() == []

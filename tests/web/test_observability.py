@@ -15,7 +15,7 @@ from edge_agent.store import Store
 from edge_agent.store.sync import set_alert, set_last_contact
 from edge_agent.web.app import build_app
 from edge_agent.web.health import DriverHealth, RuntimeHealth
-from edge_agent.web.metrics import LATENCY_BUCKETS_S
+from edge_agent.web.metrics import LATENCY_BUCKETS_S, StationMetrics
 from tests.support import FakeClock
 from tests.web.conftest import MakeSale, SignIn
 
@@ -177,12 +177,15 @@ def test_the_write_probe_releases_the_write_lock(client: TestClient, station: St
 
 
 def series(text: str, name: str) -> dict[str, str]:
-    """{labels: value} of one metric's samples."""
+    """{labels: value} of one metric's samples; labels as exposed (prometheus_client sorts
+    them by name), a whole number without the ".0" prometheus_client writes."""
     found = {}
     for line in text.splitlines():
         match = re.fullmatch(rf"{re.escape(name)}(\{{.*\}})? (\S+)", line)
         if match:
-            found[match.group(1) or ""] = match.group(2)
+            value = match.group(2)
+            number = float(value)
+            found[match.group(1) or ""] = str(int(number)) if number.is_integer() else value
     return found
 
 
@@ -247,17 +250,22 @@ def test_the_latency_histogram_counts_real_requests_by_route_template(
     name = "loyalpump_http_request_duration_seconds"
     assert f"# TYPE {name} histogram" in text
     counts = series(text, f"{name}_count")
-    assert counts['{route="/healthz",method="GET"}'] == "3"
-    assert counts['{route="/api/v1/members/lookup",method="GET"}'] == "1"
-    assert counts['{route="/api/v1/sales/{sale_id}/member",method="POST"}'] == "1"
-    assert counts['{route="/api/v1/*",method="GET"}'] == "1"
-    assert counts['{route="unmatched",method="GET"}'] == "1"
+    assert counts['{method="GET",route="/healthz"}'] == "3"
+    assert counts['{method="GET",route="/api/v1/members/lookup"}'] == "1"
+    assert counts['{method="POST",route="/api/v1/sales/{sale_id}/member"}'] == "1"
+    assert counts['{method="GET",route="/api/v1/*"}'] == "1"
+    assert counts['{method="GET",route="unmatched"}'] == "1"
     buckets = series(text, f"{name}_bucket")
-    healthz = [int(value) for key, value in buckets.items() if key.startswith('{route="/healthz"')]
+    healthz = sorted(
+        (float(re.findall(r'le="([^"]+)"', key)[0]), int(value))
+        for key, value in buckets.items()
+        if 'route="/healthz"' in key
+    )
     assert len(healthz) == len(LATENCY_BUCKETS_S) + 1
-    assert healthz == sorted(healthz)  # cumulative
-    assert buckets['{route="/healthz",method="GET",le="+Inf"}'] == "3"
-    assert float(series(text, f"{name}_sum")['{route="/healthz",method="GET"}']) > 0
+    cumulative = [count for _, count in healthz]  # by bound, +Inf last
+    assert cumulative == sorted(cumulative)
+    assert buckets['{le="+Inf",method="GET",route="/healthz"}'] == "3"
+    assert float(series(text, f"{name}_sum")['{method="GET",route="/healthz"}']) > 0
     # Route templates only: neither a phone number nor a sale id ever reaches a label.
     assert "13912345678" not in text
     assert sale.sale_id not in text
@@ -271,8 +279,25 @@ def test_a_non_standard_method_is_labelled_other(app: FastAPI) -> None:
     anon.request("PATCH", "/healthz")
     text = anon.get("/metrics").text
     counts = series(text, "loyalpump_http_request_duration_seconds_count")
-    assert counts['{route="/healthz",method="OTHER"}'] == "2"
-    assert counts['{route="/healthz",method="PATCH"}'] == "1"
+    assert counts['{method="OTHER",route="/healthz"}'] == "2"
+    assert counts['{method="PATCH",route="/healthz"}'] == "1"
     assert "FOOBAR" not in text
     requests = series(text, "loyalpump_http_requests_total")
     assert sum(int(v) for k, v in requests.items() if 'method="OTHER"' in k) == 2
+
+
+def test_two_apps_in_one_process_keep_their_own_series(app: FastAPI) -> None:
+    """Each app has its own registry: another app's traffic never shows in this one's."""
+    other = StationMetrics()
+    for _ in range(5):
+        other.count("GET", "/healthz", 200)
+        other.observe("/healthz", "GET", 0.001)
+    anon = TestClient(app, follow_redirects=False, base_url="http://127.0.0.1")
+    anon.get("/healthz")
+    text = anon.get("/metrics").text
+    assert series(text, "loyalpump_http_request_duration_seconds_count") == {
+        '{method="GET",route="/healthz"}': "1"
+    }
+    assert series(text, "loyalpump_http_requests_total") == {
+        '{method="GET",route="/healthz",status="200"}': "1"
+    }

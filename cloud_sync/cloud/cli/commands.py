@@ -2,8 +2,9 @@
 
 Every verb but `run` opens the database directly, so HQ can enrol a station or publish rules
 while the service is down (SQLite's WAL copes with the service writing at the same time).
-The ledger and the service (SQLAlchemy, uvicorn) are imported by the verbs that use them, so
-a station's `loyalpump edge …` does not pay for loading them.
+The ledger, the settings and the service (SQLAlchemy, pydantic, uvicorn) are imported by the
+verbs that use them, so `loyalpump --help` and a station's `loyalpump edge …` do not pay for
+loading them (tests/edge_agent/test_cli_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cloud_sync.cloud.server.keyfiles import KeyFileError, load_or_create_signing_key
-from cloud_sync.cloud.server.settings import CloudConfigError, CloudSettings, load_cloud_settings
-from cloud_sync.core.identity import IdentityError
 from cloud_sync.core.output import emit, emit_table, fail
-from cloud_sync.core.ruleset import RuleSetError
 
 if TYPE_CHECKING:
     from cloud_sync.cloud.ledger import CloudLedger
+    from cloud_sync.cloud.server.settings import CloudSettings
 
 __all__ = ["cloud_app"]
 
@@ -67,15 +65,28 @@ def _one_line(error: Exception) -> str:
 @contextmanager
 def _refusals() -> Iterator[None]:
     """Errors the user can fix become exit 2 and one line."""
-    from cloud_sync.cloud.ledger import LedgerError  # noqa: PLC0415 - lazy, see docstring
-
     try:
         yield
-    except (CloudConfigError, KeyFileError, LedgerError, IdentityError, RuleSetError) as exc:
-        fail(_one_line(exc))
+    except Exception as exc:
+        if isinstance(exc, _refusal_types()):
+            fail(_one_line(exc))
+        raise
+
+
+def _refusal_types() -> tuple[type[Exception], ...]:
+    """Imported only once something was raised: the modules are heavy (see the docstring)."""
+    from cloud_sync.cloud.ledger import LedgerError  # noqa: PLC0415 - lazy, see docstring
+    from cloud_sync.cloud.server.keyfiles import KeyFileError  # noqa: PLC0415
+    from cloud_sync.cloud.server.settings import CloudConfigError  # noqa: PLC0415
+    from cloud_sync.core.identity import IdentityError  # noqa: PLC0415
+    from cloud_sync.core.ruleset import RuleSetError  # noqa: PLC0415
+
+    return CloudConfigError, KeyFileError, LedgerError, IdentityError, RuleSetError
 
 
 def _settings(config: Path, database_url: str | None) -> CloudSettings:
+    from cloud_sync.cloud.server.settings import load_cloud_settings  # noqa: PLC0415 - lazy
+
     settings = load_cloud_settings(config)
     return settings if database_url is None else settings.with_database_url(database_url)
 
@@ -208,6 +219,9 @@ def rules_publish(
     as_json: JsonOption = False,
 ) -> None:
     """Validate, sign and publish a rule set (a FILE, or an approved draft) to every station."""
+    from cloud_sync.cloud.server.keyfiles import (  # noqa: PLC0415 - lazy, see docstring
+        load_or_create_signing_key,
+    )
     from cloud_sync.cloud.server.rules import (  # noqa: PLC0415 - lazy, see docstring
         publish_draft,
         publish_ruleset,

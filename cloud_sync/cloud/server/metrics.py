@@ -1,126 +1,179 @@
-"""Prometheus text for the cloud's /metrics: counters kept in memory, totals from the ledger.
+"""The cloud's /metrics through prometheus_client: counters and latency histograms per app.
 
-Labels are bounded: routes are templates (never ids or query strings), results and kinds are
-fixed vocabularies, so a misbehaving client cannot grow the exposition without limit.
+Each app gets its own `CollectorRegistry` (made by `CloudMetrics`, from the app factory;
+nothing at import time), so two apps in one process never clash. Labels are bounded: routes
+are templates (never ids or query strings), methods a fixed set, results and kinds fixed
+vocabularies, so a misbehaving client cannot grow the exposition without limit.
+
+Several workers (`cloud run --workers N`): when PROMETHEUS_MULTIPROC_DIR is set (before the
+worker imports prometheus_client) every worker writes its counters and histograms to files
+there, and a scrape answered by any worker sums all of them with `MultiProcessCollector`.
+The ledger totals and `database_up` are read from the database at scrape time by a collector
+of the scrape itself, so they count once, not once per worker. The supervisor calls
+`prepare_multiprocess_dir` before it starts the workers and `worker_exited` when one ends.
+prometheus_client picks file-backed values when it is first imported: set the variable
+before that in the process the workers come from (a forked worker keeps its parent's
+choice), or start the workers fresh (spawn, exec).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
-__all__ = ["LATENCY_BUCKETS_S", "CloudMetrics"]
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "LATENCY_BUCKETS_S",
+    "MULTIPROC_ENV",
+    "CloudMetrics",
+    "prepare_multiprocess_dir",
+    "worker_exited",
+]
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_RESULTS = ("applied", "duplicate", "rejected")
+_CONFLICTS = ("sequence_gap", "event_conflict")
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def prepare_multiprocess_dir(path: Path) -> Path:
+    """Create `path`, or empty it: files a previous run left would be summed into this one.
+
+    Call it in the supervisor before any worker starts, then set PROMETHEUS_MULTIPROC_DIR
+    to `path` in the workers' environment.
+    """
+    if path.exists():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-class _Histogram:
-    def __init__(self) -> None:
-        self.buckets = [0] * len(LATENCY_BUCKETS_S)
-        self.count = 0
-        self.total = 0.0
+def worker_exited(pid: int, path: Path | None = None) -> None:
+    """Tell the metrics a worker is gone (call in the supervisor when it reaps `pid`).
 
-    def observe(self, seconds: float) -> None:
-        self.count += 1
-        self.total += seconds
-        for index, bound in enumerate(LATENCY_BUCKETS_S):
-            if seconds <= bound:
-                self.buckets[index] += 1
+    Its counters and histograms stay in the sums (a counter never goes down); only live
+    gauges of that process are dropped. `path` defaults to PROMETHEUS_MULTIPROC_DIR.
+    """
+    mark_process_dead(pid, None if path is None else str(path))  # type: ignore[no-untyped-call]
+
+
+def _method(method: str) -> str:
+    """A standard method as is, any other token as OTHER (clients may send any token)."""
+    return method if method in _METHODS else "OTHER"
+
+
+class _LedgerTotals(Collector):
+    """The ledger's totals, read at scrape time: one value per scrape, whatever the workers."""
+
+    def __init__(self, totals: Mapping[str, int] | None) -> None:
+        self._totals = totals
+
+    def collect(self) -> Iterator[Metric]:
+        ledger = GaugeMetricFamily(
+            "loyalpump_cloud_ledger", "Chain ledger totals, by quantity.", labels=["quantity"]
+        )
+        for name, value in sorted((self._totals or {}).items()):
+            ledger.add_metric([str(name)], int(value))
+        yield ledger
+        yield GaugeMetricFamily(
+            "loyalpump_cloud_database_up",
+            "1 when the ledger database answered.",
+            value=0 if self._totals is None else 1,
+        )
 
 
 class CloudMetrics:
-    """Thread-safe counters for one app instance (endpoints run in the threadpool)."""
+    """One app's counters and histograms (prometheus_client metrics are thread-safe).
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pushes = 0
-        self._events: dict[str, int] = {"applied": 0, "duplicate": 0, "rejected": 0}
-        self._conflicts: dict[str, int] = {"sequence_gap": 0, "event_conflict": 0}
-        self._changes_pages = 0
-        self._requests: dict[tuple[str, str, int], int] = {}
-        self._latency: dict[str, _Histogram] = {}
+    `multiprocess_dir` defaults to PROMETHEUS_MULTIPROC_DIR ('' turns it off); when set, a
+    scrape sums every worker's files there instead of reading this process's registry. The
+    counting itself goes to those files only when the variable was set before this process
+    imported prometheus_client (the library decides then), as a worker's environment is.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        multiprocess_dir: str | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        if multiprocess_dir is None:
+            multiprocess_dir = os.environ.get(MULTIPROC_ENV, "")
+        self.multiprocess_dir = multiprocess_dir or None
+        self._pushes = Counter(
+            "loyalpump_cloud_pushes",
+            "Event batches accepted from stations.",
+            registry=self.registry,
+        )
+        self._events = Counter(
+            "loyalpump_cloud_events",
+            "Pushed events answered, by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self._conflicts = Counter(
+            "loyalpump_cloud_push_conflicts",
+            "Pushes answered 409, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._changes_pages = Counter(
+            "loyalpump_cloud_changes_pages",
+            "Changes pages served to stations.",
+            registry=self.registry,
+        )
+        self._requests = Counter(
+            "loyalpump_cloud_http_requests",
+            "HTTP requests, by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "loyalpump_cloud_http_request_duration_seconds",
+            "Request latency by route (the push is route /api/v1/sync/events).",
+            ["route"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        for result in _RESULTS:  # present at 0 before the first push
+            self._events.labels(result=result)
+        for kind in _CONFLICTS:
+            self._conflicts.labels(kind=kind)
 
     def push_answered(self, statuses: list[str]) -> None:
-        with self._lock:
-            self._pushes += 1
-            for status in statuses:
-                self._events[status] = self._events.get(status, 0) + 1
+        self._pushes.inc()
+        for status in statuses:
+            self._events.labels(result=status).inc()
 
     def conflict(self, kind: str) -> None:
-        with self._lock:
-            self._conflicts[kind] = self._conflicts.get(kind, 0) + 1
+        self._conflicts.labels(kind=kind).inc()
 
     def changes_page(self) -> None:
-        with self._lock:
-            self._changes_pages += 1
+        self._changes_pages.inc()
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            key = (method, route, status)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            self._latency.setdefault(route, _Histogram()).observe(seconds)
+        self._requests.labels(method=_method(method), route=route, status=str(status)).inc()
+        self._latency.labels(route=route).observe(seconds)
 
     def render(self, totals: Mapping[str, int] | None) -> str:
         """The exposition text; `totals` is `CloudLedger.totals()` (None: database down)."""
-        with self._lock:
-            lines = [
-                "# HELP loyalpump_cloud_pushes_total Event batches accepted from stations.",
-                "# TYPE loyalpump_cloud_pushes_total counter",
-                f"loyalpump_cloud_pushes_total {self._pushes}",
-                "# HELP loyalpump_cloud_events_total Pushed events answered, by result.",
-                "# TYPE loyalpump_cloud_events_total counter",
-            ]
-            lines += [
-                f'loyalpump_cloud_events_total{{result="{_label(result)}"}} {count}'
-                for result, count in sorted(self._events.items())
-            ]
-            lines += [
-                "# HELP loyalpump_cloud_push_conflicts_total Pushes answered 409, by kind.",
-                "# TYPE loyalpump_cloud_push_conflicts_total counter",
-            ]
-            lines += [
-                f'loyalpump_cloud_push_conflicts_total{{kind="{_label(kind)}"}} {count}'
-                for kind, count in sorted(self._conflicts.items())
-            ]
-            lines += [
-                "# HELP loyalpump_cloud_changes_pages_total Changes pages served to stations.",
-                "# TYPE loyalpump_cloud_changes_pages_total counter",
-                f"loyalpump_cloud_changes_pages_total {self._changes_pages}",
-                "# HELP loyalpump_cloud_http_requests_total HTTP requests, by route and status.",
-                "# TYPE loyalpump_cloud_http_requests_total counter",
-            ]
-            lines += [
-                f'loyalpump_cloud_http_requests_total{{method="{_label(method)}",'
-                f'route="{_label(route)}",status="{status}"}} {count}'
-                for (method, route, status), count in sorted(self._requests.items())
-            ]
-            lines += [
-                "# HELP loyalpump_cloud_http_request_duration_seconds Request latency by route.",
-                "# TYPE loyalpump_cloud_http_request_duration_seconds histogram",
-            ]
-            for route, histogram in sorted(self._latency.items()):
-                name = "loyalpump_cloud_http_request_duration_seconds"
-                label = f'route="{_label(route)}"'
-                for bound, count in zip(LATENCY_BUCKETS_S, histogram.buckets, strict=True):
-                    lines.append(f'{name}_bucket{{{label},le="{bound}"}} {count}')
-                lines.append(f'{name}_bucket{{{label},le="+Inf"}} {histogram.count}')
-                lines.append(f"{name}_sum{{{label}}} {histogram.total:.6f}")
-                lines.append(f"{name}_count{{{label}}} {histogram.count}")
-        lines += [
-            "# HELP loyalpump_cloud_ledger Chain ledger totals, by quantity.",
-            "# TYPE loyalpump_cloud_ledger gauge",
-        ]
-        lines += [
-            f'loyalpump_cloud_ledger{{quantity="{_label(str(name))}"}} {int(value)}'
-            for name, value in sorted((totals or {}).items())
-        ]
-        lines += [
-            "# HELP loyalpump_cloud_database_up 1 when the ledger database answered.",
-            "# TYPE loyalpump_cloud_database_up gauge",
-            f"loyalpump_cloud_database_up {0 if totals is None else 1}",
-        ]
-        return "\n".join(lines) + "\n"
+        if self.multiprocess_dir:
+            counted = CollectorRegistry()  # fresh per scrape: the files are the truth
+            MultiProcessCollector(counted, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            counted = self.registry
+        read = CollectorRegistry()
+        read.register(_LedgerTotals(totals))
+        return (generate_latest(counted) + generate_latest(read)).decode("utf-8")

@@ -285,14 +285,17 @@ def test_healthz_and_metrics(cloud: Cloud, cloud_db_url: str) -> None:
     problem_of(cloud.push(log.batch(first=3)), 409, "sequence_gap")
     cloud.changes()
     text = cloud.client.get("/metrics").text
-    assert "loyalpump_cloud_pushes_total 1\n" in text
-    assert 'loyalpump_cloud_events_total{result="applied"} 1\n' in text
-    assert 'loyalpump_cloud_push_conflicts_total{kind="sequence_gap"} 1\n' in text
-    assert "loyalpump_cloud_changes_pages_total 1\n" in text
+    # prometheus_client writes every value as a float
+    assert "loyalpump_cloud_pushes_total 1.0\n" in text
+    assert 'loyalpump_cloud_events_total{result="applied"} 1.0\n' in text
+    assert 'loyalpump_cloud_push_conflicts_total{kind="sequence_gap"} 1.0\n' in text
+    assert "loyalpump_cloud_changes_pages_total 1.0\n" in text
     assert (
-        'loyalpump_cloud_http_request_duration_seconds_count{route="/api/v1/sync/events"} 2' in text
+        'loyalpump_cloud_http_request_duration_seconds_count{route="/api/v1/sync/events"} 2.0'
+        in text
     )
-    assert "loyalpump_cloud_database_up 1\n" in text
+    assert "# TYPE loyalpump_cloud_http_request_duration_seconds histogram\n" in text
+    assert "loyalpump_cloud_database_up 1.0\n" in text
     assert "loyalpump_cloud_ledger{quantity=" in text
     assert "docs" in cloud.client.get("/docs").text.lower()
 
