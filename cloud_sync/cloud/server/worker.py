@@ -1,0 +1,99 @@
+"""One worker process of a multi-process cloud service (`cloud run --workers N`, N > 1).
+
+The supervisor starts it with the `spawn` method: a fresh interpreter that inherits only the
+listening socket and a pipe, never a database connection. It opens its own ledger (its own
+engine and connection pool), serves until SIGTERM/SIGINT, finishes the requests in flight and
+closes its pool. It dies with the supervisor: a supervisor killed with SIGKILL must not leave
+workers holding the port.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+
+from cloud_sync.cloud.ledger import LedgerError
+
+from .app import build_cloud_app
+from .keyfiles import KeyFileError, load_or_create_signing_key
+from .run import open_ledger
+from .serving import http_server, run_http, stop_on_signals
+from .settings import CloudConfigError, CloudSettings
+
+__all__ = ["LOG_FORMAT", "STARTUP_FAILURE", "worker_main"]
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+STARTUP_FAILURE = 3  # the worker never served: the supervisor waits before trying again
+_PR_SET_PDEATHSIG = 1
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
+    """SIGTERM (a graceful stop) when the supervisor dies; a watcher thread where the kernel
+    cannot do it (prctl is Linux's)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            stop.set()
+        return
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            if os.getppid() != parent_pid:
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_main(
+    settings: CloudSettings,
+    sock: socket.socket,
+    parent_pid: int,
+    ready: Connection,
+    log_level: int,
+) -> None:
+    """The worker's life: open the ledger, serve on the shared socket, close the pool.
+
+    `ready` gets the worker's pid once it accepts requests. Exit 0 after an asked-for stop,
+    STARTUP_FAILURE when it cannot open its ledger, 1 when the HTTP server ends on its own.
+    """
+    logging.basicConfig(level=log_level, format=LOG_FORMAT)
+    stop = threading.Event()
+    restore = stop_on_signals(stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's signal, not ours
+    _die_with_parent(parent_pid, stop)
+    try:
+        ledger = open_ledger(settings, create=False)
+    except (CloudConfigError, LedgerError) as exc:
+        log.error("worker %d cannot open the ledger: %s", os.getpid(), exc)
+        sys.exit(STARTUP_FAILURE)
+    try:
+        try:
+            signing_key = load_or_create_signing_key(settings.data_dir)
+        except KeyFileError as exc:
+            log.error("worker %d: %s", os.getpid(), exc)
+            sys.exit(STARTUP_FAILURE)
+        app = build_cloud_app(settings, ledger=ledger, signing_key=signing_key, clock=_utc_now)
+        asked = run_http(
+            http_server(settings, app), sock, stop, started=lambda: ready.send(os.getpid())
+        )
+    finally:
+        ledger.close()
+        sock.close()
+        restore()
+    if not asked:
+        log.error("worker %d: the HTTP server stopped unexpectedly", os.getpid())
+        sys.exit(1)
