@@ -48,6 +48,7 @@ class CloudProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] | None = None  # the child's environment (None: this process's)
+    args: tuple[str, ...] = ()  # more options for `cloud run`, e.g. ("--workers", "2")
 
     @property
     def url(self) -> str:
@@ -92,7 +93,7 @@ class CloudProcess:
         self.write_config()
         with (self.home / "cloud.log").open("ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [LOYALPUMP, "cloud", "run", "--config", str(self.config)],
+                [LOYALPUMP, "cloud", "run", "--config", str(self.config), *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

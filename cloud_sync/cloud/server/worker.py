@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 
@@ -40,20 +41,21 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
-    """SIGTERM (a graceful stop) when the supervisor dies; a watcher thread where the kernel
-    cannot do it (prctl is Linux's)."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Die at once when the supervisor dies (SIGKILL, as at a power cut: an unanswered push
+    rolls back and is sent again), so no orphan keeps the port; prctl is Linux's, elsewhere
+    a thread watches the parent."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            stop.set()
+            os._exit(1)
         return
 
     def watch() -> None:
-        while not stop.wait(0.5):
-            if os.getppid() != parent_pid:
-                stop.set()
+        while os.getppid() == parent_pid:
+            time.sleep(0.2)
+        os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -74,7 +76,7 @@ def worker_main(
     stop = threading.Event()
     restore = stop_on_signals(stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's signal, not ours
-    _die_with_parent(parent_pid, stop)
+    _die_with_parent(parent_pid)
     try:
         ledger = open_ledger(settings, create=False)
     except (CloudConfigError, LedgerError) as exc:
