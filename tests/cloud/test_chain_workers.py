@@ -93,7 +93,7 @@ def _engine(station: Station, url: str, transport: httpx.BaseTransport) -> SyncE
     def client(base: str, token: Callable[[], str]) -> CloudClient:
         return CloudClient(url, token, transport=transport, timeout=10.0)
 
-    return SyncEngine(StationSyncPort(station), client, batch_size=2, clock=station.now)
+    return SyncEngine(StationSyncPort(station), client, batch_size=3, clock=station.now)
 
 
 def _drain(engine: SyncEngine, cycles: int = 400) -> None:
@@ -146,8 +146,8 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
     """200 stations push at once into two workers; one worker is killed (-9) mid-batch.
 
     200 station agents (a daemon each) would not fit a test on two cores, so 196 stations
-    are real station stores synced by the station's own sync engine and HTTP client from 24
-    threads (batches of 2 events, through a transport that duplicates pushes, loses their
+    are real station stores synced by the station's own sync engine and HTTP client from 16
+    threads (batches of 3 events, through a transport that duplicates pushes, loses their
     answers and drops connections); every tenth also sends its first batches out of order.
     Four more are synced by `loyalpump edge sync` processes. The soak (tests/soak) runs full
     station agents against the same two-worker cloud.
@@ -159,6 +159,8 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
         tokens = {sid: ledger.add_station(sid, sid, now) for sid in ids}
     finally:
         ledger.close()
+    starting = threading.Thread(target=cloud.start)  # its workers start while stores fill
+    starting.start()
     stations = []
     for n, sid in enumerate(ids):
         station = open_chain_station(tmp_path / sid, sid, cloud.url, tokens[sid])
@@ -176,7 +178,7 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
         station.close()
         agents.append(config)
     total = sum(len(outbox_events(station)) for station in stations)
-    cloud.start()
+    starting.join(60)
     assert cloud.process is not None
     workers = worker_pids(cloud.process.pid)
     assert len(workers) == 2
@@ -191,7 +193,7 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
         plan = random_plan(n, drop=0.05, lose_response=0.1, duplicate=0.2, only_paths=[PUSH])
         _drain(_engine(station, cloud.url, FaultyTransport(httpx.HTTPTransport(), plan)))
 
-    with ThreadPoolExecutor(24) as pool:
+    with ThreadPoolExecutor(16) as pool:
         running = [pool.submit(sync, n) for n in random.Random(18).sample(range(200), 200)]
         libpq = cloud.database_url.replace("+psycopg", "")
         _until(lambda: _applied(libpq) >= total // 3, 60, "a third of the events")
