@@ -7,7 +7,6 @@ points as the reference model says, `ledger_problems` empty.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
@@ -56,20 +55,6 @@ def cloud(tmp_path: Path, pg_database: str) -> Iterator[CloudProcess]:
         yield process
     finally:
         process.stop()
-
-
-def worker_pids(parent: int) -> set[int]:
-    """The cloud's worker processes: its children started by multiprocessing's spawn."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == parent and b"spawn_main" in (entry / "cmdline").read_bytes():
-                found.add(int(entry.name))
-    return found
 
 
 def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -180,7 +165,7 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
     total = sum(len(outbox_events(station)) for station in stations)
     starting.join(60)
     assert cloud.process is not None
-    workers = worker_pids(cloud.process.pid)
+    workers = cloud.worker_pids()
     assert len(workers) == 2
 
     def sync(n: int) -> None:
@@ -203,7 +188,7 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
         for future in running:
             future.result(timeout=120)
     assert _applied(libpq) == total
-    replaced = worker_pids(cloud.process.pid)
+    replaced = cloud.worker_pids()
     assert victim not in replaced and len(replaced) == 2  # the supervisor replaced it
     check = cloud.open_ledger()
     try:
@@ -228,7 +213,7 @@ def test_sighup_restarts_workers_while_serving_and_sigterm_finishes_the_push_in_
     fill_station(station, members=3, sales=40, phone_base=7000)
     cloud.start()
     assert cloud.process is not None
-    old = worker_pids(cloud.process.pid)
+    old = cloud.worker_pids()
     assert len(old) == 2
 
     # SIGHUP: new workers replace the old ones one by one; every request meanwhile answered.
@@ -240,7 +225,7 @@ def test_sighup_restarts_workers_while_serving_and_sigterm_finishes_the_push_in_
             nonlocal answered
             assert http.get("/healthz").status_code == 200
             answered += 1
-            now = worker_pids(cloud.process.pid) if cloud.process is not None else set()
+            now = cloud.worker_pids()
             return len(now) == 2 and not now & old
 
         _until(replaced, 90, "the restart")
