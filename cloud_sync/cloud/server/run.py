@@ -21,7 +21,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger, PoolSize
 
-from .app import build_cloud_app
 from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
 from .serving import base_url, http_server, listen, run_http, stop_on_signals
 from .settings import CloudConfigError, CloudSettings
@@ -192,6 +191,8 @@ def serve(
             settings, workers, ready=ready, stop=stop, expiry_interval_s=expiry_interval_s
         )
         return
+    from .app import build_cloud_app  # noqa: PLC0415 - a supervisor never builds the app
+
     if threading.current_thread() is threading.main_thread():
         os.umask(0o077)
     refuse_open_data_dir(settings.data_dir)

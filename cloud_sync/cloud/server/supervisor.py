@@ -142,8 +142,7 @@ class _Pool:
 
     def retire(self, worker: _Worker, sig: int = signal.SIGTERM) -> None:
         """Stop a worker (SIGTERM: gracefully), wait for it, drop its live gauges."""
-        if worker.process.is_alive():
-            os.kill(worker.pid, sig)
+        _signal(worker, sig)
         worker.process.join(GRACE_S + 10)
         if worker.process.is_alive():
             log.warning("worker %d did not stop in time; killing it", worker.pid)
@@ -186,6 +185,9 @@ class _Pool:
                 return
             new = self.start()
             if not self.wait_ready(new, stop):
+                if stop.is_set():  # the service is stopping: the new one goes with the rest
+                    self.retire(new)
+                    return
                 self.retire(new, signal.SIGKILL)
                 log.error("a new worker did not start serving; the restart stops here")
                 return
@@ -196,8 +198,7 @@ class _Pool:
     def stop_all(self) -> None:
         running = [worker for worker in self.slots if worker is not None]
         for worker in running:
-            if worker.process.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
+            _signal(worker, signal.SIGTERM)  # all at once: they finish their requests together
         for worker in running:
             self.retire(worker)
         self.slots = [None] * len(self.slots)
@@ -261,6 +262,12 @@ def serve_workers(
         else:
             os.environ[MULTIPROC_ENV] = previous_env
         ledger.close()
+
+
+def _signal(worker: _Worker, sig: int) -> None:
+    if worker.process.is_alive():
+        with contextlib.suppress(ProcessLookupError):  # it ended in between
+            os.kill(worker.pid, sig)
 
 
 def _setter(event: threading.Event) -> Callable[[int, FrameType | None], None]:

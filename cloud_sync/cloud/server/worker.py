@@ -22,7 +22,6 @@ from multiprocessing.connection import Connection
 
 from cloud_sync.cloud.ledger import LedgerError
 
-from .app import build_cloud_app
 from .keyfiles import KeyFileError, load_or_create_signing_key
 from .run import open_ledger
 from .serving import http_server, run_http, stop_on_signals
@@ -72,6 +71,8 @@ def worker_main(
     `ready` gets the worker's pid once it accepts requests. Exit 0 after an asked-for stop,
     STARTUP_FAILURE when it cannot open its ledger, 1 when the HTTP server ends on its own.
     """
+    from .app import build_cloud_app  # noqa: PLC0415 - the supervisor imports this module
+
     logging.basicConfig(level=log_level, format=LOG_FORMAT)
     stop = threading.Event()
     restore = stop_on_signals(stop)
