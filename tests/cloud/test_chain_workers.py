@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -36,12 +37,12 @@ from tests.cloud.chain import (
     outbox_events,
 )
 from tests.cloud.conftest import fresh_pg_schema, sqlalchemy_url
-from tests.cloud.faults import FaultyTransport, random_plan
+from tests.cloud.faults import FaultKind, FaultyTransport, random_plan
 from tests.support import RULESETS
 
 pytestmark = pytest.mark.slow
 
-PUSH = "/api/v1/sync/push"
+PUSH = "/api/v1/sync/events"
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def _engine(station: Station, url: str, transport: httpx.BaseTransport) -> SyncE
     def client(base: str, token: Callable[[], str]) -> CloudClient:
         return CloudClient(url, token, transport=transport, timeout=10.0)
 
-    return SyncEngine(StationSyncPort(station), client, batch_size=3, clock=station.now)
+    return SyncEngine(StationSyncPort(station), client, batch_size=2, clock=station.now)
 
 
 def _drain(engine: SyncEngine, cycles: int = 400) -> None:
@@ -132,7 +133,7 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
 
     200 station agents (a daemon each) would not fit a test on two cores, so 196 stations
     are real station stores synced by the station's own sync engine and HTTP client from 16
-    threads (batches of 3 events, through a transport that duplicates pushes, loses their
+    threads (batches of 2 events, through a transport that duplicates pushes, loses their
     answers and drops connections); every tenth also sends its first batches out of order.
     Four more are synced by `loyalpump edge sync` processes. The soak (tests/soak) runs full
     station agents against the same two-worker cloud.
@@ -149,7 +150,7 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
     stations = []
     for n, sid in enumerate(ids):
         station = open_chain_station(tmp_path / sid, sid, cloud.url, tokens[sid])
-        fill_station(station, members=1, sales=4, phone_base=100 * n)
+        fill_station(station, members=1, sales=3, phone_base=100 * n)
         stations.append(station)
     agents = []
     for station in stations[-4:]:
@@ -176,25 +177,32 @@ def test_two_workers_apply_200_stations_once_through_duplicates_reorders_and_a_w
         if n % 10 == 3:
             _push_out_of_order(station, cloud.url)
         plan = random_plan(n, drop=0.05, lose_response=0.1, duplicate=0.2, only_paths=[PUSH])
-        _drain(_engine(station, cloud.url, FaultyTransport(httpx.HTTPTransport(), plan)))
+        with FaultyTransport(httpx.HTTPTransport(), plan) as transport:
+            _drain(_engine(station, cloud.url, transport))
+        with faults_lock:
+            faults.update(transport.counts)
 
+    faults: Counter[FaultKind] = Counter()
+    faults_lock = threading.Lock()
     with ThreadPoolExecutor(16) as pool:
         running = [pool.submit(sync, n) for n in random.Random(18).sample(range(200), 200)]
         libpq = cloud.database_url.replace("+psycopg", "")
-        _until(lambda: _applied(libpq) >= total // 3, 60, "a third of the events")
+        _until(lambda: _applied(libpq) >= total // 3, 300, "a third of the events")
         _until(lambda: _busy_backends(libpq) >= 2, 10, "pushes in flight")
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
         for future in running:
-            future.result(timeout=120)
+            future.result(timeout=600)
     assert _applied(libpq) == total
     replaced = cloud.worker_pids()
     assert victim not in replaced and len(replaced) == 2  # the supervisor replaced it
     check = cloud.open_ledger()
     try:
-        assert_cloud_matches(check, stations, datetime.now(UTC))
+        totals = assert_cloud_matches(check, stations, datetime.now(UTC))
     finally:
         check.close()
+    assert faults[FaultKind.DUPLICATE] > 0 and faults[FaultKind.LOSE_RESPONSE] > 0
+    assert totals["events_duplicate"] > 0  # copies reached the workers and were told apart
     for station in stations[:-4]:
         station.close()
 
