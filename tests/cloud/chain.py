@@ -7,6 +7,7 @@ chain ledger must say from nothing but the stations' outboxes, in plain Python.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +49,7 @@ class CloudProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] | None = None  # the child's environment (None: this process's)
+    args: tuple[str, ...] = ()  # more options for `cloud run`, e.g. ("--workers", "2")
 
     @property
     def url(self) -> str:
@@ -92,7 +94,7 @@ class CloudProcess:
         self.write_config()
         with (self.home / "cloud.log").open("ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [LOYALPUMP, "cloud", "run", "--config", str(self.config)],
+                [LOYALPUMP, "cloud", "run", "--config", str(self.config), *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -120,6 +122,20 @@ class CloudProcess:
         if self.process is not None and self.process.poll() is None:
             self.kill(signal.SIGTERM)
         self.process = None
+
+    def worker_pids(self) -> set[int]:
+        """The worker processes of a `--workers N` cloud: its children started by spawn."""
+        if self.process is None:
+            return set()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                    spawned = b"spawn_main" in (entry / "cmdline").read_bytes()
+                    if ppid == self.process.pid and spawned:
+                        found.add(int(entry.name))
+        return found
 
     def open_ledger(self) -> CloudLedger:
         return CloudLedger.open(self.database_url, chain_keys=load_chain_keys(self.home / "data"))

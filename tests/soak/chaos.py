@@ -9,7 +9,9 @@ and brings every process back, so the chain can drain.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -32,6 +34,7 @@ _WEIGHTS = {
     "station kill -9": 2.5,
     "cloud kill -9": 0.6,
 }
+_WORKER_KILL = 0.6  # a cloud with worker processes: one of them killed with SIGKILL
 _LINK_MODES = {
     "link reset": ProxyMode.RESET,
     "link drop": ProxyMode.DROP,
@@ -80,6 +83,9 @@ class Chaos:
         self._agents_down: dict[str, float] = {}  # station id -> when it comes back
         self._cloud_back_at: float | None = None
         self._lock = threading.Lock()
+        self._weights = dict(_WEIGHTS)
+        if "--workers" in cloud.args:
+            self._weights["cloud worker kill -9"] = _WORKER_KILL
 
     def offline(self, station_id: str) -> bool:
         """Can this station not reach the cloud right now (its link, or the cloud, down)?"""
@@ -103,8 +109,14 @@ class Chaos:
     # ------------------------------------------------------------------ internals
 
     def _inject(self, now: float) -> None:
-        kinds = list(_WEIGHTS)
-        kind = self._rng.choices(kinds, weights=[_WEIGHTS[k] for k in kinds])[0]
+        kinds = list(self._weights)
+        kind = self._rng.choices(kinds, weights=[self._weights[k] for k in kinds])[0]
+        if kind == "cloud worker kill -9":
+            workers = sorted(self._cloud.worker_pids()) if self._cloud_back_at is None else []
+            if workers:  # the supervisor replaces it; its unanswered push is sent again
+                os.kill(self._rng.choice(workers), signal.SIGKILL)
+                self.stats.faults[kind] += 1
+            return
         if kind == "cloud kill -9":
             if self._cloud_back_at is None:
                 self._cloud.kill()

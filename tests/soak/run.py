@@ -162,7 +162,9 @@ class _Soak:
         self.report = report
         self.say = say
         self.rng = random.Random(options.seed)
-        self.cloud = CloudProcess(work / "cloud", database_url, env=env)
+        # PostgreSQL serves from two worker processes (the chaos also kills single workers).
+        workers = ("--workers", "2") if options.backend == "postgresql" else ()
+        self.cloud = CloudProcess(work / "cloud", database_url, env=env, args=workers)
         self.nodes: list[StationNode] = []
         self.rulesets: dict[int, RuleSet] = {}
         self.first_rules: dict[str, object] = json.loads(RULES.read_text(encoding="utf-8"))

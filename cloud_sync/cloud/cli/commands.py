@@ -108,21 +108,35 @@ def run(
     config: ConfigOption,
     database_url: DatabaseOption = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")] = "INFO",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            max=64,
+            help="Worker processes (PostgreSQL); 0 = one per core. Overrides cloud.workers.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the central ledger service until SIGTERM or Ctrl-C."""
+    """Run the central ledger service until SIGTERM or Ctrl-C; SIGHUP restarts its workers."""
     from cloud_sync.cloud.server.run import serve  # noqa: PLC0415 - lazy, see docstring
+    from cloud_sync.cloud.server.supervisor import cores, worker_count  # noqa: PLC0415
 
     level = log_level.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         fail(f"--log-level: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
     with _refusals():
         settings = _settings(config, database_url)
+        count, note = worker_count(workers, settings, cores())
+        if note is not None:
+            typer.echo(note)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         def ready(base_url: str) -> None:
-            typer.echo(f"cloud ledger listening on {base_url}")
+            many = f" ({count} workers)" if count > 1 else ""
+            typer.echo(f"cloud ledger listening on {base_url}{many}")
 
-        serve(settings, ready=ready)
+        serve(settings, ready=ready, workers=count)
 
 
 @station_app.command("add")

@@ -23,7 +23,7 @@ from . import stations as _stations
 from .allowances import AllowancePolicy
 from .apply import push as _push
 from .changes import append_changes, changes_page
-from .database import Database
+from .database import Database, PoolSize
 from .errors import EventConflict, LedgerError, SequenceGap
 from .expiry import expire_some
 from .keys import KeyRing
@@ -38,6 +38,7 @@ __all__ = [
     "CloudLedger",
     "EventConflict",
     "LedgerError",
+    "PoolSize",
     "SequenceGap",
     "StationLimits",
     "TrustPolicy",
@@ -75,9 +76,11 @@ class CloudLedger:
         policy: AllowancePolicy = AllowancePolicy(),  # noqa: B008 - frozen, shared safely
         trust: TrustPolicy | None = None,
         create: bool = True,
+        pool: PoolSize | None = None,
     ) -> CloudLedger:
-        """Open (and create or migrate) the ledger at a SQLAlchemy URL."""
-        return cls(Database.open(url, create=create), chain_keys, policy, trust)
+        """Open (and create or migrate) the ledger at a SQLAlchemy URL; `pool` sizes a
+        PostgreSQL connection pool (per process)."""
+        return cls(Database.open(url, create=create, pool=pool), chain_keys, policy, trust)
 
     def close(self) -> None:
         self._db.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +30,7 @@ from .heartbeat import create_heartbeat
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
 from .schema_app import V4_INDEXES, V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
 
-__all__ = ["SCHEMA_VERSION", "Database", "bulk_insert", "normalize_url"]
+__all__ = ["SCHEMA_VERSION", "Database", "PoolSize", "bulk_insert", "normalize_url"]
 
 _T = TypeVar("_T")
 
@@ -207,6 +208,14 @@ def _sqlite_engine(url: str, *, create: bool) -> Engine:
     return engine
 
 
+@dataclass(frozen=True)
+class PoolSize:
+    """Connections a PostgreSQL engine keeps open (`size`) and may open beyond (`overflow`)."""
+
+    size: int = 5
+    overflow: int = 10
+
+
 class Database:
     """One engine and the ways the ledger uses it."""
 
@@ -215,13 +224,16 @@ class Database:
         self.dialect = engine.dialect.name
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> Database:
+    def open(cls, url: str, *, create: bool = True, pool: PoolSize | None = None) -> Database:
+        """`pool` sizes a PostgreSQL engine's connection pool (SQLAlchemy's defaults if None);
+        each serving process opens its own Database, so the sizes are per process."""
         url = normalize_url(url)
         backend = make_url(url).get_backend_name()
         if backend == "sqlite":
             engine = _sqlite_engine(url, create=create)
         elif backend == "postgresql":
-            engine = create_engine(url, pool_pre_ping=True)
+            sizes = {} if pool is None else {"pool_size": pool.size, "max_overflow": pool.overflow}
+            engine = create_engine(url, pool_pre_ping=True, **sizes)
         else:
             raise LedgerError("database.unsupported", f"unsupported database {backend!r}")
         db = cls(engine)

@@ -19,7 +19,6 @@ choice), or start the workers fresh (spawn, exec).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -44,18 +43,16 @@ _CONFLICTS = ("sequence_gap", "event_conflict")
 
 
 def prepare_multiprocess_dir(path: Path) -> Path:
-    """Create `path`, or empty it: files a previous run left would be summed into this one.
+    """Create `path` private (0700: it sits in the data folder), emptied of metric files.
 
-    Call it in the supervisor before any worker starts, then set PROMETHEUS_MULTIPROC_DIR
-    to `path` in the workers' environment.
+    Files a previous run left would be summed into this one. Call it in the supervisor
+    before any worker starts, then set PROMETHEUS_MULTIPROC_DIR to `path` in the workers'
+    environment. Only prometheus_client's own `*.db` files are removed.
     """
-    if path.exists():
-        for child in path.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import stat
 import threading
 from collections.abc import Callable
@@ -17,19 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger
+from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger, PoolSize
 
-from .app import build_cloud_app
 from .heap import settle_heap
 from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
 from .replica import open_replica
+from .serving import base_url, http_server, listen, run_http, stop_on_signals
 from .settings import CloudConfigError, CloudSettings
 
 __all__ = [
+    "EXPIRY_INTERVAL_S",
     "ExpiryJob",
     "allowance_policy",
     "open_ledger",
@@ -62,8 +61,13 @@ def safe_url(url: str) -> str:
         return "(unparsable database URL)"
 
 
-def open_ledger(settings: CloudSettings, *, create: bool = True) -> CloudLedger:
+def open_ledger(
+    settings: CloudSettings, *, create: bool = True, pool: PoolSize | None = None
+) -> CloudLedger:
     """Open (and create or migrate) the ledger with the chain keys from the data directory.
+
+    `pool` sizes this process's PostgreSQL connections (default: `cloud.pool_size` and
+    `cloud.max_overflow`).
 
     Until the chain has a station or a rule set, `[offline_redemption] enabled = false` turns
     HQ's switch off at each open; from then on the switch lives only in the database (the
@@ -80,6 +84,7 @@ def open_ledger(settings: CloudSettings, *, create: bool = True) -> CloudLedger:
             policy=allowance_policy(settings),
             trust=settings.trust_policy(),
             create=create,
+            pool=pool or PoolSize(settings.cloud.pool_size, settings.cloud.max_overflow),
         )
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -158,42 +163,6 @@ class ExpiryJob:
             self._stop.wait(self._interval_s)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before serving so a taken port is a clear error, not a uvicorn exit."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise CloudConfigError(f"cloud.host: cannot listen on {host}:{port}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise CloudConfigError(f"cloud.port: cannot listen on {host}:{port}: {exc}") from exc
-    return sock
-
-
-def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
-    """Route SIGTERM/SIGINT to `stop` (main thread only); returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -205,13 +174,27 @@ def serve(
     stop: threading.Event | None = None,
     clock: Callable[[], datetime] | None = None,
     expiry_interval_s: float = EXPIRY_INTERVAL_S,
+    workers: int = 1,
 ) -> None:
     """Run the service until SIGTERM/SIGINT or `stop`; `ready(base_url)` once it listens.
 
-    Refuses (CloudConfigError) a data folder open to other users. Run as the process's own
-    service (from the main thread: `cloud run`), it sets umask 077 first, so every file it
-    creates is private whatever the caller's umask.
+    One worker serves from this process (threads: HTTP, expiry); more are processes under a
+    supervisor (supervisor.py; PostgreSQL only, see `worker_count`). Refuses
+    (CloudConfigError) a data folder open to other users. Run as the process's own service
+    (from the main thread: `cloud run`), it sets umask 077 first, so every file it creates
+    is private whatever the caller's umask.
     """
+    if workers > 1:
+        if clock is not None:
+            raise ValueError("worker processes keep the real clock")
+        from .supervisor import serve_workers  # noqa: PLC0415 - one module per way of serving
+
+        serve_workers(
+            settings, workers, ready=ready, stop=stop, expiry_interval_s=expiry_interval_s
+        )
+        return
+    from .app import build_cloud_app  # noqa: PLC0415 - a supervisor never builds the app
+
     if threading.current_thread() is threading.main_thread():
         os.umask(0o077)
     refuse_open_data_dir(settings.data_dir)
@@ -226,52 +209,47 @@ def serve(
         app = build_cloud_app(
             settings, ledger=ledger, signing_key=signing_key, clock=clock, replica=replica
         )
-        sock = _listen(settings.cloud.host, settings.cloud.port)
-        port = sock.getsockname()[1]
-        host = settings.cloud.host
-        base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level="warning",
-                access_log=False,  # uvicorn's line carries query strings (phones); ours not
-                lifespan="off",
-                timeout_graceful_shutdown=5,
-                # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a
-                # local caller could then pick the address the HQ login limiter counts.
-                proxy_headers=bool(settings.cloud.trusted_proxies),
-                forwarded_allow_ips=list(settings.cloud.trusted_proxies) or None,
-            )
-        )
-        # In a worker thread uvicorn leaves signals alone; this thread owns them.
-        web = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="cloud-http", daemon=True
-        )
+        sock = listen(settings.cloud.host, settings.cloud.port)
+        url = base_url(settings.cloud.host, sock)
         expiry = ExpiryJob(ledger, clock, expiry_interval_s)
-        restore = _stop_on_signals(stop)
+
+        def started() -> None:
+            settle_heap()
+            log.info("cloud ledger on %s (%s)", url, ledger.dialect)
+            expiry.start()
+            if replica is not None:
+                replica.start()  # the heartbeat the replica's lag is measured by
+            if ready is not None:
+                ready(url)
+
+        restore = stop_on_signals(stop)
+        restore_hup = _ignore_hup()
         try:
-            web.start()
-            while not server.started and web.is_alive() and not stop.wait(0.05):
-                pass
-            if server.started:
-                settle_heap()
-                log.info("cloud ledger on %s (%s)", base_url, ledger.dialect)
-                expiry.start()
-                if replica is not None:
-                    replica.start()  # the heartbeat the replica's lag is measured by
-                if ready is not None:
-                    ready(base_url)
-            while web.is_alive() and not stop.wait(0.2):
-                pass
+            asked = run_http(http_server(settings, app), sock, stop, started)
         finally:
-            server.should_exit = True
-            web.join(15)
             expiry.stop()
+            restore_hup()
             restore()
             sock.close()
-        if not stop.is_set():
-            raise CloudConfigError(f"the HTTP server on {base_url} stopped unexpectedly")
+        if not asked:
+            raise CloudConfigError(f"the HTTP server on {url} stopped unexpectedly")
     finally:
         if replica is not None:
             replica.close()
         ledger.close()
+
+
+def _ignore_hup() -> Callable[[], None]:
+    """One process has no workers to restart: SIGHUP is logged, not fatal."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.warning("SIGHUP ignored: this service runs in one process (--workers 1)")
+
+    previous = signal.signal(signal.SIGHUP, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGHUP, previous)
+
+    return restore

@@ -19,6 +19,7 @@ from cloud_sync.core.networks import ip_networks
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "MAX_WORKERS",
     "SQLITE_FILE",
     "CloudConfigError",
     "CloudSection",
@@ -36,6 +37,7 @@ DATABASE_URL_ENV = "LOYALPUMP_CLOUD_DATABASE_URL"
 SQLITE_FILE = "cloud.sqlite3"
 
 
+MAX_WORKERS = 64
 MIN_ADMIN_TOKEN = 24  # HQ's token guards rules and members: no short guessable ones
 
 
@@ -82,6 +84,11 @@ class CloudSection(_Strict):
     # Reverse proxies whose X-Forwarded-For is believed (the HQ login limiter then counts the
     # person's address, not the proxy's). Empty: the headers are ignored.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Serving: worker processes (0: one per core; SQLite always serves from one) and each
+    # process's PostgreSQL connections (SQLAlchemy's pool: kept open, plus opened at need).
+    workers: Annotated[int, Field(ge=0, le=MAX_WORKERS)] = 0
+    pool_size: Annotated[int, Field(ge=1, le=200)] = 5
+    max_overflow: Annotated[int, Field(ge=0, le=200)] = 10
 
     @field_validator("trusted_proxies")
     @classmethod
