@@ -175,7 +175,7 @@ def check(metadata: MetaData, plan: Mapping[str, Placement] = PLAN) -> list[str]
     for name in sorted(set(tables) & set(plan)):
         table = tables[name]
         found += _table_problems(table, plan[name], plan)
-        for constraint in sorted(table.foreign_key_constraints, key=lambda k: k.name or ""):
+        for constraint in sorted(table.foreign_key_constraints, key=lambda k: str(k.name or "")):
             found += _key_problems(table, constraint, plan)
     return found
 

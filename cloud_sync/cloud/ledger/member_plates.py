@@ -93,7 +93,7 @@ def take_plate_attempt(db: Database, conn: Connection, member_id: str, now: date
     if len(recent) >= PLATE_ADDS_PER_DAY:
         leaves_ms = int(recent[-1]) + _DAY_MS - now_ms
         return max(1, -(-leaves_ms // 1000))
-    numbered = {column: numbers[0] for column, numbers in serials(conn, member_plate_adds, 1).items()}
+    numbered = {column: n[0] for column, n in serials(conn, member_plate_adds, 1).items()}
     conn.execute(insert(member_plate_adds).values(member_id=member_id, at_ms=now_ms, **numbered))
     return 0
 

@@ -94,7 +94,8 @@ def _postgresql(conn: Connection) -> None:
             _rekey_postgresql(conn, table)
     if "ux_events_station_event" not in {u["name"] for u in found.get_unique_constraints("events")}:
         conn.exec_driver_sql(
-            "ALTER TABLE events ADD CONSTRAINT ux_events_station_event UNIQUE (station_id, event_id)"
+            "ALTER TABLE events ADD CONSTRAINT ux_events_station_event "
+            "UNIQUE (station_id, event_id)"
         )
     if not [k for k in inspect(conn).get_foreign_keys("lines") if k["name"] == "fk_lines_journal"]:
         conn.exec_driver_sql(
@@ -140,7 +141,8 @@ def _sqlite(conn: Connection) -> None:
         if _key(conn, table.name) != _wanted_key(table):
             _rebuild_sqlite(conn, table, serial)
     for table in (plates, sales):
-        if any(k["referred_table"] == "members" for k in inspect(conn).get_foreign_keys(table.name)):
+        keys = inspect(conn).get_foreign_keys(table.name)
+        if any(key["referred_table"] == "members" for key in keys):
             _rebuild_sqlite(conn, table, None)
     if not lines_done:
         lines.create(conn)

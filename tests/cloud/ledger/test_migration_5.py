@@ -38,7 +38,7 @@ _SERIALS = (("events", "id"), ("lines", "line_id"), ("feedback", "feedback_id"))
 
 
 def _rows(conn: Connection, table: str) -> list[dict[str, Any]]:
-    return [dict(row) for row in conn.execute(text(f"SELECT * FROM {table}")).mappings()]  # noqa: S608
+    return [dict(row) for row in conn.execute(text(f"SELECT * FROM {table}")).mappings()]
 
 
 def _app_rows(conn: Connection, member: str, sale: str) -> None:
@@ -82,13 +82,13 @@ def _back_to_schema_4(url: str, member: str, sale: str) -> dict[str, list[dict[s
             if rows:
                 names = ", ".join(columns)
                 marks = ", ".join(f":{c}" for c in columns)
-                conn.execute(text(f"INSERT INTO {table} ({names}) VALUES ({marks})"), rows)  # noqa: S608
+                conn.execute(text(f"INSERT INTO {table} ({names}) VALUES ({marks})"), rows)
         _app_rows(conn, member, sale)
         if conn.dialect.name == "postgresql":  # a live schema-4 ledger's sequences are ahead
             for table, column in (*_SERIALS, ("member_plate_adds", "id")):
                 conn.execute(
                     text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "  # noqa: S608
+                        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                         f"(SELECT MAX({column}) FROM {table}))"
                     )
                 )
