@@ -42,6 +42,14 @@ _MIGRATION_LOCK = 0x6C70_6D69  # pg_advisory_xact_lock keys: "lpmi", "lpch"
 _CHANGES_LOCK = 0x6C70_6368
 
 
+_CITUS_SEQUENTIAL = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
+
+
+def _has_citus(conn: Connection) -> bool:
+    found = conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+    return found.first() is not None
+
+
 def _migrate_1(conn: Connection) -> None:
     for table in V1_TABLES:
         table.create(conn, checkfirst=True)
@@ -212,6 +220,10 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # A Citus coordinator (docs/scale.md): write transactions run multi-shard statements
+        # one connection per worker, so the reference tables a push writes after its
+        # members' rows (counters, changes, flags) are not refused.
+        self.citus = False
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Database:
@@ -225,6 +237,8 @@ class Database:
             raise LedgerError("database.unsupported", f"unsupported database {backend!r}")
         db = cls(engine)
         try:
+            if backend == "postgresql":
+                db.citus = db.read(_has_citus)
             db.transact(lambda conn: db._migrate(conn, create=create))
         except BaseException:
             engine.dispose()
@@ -250,6 +264,8 @@ class Database:
                     elif snapshot:
                         conn.execution_options(isolation_level="REPEATABLE READ")
                     with conn.begin():
+                        if self.citus and write:
+                            conn.exec_driver_sql(_CITUS_SEQUENTIAL)
                         return work(conn)
             except DBAPIError as exc:
                 state = getattr(exc.orig, "sqlstate", None)
