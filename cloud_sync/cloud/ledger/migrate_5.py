@@ -40,7 +40,7 @@ _REKEYED: tuple[tuple[Table, str | None], ...] = (
     (feedback, "feedback_id"),
     (member_plate_adds, "id"),
 )
-_NEW_INDEXES = ("ix_events_event", "ix_members_phone", "ix_lines_journal", "ix_redemptions_station")
+_NEW_INDEXES = ("ix_events_event", "ix_members_phone", "ix_redemptions_station")
 
 
 def _key(conn: Connection, name: str) -> list[str]:
@@ -59,7 +59,7 @@ def migrate_5(conn: Connection) -> None:
         _postgresql(conn)
     else:
         _sqlite(conn)
-    for table in (events, members, lines, redemptions):
+    for table in (events, members, redemptions):
         for index in table.indexes:
             if index.name in _NEW_INDEXES:
                 index.create(conn, checkfirst=True)

@@ -307,7 +307,6 @@ lines = Table(
         name="fk_lines_journal",
     ),
 )
-Index("ix_lines_journal", lines.c.journal_id)
 
 # A redemption id is chosen at the station (a cashier may type one): the cloud knows it as
 # (station, id), so two stations' "R1" never clash. Migration 2 moved the key from the id
