@@ -76,8 +76,10 @@ def member_for_phone(conn: Connection, phone_index: str) -> str | None:
     active = conn.execute(
         select(member_phones.c.member_id).where(member_phones.c.phone_index == phone_index)
     ).first()
-    if active is not None:
-        return str(active.member_id)
+    if active is not None:  # the active holder; were it merged since, its survivor
+        found = _survivor(conn, str(active.member_id))
+        if found is not None:
+            return found
     merged = conn.execute(
         select(members.c.member_id)
         .where(members.c.phone_index == phone_index, members.c.status == "merged")
