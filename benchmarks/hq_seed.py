@@ -56,6 +56,8 @@ def _statements(shape: ChainShape) -> list[str]:
                         ELSE 'standard' END,
                    'active', 0, false
             FROM generate_series(0, {shape.members - 1}) AS n""",
+        """INSERT INTO member_phones (phone_index, member_id)
+            SELECT phone_index, member_id FROM members WHERE status = 'active'""",
         f"""INSERT INTO sales (sale_id, station_id, event_id, member_id, grade, litres, amount,
                 ended_at, points, tier, ruleset_version, recomputed, status, source)
             SELECT 's' || n, {station}, 'e' || n,
@@ -74,11 +76,11 @@ def _statements(shape: ChainShape) -> list[str]:
             SELECT 'j' || n, 'earn', 'e' || n, {station}, {member},
                    {_ISO.format(t=sale_at)}, {_ISO.format(t=sale_at)}
             FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}""",
-        f"""INSERT INTO lines (journal_id, account, points)
-            SELECT 'j' || n, 'member:' || {member}, {points}
+        f"""INSERT INTO lines (journal_id, member_id, account, points)
+            SELECT 'j' || n, {member}, 'member:' || {member}, {points}
             FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}
             UNION ALL
-            SELECT 'j' || n, 'points_issued', -({points})
+            SELECT 'j' || n, {member}, 'points_issued', -({points})
             FROM generate_series(0::bigint, {shape.sales - 1}) AS n WHERE {has_member}""",
         f"""INSERT INTO lots (lot_id, member_id, points, remaining, expired, repaid, expires_at,
                 expires_ms, earned_ms, source, sale_id, journal_id)

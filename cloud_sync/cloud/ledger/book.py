@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 
 from .aggregates import tally_book, write
 from .aggregates_retract import retract_visits
@@ -27,6 +27,7 @@ from .schema import (
     journals,
     lines,
     lots,
+    member_phones,
     members,
     plates,
     redemptions,
@@ -214,9 +215,11 @@ class Book:
         """Load the active members of these phones (a batch's sign-ups) in a few statements."""
         wanted = sorted({p for p in phone_indexes if p not in self._phones_asked})
         for chunk in _chunks(wanted):
+            # member_phones holds each phone's one active member (schema 5: a lookup table
+            # distributed by the phone, where the members table is distributed by member).
             found = self.conn.execute(
-                select(members.c.member_id).where(
-                    one_of(self.conn, members.c.phone_index, chunk), members.c.status == "active"
+                select(member_phones.c.member_id).where(
+                    one_of(self.conn, member_phones.c.phone_index, chunk)
                 )
             ).scalars()
             self.load_members(list(found))
@@ -451,7 +454,7 @@ class Book:
             }
         )
         self.lines.extend(
-            {"journal_id": journal_id, "account": account, "points": points}
+            {"journal_id": journal_id, "member_id": member_id, "account": account, "points": points}
             for account, points in booked
         )
         return journal_id
@@ -485,6 +488,21 @@ class Book:
         if tally.retracted:  # members taken off sales: their visits go again
             retract_visits(self.conn, tally.zone, tally.retracted)
 
+    def _write_phones(self, held: Sequence[Member]) -> None:
+        """member_phones follows members: a member merged away leaves its phone before a
+        new member takes it (the key refuses a second active member of one phone)."""
+        gone = [m.member_id for m in held if m.dirty and not m.new and m.status != "active"]
+        if gone:
+            self.conn.execute(delete(member_phones).where(member_phones.c.member_id.in_(gone)))
+        self._insert(
+            member_phones,
+            [
+                {"phone_index": m.phone_index, "member_id": m.member_id}
+                for m in held
+                if m.new and m.status == "active" and m.phone_index is not None
+            ],
+        )
+
     def _write_rows(self) -> None:
         held = [m for m in self._members.values() if m is not None]
         # A loser turns 'merged' before its survivor (same phone) is inserted 'active'.
@@ -492,6 +510,7 @@ class Book:
             members, "member_id", _MEMBER_CHANGES, [m for m in held if m.dirty and not m.new]
         )
         self._insert(members, [m.values() for m in held if m.new])
+        self._write_phones(held)
         for loser, survivor in self._moves:
             self.conn.execute(
                 update(members).where(members.c.merged_into == loser).values(merged_into=survivor)

@@ -27,14 +27,15 @@ from sqlalchemy.pool import StaticPool
 from .aggregates_ledger import rebuild
 from .errors import LedgerError
 from .heartbeat import create_heartbeat
+from .migrate_5 import migrate_5
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
 from .schema_app import V4_INDEXES, V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
 
-__all__ = ["SCHEMA_VERSION", "Database", "PoolSize", "bulk_insert", "normalize_url"]
+__all__ = ["SCHEMA_VERSION", "Database", "PoolSize", "bulk_insert", "normalize_url", "serials"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _BUSY_TIMEOUT_MS = 30_000
 _ATTEMPTS = 8
 _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread out
@@ -43,6 +44,14 @@ _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread
 _RETRY_STATES = frozenset({"40001", "40P01", "23505"})
 _MIGRATION_LOCK = 0x6C70_6D69  # pg_advisory_xact_lock keys: "lpmi", "lpch"
 _CHANGES_LOCK = 0x6C70_6368
+
+
+_CITUS_SEQUENTIAL = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
+
+
+def _has_citus(conn: Connection) -> bool:
+    found = conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+    return found.first() is not None
 
 
 def _migrate_1(conn: Connection) -> None:
@@ -83,7 +92,7 @@ def _migrate_2(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
     _add_sale_columns(conn)
     key = inspect(conn).get_pk_constraint("redemptions")
-    if list(key.get("constrained_columns") or []) == ["station_id", "redemption_id"]:
+    if "station_id" in (key.get("constrained_columns") or []):  # schema 2's key, or 5's
         return
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f'ALTER TABLE redemptions DROP CONSTRAINT "{key["name"]}"')
@@ -162,6 +171,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _migrate_2,
     3: _migrate_3,
     4: _migrate_4,
+    5: migrate_5,
 }
 
 
@@ -222,6 +232,10 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # A Citus coordinator (docs/scale.md): write transactions run multi-shard statements
+        # one connection per worker, so the reference tables a push writes after its
+        # members' rows (counters, changes, flags) are not refused.
+        self.citus = False
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, pool: PoolSize | None = None) -> Database:
@@ -238,6 +252,8 @@ class Database:
             raise LedgerError("database.unsupported", f"unsupported database {backend!r}")
         db = cls(engine)
         try:
+            if backend == "postgresql":
+                db.citus = db.read(_has_citus)
             db.transact(lambda conn: db._migrate(conn, create=create))
             db.transact(create_heartbeat)  # outside the numbered schema: see heartbeat.py
         except BaseException:
@@ -264,6 +280,8 @@ class Database:
                     elif snapshot:
                         conn.execution_options(isolation_level="REPEATABLE READ")
                     with conn.begin():
+                        if self.citus and write:
+                            conn.exec_driver_sql(_CITUS_SEQUENTIAL)
                         return work(conn)
             except DBAPIError as exc:
                 state = getattr(exc.orig, "sqlstate", None)
@@ -327,6 +345,13 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     """
     if not rows:
         return
+    numbers = {
+        column: numbered
+        for column, numbered in serials(conn, table, len(rows)).items()
+        if column not in rows[0]
+    }
+    if numbers:  # SQLite: see serials
+        rows = [{**row, **{c: n[i] for c, n in numbers.items()}} for i, row in enumerate(rows)]
     columns = list(rows[0])
     unknown = [column for column in columns if column not in table.c]
     if unknown:  # names come from code, never from a request; still, only real columns
@@ -354,3 +379,24 @@ def _copy_rows(conn: Connection, statement: str, values: Sequence[tuple[Any, ...
                 copy.write_row(row)
     except psycopg.Error as exc:
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def serials(conn: Connection, table: Table, count: int) -> dict[str, list[int]]:
+    """On SQLite, the next `count` numbers of the table's serial column, if it has one in a
+    composite key (schema 5: events.id, lines.line_id, ...); empty on PostgreSQL, whose
+    identity column numbers rows itself.
+
+    SQLite numbers only a single-column INTEGER PRIMARY KEY, so these count on from the
+    largest rowid (every such row is inserted with its number as its rowid: SQLite gives
+    the next row max(rowid) + 1); SQLite's writers are serialized, so no two transactions
+    take the same numbers.
+    """
+    if conn.dialect.name != "sqlite" or count <= 0:
+        return {}
+    found = [c.name for c in table.primary_key.columns if c.identity is not None]
+    if len(table.primary_key.columns) < 2 or not found:
+        return {}
+    quote = conn.dialect.identifier_preparer.quote
+    top = conn.exec_driver_sql(f"SELECT COALESCE(MAX(rowid), 0) FROM {quote(table.name)}")  # noqa: S608
+    base = int(top.scalar_one())
+    return {found[0]: list(range(base + 1, base + 1 + count))}

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .aggregates import chain_zone
-from .database import Database
+from .database import Database, serials
 from .errors import LedgerError
 from .member_admin import family_of
 from .member_checkin import MemberGone
@@ -153,6 +153,7 @@ def submit_feedback(
         "at": now.astimezone(chain_zone(conn)).isoformat(timespec="seconds"),
         "at_ms": millis(now),
     }
+    values.update({column: numbers[0] for column, numbers in serials(conn, feedback, 1).items()})
     row = conn.execute(
         insert(feedback).values(values).on_conflict_do_nothing().returning(*feedback.c)
     ).first()

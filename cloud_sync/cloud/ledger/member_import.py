@@ -29,7 +29,7 @@ from .database import Database, bulk_insert
 from .member_sheet import ParsedSheet, SheetRow
 from .postings import ADJUSTMENTS, Booking, Credit, credit
 from .rulesets import RuleBook, RuleLookup
-from .schema import members, plates
+from .schema import member_phones, plates
 
 __all__ = ["ImportResult", "apply_import", "check_against_ledger", "new_member_id"]
 
@@ -83,11 +83,9 @@ def check_against_ledger(conn: Connection, keys: MemberKeys, sheet: ParsedSheet)
     plate_idx = {
         row.row: [blind_index(keys, "plate", plate) for plate in row.plates] for row in sheet.rows
     }
-    # Active members only: the partial unique index answers, and a merged id's phone is
-    # its survivor's.
-    taken_phones = _existing(
-        conn, members.c.phone_index, list(phone_idx.values()), members.c.status == "active"
-    )
+    # Active members only (member_phones holds their phones); a merged id's phone is its
+    # survivor's.
+    taken_phones = _existing(conn, member_phones.c.phone_index, list(phone_idx.values()))
     taken_plates = _existing(
         conn, plates.c.plate_index, [i for idx in plate_idx.values() for i in idx]
     )

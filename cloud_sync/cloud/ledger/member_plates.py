@@ -23,7 +23,7 @@ from cloud_sync.core.privacy import MemberKeys, blind_index, decrypt_field, encr
 
 from .audit import record_audit
 from .changes import append_changes
-from .database import Database
+from .database import Database, serials
 from .errors import LedgerError
 from .postings import millis
 from .schema import members, plates
@@ -93,7 +93,8 @@ def take_plate_attempt(db: Database, conn: Connection, member_id: str, now: date
     if len(recent) >= PLATE_ADDS_PER_DAY:
         leaves_ms = int(recent[-1]) + _DAY_MS - now_ms
         return max(1, -(-leaves_ms // 1000))
-    conn.execute(insert(member_plate_adds).values(member_id=member_id, at_ms=now_ms))
+    numbered = {column: n[0] for column, n in serials(conn, member_plate_adds, 1).items()}
+    conn.execute(insert(member_plate_adds).values(member_id=member_id, at_ms=now_ms, **numbered))
     return 0
 
 

@@ -32,7 +32,7 @@ from .member_admin import (
     member_page,
     member_sales,
 )
-from .schema import events, lots, members, plates, sales
+from .schema import events, lots, member_phones, members, plates, sales
 
 __all__ = ["erase_member", "export_member"]
 
@@ -155,6 +155,7 @@ def erase_member(
         list(conn.execute(select(plates.c.plate_index).where(plates.c.member_id.in_(family))))
     )
     conn.execute(delete(plates).where(plates.c.member_id.in_(family)))
+    conn.execute(delete(member_phones).where(member_phones.c.member_id.in_(family)))
     conn.execute(
         update(members)
         .where(members.c.member_id.in_(family))

@@ -4,7 +4,7 @@ A member created here is made exactly as an imported one (`member_import`): phon
 sealed under the chain's keys, registered at HQ (no station), with the consent given in the
 app, booked through the ledger's `Book` (so HQ's reports count the new member) and put in
 the changes feed, so every station hears of the member. Two sign-ups of one phone make one
-member: the partial unique index `ux_members_active_phone` refuses the second insert, and
+member: `member_phones`' key (one active member per phone) refuses the second insert, and
 the transaction is run again (PostgreSQL's unique violation is one of the states
 `Database.transact` retries; SQLite has one writer), this time finding the first member.
 """
@@ -26,7 +26,7 @@ from .database import Database
 from .errors import LedgerError
 from .member_import import new_member_id
 from .postings import millis
-from .schema import members
+from .schema import member_phones, members
 
 __all__ = ["CONSENT_CHANNEL", "MAX_NAME", "clean_name", "member_for_phone", "sign_up"]
 
@@ -74,12 +74,12 @@ def member_for_phone(conn: Connection, phone_index: str) -> str | None:
     """The active member holding the phone: itself, or the survivor of a member merged away
     with it. An erased member holds no phone, so that phone finds nobody (a new sign-up)."""
     active = conn.execute(
-        select(members.c.member_id).where(
-            members.c.phone_index == phone_index, members.c.status == "active"
-        )
+        select(member_phones.c.member_id).where(member_phones.c.phone_index == phone_index)
     ).first()
-    if active is not None:
-        return str(active.member_id)
+    if active is not None:  # the active holder; were it merged since, its survivor
+        found = _survivor(conn, str(active.member_id))
+        if found is not None:
+            return found
     merged = conn.execute(
         select(members.c.member_id)
         .where(members.c.phone_index == phone_index, members.c.status == "merged")

@@ -18,6 +18,7 @@ from .schema import (
     journals,
     lines,
     lots,
+    member_phones,
     members,
     plates,
     redemptions,
@@ -271,8 +272,48 @@ def _allowance_problems(conn: Connection) -> list[str]:
     return found
 
 
+def _key_problems(conn: Connection) -> list[str]:
+    """What schema 5 left to the ledger rather than to keys Citus cannot keep (docs/scale.md):
+    sales' and plates' members exist, member_phones is the active members' phones, and a
+    station's redemption ids stay its own."""
+    found: list[str] = []
+    for table, what in ((sales, "sale"), (plates, "plate")):
+        key = table.primary_key.columns.values()[0]
+        lost = conn.execute(
+            select(key).where(
+                table.c.member_id.is_not(None),
+                ~select(members.c.member_id)
+                .where(members.c.member_id == table.c.member_id)
+                .exists(),
+            )
+        ).scalars()
+        found += [f"{what} {str(k)[:12]}… names a member the ledger does not hold" for k in lost]
+    phones = {row.phone_index: row.member_id for row in conn.execute(select(member_phones))}
+    active = {
+        row.phone_index: row.member_id
+        for row in conn.execute(
+            select(members.c.phone_index, members.c.member_id).where(
+                members.c.status == "active", members.c.phone_index.is_not(None)
+            )
+        )
+    }
+    if phones != active:
+        found.append(
+            f"member_phones holds {len(phones)} phones, the active members {len(active)}; "
+            f"{len(set(phones.items()) ^ set(active.items()))} differ"
+        )
+    reused = conn.execute(
+        select(redemptions.c.station_id, redemptions.c.redemption_id)
+        .group_by(redemptions.c.station_id, redemptions.c.redemption_id)
+        .having(func.count() > 1)
+    ).all()
+    found += [f"redemption {rid} of station {sid} is booked twice" for sid, rid in reused]
+    return found
+
+
 def ledger_problems(conn: Connection) -> list[str]:
     problems: list[str] = []
-    for check in (_balance_problems, _row_problems, _event_problems, _allowance_problems):
+    checks = (_balance_problems, _row_problems, _event_problems, _allowance_problems)
+    for check in (*checks, _key_problems):
         _listed(problems, check(conn))
     return problems

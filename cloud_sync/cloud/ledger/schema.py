@@ -12,6 +12,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -26,6 +28,7 @@ __all__ = [
     "V1_TABLES",
     "V2_TABLES",
     "V3_TABLES",
+    "V5_TABLES",
     "adjustments",
     "agg_active_day",
     "agg_members_day",
@@ -48,6 +51,7 @@ __all__ = [
     "lots",
     "member_activity",
     "member_days",
+    "member_phones",
     "members",
     "metadata",
     "plates",
@@ -73,6 +77,13 @@ _SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 # into a database error (and a batch the station retries forever). payload.py bounds them.
 _ID = Text
 _TIME = Text
+
+
+def _serial(name: str) -> Column[int]:
+    """A log's number inside a composite key (schema 5): PostgreSQL numbers it (identity);
+    SQLite cannot number a column of a composite key, so `database.serials` does."""
+    return Column(name, _SERIAL, Identity(), nullable=False)
+
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
 
@@ -127,11 +138,14 @@ high_water = Table(
     PrimaryKeyConstraint("station_id", "epoch"),
 )
 
+# Schema 5 (docs/scale.md): every key of a table that grows with the chain names the column
+# Citus distributes it by. Events are the station's: (id, station_id) is the key and the
+# event id is unique per station; `id` still orders events chain-wide (its own index).
 events = Table(
     "events",
     metadata,
-    Column("id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("event_id", _ID, nullable=False, unique=True),
+    _serial("id"),
+    Column("event_id", _ID, nullable=False),
     Column("station_id", Text, nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("seq", BigInteger, nullable=False),
@@ -141,9 +155,13 @@ events = Table(
     Column("reason", Text),
     Column("received_at", _TIME, nullable=False),
     Column("body", Text, nullable=False),  # the event exactly as pushed (JSON)
+    PrimaryKeyConstraint("id", "station_id", name="pk_events"),
     UniqueConstraint("station_id", "epoch", "seq"),
+    UniqueConstraint("station_id", "event_id", name="ux_events_station_event"),
 )
 Index("ix_events_status", events.c.status, events.c.id)
+# A push looks its events up by id (a station reusing another station's id is a conflict).
+Index("ix_events_event", events.c.event_id)
 
 members = Table(
     "members",
@@ -166,33 +184,34 @@ members = Table(
     Column("event_id", _ID),
     Column("marketing_at", _TIME),  # schema 4: marketing consent given (NULL: none)
 )
-# One active member per phone: a concurrent second registration fails and is retried as a merge.
-Index(
-    "ux_members_active_phone",
-    members.c.phone_index,
-    unique=True,
-    sqlite_where=text("status = 'active'"),
-    postgresql_where=text("status = 'active'"),
-)
+# Schema 5: one active member per phone is `member_phones`' key (a table of its own, as
+# Citus cannot keep a unique index without the member id); this one finds merged members.
+Index("ix_members_phone", members.c.phone_index)
 Index("ix_members_merged_into", members.c.merged_into)
 
+
+# Plates are found by plate (one owner per plate is the key), so they are distributed by
+# it: no foreign key to members since schema 5 (the owner is checked by ledger_problems).
 plates = Table(
     "plates",
     metadata,
     Column("plate_index", Text, primary_key=True),
-    Column("member_id", _ID, ForeignKey("members.member_id"), nullable=False),
+    Column("member_id", _ID, nullable=False),
     Column("plate_sealed", Text, nullable=False),
     Column("attached_at", _TIME, nullable=False),
 )
 Index("ix_plates_member", plates.c.member_id)
 
+# Every event about a sale names it by its id (another station's undo too), so sales are
+# distributed by sale_id; the member is attached later (or never): no foreign key since
+# schema 5, ledger_problems checks every sale's member exists.
 sales = Table(
     "sales",
     metadata,
     Column("sale_id", _ID, primary_key=True),
     Column("station_id", Text, nullable=False),
     Column("event_id", _ID, nullable=False),
-    Column("member_id", _ID, ForeignKey("members.member_id")),
+    Column("member_id", _ID),
     Column("grade", Text, nullable=False),
     Column("litres", Text, nullable=False),
     Column("amount", Text, nullable=False),
@@ -232,7 +251,7 @@ Index(
 lots = Table(
     "lots",
     metadata,
-    Column("lot_id", Text, primary_key=True),
+    Column("lot_id", Text, nullable=False),
     Column("member_id", _ID, ForeignKey("members.member_id"), nullable=False),
     Column("points", BigInteger, nullable=False),
     Column("remaining", BigInteger, nullable=False),
@@ -246,6 +265,7 @@ lots = Table(
     Column("source", Text, nullable=False),  # earn | adjust
     Column("sale_id", _ID),
     Column("journal_id", Text, nullable=False),
+    PrimaryKeyConstraint("lot_id", "member_id", name="pk_lots"),
 )
 Index("ix_lots_member", lots.c.member_id)
 Index("ix_lots_sale", lots.c.sale_id)
@@ -256,25 +276,36 @@ Index(
     postgresql_where=text("remaining > 0"),
 )
 
+# Every journal is one member's (the member whose account it moves; a merge's is the
+# survivor's), so journals and their lines live with the member: schema 5 made member_id
+# part of both keys and gave lines their journal's member.
 journals = Table(
     "journals",
     metadata,
-    Column("journal_id", Text, primary_key=True),
+    Column("journal_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("event_id", _ID),
     Column("station_id", Text),
-    Column("member_id", _ID),
+    Column("member_id", _ID, nullable=False),
     Column("at", _TIME, nullable=False),  # the fact's own time (the event's)
     Column("booked_at", _TIME, nullable=False),
+    PrimaryKeyConstraint("journal_id", "member_id", name="pk_journals"),
 )
 
 lines = Table(
     "lines",
     metadata,
-    Column("line_id", _SERIAL, primary_key=True, autoincrement=True),
-    Column("journal_id", Text, ForeignKey("journals.journal_id"), nullable=False),
+    _serial("line_id"),
+    Column("journal_id", Text, nullable=False),
+    Column("member_id", _ID, nullable=False),
     Column("account", Text, nullable=False),
     Column("points", BigInteger, nullable=False),
+    PrimaryKeyConstraint("line_id", "member_id", name="pk_lines"),
+    ForeignKeyConstraint(
+        ["journal_id", "member_id"],
+        ["journals.journal_id", "journals.member_id"],
+        name="fk_lines_journal",
+    ),
 )
 
 # A redemption id is chosen at the station (a cashier may type one): the cloud knows it as
@@ -296,8 +327,12 @@ redemptions = Table(
     Column("event_id", _ID, nullable=False),
     Column("member_sent", _ID),
     Column("flag", Text),
-    PrimaryKeyConstraint("station_id", "redemption_id"),
+    # Schema 5: the member is part of the key (Citus); (station, id) stays unique because
+    # only that station books its ids, one push at a time (the per-station lock), and the
+    # push refuses an id the station used before (redemption.exists).
+    PrimaryKeyConstraint("member_id", "station_id", "redemption_id", name="pk_redemptions"),
 )
+Index("ix_redemptions_station", redemptions.c.station_id, redemptions.c.redemption_id)
 Index("ix_redemptions_allowance", redemptions.c.allowance_id)
 
 rulesets = Table(
@@ -630,3 +665,17 @@ V3_TABLES = (
     rfm_snapshots,
     agg_tier_month,
 )
+
+# ---------------------------------------------------------------- migration 5: Citus-ready keys
+
+# Schema 5: the active member of each phone (by its blind index). Its primary key makes a
+# concurrent second registration fail and be retried as a merge, as the partial unique
+# index on members did; book.py keeps it in step with members' status and phone.
+member_phones = Table(
+    "member_phones",
+    metadata,
+    Column("phone_index", Text, primary_key=True),
+    Column("member_id", _ID, nullable=False),
+)
+
+V5_TABLES = (member_phones,)

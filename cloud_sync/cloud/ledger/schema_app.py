@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 
-from .schema import _ID, _SERIAL, _TIME, metadata, redemptions, stations
+from .schema import _ID, _SERIAL, _TIME, _serial, metadata, redemptions, stations
 
 __all__ = [
     "V4_INDEXES",
@@ -122,7 +122,7 @@ checkins = Table(
 invoice_requests = Table(
     "invoice_requests",
     metadata,
-    Column("request_id", _ID, primary_key=True),
+    Column("request_id", _ID, nullable=False),
     Column("sale_id", _ID, nullable=False),
     Column("member_id", _ID, nullable=False),
     Column("station_id", Text, nullable=False),
@@ -140,13 +140,18 @@ invoice_requests = Table(
     Column("decided_by", Text),
     Column("reason", Text),
     Column("invoice_no", Text),
+    PrimaryKeyConstraint("request_id", "member_id", name="pk_invoice_requests"),
 )
 Index("ix_invoice_requests_member", invoice_requests.c.member_id, invoice_requests.c.requested_ms)
 Index("ix_invoice_requests_status", invoice_requests.c.status, invoice_requests.c.requested_ms)
 Index("ix_invoice_requests_sale", invoice_requests.c.sale_id)
+# Schema 5: unique per (sale, member), so Citus can keep it on the member's shard; one live
+# request per sale across members holds as the ledger rejects the requests of a sale that
+# changes hands (invoice_sales.py) before its new member can ask.
 Index(
     "ux_invoice_requests_live_sale",
     invoice_requests.c.sale_id,
+    invoice_requests.c.member_id,
     unique=True,
     sqlite_where=text("status <> 'rejected'"),
     postgresql_where=text("status <> 'rejected'"),
@@ -155,7 +160,7 @@ Index(
 feedback = Table(
     "feedback",
     metadata,
-    Column("feedback_id", _SERIAL, primary_key=True, autoincrement=True),
+    _serial("feedback_id"),
     Column("member_id", _ID, nullable=False),
     Column("station_id", Text),
     Column("sale_id", _ID),
@@ -167,6 +172,7 @@ feedback = Table(
     Column("handled_by", Text),
     Column("handling", Text),  # how the station or HQ dealt with it
     UniqueConstraint("member_id", "sale_id", name="ux_feedback_member_sale"),
+    PrimaryKeyConstraint("feedback_id", "member_id", name="pk_feedback"),  # schema 5
 )
 Index("ix_feedback_station", feedback.c.station_id, feedback.c.at_ms)
 Index("ix_feedback_member", feedback.c.member_id, feedback.c.at_ms)
@@ -176,9 +182,10 @@ Index("ix_feedback_member", feedback.c.member_id, feedback.c.at_ms)
 member_plate_adds = Table(
     "member_plate_adds",
     metadata,
-    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    _serial("id"),
     Column("member_id", _ID, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id", "member_id", name="pk_member_plate_adds"),  # schema 5
 )
 Index("ix_member_plate_adds_member", member_plate_adds.c.member_id, member_plate_adds.c.at_ms)
 Index("ix_member_plate_adds_at", member_plate_adds.c.at_ms)

@@ -18,7 +18,7 @@ from cloud_sync.core.wire import DenyEntry, LotSnapshot, MemberDelta, PlateDelta
 
 from .errors import LedgerError
 from .postings import millis
-from .schema import lots, members, plates
+from .schema import lots, member_phones, members, plates
 
 __all__ = ["deny_entries", "find_member", "member_deltas", "member_view", "spendable_points"]
 
@@ -94,9 +94,7 @@ def find_member(
     if phone is not None:
         index = blind_index(chain, "phone", normalize_phone(phone))
         member_id = conn.execute(
-            select(members.c.member_id).where(
-                members.c.phone_index == index, members.c.status == "active"
-            )
+            select(member_phones.c.member_id).where(member_phones.c.phone_index == index)
         ).scalar_one_or_none()
     else:
         index = blind_index(chain, "plate", normalize_plate(plate or ""))

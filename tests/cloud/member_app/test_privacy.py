@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
+from cloud_sync.cloud.ledger.database import serials
 from cloud_sync.cloud.ledger.member_invoices import EMAIL_FIELD, NAME_FIELD
 from cloud_sync.cloud.ledger.reports_hq import outstanding
 from cloud_sync.cloud.ledger.schema import hq_audit, members
@@ -80,6 +81,8 @@ def _app_rows(mapp: MemberApp, member: str, other: str) -> None:
                     comment=f"好 {sale}",
                     at=NOW.isoformat(),
                     at_ms=1,
+                    # SQLite cannot number a column of a composite key (schema 5)
+                    **{c: n[0] for c, n in serials(conn, feedback, 1).items()},
                 )
             )
 
