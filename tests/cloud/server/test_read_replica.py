@@ -33,7 +33,11 @@ HQ = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 @dataclass
 class ReplicaCloud(CloudProcess):
+    """One worker: each worker process watches the replica and logs its own changes of
+    state, and this test counts those lines."""
+
     read_url: str = ""
+    args: tuple[str, ...] = ("--workers", "1")
 
     def write_config(self) -> None:
         super().write_config()
