@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks import (
     cashier_lookup,
+    cloud_ingest,
     driver_latency,
     edge_accrual,
     hq_console,
@@ -23,6 +24,8 @@ from benchmarks.table import RecordError, Row, Target, figure_row, number
 __all__ = [
     "cashier_lookup_rows",
     "cashier_lookup_scale",
+    "cloud_ingest_rows",
+    "cloud_ingest_scale",
     "driver_latency_rows",
     "driver_latency_scale",
     "edge_accrual_rows",
@@ -285,3 +288,75 @@ def member_h5_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Ro
 
 def member_h5_scale(record: Mapping[str, Any]) -> str:
     return f"{number(record, 'runs'):,.0f} cold and warm loads at 375x667"
+
+
+def cloud_ingest_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    """The chain's applied events/s against the raw upsert and COPY, its push latency, and
+    one station catching up per backend."""
+    chain, single = record.get("chain"), record.get("single")
+    if chain is None and not single:
+        raise RecordError("RESULT has neither a chain run nor a single-station run")
+    if not isinstance(single, list):
+        raise RecordError(f"RESULT has no list of single-station runs (got {single!r})")
+    rows = []
+    if chain is not None:
+        if not isinstance(chain, dict) or not isinstance(chain.get("raw"), dict):
+            raise RecordError(f"RESULT has a chain run without its raw baseline: {chain!r}")
+        rate = number(chain, "events_per_s")
+        rows += [
+            figure_row(
+                name,
+                f"{chain.get('stations')} stations: events/s",
+                rate,
+                "/s",
+                (
+                    Target("value", ">=", cloud_ingest.TARGET_EVENTS_PER_S),
+                    Target("ratio", ">=", cloud_ingest.TARGET_RATIO),
+                ),
+                number(chain["raw"], "upsert_rows_per_s"),
+                quick,
+            ),
+            figure_row(
+                name, "chain events/s vs raw COPY", rate, "/s", (),
+                number(chain["raw"], "copy_rows_per_s"), quick,
+            ),
+            figure_row(
+                name, "push p99, 1,000-event batch", number(chain, "push_p99_ms"), "ms",
+                (Target("value", "<", cloud_ingest.TARGET_P99_MS),), None, quick,
+            ),
+            figure_row(
+                name, "push p50, 1,000-event batch", number(chain, "push_p50_ms"), "ms",
+                (), None, quick,
+            ),
+        ]  # fmt: skip
+    for result in single:
+        if not isinstance(result, dict) or not isinstance(result.get("backend"), str):
+            raise RecordError(f"RESULT has a single-station run without a backend: {result!r}")
+        rows.append(
+            figure_row(
+                name,
+                f"1 station: events/s, {result['backend']}",
+                number(result, "events_per_s"),
+                "/s",
+                (Target("value", ">=", cloud_ingest.TARGET_SINGLE_EVENTS_PER_S),),
+                number(result, "raw_rows_per_s"),
+                quick,
+            )
+        )
+    return rows
+
+
+def cloud_ingest_scale(record: Mapping[str, Any]) -> str:
+    parts = []
+    chain = record.get("chain")
+    if isinstance(chain, dict):
+        parts.append(
+            f"{number(chain, 'stations'):,.0f} stations x "
+            f"{number(chain, 'events_per_station'):,.0f} events"
+        )
+    single = record.get("single")
+    if isinstance(single, list) and single and isinstance(single[0], dict):
+        parts.append(f"1 station x {number(single[0], 'events_per_station'):,.0f} events")
+    workers = record.get("workers")
+    parts.append(f"cloud run --workers {workers}" if workers else "cloud run's default workers")
+    return "; ".join(parts)
