@@ -45,6 +45,8 @@ from benchmarks import (
 from benchmarks.readers import (
     cashier_lookup_rows,
     cashier_lookup_scale,
+    cloud_ingest_rows,
+    cloud_ingest_scale,
     driver_latency_rows,
     driver_latency_scale,
     edge_accrual_rows,
@@ -184,6 +186,16 @@ JOBS: tuple[Job, ...] = (
         "parsing the sheet alone",
         member_import_rows,
         member_import_scale,
+    ),
+    Job(
+        "cloud_ingest",
+        BENCHMARKS / "cloud_ingest.py",
+        (),
+        ("--quick",),
+        "raw batched upsert (and COPY) of the same event rows into the same server, as many "
+        "clients as the cloud has workers; one station: raw batched insert, same database",
+        cloud_ingest_rows,
+        cloud_ingest_scale,
     ),
 )
 
