@@ -38,7 +38,10 @@ _IDLE = re.compile(r"acquire|wait|select|poll|sleep|recv|accept|\[await\]|<idle>
 def _walk(frame: Frame, totals: dict[tuple[str, str], float]) -> None:
     own = frame.total_self_time
     if own > 0:
-        key = (frame.function, f"{frame.file_path_short}:{frame.line_no}")
+        named = frame
+        while named.function.startswith("[") and named.parent is not None:
+            named = named.parent  # "[self]" and the like: the time of the function above
+        key = (named.function, f"{named.file_path_short}:{named.line_no}")
         totals[key] = totals.get(key, 0.0) + own
     for child in frame.children:
         _walk(child, totals)
@@ -61,12 +64,16 @@ def top_self_time(session: Session, count: int = TOP) -> list[str]:
 def main(argv: Sequence[str]) -> int:
     out, cli_args = Path(argv[0]), list(argv[1:])
     sessions: list[Session] = []
+    profiled: list[threading.Thread] = []
     lock = threading.Lock()
-    original = threading.Thread.run
+    # Not `run`: the server's worker threads are a subclass with a `run` of their own.
+    original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 
-    def profiled_run(self: threading.Thread) -> None:
+    def profiled_bootstrap(self: threading.Thread) -> None:
         profiler = Profiler(interval=INTERVAL_S)
         profiler.start()
+        with lock:
+            profiled.append(self)
         try:
             original(self)
         finally:
@@ -74,7 +81,7 @@ def main(argv: Sequence[str]) -> int:
             with lock:
                 sessions.append(session)
 
-    threading.Thread.run = profiled_run  # type: ignore[method-assign]
+    threading.Thread._bootstrap_inner = profiled_bootstrap  # type: ignore[attr-defined]
     profiler = Profiler(interval=INTERVAL_S)
     profiler.start()
     code: Any = 0
@@ -86,7 +93,9 @@ def main(argv: Sequence[str]) -> int:
         code = exc.code
     finally:
         session = profiler.stop()
-        threading.Thread.run = original  # type: ignore[method-assign]
+        for thread in list(profiled):
+            thread.join(10)  # the worker threads end with the server's event loop
+        threading.Thread._bootstrap_inner = original  # type: ignore[attr-defined]
         with lock:
             combined = functools.reduce(Session.combine, sessions, session)
         tree = ConsoleRenderer(show_all=False, time="percent_of_total").render(combined)
