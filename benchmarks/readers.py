@@ -359,5 +359,8 @@ def cloud_ingest_scale(record: Mapping[str, Any]) -> str:
     if isinstance(single, list) and single and isinstance(single[0], dict):
         parts.append(f"1 station x {number(single[0], 'events_per_station'):,.0f} events")
     workers = record.get("workers")
-    parts.append(f"cloud run --workers {workers}" if workers else "cloud run's default workers")
+    if record.get("workers_supported") is False:
+        parts.append("cloud run in one process")
+    else:
+        parts.append(f"cloud run --workers {workers}" if workers else "cloud run's default workers")
     return "; ".join(parts)

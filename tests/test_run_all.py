@@ -512,6 +512,10 @@ def test_cloud_ingest_rows_the_chain_against_the_raw_upsert_and_each_single_stat
     assert row.verdict == "short"
     scale = readers.cloud_ingest_scale(CLOUD_INGEST_RECORD)
     assert scale == "200 stations x 2,000 events; 1 station x 20,000 events; cloud run --workers 2"
+    alone = {**CLOUD_INGEST_RECORD, "workers": None, "workers_supported": False, "single": []}
+    assert (
+        readers.cloud_ingest_scale(alone) == "200 stations x 2,000 events; cloud run in one process"
+    )
 
 
 def test_a_cloud_ingest_record_without_its_baseline_fails_naming_it() -> None:
