@@ -14,9 +14,11 @@ What it measures:
    database (all on the same cores), and, afterwards, that the cloud holds every event once
    and `ledger_problems` is empty.
 2. In the same database, right after: the same event rows upserted (`INSERT … ON CONFLICT
-   DO NOTHING`, `executemany`, 1,000 rows per transaction) and then copied (`COPY`) into
-   fresh tables by as many concurrent clients as the cloud has workers: the physical
-   baseline (targets: >= 10,000 events/s and >= 0.5 of the upsert; push p99 < 500 ms).
+   DO NOTHING`, `executemany`, 1,000 rows per transaction), copied (`COPY`), and written
+   with the member, sale, journal, line and lot rows they imply, into fresh tables by as
+   many concurrent clients as the cloud has workers (`benchmarks/ingest_raw.py`): the
+   physical baseline (targets: >= 10,000 events/s and >= 0.5 of the upsert; push p99 <
+   500 ms).
 3. One station catching up alone (default 20,000 events), on SQLite and on PostgreSQL, the
    same way, against a raw batched insert (target >= 5,000 events/s each).
 
@@ -55,7 +57,8 @@ from sqlalchemy import Connection, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from benchmarks.ingest_load import StationJob, build_cache, generator_process
-from benchmarks.ingest_measure import CpuWatch, raw_baseline, tree_pids
+from benchmarks.ingest_measure import CpuWatch, tree_pids
+from benchmarks.ingest_raw import raw_baseline
 from benchmarks.latency import Latency
 from benchmarks.members_at_scale import positive_int
 from benchmarks.sync_catchup import (

@@ -1,6 +1,4 @@
-"""cloud_ingest's measurements beside the load: CPU seconds from /proc, and the physical
-baseline (the same event rows upserted, then copied, into the same PostgreSQL server by as
-many concurrent clients as the cloud has workers).
+"""cloud_ingest's measurements beside the load: CPU seconds from /proc.
 
 Everything shares two cores, so the split of CPU between the load generators, the cloud and
 PostgreSQL says how much of the machine the cloud actually had.
@@ -10,23 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
-from multiprocessing.synchronize import Barrier
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
-
-import psycopg
-
-from benchmarks.sync_catchup import event_rows
 
 __all__ = [
     "CpuWatch",
     "machine_busy_s",
     "process_cpu_s",
-    "raw_baseline",
     "tree_pids",
 ]
 
@@ -118,68 +106,3 @@ class CpuWatch:
             out[name] += last - self._first[(name, pid)]
         out["machine"] = machine_busy_s() - self._busy
         return {name: round(value, 2) for name, value in out.items()}
-
-
-_RAW_TABLE = (
-    "CREATE TABLE {} (event_id TEXT PRIMARY KEY, station_id TEXT NOT "
-    "NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload JSONB "
-    "NOT NULL, UNIQUE (station_id, epoch, seq))"
-)
-_UPSERT = "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-_COPY = "COPY {} (event_id, station_id, epoch, seq, kind, payload) FROM STDIN"
-
-
-def _raw_client(
-    args: tuple[str, str, str, list[tuple[Path, str]], int, Barrier],
-) -> tuple[int, float, float]:
-    """One client: load its stations' rows, wait for the others, write them in batches of
-    `batch` rows per transaction; (rows, monotonic start, monotonic end)."""
-    url, method, table, stations, batch, ready = args
-    rows = [row for directory, sid in stations for row in event_rows(directory, sid)]
-    with psycopg.connect(url) as conn:
-        ready.wait()
-        started = time.monotonic()
-        for first in range(0, len(rows), batch):
-            chunk = rows[first : first + batch]
-            with conn.cursor() as cursor:
-                if method == "upsert":
-                    cursor.executemany(_UPSERT.format(table), chunk)
-                else:
-                    with cursor.copy(_COPY.format(table)) as copy:
-                        for row in chunk:
-                            copy.write_row(row)
-            conn.commit()
-        return len(rows), started, time.monotonic()
-
-
-def raw_baseline(
-    url: str, stations: Sequence[tuple[Path, str]], clients: int, batch: int
-) -> dict[str, Any]:
-    """Rows/s of the same event rows into fresh tables of the database at `url`: a batched
-    `INSERT … ON CONFLICT DO NOTHING` (`executemany`, psycopg's pipeline) and `COPY`, from
-    `clients` concurrent processes, the stations split between them."""
-    shares = [list(stations[i::clients]) for i in range(clients)]
-    shares = [share for share in shares if share]
-    context = get_context("spawn")
-    figures: dict[str, Any] = {"clients": len(shares), "batch": batch}
-    for method in ("upsert", "copy"):
-        table = f"bench_raw_{method}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-            conn.execute(_RAW_TABLE.format(table))
-        with (
-            context.Manager() as manager,
-            ProcessPoolExecutor(len(shares), mp_context=context) as pool,
-        ):
-            ready = manager.Barrier(len(shares))
-            done = list(
-                pool.map(_raw_client, [(url, method, table, s, batch, ready) for s in shares])
-            )
-        rows = sum(d[0] for d in done)
-        seconds = max(d[2] for d in done) - min(d[1] for d in done)
-        figures[f"{method}_rows"] = rows
-        figures[f"{method}_seconds"] = round(seconds, 3)
-        figures[f"{method}_rows_per_s"] = round(rows / seconds)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE {table}")
-    return figures

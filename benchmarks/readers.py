@@ -322,6 +322,10 @@ def cloud_ingest_rows(name: str, record: Mapping[str, Any], quick: bool) -> list
                 number(chain["raw"], "copy_rows_per_s"), quick,
             ),
             figure_row(
+                name, "events/s vs ledger rows", rate, "/s", (),
+                number(chain["raw"], "ledger_rows_per_s"), quick,
+            ),
+            figure_row(
                 name, f"push p99, {batch}", number(chain, "push_p99_ms"), "ms",
                 (Target("value", "<", cloud_ingest.TARGET_P99_MS),), None, quick,
             ),
