@@ -52,7 +52,7 @@ __all__ = [
 
 CACHE_FORMAT = 1  # bump when the way stores are built changes
 _DONE = "built.json"
-CLIENT_TIMEOUT_S = 300.0  # a 1,000-event push queued behind 199 others is slow, not lost
+CLIENT_TIMEOUT_S = 600.0  # a push queued behind 199 others is slow, not lost (a station: 10 s)
 RUN_INTERVAL_S = 1.0
 
 
