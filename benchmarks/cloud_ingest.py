@@ -301,6 +301,10 @@ def run_load(
         reports, cpu = _run_generators(jobs, cloud, options, groups, pg_name)
         cloud.stop(timeout=300 if profile is not None else 60)
         figures = _summary(reports, stations * events, options.batch)
+        if figures["failed_pushes"]:  # the work directory goes: keep what says why
+            kept = Path(tempfile.gettempdir()) / f"cloud-ingest-{os.getpid()}-{home.name}.log"
+            shutil.copy(cloud.home / "cloud.log", kept)
+            figures["cloud_log"] = str(kept)
         database_url = url or f"sqlite:///{cloud.home / 'data' / 'cloud.sqlite3'}"
         applied, problems = _check_cloud(database_url)
         share = [(cache / sid, sid) for sid in ids]
@@ -356,6 +360,8 @@ def _details(name: str, result: dict[str, Any]) -> list[str]:
     ]
     for failure in result["push_failures"]:
         lines.append(f"  a failed push: {failure}")
+    if result.get("cloud_log"):
+        lines.append(f"  the cloud's log: {result['cloud_log']}")
     for error in result["generator_errors"]:
         lines.append(f"  load generator: {error}")
     return lines
