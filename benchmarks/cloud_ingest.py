@@ -375,7 +375,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--batch", type=positive_int, default=1_000, help="per push (1,000)")
     parser.add_argument("--generators", type=positive_int, default=4, help="processes (4)")
     parser.add_argument("--workers", type=positive_int, help="passed to cloud run --workers")
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke check")
     parser.add_argument("--profile", action="store_true", help="profile the chain's cloud")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--chain-only", action="store_true", help="skip the single station")
