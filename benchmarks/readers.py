@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks import (
     cashier_lookup,
     cli_start,
+    cloud_ingest,
     driver_latency,
     edge_accrual,
     hq_console,
@@ -26,6 +27,8 @@ __all__ = [
     "cashier_lookup_scale",
     "cli_start_rows",
     "cli_start_scale",
+    "cloud_ingest_rows",
+    "cloud_ingest_scale",
     "driver_latency_rows",
     "driver_latency_scale",
     "edge_accrual_rows",
@@ -302,12 +305,92 @@ def cli_start_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Ro
                    target, baseline_median, quick),
         figure_row(name, "--help, min", number(record, "help_min_ms"), "ms",
                    (), baseline_min, quick),
-        figure_row(name, "edge member show, median", number(record, "show_median_ms"), "ms",
+        figure_row(name, "member show, median", number(record, "show_median_ms"), "ms",
                    (), baseline_median, quick),
-        figure_row(name, "edge member show, min", number(record, "show_min_ms"), "ms",
+        figure_row(name, "member show, min", number(record, "show_min_ms"), "ms",
                    (), baseline_min, quick),
     ]  # fmt: skip
 
 
 def cli_start_scale(record: Mapping[str, Any]) -> str:
     return f"{number(record, 'runs'):,.0f} runs each, {number(record, 'members'):,.0f} members"
+
+
+def cloud_ingest_rows(name: str, record: Mapping[str, Any], quick: bool) -> list[Row]:
+    """The chain's applied events/s against the raw upsert and COPY, its push latency, and
+    one station catching up per backend."""
+    chain, single = record.get("chain"), record.get("single")
+    if chain is None and not single:
+        raise RecordError("RESULT has neither a chain run nor a single-station run")
+    if not isinstance(single, list):
+        raise RecordError(f"RESULT has no list of single-station runs (got {single!r})")
+    rows = []
+    if chain is not None:
+        if not isinstance(chain, dict) or not isinstance(chain.get("raw"), dict):
+            raise RecordError(f"RESULT has a chain run without its raw baseline: {chain!r}")
+        rate = number(chain, "events_per_s")
+        batch = f"{number(chain, 'batch'):,.0f} events"
+        rows += [
+            figure_row(
+                name,
+                f"{chain.get('stations')} stations: events/s",
+                rate,
+                "/s",
+                (
+                    Target("value", ">=", cloud_ingest.TARGET_EVENTS_PER_S),
+                    Target("ratio", ">=", cloud_ingest.TARGET_RATIO),
+                ),
+                number(chain["raw"], "upsert_rows_per_s"),
+                quick,
+            ),
+            figure_row(
+                name, "events/s vs raw COPY", rate, "/s", (),
+                number(chain["raw"], "copy_rows_per_s"), quick,
+            ),
+            figure_row(
+                name, "events/s vs ledger rows", rate, "/s", (),
+                number(chain["raw"], "ledger_rows_per_s"), quick,
+            ),
+            figure_row(
+                name, f"push p99, {batch}", number(chain, "push_p99_ms"), "ms",
+                (Target("value", "<", cloud_ingest.TARGET_P99_MS),), None, quick,
+            ),
+            figure_row(
+                name, f"push p50, {batch}", number(chain, "push_p50_ms"), "ms",
+                (), None, quick,
+            ),
+        ]  # fmt: skip
+    for result in single:
+        if not isinstance(result, dict) or not isinstance(result.get("backend"), str):
+            raise RecordError(f"RESULT has a single-station run without a backend: {result!r}")
+        rows.append(
+            figure_row(
+                name,
+                f"catch-up, {result['backend']}",
+                number(result, "events_per_s"),
+                "/s",
+                (Target("value", ">=", cloud_ingest.TARGET_SINGLE_EVENTS_PER_S),),
+                number(result, "raw_rows_per_s"),
+                quick,
+            )
+        )
+    return rows
+
+
+def cloud_ingest_scale(record: Mapping[str, Any]) -> str:
+    parts = []
+    chain = record.get("chain")
+    if isinstance(chain, dict):
+        parts.append(
+            f"{number(chain, 'stations'):,.0f} stations x "
+            f"{number(chain, 'events_per_station'):,.0f} events"
+        )
+    single = record.get("single")
+    if isinstance(single, list) and single and isinstance(single[0], dict):
+        parts.append(f"1 station x {number(single[0], 'events_per_station'):,.0f} events")
+    workers = record.get("workers")
+    if record.get("workers_supported") is False:
+        parts.append("cloud run in one process")
+    else:
+        parts.append(f"cloud run --workers {workers}" if workers else "cloud run's default workers")
+    return "; ".join(parts)

@@ -47,6 +47,8 @@ from benchmarks.readers import (
     cashier_lookup_scale,
     cli_start_rows,
     cli_start_scale,
+    cloud_ingest_rows,
+    cloud_ingest_scale,
     driver_latency_rows,
     driver_latency_scale,
     edge_accrual_rows,
@@ -196,6 +198,16 @@ JOBS: tuple[Job, ...] = (
         "median)",
         cli_start_rows,
         cli_start_scale,
+    ),
+    Job(
+        "cloud_ingest",
+        BENCHMARKS / "cloud_ingest.py",
+        (),
+        ("--quick",),
+        "raw batched upsert (and COPY) of the same event rows into the same server, as many "
+        "clients as the cloud has workers; one station: raw batched insert, same database",
+        cloud_ingest_rows,
+        cloud_ingest_scale,
     ),
 )
 

@@ -81,23 +81,36 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _settings(data_dir: Path, url: str = "", token: str = "") -> StationSettings:
+def station_settings(
+    data_dir: Path, url: str = "", token: str = "", station_id: str = STATION_ID
+) -> StationSettings:
     return StationSettings.model_validate(
         {
-            "station": {"id": STATION_ID, "data_dir": str(data_dir)},
+            "station": {"id": station_id, "data_dir": str(data_dir)},
             "cloud": {"url": url, "token": token},
         }
     )
 
 
-def build_backlog(data_dir: Path, events: int, members: int) -> int:
-    """A station store holding `events` unsent events, made by the station's services."""
-    station = open_station(_settings(data_dir), create=True)
+def build_backlog(
+    data_dir: Path,
+    events: int,
+    members: int,
+    *,
+    station_id: str = STATION_ID,
+    first_phone: int = 0,
+) -> int:
+    """A station store holding `events` unsent events, made by the station's services.
+
+    Stations of one chain need their own phones (`first_phone`): one phone registered at
+    two stations is one person, whom the cloud merges.
+    """
+    station = open_station(station_settings(data_dir, station_id=station_id), create=True)
     try:
         install_ruleset(station, RULESET_FILE.read_bytes(), actor="bench")
         ids = [
             register_member(
-                station, phone=f"139{n:08d}", consent_channel="cli", actor="bench"
+                station, phone=f"139{first_phone + n:08d}", consent_channel="cli", actor="bench"
             ).member_id
             for n in range(members)
         ]
@@ -150,10 +163,11 @@ class Cloud:
             text=True,
         ).stdout
 
-    def start(self) -> None:
+    def start(self, *extra: str, launcher: Sequence[str] = (LOYALPUMP,)) -> None:
+        """Start `cloud run` with `extra` options; `launcher` runs the CLI (a profiler)."""
         log = (self.home / "cloud.log").open("ab")
         self.process = subprocess.Popen(
-            [LOYALPUMP, "cloud", "run", "--config", str(self.config)],
+            [*launcher, "cloud", "run", "--config", str(self.config), *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -165,16 +179,16 @@ class Cloud:
                 time.sleep(0.1)
         raise RuntimeError("the cloud did not start; see " + str(self.home / "cloud.log"))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
+            self.process.wait(timeout)
             self.process = None
 
 
 def catch_up(station_dir: Path, cloud: Cloud, token: str) -> tuple[int, float, int]:
     """Sync the whole backlog; (events acknowledged, seconds, cycles)."""
-    station = open_station(_settings(station_dir, cloud.url, token))
+    station = open_station(station_settings(station_dir, cloud.url, token))
     try:
         engine = build_engine(station, timeout=60.0)
         pushed, cycles = 0, 0
@@ -192,10 +206,13 @@ def catch_up(station_dir: Path, cloud: Cloud, token: str) -> tuple[int, float, i
         station.close()
 
 
-def _event_rows(station_dir: Path) -> list[tuple[str, str, int, int, str, str]]:
+def event_rows(
+    station_dir: Path, station_id: str = STATION_ID
+) -> list[tuple[str, str, int, int, str, str]]:
+    """The outbox's events as rows (id, station, epoch, seq, kind, payload) for a raw insert."""
     with sqlite3.connect(station_dir / "station.sqlite3") as conn:
         rows = conn.execute("SELECT event_id, epoch, seq, kind, payload FROM outbox ORDER BY seq")
-        return [(e, STATION_ID, int(ep), int(s), k, p) for e, ep, s, k, p in rows]
+        return [(e, station_id, int(ep), int(s), k, p) for e, ep, s, k, p in rows]
 
 
 _RAW_TABLE = (
@@ -253,7 +270,7 @@ def bench_backend(backend: str, work: Path, template: Path, events: int) -> dict
         cloud.start()
         pushed, seconds, cycles = catch_up(station_dir, cloud, token)
         cloud.stop()
-        rows = _event_rows(station_dir)
+        rows = event_rows(station_dir)
         if backend == "sqlite":
             raw_seconds = raw_insert_sqlite(cloud.home / "data" / "cloud.sqlite3", rows)
         else:

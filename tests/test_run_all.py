@@ -293,6 +293,32 @@ IMPORT_RECORD = {
     ],
 }
 
+_INGEST_RUN = {"stations": 1, "events_per_station": 20_000, "batch": 1000, "exactly_once": True}
+CLOUD_INGEST_RECORD: dict[str, Any] = {
+    "benchmark": "cloud_ingest",
+    "workers": 2,
+    "chain": {
+        **_INGEST_RUN,
+        "backend": "postgresql",
+        "stations": 200,
+        "events_per_station": 2_000,
+        "events_per_s": 2_400,
+        "push_p50_ms": 61_000.0,
+        "push_p99_ms": 98_500.0,
+        "raw": {
+            "clients": 2,
+            "upsert_rows_per_s": 30_000,
+            "copy_rows_per_s": 80_000,
+            "ledger_rows_per_s": 6_000,
+        },
+        "raw_rows_per_s": 30_000,
+    },
+    "single": [
+        {**_INGEST_RUN, "backend": "sqlite", "events_per_s": 5_200, "raw_rows_per_s": 90_000},
+        {**_INGEST_RUN, "backend": "postgresql", "events_per_s": 1_800, "raw_rows_per_s": 15_000},
+    ],
+}
+
 
 CLI_START_RECORD = {
     "benchmark": "cli_start",
@@ -382,6 +408,7 @@ def _full_rows() -> list[table.Row]:
         "member_app": MEMBER_APP_RECORD,
         "member_h5": MEMBER_H5_RECORD,
         "cli_start": CLI_START_RECORD,
+        "cloud_ingest": CLOUD_INGEST_RECORD,
     }
     return [row for job in run_all.JOBS for row in job.rows(job.name, records[job.name], False)]
 
@@ -390,7 +417,7 @@ def test_the_full_table_fits_110_columns_and_reads_right() -> None:
     rows = _full_rows()
     text = table.render_text(rows)
     lines = text.splitlines()
-    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2 + 2 + 7 + 4
+    assert len(lines) == 1 + len(rows) == 11 + 7 + 2 + 2 + 2 + 7 + 4 + 7
     assert max(len(line) for line in lines) <= 110
     by_figure = {(row.benchmark, row.figure): row for row in rows}
     plate = by_figure["cashier_lookup", "HTTP look-up p99, plate"]
@@ -478,14 +505,14 @@ def test_cli_start_rows_judge_the_help_median_against_python_itself() -> None:
     assert list(by_figure) == [
         "--help, median",
         "--help, min",
-        "edge member show, median",
-        "edge member show, min",
+        "member show, median",
+        "member show, min",
     ]
     median = by_figure["--help, median"]
     assert (median.verdict, median.baseline) == ("short", 25.0)  # 310 ms is over 300 ms
     assert median.ratio == pytest.approx(310.0 / 25.0)
     assert by_figure["--help, min"].ratio == pytest.approx(140.0 / 20.0)
-    assert by_figure["edge member show, median"].verdict == "info"
+    assert by_figure["member show, median"].verdict == "info"
     fast = {**CLI_START_RECORD, "help_median_ms": 180.0}
     assert readers.cli_start_rows("cli_start", fast, False)[0].verdict == "pass"
     without = {key: value for key, value in CLI_START_RECORD.items() if key != "show_min_ms"}
@@ -493,3 +520,57 @@ def test_cli_start_rows_judge_the_help_median_against_python_itself() -> None:
         _job_named("cli_start"), 0, "RESULT " + json.dumps(without), "", 1.0, False
     )
     assert outcome.failed
+
+
+def test_cloud_ingest_rows_the_chain_against_the_raw_upsert_and_each_single_station() -> None:
+    rows = readers.cloud_ingest_rows("cloud_ingest", CLOUD_INGEST_RECORD, False)
+    by_figure = {row.figure: row for row in rows}
+    assert list(by_figure) == [
+        "200 stations: events/s",
+        "events/s vs raw COPY",
+        "events/s vs ledger rows",
+        "push p99, 1,000 events",
+        "push p50, 1,000 events",
+        "catch-up, sqlite",
+        "catch-up, postgresql",
+    ]
+    chain = by_figure["200 stations: events/s"]
+    assert [t.on for t in chain.targets] == ["value", "ratio"]
+    assert (chain.baseline, chain.verdict) == (30_000, "short")
+    assert chain.ratio == pytest.approx(2_400 / 30_000)
+    assert by_figure["events/s vs raw COPY"].ratio == pytest.approx(2_400 / 80_000)
+    assert by_figure["events/s vs raw COPY"].verdict == "info"
+    assert by_figure["events/s vs ledger rows"].ratio == pytest.approx(2_400 / 6_000)
+    assert by_figure["push p99, 1,000 events"].verdict == "short"  # 98.5 s >= 500 ms
+    assert by_figure["catch-up, sqlite"].verdict == "pass"  # 5,200 >= 5,000
+    assert by_figure["catch-up, postgresql"].verdict == "short"
+    fast = {
+        **CLOUD_INGEST_RECORD["chain"],
+        "events_per_s": 16_000,
+        "push_p99_ms": 420.0,
+    }
+    rows = readers.cloud_ingest_rows("cloud_ingest", {"chain": fast, "single": []}, True)
+    assert [row.verdict for row in rows] == ["pass", "info", "info", "pass", "info"]  # 0.53
+    half = {**fast, "raw": {**fast["raw"], "upsert_rows_per_s": 40_000}}  # 10,000/s, 0.4
+    [row, *_] = readers.cloud_ingest_rows("cloud_ingest", {"chain": half, "single": []}, False)
+    assert row.verdict == "short"
+    scale = readers.cloud_ingest_scale(CLOUD_INGEST_RECORD)
+    assert scale == "200 stations x 2,000 events; 1 station x 20,000 events; cloud run --workers 2"
+    alone = {**CLOUD_INGEST_RECORD, "workers": None, "workers_supported": False, "single": []}
+    assert (
+        readers.cloud_ingest_scale(alone) == "200 stations x 2,000 events; cloud run in one process"
+    )
+
+
+def test_a_cloud_ingest_record_without_its_baseline_fails_naming_it() -> None:
+    job = _job_named("cloud_ingest")
+    chain = {k: v for k, v in CLOUD_INGEST_RECORD["chain"].items() if k != "raw"}
+    records: list[dict[str, Any]] = [{**CLOUD_INGEST_RECORD, "chain": chain}, {"single": []}]
+    for record in records:
+        outcome = run_all.outcome_of(job, 0, "RESULT " + json.dumps(record), "", 1.0, False)
+        [row] = outcome.rows
+        assert row.figure == "failed: bad RESULT"
+    raw = {**CLOUD_INGEST_RECORD["chain"]["raw"], "copy_rows_per_s": None}
+    bad = {**CLOUD_INGEST_RECORD, "chain": {**CLOUD_INGEST_RECORD["chain"], "raw": raw}}
+    outcome = run_all.outcome_of(job, 0, "RESULT " + json.dumps(bad), "", 1.0, False)
+    assert "copy_rows_per_s" in outcome.rows[0].detail
