@@ -220,10 +220,17 @@ def _sqlite_engine(url: str, *, create: bool) -> Engine:
 
 @dataclass(frozen=True)
 class PoolSize:
-    """Connections a PostgreSQL engine keeps open (`size`) and may open beyond (`overflow`)."""
+    """Connections a PostgreSQL engine keeps open (`size`) and may open beyond (`overflow`),
+    and how long a request waits for one (`wait_s`) before the service answers "busy".
+
+    The wait is shorter than a station's request timeout (10 s): under a catch-up storm a
+    push that cannot get a connection is told to come back (503, Retry-After) instead of
+    being worked on after its station has given up and sent it again.
+    """
 
     size: int = 5
     overflow: int = 10
+    wait_s: float = 5.0
 
 
 class Database:
@@ -246,7 +253,15 @@ class Database:
         if backend == "sqlite":
             engine = _sqlite_engine(url, create=create)
         elif backend == "postgresql":
-            sizes = {} if pool is None else {"pool_size": pool.size, "max_overflow": pool.overflow}
+            sizes: dict[str, Any] = (
+                {}
+                if pool is None
+                else {
+                    "pool_size": pool.size,
+                    "max_overflow": pool.overflow,
+                    "pool_timeout": pool.wait_s,
+                }
+            )
             engine = create_engine(url, pool_pre_ping=True, **sizes)
         else:
             raise LedgerError("database.unsupported", f"unsupported database {backend!r}")

@@ -7,6 +7,7 @@ its `error` code alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -28,7 +30,7 @@ from cloud_sync.core.signing import key_id_of, public_key_b64
 from cloud_sync.core.wire import Problem
 
 from .admin_routes import admin_router
-from .context import ApiProblem, CloudContext, cloud_context
+from .context import ApiProblem, CloudContext, busy, cloud_context
 from .errors import status_of
 from .gate import CloudGate
 from .keyfiles import load_chain_keys
@@ -43,6 +45,7 @@ from .validation import validation_detail
 __all__ = ["MAX_BODY_BYTES", "build_cloud_app", "validation_detail"]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
@@ -85,7 +88,13 @@ def _install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, LedgerError | IdentityError)
         return _problem(status_of(exc.code), Problem(error=exc.code, detail=str(exc)))
 
+    async def no_connection(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PoolTimeout)
+        log.warning("no database connection free for %s: answered busy", request.url.path)
+        return await api_problem(request, busy())
+
     app.add_exception_handler(ApiProblem, api_problem)
+    app.add_exception_handler(PoolTimeout, no_connection)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(LedgerError, coded_error)

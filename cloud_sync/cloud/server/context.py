@@ -63,6 +63,24 @@ class ApiProblem(Exception):
         )
 
 
+BUSY_RETRY_AFTER_S = 2  # a request that found no free connection comes back this much later
+
+
+def busy() -> ApiProblem:
+    """503 busy with Retry-After: every database connection of this worker is in use.
+
+    Under a catch-up storm a worker's requests can outnumber its connections (`PoolSize`);
+    the one that waited `wait_s` in vain is told to come back rather than failed (500), and a
+    station's client does so after Retry-After; its push then applies exactly once.
+    """
+    return ApiProblem(
+        503,
+        "busy",
+        "every database connection of the service is in use; retry in a moment",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
+
+
 TOTALS_MAX_AGE_S = 15.0
 
 

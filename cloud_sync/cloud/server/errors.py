@@ -173,6 +173,7 @@ _ALL: Final = [
         schema__newer="the ledger database is newer than this program",
         database__unsupported="the configured database is not supported",
         login__busy="every password check is busy; retry in a moment",
+        busy="every database connection of the service is in use; retry after Retry-After",
         member_app__gateway_unavailable="the sign-in code could not be sent; retry later",
     ),
 ]

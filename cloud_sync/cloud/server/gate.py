@@ -14,12 +14,13 @@ import logging
 import time
 from typing import Literal
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud_sync.core.asgi import read_body, replay
 
-from .context import ADMIN_TOKEN_KEY, STATION_ID_KEY, ApiProblem, CloudContext
+from .context import ADMIN_TOKEN_KEY, STATION_ID_KEY, ApiProblem, CloudContext, busy
 
 __all__ = ["CloudGate", "route_label"]
 
@@ -77,6 +78,9 @@ async def _answer(send: Send, problem: ApiProblem) -> None:
     ]
     if problem.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in problem.headers.items()
+    ]
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -164,6 +168,8 @@ class CloudGate:
             return None
         try:
             station_id = self.context.ledger.station_for_token(token)
+        except PoolTimeout as exc:  # every connection in use: come back in a moment
+            raise busy() from exc
         except Exception as exc:  # the database is down: not the caller's fault
             log.warning("token check failed: %s", type(exc).__name__)
             raise ApiProblem(503, "unavailable", "the ledger database is unreachable") from exc
