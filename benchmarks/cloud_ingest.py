@@ -111,8 +111,9 @@ class Setup:
     workers: int | None
     raw_clients: int
 
-    def run_args(self) -> tuple[str, ...]:
-        if self.workers_supported and self.workers is not None:
+    def run_args(self, backend: str) -> tuple[str, ...]:
+        """A SQLite ledger has one writer: `cloud run` refuses more workers for it."""
+        if self.workers_supported and self.workers is not None and backend != "sqlite":
             return ("--workers", str(self.workers))
         return ()
 
@@ -295,7 +296,7 @@ def run_load(
         if profile is not None:
             launcher = (sys.executable, str(PROJECT_ROOT / "benchmarks" / "cloud_profile.py"))
             launcher += (str(profile),)
-        cloud.start(*setup.run_args(), launcher=launcher)
+        cloud.start(*setup.run_args(backend), launcher=launcher)
         jobs = [StationJob(sid, home / "stations" / sid, tokens[sid], events) for sid in ids]
         groups = min(options.generators, stations)
         reports, cpu = _run_generators(jobs, cloud, options, groups, pg_name)
