@@ -128,8 +128,8 @@ def run(
     with _refusals():
         settings = _settings(config, database_url)
         count, note = worker_count(workers, settings, cores())
-        if note is not None:
-            typer.echo(note)
+        if note is not None:  # on stderr: stdout's first line stays "listening on <url>"
+            typer.echo(note, err=True)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         def ready(base_url: str) -> None:
