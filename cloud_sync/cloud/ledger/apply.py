@@ -44,7 +44,7 @@ from .keys import KeyRing
 from .payload import MAX_INTEGER, Rejected
 from .review import record_flags
 from .rulesets import RuleBook, RuleLookup
-from .schema import events, high_water, stations
+from .schema import event_ids, events, high_water, stations
 from .stations import is_suspended, load_station_keys, lock_station
 from .trust import TrustPolicy
 
@@ -139,6 +139,38 @@ def _lock_high_water(db: Database, conn: Connection, station_id: str, request: P
         )
         mark = conn.execute(stmt).scalar_one()
     return int(mark)
+
+
+def _known(conn: Connection, station_id: str, ids: Sequence[str]) -> dict[str, _Known]:
+    """The batch's ids the cloud holds: this station's with their stored result, another
+    station's with only that station (a conflict). `event_ids` says who used an id; the
+    station's own events are read only when it replays some (one statement otherwise)."""
+    found = conn.execute(
+        select(event_ids.c.event_id, event_ids.c.station_id).where(
+            one_of(conn, event_ids.c.event_id, ids)
+        )
+    )
+    owners: dict[str, str] = {r.event_id: r.station_id for r in found}
+    known = {i: _Known("", "", None, owner) for i, owner in owners.items() if owner != station_id}
+    mine = [i for i, owner in owners.items() if owner == station_id]
+    if mine:
+        rows = conn.execute(
+            select(
+                events.c.event_id, events.c.payload_hash, events.c.status, events.c.reason
+            ).where(events.c.station_id == station_id, one_of(conn, events.c.event_id, mine))
+        )
+        for r in rows:
+            known[r.event_id] = _Known(r.payload_hash, r.status, r.reason, station_id)
+    return known
+
+
+def _claim_ids(conn: Connection, station_id: str, fresh: Sequence[_Item]) -> None:
+    """Record the station of every new id before anything else is written. The key of
+    `event_ids` is the chain-wide check: a second station's concurrent push of an id waits
+    for the first, fails on the key (23505) and is retried by `Database.transact`, whose
+    new lookup sees the id taken. Ids go in order, so two such pushes never deadlock."""
+    rows = [{"event_id": i, "station_id": station_id} for i in sorted(x.event_id for x in fresh)]
+    bulk_insert(conn, event_ids, rows)
 
 
 def _classify(
@@ -282,21 +314,12 @@ def push(
     def work(conn: Connection) -> PushResponse:
         lock_station(conn, station_id)
         mark = _lock_high_water(db, conn, station_id, request)
-        ids = [item.event_id for item in items]
-        rows = conn.execute(
-            select(
-                events.c.event_id,
-                events.c.payload_hash,
-                events.c.status,
-                events.c.reason,
-                events.c.station_id,
-            ).where(one_of(conn, events.c.event_id, ids))
-        )
-        known = {r.event_id: _Known(r.payload_hash, r.status, r.reason, r.station_id) for r in rows}
+        known = _known(conn, station_id, [item.event_id for item in items])
         plan = _classify(items, known, mark, request.epoch, station_id)
         fresh = [item for item, earlier in plan if earlier is None]
         outcome: dict[str, tuple[Status, str | None]] = {}
         if fresh:
+            _claim_ids(conn, station_id, fresh)
             book = Book(conn, now, lock=db.dialect == "postgresql")
             keys = KeyRing(chain, lambda: load_station_keys(conn, chain, station_id))
             ctx = Context(book, keys, RuleLookup(rules, conn), station_id, trust)

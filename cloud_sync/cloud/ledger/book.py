@@ -491,9 +491,19 @@ class Book:
     def _write_phones(self, held: Sequence[Member]) -> None:
         """member_phones follows members: a member merged away leaves its phone before a
         new member takes it (the key refuses a second active member of one phone)."""
-        gone = [m.member_id for m in held if m.dirty and not m.new and m.status != "active"]
-        if gone:
-            self.conn.execute(delete(member_phones).where(member_phones.c.member_id.in_(gone)))
+        gone = [
+            {"p": m.phone_index, "m": m.member_id}
+            for m in held
+            if m.dirty and not m.new and m.status != "active" and m.phone_index is not None
+        ]
+        if gone:  # by the key (the phone): one shard and one index lookup each
+            self.conn.execute(
+                delete(member_phones).where(
+                    member_phones.c.phone_index == bindparam("p"),
+                    member_phones.c.member_id == bindparam("m"),
+                ),
+                gone,
+            )
         self._insert(
             member_phones,
             [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -360,11 +360,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     """
     if not rows:
         return
-    numbers = {
-        column: numbered
-        for column, numbered in serials(conn, table, len(rows)).items()
-        if column not in rows[0]
-    }
+    numbers = serials(conn, table, len(rows), given=rows[0].keys())
     if numbers:  # SQLite: see serials
         rows = [{**row, **{c: n[i] for c, n in numbers.items()}} for i, row in enumerate(rows)]
     columns = list(rows[0])
@@ -396,22 +392,25 @@ def _copy_rows(conn: Connection, statement: str, values: Sequence[tuple[Any, ...
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
-def serials(conn: Connection, table: Table, count: int) -> dict[str, list[int]]:
+def serials(
+    conn: Connection, table: Table, count: int, given: Collection[str] = ()
+) -> dict[str, list[int]]:
     """On SQLite, the next `count` numbers of the table's serial column, if it has one in a
     composite key (schema 5: events.id, lines.line_id, ...); empty on PostgreSQL, whose
     identity column numbers rows itself.
 
     SQLite numbers only a single-column INTEGER PRIMARY KEY, so these count on from the
-    largest rowid (every such row is inserted with its number as its rowid: SQLite gives
-    the next row max(rowid) + 1); SQLite's writers are serialized, so no two transactions
-    take the same numbers.
+    column's largest value (it leads the key: one index lookup; not the rowid, which a
+    VACUUM may renumber); SQLite's writers are serialized, so no two transactions take the
+    same numbers. Nothing is read when the rows bring the column (`given`).
     """
     if conn.dialect.name != "sqlite" or count <= 0:
         return {}
     found = [c.name for c in table.primary_key.columns if c.identity is not None]
-    if len(table.primary_key.columns) < 2 or not found:
+    if len(table.primary_key.columns) < 2 or not found or found[0] in given:
         return {}
     quote = conn.dialect.identifier_preparer.quote
-    top = conn.exec_driver_sql(f"SELECT COALESCE(MAX(rowid), 0) FROM {quote(table.name)}")  # noqa: S608
+    column, name = quote(found[0]), quote(table.name)
+    top = conn.exec_driver_sql(f"SELECT COALESCE(MAX({column}), 0) FROM {name}")  # noqa: S608
     base = int(top.scalar_one())
     return {found[0]: list(range(base + 1, base + 1 + count))}

@@ -72,6 +72,8 @@ _STATION = _group(
 _SALE = _group("sales", "sale_id")
 _PLATE = _group("plates", "plate_index")
 _PHONE = _group("member_phones", "phone_index", "member_otps")
+# An event id is used by one station: the push's one write outside its station's shard.
+_EVENT_ID = _group("event_ids", "event_id")
 
 # Small, read everywhere, written rarely (or by HQ): a copy on every node.
 _REFERENCES = dict.fromkeys(
@@ -109,6 +111,7 @@ PLAN: Mapping[str, Placement] = {
     **_SALE,
     **_PLATE,
     **_PHONE,
+    **_EVENT_ID,
 }
 
 

@@ -145,9 +145,8 @@ def erase_member(
             "member.merged", f"member {member_id} was merged into {row.merged_into}: erase that"
         )
     if db.dialect == "postgresql":
-        conn.execute(
-            select(members.c.member_id).where(members.c.member_id == member_id).with_for_update()
-        )
+        locked = select(members.c.phone_index, members.c.phone_sealed)
+        row = conn.execute(locked.where(members.c.member_id == member_id).with_for_update()).one()
     family = family_of(conn, member_id)
     if row.phone_index is None and row.phone_sealed is None:
         raise LedgerError("member.erased", f"member {member_id} was erased already")
@@ -155,7 +154,13 @@ def erase_member(
         list(conn.execute(select(plates.c.plate_index).where(plates.c.member_id.in_(family))))
     )
     conn.execute(delete(plates).where(plates.c.member_id.in_(family)))
-    conn.execute(delete(member_phones).where(member_phones.c.member_id.in_(family)))
+    if row.phone_index is not None:  # only the active member holds its phone: by the key
+        conn.execute(
+            delete(member_phones).where(
+                member_phones.c.phone_index == row.phone_index,
+                member_phones.c.member_id == member_id,
+            )
+        )
     conn.execute(
         update(members)
         .where(members.c.member_id.in_(family))

@@ -2,12 +2,13 @@
 
 Every table that grows with the chain gets its distribution column into its primary key
 (and lines get the member of their journal); the one-active-member-per-phone index becomes
-the `member_phones` table; plates and sales lose their foreign key to members. A ledger
-made by migration 1 of this program has today's keys already and is left as it is.
+the `member_phones` table, the chain-wide unique event id the `event_ids` table; plates and
+sales lose their foreign key to members. A ledger made by migration 1 of this program has
+today's keys already and is left as it is.
 
 PostgreSQL changes keys in place; SQLite cannot, so a table is rebuilt: renamed aside,
 created anew from the metadata, copied (a serial number keeps its value and becomes the
-row's rowid, which `database.serials` counts from), and the old copy dropped, all in the
+row's rowid too; `database.serials` counts on from it), and the old copy dropped, all in the
 migration's one transaction.
 """
 
@@ -68,6 +69,12 @@ def migrate_5(conn: Connection) -> None:
         "INSERT INTO member_phones (phone_index, member_id) SELECT m.phone_index, m.member_id "
         "FROM members m WHERE m.status = 'active' AND m.phone_index IS NOT NULL AND NOT EXISTS "
         "(SELECT 1 FROM member_phones p WHERE p.phone_index = m.phone_index)"
+    )
+    # The station of each event id (its first, should two stations have stored one).
+    conn.exec_driver_sql(
+        "INSERT INTO event_ids (event_id, station_id) SELECT e.event_id, e.station_id "
+        "FROM events e WHERE e.id = (SELECT MIN(f.id) FROM events f WHERE f.event_id = "
+        "e.event_id) AND NOT EXISTS (SELECT 1 FROM event_ids i WHERE i.event_id = e.event_id)"
     )
 
 
@@ -168,7 +175,7 @@ def _rebuild_sqlite(conn: Connection, table: Table, serial: str | None) -> None:
         values = ["COALESCE(member_id, '')" if c == "member_id" else c for c in columns]
     else:
         values = list(columns)
-    if serial is not None:  # the number stays, and is the rowid database.serials counts on
+    if serial is not None:  # the number stays (as the rowid too); serials counts on from it
         columns, values = ["rowid", *columns], [serial, *values]
     conn.exec_driver_sql(
         f"INSERT INTO {name} ({', '.join(columns)}) "  # noqa: S608 - the metadata's own names

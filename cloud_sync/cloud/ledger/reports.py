@@ -13,6 +13,7 @@ from .schema import (
     adjustments,
     allowances,
     counters,
+    event_ids,
     events,
     high_water,
     journals,
@@ -288,26 +289,56 @@ def _key_problems(conn: Connection) -> list[str]:
             )
         ).scalars()
         found += [f"{what} {str(k)[:12]}… names a member the ledger does not hold" for k in lost]
-    phones = {row.phone_index: row.member_id for row in conn.execute(select(member_phones))}
-    active = {
-        row.phone_index: row.member_id
-        for row in conn.execute(
-            select(members.c.phone_index, members.c.member_id).where(
-                members.c.status == "active", members.c.phone_index.is_not(None)
-            )
-        )
-    }
+    phones = set(conn.execute(select(member_phones.c.phone_index, member_phones.c.member_id)))
+    active_members = (members.c.status == "active", members.c.phone_index.is_not(None))
+    active = set(
+        conn.execute(select(members.c.phone_index, members.c.member_id).where(*active_members))
+    )
     if phones != active:
         found.append(
             f"member_phones holds {len(phones)} phones, the active members {len(active)}; "
-            f"{len(set(phones.items()) ^ set(active.items()))} differ"
+            f"{len(phones ^ active)} differ"
         )
+    shared = conn.execute(
+        select(members.c.phone_index)
+        .where(*active_members)
+        .group_by(members.c.phone_index)
+        .having(func.count() > 1)
+    ).scalars()
+    found += [f"phone {str(p)[:12]}… has more than one active member" for p in shared]
+    found += _event_id_problems(conn)
     reused = conn.execute(
         select(redemptions.c.station_id, redemptions.c.redemption_id)
         .group_by(redemptions.c.station_id, redemptions.c.redemption_id)
         .having(func.count() > 1)
     ).all()
     found += [f"redemption {rid} of station {sid} is booked twice" for sid, rid in reused]
+    return found
+
+
+def _event_id_problems(conn: Connection) -> list[str]:
+    """Every event has its `event_ids` row (its id, its station) and every row its event."""
+    same = (
+        event_ids.c.event_id == events.c.event_id,
+        event_ids.c.station_id == events.c.station_id,
+    )
+    unclaimed = _scalar(
+        conn,
+        select(func.count())
+        .select_from(events)
+        .where(~select(event_ids.c.event_id).where(*same).exists()),
+    )
+    orphans = _scalar(
+        conn,
+        select(func.count())
+        .select_from(event_ids)
+        .where(~select(events.c.id).where(*same).exists()),
+    )
+    found = []
+    if unclaimed:
+        found.append(f"{unclaimed} events have no event_ids row of their station")
+    if orphans:
+        found.append(f"{orphans} event_ids rows have no event")
     return found
 
 

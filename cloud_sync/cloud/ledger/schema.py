@@ -41,6 +41,7 @@ __all__ = [
     "backtests",
     "changes",
     "counters",
+    "event_ids",
     "events",
     "high_water",
     "hq_audit",
@@ -678,4 +679,14 @@ member_phones = Table(
     Column("member_id", _ID, nullable=False),
 )
 
-V5_TABLES = (member_phones,)
+# Schema 5: which station used each event id. Events are keyed by station (Citus keeps no
+# chain-wide unique index across shards), so this table, distributed by the id, is what
+# makes a second station's push of an id fail (its key) rather than both being stored.
+event_ids = Table(
+    "event_ids",
+    metadata,
+    Column("event_id", _ID, primary_key=True),
+    Column("station_id", Text, nullable=False),
+)
+
+V5_TABLES = (member_phones, event_ids)

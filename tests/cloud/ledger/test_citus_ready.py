@@ -23,6 +23,8 @@ def test_the_ledgers_tables_keep_the_citus_rules_under_the_plan() -> None:
     # The growing tables the cluster refused before schema 5 are distributed now.
     growing = ("members", "redemptions", "journals", "lots", "sales", "plates", "lines", "events")
     assert all(PLAN[name].distributed for name in growing)
+    # A push's one write outside its station's shard: who used each event id.
+    assert PLAN["event_ids"] == Placement("event_id", "event_ids")
 
 
 def _members(meta: MetaData) -> Table:

@@ -1,7 +1,7 @@
 """Schema 4 to 5 (docs/scale.md): a ledger whose growing tables have schema 4's keys (as
 loyalpump's schema 4 made them, schema_v4/*.sql) opens with schema 5's keys and every row:
-balances unchanged, lines with their journal's member, member_phones filled, serial numbers
-kept and counted on (SQLite and PostgreSQL)."""
+balances unchanged, lines with their journal's member, member_phones and event_ids filled,
+serial numbers kept and counted on (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _back_to_schema_4(url: str, member: str, sale: str) -> dict[str, list[dict[s
     engine = create_engine(url)
     with engine.begin() as conn:
         kept = {table: _rows(conn, table) for table in _TABLES}
-        for table in ("lines", "lots", "journals", "member_phones", *_TABLES):
+        for table in ("lines", "lots", "journals", "member_phones", "event_ids", *_TABLES):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
         ddl = (_V4 / f"{conn.dialect.name}.sql").read_text(encoding="utf-8")
         for statement in ddl.split(";\n"):
@@ -139,6 +139,7 @@ def test_a_schema_4_ledger_opens_with_schema_5s_keys_and_every_row(
     with engine.connect() as conn:
         assert _key(conn, "lines") == ["line_id"]
         assert "member_phones" not in inspect(conn).get_table_names()
+        assert "event_ids" not in inspect(conn).get_table_names()
 
     reopened = CloudLedger.open(cloud_db_url, chain_keys=chain_keys)
     try:
@@ -161,6 +162,10 @@ def test_a_schema_4_ledger_opens_with_schema_5s_keys_and_every_row(
         assert _rows(conn, "member_phones") == [
             {"phone_index": before_phone(kept), "member_id": survivor}
         ]
+        # Every event id with its station, filled from the events (and the new sale's).
+        claimed = conn.execute(text("SELECT event_id, station_id FROM event_ids")).all()
+        stored = conn.execute(text("SELECT event_id, station_id FROM events")).all()
+        assert sorted(claimed) == sorted(stored) and len(stored) > len(kept["events"])
         joined = conn.execute(
             text(
                 "SELECT COUNT(*) FROM lines l JOIN journals j ON j.journal_id = l.journal_id "
