@@ -79,8 +79,10 @@ def _apply(url: str) -> tuple[list[str], list[str]]:
     from cloud_sync.cloud.ledger.database import Database, normalize_url  # noqa: PLC0415
 
     url = normalize_url(url)
-    if not url.startswith("postgresql"):
+    if url.startswith("sqlite"):
         fail("the ledger is on SQLite: Citus needs PostgreSQL (see docs/scale.md)")
+    if not url.startswith("postgresql"):
+        fail("database_url is not a PostgreSQL URL: Citus is PostgreSQL (see docs/scale.md)")
     try:
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -92,7 +94,9 @@ def _apply(url: str) -> tuple[list[str], list[str]]:
     if not has_citus:
         fail("the database has no citus extension: run CREATE EXTENSION citus on the coordinator")
     try:
-        db = Database.open(url)  # the plan is for this program's schema: migrate first
+        # The plan is for this program's schema: migrate an existing ledger first, but never
+        # create one in a database that holds none (a wrong URL would get a whole ledger).
+        db = Database.open(url, create=False)
     except (LedgerError, SQLAlchemyError) as exc:
         fail(_one_line(exc)[:200])
     done: list[str] = []

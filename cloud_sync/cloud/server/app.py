@@ -8,6 +8,7 @@ its `error` code alone.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -30,7 +32,7 @@ from cloud_sync.core.signing import key_id_of, public_key_b64
 from cloud_sync.core.wire import Problem
 
 from .admin_routes import admin_router
-from .context import ApiProblem, CloudContext, busy, cloud_context
+from .context import ApiProblem, CloudContext, busy, cloud_context, is_overload
 from .errors import status_of
 from .gate import CloudGate
 from .keyfiles import load_chain_keys
@@ -88,13 +90,22 @@ def _install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, LedgerError | IdentityError)
         return _problem(status_of(exc.code), Problem(error=exc.code, detail=str(exc)))
 
+    quiet_until = [0.0]  # one warning per 10 s: a storm answers thousands of these
+
     async def no_connection(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, PoolTimeout)
-        log.warning("no database connection free for %s: answered busy", request.url.path)
+        assert isinstance(exc, PoolTimeout | OperationalError)
+        if not is_overload(exc):
+            log.error("database error on %s: %s", request.url.path, type(exc).__name__)
+            detail = "the ledger database is unreachable"
+            return _problem(503, Problem(error="unavailable", detail=detail))
+        if time.monotonic() >= quiet_until[0]:
+            quiet_until[0] = time.monotonic() + 10.0
+            log.warning("no database connection free (%s): answering busy", request.url.path)
         return await api_problem(request, busy())
 
     app.add_exception_handler(ApiProblem, api_problem)
     app.add_exception_handler(PoolTimeout, no_connection)
+    app.add_exception_handler(OperationalError, no_connection)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(LedgerError, coded_error)

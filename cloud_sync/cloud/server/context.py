@@ -6,6 +6,7 @@ has its own and nothing lives at module level.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Request
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cloud_sync.cloud.ledger import CloudLedger
 from cloud_sync.core.privacy import MemberKeys
@@ -63,7 +65,16 @@ class ApiProblem(Exception):
         )
 
 
-BUSY_RETRY_AFTER_S = 2  # a request that found no free connection comes back this much later
+BUSY_RETRY_AFTER_S = (1, 5)  # a request that found no connection comes back 1 to 5 s later
+_TOO_MANY_CONNECTIONS = "53300"  # PostgreSQL's too_many_connections
+
+
+def is_overload(exc: BaseException) -> bool:
+    """True for "no database connection to be had right now": this worker's pool waited in
+    vain (SQLAlchemy's TimeoutError), or the server refused a new one (max_connections)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == _TOO_MANY_CONNECTIONS
 
 
 def busy() -> ApiProblem:
@@ -71,13 +82,16 @@ def busy() -> ApiProblem:
 
     Under a catch-up storm a worker's requests can outnumber its connections (`PoolSize`);
     the one that waited `wait_s` in vain is told to come back rather than failed (500), and a
-    station's client does so after Retry-After; its push then applies exactly once.
+    station's client does so after Retry-After; its push then applies exactly once. The
+    delay is spread over a few seconds so that 200 stations told at once do not all return
+    at once.
     """
+    low, high = BUSY_RETRY_AFTER_S
     return ApiProblem(
         503,
         "busy",
         "every database connection of the service is in use; retry in a moment",
-        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        headers={"Retry-After": str(random.randint(low, high))},  # noqa: S311 - spread, not secret
     )
 
 

@@ -14,13 +14,12 @@ import logging
 import time
 from typing import Literal
 
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud_sync.core.asgi import read_body, replay
 
-from .context import ADMIN_TOKEN_KEY, STATION_ID_KEY, ApiProblem, CloudContext, busy
+from .context import ADMIN_TOKEN_KEY, STATION_ID_KEY, ApiProblem, CloudContext, busy, is_overload
 
 __all__ = ["CloudGate", "route_label"]
 
@@ -168,9 +167,9 @@ class CloudGate:
             return None
         try:
             station_id = self.context.ledger.station_for_token(token)
-        except PoolTimeout as exc:  # every connection in use: come back in a moment
-            raise busy() from exc
-        except Exception as exc:  # the database is down: not the caller's fault
+        except Exception as exc:  # the database is busy or down: not the caller's fault
+            if is_overload(exc):  # every connection in use: come back in a moment
+                raise busy() from exc
             log.warning("token check failed: %s", type(exc).__name__)
             raise ApiProblem(503, "unavailable", "the ledger database is unreachable") from exc
         if station_id is None:

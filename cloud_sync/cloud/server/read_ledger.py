@@ -19,7 +19,7 @@ an answer is read again on the primary.
 Answers read on the replica carry `Loyalpump-Replica-Lag-Ms` (how old its data may be) and
 `Loyalpump-Read-Source: replica`; answers a replica-safe route read on the primary carry
 `Loyalpump-Read-Source: primary; reason=…` (lagging, unreachable, no-heartbeat, schema,
-missing). Without `database_url_read` neither header is sent (docs/contracts.md).
+missing, busy). Without `database_url_read` neither header is sent (docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud_sync.cloud.ledger.database import Database
@@ -87,6 +88,8 @@ class LedgerReads:
             lag_ms = state.lag_bound_ms(time.monotonic())
             try:
                 found = replica.db.transact(work, write=False, snapshot=snapshot)
+            except PoolTimeout:  # this worker's replica connections all busy: not a fault
+                reason = "busy"
             except (OperationalError, InterfaceError) as exc:
                 replica.failed(exc)
                 reason = "unreachable"

@@ -25,7 +25,7 @@ from typing import Literal
 from sqlalchemy import Connection, create_engine, inspect, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from cloud_sync.cloud.ledger.database import SCHEMA_VERSION, Database
+from cloud_sync.cloud.ledger.database import SCHEMA_VERSION, Database, PoolSize
 from cloud_sync.cloud.ledger.heartbeat import beat, last_beat_ms, replica_heartbeat
 from cloud_sync.cloud.ledger.schema import schema_version
 
@@ -57,16 +57,21 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def open_read_database(url: str) -> Database:
-    """The replica's engine: read-only sessions and a short connect timeout.
+def open_read_database(url: str, pool: PoolSize | None = None) -> Database:
+    """The replica's engine: read-only sessions, a short connect timeout, and the same
+    connection budget and wait per process as the primary's (`pool`).
 
     Nothing is asked of the replica here: one that is down or behind at start only sends
     the reads to the primary until it is back (`ReadReplica.state`), it never stops the
     service.
     """
+    sizes = pool or PoolSize()
     engine = create_engine(
         url,
         pool_pre_ping=True,
+        pool_size=sizes.size,
+        max_overflow=sizes.overflow,
+        pool_timeout=sizes.wait_s,
         connect_args={
             "options": "-c default_transaction_read_only=on",
             "connect_timeout": CONNECT_TIMEOUT_S,
@@ -250,6 +255,7 @@ def open_replica(settings: CloudSettings, primary: Database) -> ReadReplica | No
     url = settings.cloud.database_url_read
     if not url:
         return None
-    replica = ReadReplica(open_read_database(url), primary, settings.cloud.read_max_lag_s)
+    pool = PoolSize(settings.cloud.pool_size, settings.cloud.max_overflow)
+    replica = ReadReplica(open_read_database(url, pool), primary, settings.cloud.read_max_lag_s)
     replica.beat_now()
     return replica

@@ -244,7 +244,12 @@ class CloudSettings(_Strict):
             normalized = normalize_database_url(url)
         except ValueError as exc:
             raise CloudConfigError(f"--database-url: {exc}") from exc
-        section = self.cloud.model_copy(update={"database_url": normalized})
+        try:  # validated again: the replica's and the workers' checks see the new URL
+            section = type(self.cloud).model_validate(
+                {**self.cloud.model_dump(), "database_url": normalized}
+            )
+        except ValidationError as exc:
+            raise CloudConfigError(f"--database-url: {_describe(exc)}") from exc
         return self.model_copy(update={"cloud": section})
 
     def admin_token(self) -> str:

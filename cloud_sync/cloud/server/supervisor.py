@@ -226,9 +226,11 @@ def serve_workers(
     ledger = open_ledger(settings, pool=PoolSize(size=1, overflow=1))  # migrates, then expiry
     previous_env = os.environ.get(MULTIPROC_ENV)
     try:
+        # The port first: a second `cloud run` on this data folder fails here, before it
+        # could empty the metric files the running service's workers are writing.
+        sock = listen(settings.cloud.host, settings.cloud.port)
         metrics = prepare_multiprocess_dir(settings.data_dir / METRICS_FOLDER)
         os.environ[MULTIPROC_ENV] = str(metrics)  # the workers inherit it at spawn
-        sock = listen(settings.cloud.host, settings.cloud.port)
         url = base_url(settings.cloud.host, sock)
         pool = _Pool(settings, sock, metrics, logging.getLogger().getEffectiveLevel())
         restore = stop_on_signals(stop)

@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cloud_sync.cloud.ledger import CloudLedger, PoolSize
 from cloud_sync.cloud.server.app import build_cloud_app
-from cloud_sync.cloud.server.context import BUSY_RETRY_AFTER_S
+from cloud_sync.cloud.server.context import BUSY_RETRY_AFTER_S, is_overload
 from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_create_signing_key
 from cloud_sync.cloud.server.settings import CloudSettings
 from cloud_sync.core.wire import Problem, PushResponse
@@ -51,7 +53,8 @@ def test_a_push_that_finds_no_free_connection_is_told_to_come_back(
                 held.close()
             for busy in (pushed, listed):  # at the token check, and inside a route
                 assert busy.status_code == 503, busy.text
-                assert busy.headers["Retry-After"] == str(BUSY_RETRY_AFTER_S)
+                low, high = BUSY_RETRY_AFTER_S
+                assert low <= int(busy.headers["Retry-After"]) <= high  # spread, not in step
                 assert Problem.model_validate(busy.json()).error == "busy"
 
             again = client.post("/api/v1/sync/events", json=log.batch(), headers=headers)
@@ -61,3 +64,15 @@ def test_a_push_that_finds_no_free_connection_is_told_to_come_back(
         assert ledger.ledger_problems() == []
     finally:
         ledger.close()
+
+
+class _Refused(Exception):
+    sqlstate = "53300"  # PostgreSQL: too_many_connections
+
+
+def test_a_refused_connection_counts_as_busy_and_an_outage_does_not() -> None:
+    refused = OperationalError("connect", None, _Refused())
+    down = OperationalError("connect", None, ConnectionRefusedError())
+    assert is_overload(refused)
+    assert not is_overload(down)
+    assert is_overload(PoolTimeout("QueuePool limit reached"))

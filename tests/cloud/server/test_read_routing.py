@@ -231,3 +231,18 @@ def test_replica_settings_load(tmp_path: Path) -> None:
     section = load_cloud_settings(config).cloud
     assert section.database_url_read == "postgresql+psycopg://u@replica/p"
     assert section.read_max_lag_s == 10
+
+
+def test_a_database_url_override_is_checked_against_the_replica(tmp_path: Path) -> None:
+    config = tmp_path / "cloud.toml"
+    config.write_text(
+        '[cloud]\ndata_dir = "data"\ndatabase_url = "postgresql://u@h/p"\n'
+        'database_url_read = "postgresql://u@replica/p"\n',
+        encoding="utf-8",
+    )
+    settings = load_cloud_settings(config)
+    with pytest.raises(CloudConfigError, match=r"--database-url: .*needs a postgresql://"):
+        settings.with_database_url(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    moved = settings.with_database_url("postgresql://u@other/p")
+    assert moved.cloud.database_url == "postgresql+psycopg://u@other/p"
+    assert moved.cloud.database_url_read == "postgresql+psycopg://u@replica/p"
