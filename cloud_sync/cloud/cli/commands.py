@@ -128,13 +128,13 @@ def run(
     with _refusals():
         settings = _settings(config, database_url)
         count, note = worker_count(workers, settings, cores())
-        if note is not None:  # on stderr: stdout's first line stays "listening on <url>"
-            typer.echo(note, err=True)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         def ready(base_url: str) -> None:
             many = f" ({count} workers)" if count > 1 else ""
             typer.echo(f"cloud ledger listening on {base_url}{many}")
+            if note is not None:  # once serving (a refusal stays one line), on stderr
+                typer.echo(note, err=True)
 
         serve(settings, ready=ready, workers=count)
 
