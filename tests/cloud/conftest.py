@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -32,10 +33,10 @@ def sqlalchemy_url(libpq_url: str) -> str:
     return libpq_url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A PostgreSQL database of this worker's own, dropped when the session ends."""
-    name = f"loyalpump_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def scratch_database(prefix: str = "loyalpump_test") -> Iterator[str]:
+    """A new PostgreSQL database (its libpq URL), dropped on the way out."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -43,6 +44,13 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this worker's own, dropped when the session ends."""
+    with scratch_database() as url:
+        yield url
 
 
 def fresh_pg_schema(libpq_url: str) -> None:

@@ -8,7 +8,6 @@ The real replication is tests/cloud/server/test_read_replica.py.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from cloud_sync.cloud.server.keyfiles import load_or_create_chain_keys, load_or_
 from cloud_sync.cloud.server.replica import ReadReplica, open_read_database
 from cloud_sync.cloud.server.settings import CloudConfigError, load_cloud_settings
 from cloud_sync.core.privacy import MemberKeys
-from tests.cloud.conftest import PG_ADMIN_URL, _pg_url, fresh_pg_schema, sqlalchemy_url
+from tests.cloud.conftest import fresh_pg_schema, scratch_database, sqlalchemy_url
 from tests.cloud.hq.conftest import ADMIN, settings_for
 from tests.cloud.hq.seed_chain import NOW, seed_chain
 from tests.support import FakeClock
@@ -38,14 +37,8 @@ WALL_MS = 1_800_000_000_000
 
 @pytest.fixture(scope="module")
 def replica_database() -> Iterator[str]:
-    name = f"loyalpump_test_replica_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url(name)
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("loyalpump_test_replica") as url:
+        yield url
 
 
 @dataclass
