@@ -29,6 +29,7 @@ from cloud_sync.cloud.ledger.database import SCHEMA_VERSION, Database, PoolSize
 from cloud_sync.cloud.ledger.heartbeat import beat, last_beat_ms, replica_heartbeat
 from cloud_sync.cloud.ledger.schema import schema_version
 
+from .periodic import PeriodicJob
 from .settings import CloudSettings
 
 __all__ = [
@@ -213,41 +214,30 @@ class ReadReplica:
             log.warning("read replica unreachable%s: reading the primary", why)
 
 
-class HeartbeatJob:
+class HeartbeatJob(PeriodicJob):
     """Rewrite the heartbeat row on the primary every `every_s`, in a thread."""
 
     def __init__(self, primary: Database, wall_ms: Callable[[], int], every_s: float) -> None:
+        super().__init__("cloud-heartbeat", every_s)
         self._db = primary
         self._wall_ms = wall_ms
         self._every_s = every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cloud-heartbeat", daemon=True)
         self._failing = False
 
     def beat_once(self) -> None:
         self._db.transact(lambda conn: beat(conn, self._wall_ms()))
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.beat_once()
-            except Exception:  # the primary is down: every route says so; log it once
-                if not self._failing:
-                    log.exception("replica heartbeat failed (retrying every %.0f s)", self._every_s)
-                self._failing = True
-            else:
-                if self._failing:
-                    log.info("replica heartbeat written again")
-                self._failing = False
-            self._stop.wait(self._every_s)
+    def run_once(self) -> None:
+        try:
+            self.beat_once()
+        except Exception:  # the primary is down: every route says so; log it once
+            if not self._failing:
+                log.exception("replica heartbeat failed (retrying every %.0f s)", self._every_s)
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("replica heartbeat written again")
+            self._failing = False
 
 
 def open_replica(settings: CloudSettings, primary: Database) -> ReadReplica | None:
