@@ -1,15 +1,20 @@
-"""`loyalpump cloud db distribute`: the ledger's plan for a Citus cluster (docs/scale.md).
+"""`loyalpump cloud db`: the ledger's plan for a Citus cluster and its events partitions
+(docs/scale.md).
 
-`--print` writes the SQL for this program's schema (no database needed); `--apply` runs it
-on the configured PostgreSQL database once it has the `citus` extension, skipping the
-tables Citus holds already, so a second run changes nothing. SQLAlchemy and the ledger are
-imported by the command, so `loyalpump --help` does not pay for them.
+`distribute --print` writes the SQL for this program's schema (no database needed);
+`--apply` runs it on the configured PostgreSQL database once it has the `citus` extension,
+skipping the tables Citus holds already, so a second run changes nothing. `partitions`
+lists the months of events on PostgreSQL and, with `--detach-before`, takes whole months
+out of the ledger for the archive. SQLAlchemy and the ledger are imported by the command,
+so `loyalpump --help` does not pay for them.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,9 +22,15 @@ from cloud_sync.core.output import emit, fail
 
 from .commands import DatabaseOption, JsonOption, _one_line, _refusals, _settings
 
-__all__ = ["db_app", "distribute", "plan_sql"]
+if TYPE_CHECKING:
+    from cloud_sync.cloud.ledger.partitions import Partition
 
-db_app = typer.Typer(help="The ledger's database: its plan for Citus.", no_args_is_help=True)
+__all__ = ["db_app", "distribute", "partitions", "plan_sql"]
+
+db_app = typer.Typer(
+    help="The ledger's database: its plan for Citus, its events partitions.",
+    no_args_is_help=True,
+)
 
 _HEADER = (
     "-- loyalpump cloud ledger, schema {version}: the Citus distribution plan (docs/scale.md).\n"
@@ -121,3 +132,102 @@ def _apply(url: str) -> tuple[list[str], list[str]]:
     finally:
         db.close()
     return done, skipped
+
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+def _month(text: str) -> date:
+    match = _MONTH.fullmatch(text.strip())
+    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
+        fail(f"--detach-before wants a month as YYYY-MM, got {text[:20]!r}")
+    return date(int(match[1]), int(match[2]), 1)
+
+
+@db_app.command("partitions")
+def partitions(
+    detach_before: Annotated[
+        str | None,
+        typer.Option(
+            "--detach-before",
+            help="Detach every month of events before this one (YYYY-MM) for the archive.",
+        ),
+    ] = None,
+    keep_months: Annotated[
+        int,
+        typer.Option(
+            "--keep-months",
+            min=1,
+            max=120,
+            help="Months of events that stay whatever --detach-before says.",
+        ),
+    ] = 13,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="LOYALPUMP_CLOUD_CONFIG", help="Path to cloud.toml."),
+    ] = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the events partitions (PostgreSQL), or detach the old months for the archive."""
+    cutoff = None if detach_before is None else _month(detach_before)
+    if config is None and database_url is None:
+        fail("partitions needs --config (cloud.toml) or --database-url")
+    with _refusals():
+        url = database_url if config is None else _settings(config, database_url).database_url
+    listed, detached = _partitions(url or "", cutoff, keep_months)
+    rows = [
+        {
+            "name": p.name,
+            "from": None if p.start is None else p.start.isoformat(),
+            "to": None if p.end is None else p.end.isoformat(),
+            "rows_estimate": p.rows,
+            "default": p.default,
+        }
+        for p in (detached if cutoff is not None else listed)
+    ]
+    if cutoff is not None:
+        lines = [
+            f"detached {row['name']} (about {row['rows_estimate']} events): keep it with "
+            f"`pg_dump -t {row['name']}`, then DROP TABLE {row['name']}"
+            for row in rows
+        ] or [f"no month of events ends by {cutoff:%Y-%m}: nothing detached"]
+        emit({"detached": rows}, as_json=as_json, text="\n".join(lines))
+        return
+    table = [f"{'partition':<16} {'from':<10}  {'to':<10}  rows (estimate)"]
+    for row in rows:
+        start = "DEFAULT" if row["default"] else row["from"] or "(start)"
+        end = row["to"] or ""
+        table.append(f"{row['name']:<16} {start:<10}  {end:<10}  {row['rows_estimate']}")
+    emit({"partitions": rows}, as_json=as_json, text="\n".join(table))
+
+
+def _partitions(
+    url: str, cutoff: date | None, keep_months: int
+) -> tuple[list[Partition], list[Partition]]:
+    from datetime import UTC, datetime  # noqa: PLC0415 - lazy
+
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - lazy
+
+    from cloud_sync.cloud.ledger import LedgerError  # noqa: PLC0415 - lazy
+    from cloud_sync.cloud.ledger import partitions as parts  # noqa: PLC0415 - lazy
+    from cloud_sync.cloud.ledger.database import Database, normalize_url  # noqa: PLC0415
+
+    url = normalize_url(url)
+    if not url.startswith("postgresql"):
+        fail("events are partitioned on PostgreSQL only; this ledger keeps one events table")
+    try:
+        db = Database.open(url, create=False)
+    except (LedgerError, SQLAlchemyError) as exc:
+        fail(_one_line(exc)[:200])
+    try:
+        if cutoff is None:
+            return db.read(parts.partitions), []
+        now = datetime.now(UTC)
+        return [], db.transact(lambda conn: parts.detach_before(conn, cutoff, now, keep_months))
+    except LedgerError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(f"the database refused: {_one_line(exc)[:300]}")
+    finally:
+        db.close()

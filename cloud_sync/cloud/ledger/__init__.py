@@ -8,7 +8,7 @@ code and the same tests run on both. docs/sync.md is the design this implements.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -17,6 +17,7 @@ from cloud_sync.core.privacy import MemberKeys
 from cloud_sync.core.wire import ChangesResponse, PushRequest, PushResponse
 
 from . import allowances as _allowances
+from . import partitions as _partitions
 from . import reports as _reports
 from . import review as _review
 from . import stations as _stations
@@ -190,6 +191,22 @@ class CloudLedger:
             total += points
             if not more:
                 return total
+
+    def keep_partitions(self, now: datetime) -> list[str]:
+        """Make the events partitions of the months ahead (PostgreSQL); the names made."""
+        return self._db.transact(lambda conn: _partitions.keep_partitions(conn, _aware(now)))
+
+    def event_partitions(self) -> list[_partitions.Partition]:
+        """The events partitions, oldest first (empty on SQLite: one table)."""
+        return self._db.read(_partitions.partitions)
+
+    def detach_event_partitions(
+        self, before: date, now: datetime, keep_months: int = _partitions.KEEP_MONTHS
+    ) -> list[_partitions.Partition]:
+        """Detach the months of events that end by `before` (partitions.detach_before)."""
+        return self._db.transact(
+            lambda conn: _partitions.detach_before(conn, before, _aware(now), keep_months)
+        )
 
     # ------------------------------------------------------------------ reports
 

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,8 @@ from .aggregates_ledger import rebuild
 from .errors import LedgerError
 from .heartbeat import create_heartbeat
 from .migrate_5 import migrate_5
+from .migrate_6 import migrate_6
+from .partitions import keep_partitions
 from .schema import V1_TABLES, V2_TABLES, V3_TABLES, redemptions, sales, schema_version
 from .schema_app import V4_INDEXES, V4_MEMBER_COLUMNS, V4_STATION_COLUMNS, V4_TABLES
 
@@ -35,7 +38,7 @@ __all__ = ["SCHEMA_VERSION", "Database", "PoolSize", "bulk_insert", "normalize_u
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _BUSY_TIMEOUT_MS = 30_000
 _ATTEMPTS = 8
 _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread out
@@ -172,6 +175,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _migrate_3,
     4: _migrate_4,
     5: migrate_5,
+    6: migrate_6,
 }
 
 
@@ -270,6 +274,8 @@ class Database:
             if backend == "postgresql":
                 db.citus = db.read(_has_citus)
             db.transact(lambda conn: db._migrate(conn, create=create))
+            if backend == "postgresql":  # the months ahead, should the hourly job be late
+                db.transact(lambda conn: keep_partitions(conn, datetime.now(UTC)))
             db.transact(create_heartbeat)  # outside the numbered schema: see heartbeat.py
         except BaseException:
             engine.dispose()

@@ -59,6 +59,7 @@ _MEMBER = _group(
 _STATION = _group(
     "events",
     "station_id",
+    "events_archived",
     "high_water",
     "station_pulls",
     "agg_sales_day",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Table, inspect
 
+from .partitions import partitioned
 from .schema import (
     V5_TABLES,
     events,
@@ -29,7 +30,7 @@ from .schema import (
 )
 from .schema_app import feedback, invoice_requests, member_plate_adds
 
-__all__ = ["migrate_5"]
+__all__ = ["migrate_5", "primary_key", "rebuild_sqlite"]
 
 # Tables whose primary key schema 5 changed, each with its serial column (or None).
 _REKEYED: tuple[tuple[Table, str | None], ...] = (
@@ -44,7 +45,8 @@ _REKEYED: tuple[tuple[Table, str | None], ...] = (
 _NEW_INDEXES = ("ix_events_event", "ix_members_phone", "ix_redemptions_station")
 
 
-def _key(conn: Connection, name: str) -> list[str]:
+def primary_key(conn: Connection, name: str) -> list[str]:
+    """The columns of the stored table's primary key, in order."""
     return list(inspect(conn).get_pk_constraint(name).get("constrained_columns") or [])
 
 
@@ -97,9 +99,11 @@ def _postgresql(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE journals SET member_id = '' WHERE member_id IS NULL")
     conn.exec_driver_sql("ALTER TABLE journals ALTER COLUMN member_id SET NOT NULL")
     for table, _serial in (*_REKEYED, (lines, "line_id")):
-        if _key(conn, table.name) != _wanted_key(table):
+        if primary_key(conn, table.name) != _wanted_key(table):
             _rekey_postgresql(conn, table)
-    if "ux_events_station_event" not in {u["name"] for u in found.get_unique_constraints("events")}:
+    uniques = {u["name"] for u in found.get_unique_constraints("events")}
+    # A ledger this program made has schema 6's partitioned events (no such constraint).
+    if "ux_events_station_event" not in uniques and not partitioned(conn):
         conn.exec_driver_sql(
             "ALTER TABLE events ADD CONSTRAINT ux_events_station_event "
             "UNIQUE (station_id, event_id)"
@@ -145,12 +149,12 @@ def _sqlite(conn: Connection) -> None:
         conn.exec_driver_sql("CREATE TABLE lines_v4 AS SELECT * FROM lines")
         conn.exec_driver_sql("DROP TABLE lines")
     for table, serial in _REKEYED:
-        if _key(conn, table.name) != _wanted_key(table):
-            _rebuild_sqlite(conn, table, serial)
+        if primary_key(conn, table.name) != _wanted_key(table):
+            rebuild_sqlite(conn, table, serial)
     for table in (plates, sales):
         keys = inspect(conn).get_foreign_keys(table.name)
         if any(key["referred_table"] == "members" for key in keys):
-            _rebuild_sqlite(conn, table, None)
+            rebuild_sqlite(conn, table, None)
     if not lines_done:
         lines.create(conn)
         conn.exec_driver_sql(
@@ -161,10 +165,12 @@ def _sqlite(conn: Connection) -> None:
         conn.exec_driver_sql("DROP TABLE lines_v4")
 
 
-def _rebuild_sqlite(conn: Connection, table: Table, serial: str | None) -> None:
+def rebuild_sqlite(
+    conn: Connection, table: Table, serial: str | None, aside_suffix: str = "_v4"
+) -> None:
     """Table aside, created anew from the metadata, copied back, the old copy dropped."""
     name = table.name
-    aside = f"{name}_v4"
+    aside = f"{name}{aside_suffix}"
     for index in inspect(conn).get_indexes(name):
         conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
     conn.exec_driver_sql(f"ALTER TABLE {name} RENAME TO {aside}")

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     ForeignKey,
     ForeignKeyConstraint,
     Identity,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "V2_TABLES",
     "V3_TABLES",
     "V5_TABLES",
+    "V6_TABLES",
     "adjustments",
     "agg_active_day",
     "agg_members_day",
@@ -43,6 +46,7 @@ __all__ = [
     "counters",
     "event_ids",
     "events",
+    "events_archived",
     "high_water",
     "hq_audit",
     "hq_sessions",
@@ -142,6 +146,11 @@ high_water = Table(
 # Schema 5 (docs/scale.md): every key of a table that grows with the chain names the column
 # Citus distributes it by. Events are the station's: (id, station_id) is the key and the
 # event id is unique per station; `id` still orders events chain-wide (its own index).
+# Schema 6: on PostgreSQL events are partitioned by the month they arrived (partitions.py),
+# so the key carries `received_at` and a station's event ids and sequence numbers are
+# indexed, not unique: a unique constraint there would hold within one month only. What
+# keeps them unique is `event_ids` (claimed first by every push) and the station's
+# high-water mark, under the station's lock. SQLite keeps one table and both constraints.
 events = Table(
     "events",
     metadata,
@@ -156,13 +165,33 @@ events = Table(
     Column("reason", Text),
     Column("received_at", _TIME, nullable=False),
     Column("body", Text, nullable=False),  # the event exactly as pushed (JSON)
-    PrimaryKeyConstraint("id", "station_id", name="pk_events"),
-    UniqueConstraint("station_id", "epoch", "seq"),
-    UniqueConstraint("station_id", "event_id", name="ux_events_station_event"),
+    PrimaryKeyConstraint("id", "station_id", "received_at", name="pk_events"),
+    UniqueConstraint("station_id", "epoch", "seq", name="ux_events_station_seq").ddl_if(
+        dialect="sqlite"
+    ),
+    UniqueConstraint("station_id", "event_id", name="ux_events_station_event").ddl_if(
+        dialect="sqlite"
+    ),
+    postgresql_partition_by="RANGE (received_at)",
 )
 Index("ix_events_status", events.c.status, events.c.id)
 # A push looks its events up by id (a station reusing another station's id is a conflict).
 Index("ix_events_event", events.c.event_id)
+Index("ix_events_station_seq", events.c.station_id, events.c.epoch, events.c.seq).ddl_if(
+    dialect="postgresql"
+)
+Index("ix_events_station_event", events.c.station_id, events.c.event_id).ddl_if(
+    dialect="postgresql"
+)
+
+
+# Rows whose month has no partition yet land here, so an insert never fails for want of one.
+def _default_partition(_table: Table, conn: Connection, **_: object) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("CREATE TABLE events_default PARTITION OF events DEFAULT")
+
+
+event.listen(events, "after_create", _default_partition)
 
 members = Table(
     "members",
@@ -690,3 +719,20 @@ event_ids = Table(
 )
 
 V5_TABLES = (member_phones, event_ids)
+
+# Schema 6: what left the ledger for the archive, per station and epoch (partitions.py):
+# each station's events there are a run of its sequence from `first_seq` to `high_seq`, so
+# the invariants still account for every sequence number up to the high-water mark, and
+# every `event_ids` row without its event.
+events_archived = Table(
+    "events_archived",
+    metadata,
+    Column("station_id", Text, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("high_seq", BigInteger, nullable=False),
+    Column("archived_at", _TIME, nullable=False),
+    PrimaryKeyConstraint("station_id", "epoch"),
+)
+
+V6_TABLES = (events_archived,)

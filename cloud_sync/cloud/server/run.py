@@ -23,6 +23,7 @@ from cloud_sync.cloud.ledger import AllowancePolicy, CloudLedger, PoolSize
 
 from .heap import settle_heap
 from .keyfiles import ensure_data_dir, load_or_create_chain_keys, load_or_create_signing_key
+from .periodic import PeriodicJob
 from .replica import open_replica
 from .serving import base_url, http_server, listen, run_http, stop_on_signals
 from .settings import CloudConfigError, CloudSettings
@@ -129,8 +130,9 @@ def refuse_open_data_dir(data_dir: Path) -> None:
         )
 
 
-class ExpiryJob:
-    """Expire lots past their date: once at start, then every `interval_s`, in a thread."""
+class ExpiryJob(PeriodicJob):
+    """Expire lots past their date and make the coming months' events partitions: once at
+    start, then every `interval_s`, in a thread."""
 
     def __init__(
         self,
@@ -138,29 +140,23 @@ class ExpiryJob:
         clock: Callable[[], datetime],
         interval_s: float = EXPIRY_INTERVAL_S,
     ) -> None:
+        super().__init__("cloud-expiry", interval_s)
         self._ledger = ledger
         self._clock = clock
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cloud-expiry", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                expired = self._ledger.expire_lots(self._clock())
-                if expired:
-                    log.info("expired %d lot(s)", expired)
-            except Exception:  # a failed run is retried at the next tick, never fatal
-                log.exception("lot expiry failed")
-            self._stop.wait(self._interval_s)
+    def run_once(self) -> None:
+        try:
+            expired = self._ledger.expire_lots(self._clock())
+            if expired:
+                log.info("expired %d lot(s)", expired)
+        except Exception:  # a failed run is retried at the next tick, never fatal
+            log.exception("lot expiry failed")
+        try:
+            made = self._ledger.keep_partitions(self._clock())
+            if made:
+                log.info("events partitions made: %s", ", ".join(made))
+        except Exception:
+            log.exception("events partition upkeep failed")
 
 
 def _utc_now() -> datetime:

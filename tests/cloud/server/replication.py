@@ -99,7 +99,11 @@ def logical_replication() -> Iterator[Replication]:
         _ledger_schema(setup.replica)
         tables = [row[0] for row in setup.on_replica(_PUBLIC_TABLES)]
         setup.on_replica("TRUNCATE " + ", ".join(f'"{t}"' for t in tables))
-        setup.on_primary(f"CREATE PUBLICATION {publication} FOR ALL TABLES")
+        # Events go by their parent's name: the replica's partitions need not match.
+        setup.on_primary(
+            f"CREATE PUBLICATION {publication} FOR ALL TABLES "
+            "WITH (publish_via_partition_root = true)"
+        )
         setup.on_primary(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
         host = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
         dsn = (
