@@ -181,46 +181,65 @@ def partitions(
             "name": p.name,
             "from": None if p.start is None else p.start.isoformat(),
             "to": None if p.end is None else p.end.isoformat(),
-            "rows_estimate": p.rows,
+            "rows": p.rows,
             "default": p.default,
         }
         for p in (detached if cutoff is not None else listed)
     ]
     if cutoff is not None:
         lines = [
-            f"detached {row['name']} (about {row['rows_estimate']} events): keep it with "
+            f"detached {row['name']} ({row['rows']} events): keep it with "
             f"`pg_dump -t {row['name']}`, then DROP TABLE {row['name']}"
             for row in rows
         ] or [f"no month of events ends by {cutoff:%Y-%m}: nothing detached"]
         emit({"detached": rows}, as_json=as_json, text="\n".join(lines))
         return
-    table = [f"{'partition':<16} {'from':<10}  {'to':<10}  rows (estimate)"]
+    table = [f"{'partition':<16} {'from':<10}  {'to':<10}  rows (PostgreSQL's estimate)"]
     for row in rows:
         start = "DEFAULT" if row["default"] else row["from"] or "(start)"
         end = row["to"] or ""
-        table.append(f"{row['name']:<16} {start:<10}  {end:<10}  {row['rows_estimate']}")
+        table.append(f"{row['name']:<16} {start:<10}  {end:<10}  {row['rows']}")
     emit({"partitions": rows}, as_json=as_json, text="\n".join(table))
 
 
 def _partitions(
     url: str, cutoff: date | None, keep_months: int
 ) -> tuple[list[Partition], list[Partition]]:
+    """The listing, or the months detached. The ledger is opened as it is, never migrated:
+    a listing must not start a migration's long lock, nor a detach run on an older schema."""
     from datetime import UTC, datetime  # noqa: PLC0415 - lazy
 
+    from sqlalchemy import create_engine, inspect, select  # noqa: PLC0415 - lazy
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - lazy
 
     from cloud_sync.cloud.ledger import LedgerError  # noqa: PLC0415 - lazy
     from cloud_sync.cloud.ledger import partitions as parts  # noqa: PLC0415 - lazy
-    from cloud_sync.cloud.ledger.database import Database, normalize_url  # noqa: PLC0415
+    from cloud_sync.cloud.ledger.database import (  # noqa: PLC0415 - lazy
+        SCHEMA_VERSION,
+        Database,
+        normalize_url,
+    )
+    from cloud_sync.cloud.ledger.schema import schema_version  # noqa: PLC0415 - lazy
 
     url = normalize_url(url)
     if not url.startswith("postgresql"):
         fail("events are partitioned on PostgreSQL only; this ledger keeps one events table")
+    db = Database(create_engine(url))
     try:
-        db = Database.open(url, create=False)
-    except (LedgerError, SQLAlchemyError) as exc:
-        fail(_one_line(exc)[:200])
-    try:
+        found = db.read(
+            lambda conn: (
+                conn.execute(select(schema_version.c.version)).scalar_one_or_none()
+                if inspect(conn).has_table("schema_version")
+                else None
+            )
+        )
+        if found is None:
+            fail("the database holds no ledger")
+        if found != SCHEMA_VERSION:
+            fail(
+                f"the ledger is at schema {found}, this program's is {SCHEMA_VERSION}: start "
+                "this version's `loyalpump cloud run` once (it migrates), then try again"
+            )
         if cutoff is None:
             return db.read(parts.partitions), []
         now = datetime.now(UTC)

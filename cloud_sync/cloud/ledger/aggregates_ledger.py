@@ -9,11 +9,23 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Connection, MetaData, Row, Select, Table, delete, func, or_, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Row,
+    Select,
+    Table,
+    delete,
+    func,
+    inspect,
+    or_,
+    select,
+)
 
 from cloud_sync.core.events import MemberTierChanged
 
@@ -46,6 +58,7 @@ from .schema import (
     members,
     rfm_snapshots,
     sales,
+    tier_moves_archived,
 )
 
 __all__ = [
@@ -53,6 +66,7 @@ __all__ = [
     "check",
     "fill",
     "ledger_outstanding",
+    "read_tier_change",
     "rebuild",
     "stored",
 ]
@@ -130,20 +144,35 @@ def _journals(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
         yield tally
 
 
+def read_tier_change(body: str, received_at: str) -> tuple[datetime, str, str]:
+    """A stored member.tier_changed event as the handler read it: (when, from, to), '' for
+    no tier; its own time, or its arrival when it names none."""
+    e = MemberTierChanged.model_validate(json.loads(body)["payload"])
+    return e.at or datetime.fromisoformat(received_at), e.previous_tier or "", e.tier
+
+
 def _tier_changes(conn: Connection, zone: ZoneInfo) -> Iterator[Counter[tuple[str, ...]]]:
-    """Applied member.tier_changed events, read back as the handler read them."""
+    """Applied member.tier_changed events, read back as the handler read them; then those
+    that left with their month (partitions.py), counted when they left."""
     stmt = select(events.c.id, events.c.body, events.c.received_at).where(
         events.c.status == "applied", events.c.kind == MemberTierChanged.kind
     )
     for page in _pages(conn, stmt, events.c.id):
         moves: Counter[tuple[str, ...]] = Counter()
         for row in page:
-            e = MemberTierChanged.model_validate(json.loads(row.body)["payload"])
-            at = e.at or datetime.fromisoformat(row.received_at)
-            moved = tier_moved(zone, at, e.previous_tier, e.tier)
+            moved = tier_moved(zone, *read_tier_change(row.body, row.received_at))
             if moved:
                 moves[moved] += 1
         yield moves
+    archived: Counter[tuple[str, ...]] = Counter()
+    if not inspect(conn).has_table(tier_moves_archived.name):  # migration 3, before 6
+        return
+    for row in conn.execute(select(tier_moves_archived)):
+        at = datetime.fromisoformat(row.at_utc).replace(tzinfo=UTC)
+        moved = tier_moved(zone, at, row.from_tier, row.to_tier)
+        if moved:
+            archived[moved] += int(row.changes)
+    yield archived
 
 
 def fill(conn: Connection, into: Sequence[Table] = AGGREGATE_TABLES) -> None:

@@ -67,6 +67,9 @@ class _Item:
 Status = Literal["applied", "duplicate", "rejected"]
 
 
+_ARCHIVED = "archived"  # an id the station used whose event left with its month
+
+
 @dataclass
 class _Known:
     digest: str
@@ -161,6 +164,8 @@ def _known(conn: Connection, station_id: str, ids: Sequence[str]) -> dict[str, _
         )
         for r in rows:
             known[r.event_id] = _Known(r.payload_hash, r.status, r.reason, station_id)
+        for event_id in mine:  # claimed, but its month left for the archive (partitions.py)
+            known.setdefault(event_id, _Known("", _ARCHIVED, None, station_id))
     return known
 
 
@@ -185,6 +190,12 @@ def _classify(
     for item in items:
         earlier = known.get(item.event_id)
         if earlier is not None:
+            if earlier.status == _ARCHIVED:
+                raise EventConflict(
+                    item.event_id,
+                    f"event {item.event_id} was received long ago and has been archived; "
+                    "its result cannot be sent again",
+                )
             if earlier.digest != item.digest or earlier.station_id != station_id:
                 raise EventConflict(
                     item.event_id,

@@ -8,6 +8,7 @@ transaction that loses a deadlock or a uniqueness race is simply run again.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -45,6 +46,8 @@ _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread
 # PostgreSQL states worth a second run of the whole transaction: serialization failure,
 # deadlock, and a unique key another transaction took between our read and our write.
 _RETRY_STATES = frozenset({"40001", "40P01", "23505"})
+log = logging.getLogger(__name__)
+
 _MIGRATION_LOCK = 0x6C70_6D69  # pg_advisory_xact_lock keys: "lpmi", "lpch"
 _CHANGES_LOCK = 0x6C70_6368
 
@@ -274,8 +277,8 @@ class Database:
             if backend == "postgresql":
                 db.citus = db.read(_has_citus)
             db.transact(lambda conn: db._migrate(conn, create=create))
-            if backend == "postgresql":  # the months ahead, should the hourly job be late
-                db.transact(lambda conn: keep_partitions(conn, datetime.now(UTC)))
+            if backend == "postgresql":
+                db._keep_partitions()
             db.transact(create_heartbeat)  # outside the numbered schema: see heartbeat.py
         except BaseException:
             engine.dispose()
@@ -284,6 +287,13 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _keep_partitions(self) -> None:
+        """The months ahead, should the hourly job be late; a refusal leaves them to it."""
+        try:
+            self.transact(lambda conn: keep_partitions(conn, datetime.now(UTC)))
+        except DBAPIError as exc:
+            log.warning("events partitions not checked at open (the hourly job will): %s", exc)
 
     def transact(
         self, work: Callable[[Connection], _T], *, write: bool = True, snapshot: bool = False

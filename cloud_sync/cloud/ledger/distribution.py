@@ -97,6 +97,7 @@ _REFERENCES = dict.fromkeys(
         "hq_audit",
         "agg_active_day",
         "agg_tier_month",
+        "tier_moves_archived",
         "rfm_snapshots",
         "member_sessions",
         "member_otp_sends",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Table, inspect
 
-from .partitions import partitioned
 from .schema import (
     V5_TABLES,
     events,
@@ -99,15 +98,9 @@ def _postgresql(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE journals SET member_id = '' WHERE member_id IS NULL")
     conn.exec_driver_sql("ALTER TABLE journals ALTER COLUMN member_id SET NOT NULL")
     for table, _serial in (*_REKEYED, (lines, "line_id")):
-        if primary_key(conn, table.name) != _wanted_key(table):
+        # Migration 6 follows and replaces events' keys (partitioned): no index built twice.
+        if table is not events and primary_key(conn, table.name) != _wanted_key(table):
             _rekey_postgresql(conn, table)
-    uniques = {u["name"] for u in found.get_unique_constraints("events")}
-    # A ledger this program made has schema 6's partitioned events (no such constraint).
-    if "ux_events_station_event" not in uniques and not partitioned(conn):
-        conn.exec_driver_sql(
-            "ALTER TABLE events ADD CONSTRAINT ux_events_station_event "
-            "UNIQUE (station_id, event_id)"
-        )
     if not [k for k in inspect(conn).get_foreign_keys("lines") if k["name"] == "fk_lines_journal"]:
         conn.exec_driver_sql(
             "ALTER TABLE lines ADD CONSTRAINT fk_lines_journal FOREIGN KEY (journal_id, member_id) "

@@ -3,11 +3,12 @@
 No row is copied. The events table is set aside as `events_v5`, the partitioned `events`
 is created in its place (with its default partition), and the old table is attached to it
 as one partition from the beginning of time up to the month after its newest row (or after
-today's month, if later). The old table's own keys go: the parent's key (now with
-`received_at`) is built on it as it is attached, which reads it once; its indexes are
-renamed aside and adopted by the parent's. Event
-numbers count on from the old table's largest. On a large ledger this is a maintenance
-window's work: the build holds the events table's lock until the migration commits.
+today's month, if later). Event numbers count on from the old table's largest. The old
+table's unique keys go; its two plain indexes are renamed aside and adopted by the
+parent's. Attaching reads the old table to check its rows fit and builds three indexes on
+it (the new key and the station's event and sequence indexes), besides one read for its
+newest arrival: on a large ledger this is a maintenance window's work, under the events
+table's lock until the migration commits.
 
 SQLite keeps one events table: it is rebuilt with the new key, its constraints kept.
 """
@@ -41,6 +42,8 @@ def migrate_6(conn: Connection) -> None:
 
 
 def _partition_postgresql(conn: Connection, now: datetime) -> None:
+    top = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM events").scalar_one()  # by key
+    newest = conn.exec_driver_sql("SELECT MAX(received_at) FROM events").scalar_one_or_none()
     found = inspect(conn)
     for unique in found.get_unique_constraints("events"):
         conn.exec_driver_sql(f'ALTER TABLE events DROP CONSTRAINT "{unique["name"]}"')
@@ -50,9 +53,7 @@ def _partition_postgresql(conn: Connection, now: datetime) -> None:
     for index in found.get_indexes("events"):  # the parent adopts them as it attaches
         name = index["name"]
         conn.exec_driver_sql(f'ALTER INDEX "{name}" RENAME TO "{name}_v5"')
-    newest = conn.exec_driver_sql("SELECT MAX(received_at) FROM events").scalar_one_or_none()
     last = max(month_of(now), month_of(date.fromisoformat(newest[:10])) if newest else date.min)
-    top = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM events").scalar_one()
     conn.exec_driver_sql(f"ALTER TABLE events RENAME TO {_ASIDE}")
     conn.exec_driver_sql(f"ALTER TABLE {_ASIDE} ALTER COLUMN id DROP IDENTITY IF EXISTS")
     events.create(conn)  # the partitioned parent, its indexes and its default partition

@@ -1,22 +1,22 @@
 """Events partitioned by the month they arrived, on PostgreSQL (docs/scale.md §6).
 
 Events are the biggest append-only table and the one that can shed its past: the ledger
-reads old events only for receipts, erasure and HQ's recent list. Each month is its own
-partition (`events_2027_01` holds `received_at` from 2027-01-01 up to 2027-02-01, compared
-as the ISO text the push stores); `events_default` takes any row whose month has none yet,
-so an insert never fails for want of a partition. A ledger migrated from schema 5 keeps its
-old table as one partition, `events_v5`, from the beginning of time up to the month after
-its last row.
+reads old events only for receipts, tier history, erasure and HQ's lists. Each month is its
+own partition (`events_2027_01` holds `received_at` from 2027-01-01 up to 2027-02-01,
+compared as the ISO text the push stores); `events_default` takes any row whose month has
+none yet, so an insert never fails for want of a partition. A ledger migrated from schema 5
+keeps its old table as one partition, `events_v5`, from the beginning of time up to the
+month after its last row.
 
-`keep_partitions` makes the months ahead (at every open, then hourly beside lot expiry):
-a new month is created as a plain table and attached, which locks the parent only against
-other schema changes, never against pushes. `detach_before` is the retention step an
-operator runs (`loyalpump cloud db partitions --detach-before`): whole months leave the
-ledger as standalone tables to dump and drop, counted per station in `events_archived` so
-the ledger's invariants still account for every sequence number. It refuses months a
+`keep_partitions` makes the months ahead (at every open, then hourly beside lot expiry).
+`detach_before` is the retention step an operator runs (`loyalpump cloud db partitions
+--detach-before`): whole months leave the ledger as standalone tables to dump and drop.
+What leaves is counted first, in the same transaction: per station in `events_archived`
+(so the ledger's invariants still account for every sequence number) and the tier moves
+in `tier_moves_archived` (so HQ's tier movements survive a rebuild). It refuses months a
 station may still send (`keep_months`): an event archived and sent again is answered as a
-conflict, not as a duplicate, so the window must exceed any station's offline time plus
-its outbox retention.
+conflict, not as a duplicate, so the window must exceed any station's offline time plus its
+outbox retention.
 
 SQLite keeps one events table; every function here is a no-op or a refusal there.
 """
@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, column, func, select, table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
+from cloud_sync.core.events import MemberTierChanged
+
+from .aggregates_ledger import read_tier_change
 from .errors import LedgerError
-from .schema import events_archived
+from .schema import events_archived, tier_moves_archived
 
 __all__ = [
     "AHEAD_MONTHS",
@@ -50,11 +54,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AHEAD_MONTHS = 2  # months made ahead of the current one: an hourly job that stalls has time
+AHEAD_MONTHS = 2  # months made ahead of the current one: an hourly job has ~1,400 tries
 KEEP_MONTHS = 13  # the retention floor: a year of offline station plus a month's margin
-_UPKEEP_LOCK = 0x6C70_7061_7274  # "lppart": this module's advisory lock
-_LOCK_TIMEOUT = "5s"  # upkeep waits this long for a lock, then tries again next hour
+_UPKEEP_LOCK = 0x6C70_7061_7274  # "lppart": one upkeep at a time (pg_try_advisory_xact_lock)
+# How long making or detaching a month may wait for a lock. ATTACH and DETACH lock the
+# default partition (ATTACH reads it), so a read of events that cannot skip it waits behind
+# them for at most this long; a month not made is tried again the next hour.
+_LOCK_TIMEOUT = "1s"
+_DEFAULT_TAKEN = "23514"  # the default partition holds rows of the month to be made
 _BOUNDS = re.compile(r"FOR VALUES FROM \((.+)\) TO \((.+)\)")
+_PAGE = 5000
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class Partition:
     name: str
     start: date | None
     end: date | None
-    rows: int  # PostgreSQL's estimate (reltuples): exact counts would scan a month of rows
+    rows: int  # PostgreSQL's estimate (reltuples); exact once counted for a detach
     default: bool
 
 
@@ -94,11 +103,16 @@ def partitioned(conn: Connection) -> bool:
     return kind == "p"
 
 
-def _bound(text: str) -> date | None:
+def _bound(text: str, *, upper: bool) -> date | None:
+    """A range bound as PostgreSQL prints it; one we did not write (MAXVALUE, another
+    type) reads as open, so a hand-made partition never stops the ledger from opening."""
     text = text.strip()
     if text == "MINVALUE":
         return None
-    return date.fromisoformat(text.strip("'")[:10])
+    try:
+        return date.fromisoformat(text.strip("'")[:10])
+    except ValueError:
+        return date.max if upper else None
 
 
 def partitions(conn: Connection) -> list[Partition]:
@@ -112,26 +126,26 @@ def partitions(conn: Connection) -> list[Partition]:
     ).all()
     found: list[Partition] = []
     for name, bound, tuples in rows:
-        rows_estimate = max(int(tuples), 0)  # -1: never analysed
+        estimate = max(int(tuples), 0)  # -1: never analysed
         match = _BOUNDS.fullmatch(bound)
         if match is None:  # "DEFAULT"
-            found.append(Partition(name, None, None, rows_estimate, True))
+            found.append(Partition(name, None, None, estimate, default=True))
             continue
-        found.append(
-            Partition(name, _bound(match[1]), _bound(match[2]), rows_estimate, default=False)
-        )
+        start, end = _bound(match[1], upper=False), _bound(match[2], upper=True)
+        found.append(Partition(name, start, end, estimate, default=False))
     return sorted(found, key=lambda p: (p.default, p.end or date.max))
 
 
 def keep_partitions(conn: Connection, now: datetime, ahead: int = AHEAD_MONTHS) -> list[str]:
     """Make the month partitions from the last one's end up to `ahead` months after now's
     month; the names made. A month whose rows already sit in the default partition cannot
-    get its own (PostgreSQL refuses): it is logged and skipped, its rows stay where they are.
-    """
+    get its own (PostgreSQL refuses): it is logged and skipped for good, its rows stay where
+    they are. Any other refusal (a lock not granted in time) stops this run; the next one
+    starts again from the same month. Returns at once if another process is at it."""
     if not partitioned(conn):
         return []
-    # One upkeep at a time (every worker opens the ledger at start): the next finds it done.
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_UPKEEP_LOCK})")
+    if not conn.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_UPKEEP_LOCK})").scalar():
+        return []
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
     ends = [p.end for p in partitions(conn) if p.end is not None]
     month = max(ends) if ends else month_of(now)
@@ -142,16 +156,20 @@ def keep_partitions(conn: Connection, now: datetime, ahead: int = AHEAD_MONTHS) 
         try:
             with conn.begin_nested():
                 # A plain table attached: ATTACH locks the parent only against other schema
-                # changes (SHARE UPDATE EXCLUSIVE), where CREATE … PARTITION OF would stop
-                # every push for as long as it waited.
+                # changes (SHARE UPDATE EXCLUSIVE), so pushes go on inserting; CREATE …
+                # PARTITION OF would lock them out for as long as it waited.
                 conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS)")
                 conn.exec_driver_sql(
                     f"ALTER TABLE events ATTACH PARTITION {name} "
                     f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')"
                 )
-            made.append(name)
         except DBAPIError as exc:
-            log.warning("events partition %s not made (tried again next hour): %s", name, exc.orig)
+            if getattr(exc.orig, "sqlstate", None) != _DEFAULT_TAKEN:
+                log.warning("events partition %s not made (next hour): %s", name, exc.orig)
+                break
+            log.warning("events partition %s skipped: its rows are in events_default", name)
+        else:
+            made.append(name)
         month = following
     return made
 
@@ -160,8 +178,11 @@ def detach_before(
     conn: Connection, cutoff: date, now: datetime, keep_months: int = KEEP_MONTHS
 ) -> list[Partition]:
     """Detach every month partition that ends on or before `cutoff` (a month's first day);
-    the partitions detached, now standalone tables. Refuses a cutoff inside the last
-    `keep_months` months, and a ledger whose events are not partitioned."""
+    the partitions detached (now standalone tables) with their exact number of events.
+    Refuses a cutoff inside the last `keep_months` months, and a ledger whose events are
+    not partitioned. Counting comes first and each month is locked against writes while
+    counted, so the parent's exclusive lock (DETACH) is held only from the first detach to
+    the commit, not through the counting."""
     if not partitioned(conn):
         raise LedgerError(
             "partitions.none", "this ledger's events are not partitioned (PostgreSQL only)"
@@ -176,36 +197,86 @@ def detach_before(
             f"still send them; detach before {floor:%Y-%m} at the latest",
         )
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-    gone = [p for p in partitions(conn) if p.end is not None and p.end <= cutoff]
-    for partition in gone:
-        _count_archived(conn, partition.name, now)
+    leaving = [p for p in partitions(conn) if p.end is not None and p.end <= cutoff]
+    counted = []
+    for partition in leaving:
+        conn.exec_driver_sql(f'LOCK TABLE "{partition.name}" IN SHARE MODE')
+        counted.append(replace(partition, rows=_archive(conn, partition.name, now)))
+    for partition in counted:
         conn.exec_driver_sql(f'ALTER TABLE events DETACH PARTITION "{partition.name}"')
-    return gone
+    return counted
 
 
-def _count_archived(conn: Connection, name: str, now: datetime) -> None:
-    """Add the partition's events, per station and epoch, to `events_archived`: a past
-    month's partition takes no new rows (each push stores its own time), so the counts
-    hold when it is detached in the same transaction."""
-    counted = conn.exec_driver_sql(
-        f'SELECT station_id, epoch, COUNT(*), MAX(seq) FROM "{name}" '  # noqa: S608 - our name
-        "GROUP BY station_id, epoch"
+def _archive(conn: Connection, name: str, now: datetime) -> int:
+    """Count what leaves with this partition into `events_archived` (per station and epoch)
+    and `tier_moves_archived`; the number of its events."""
+    month = table(name, column("station_id"), column("epoch"), column("seq"))
+    counted = conn.execute(
+        select(month.c.station_id, month.c.epoch, func.count(), func.max(month.c.seq)).group_by(
+            month.c.station_id, month.c.epoch
+        )
     ).all()
-    if not counted:
+    if counted:
+        rows = [
+            {
+                "station_id": s,
+                "epoch": e,
+                "events": n,
+                "high_seq": h,
+                "archived_at": now.isoformat(),
+            }
+            for s, e, n, h in counted
+        ]
+        stmt = pg_insert(events_archived)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["station_id", "epoch"],
+                set_={
+                    "events": events_archived.c.events + stmt.excluded.events,
+                    "high_seq": func.greatest(events_archived.c.high_seq, stmt.excluded.high_seq),
+                    "archived_at": stmt.excluded.archived_at,
+                },
+            ),
+            rows,
+        )
+    _archive_tier_moves(conn, name)
+    return sum(int(n) for _, _, n, _ in counted)
+
+
+def _archive_tier_moves(conn: Connection, name: str) -> None:
+    """The applied member.tier_changed events of the partition, per quarter hour (UTC) and
+    tier pair, added to `tier_moves_archived`; a page of events at a time."""
+    month = table(
+        name, column("id"), column("body"), column("received_at"), column("kind"), column("status")
+    )
+    moves: Counter[tuple[str, str, str]] = Counter()
+    last = None
+    while True:
+        stmt = select(month.c.id, month.c.body, month.c.received_at).where(
+            month.c.kind == MemberTierChanged.kind, month.c.status == "applied"
+        )
+        if last is not None:
+            stmt = stmt.where(month.c.id > last)
+        page = conn.execute(stmt.order_by(month.c.id).limit(_PAGE)).all()
+        for row in page:
+            at, before, after = read_tier_change(row.body, row.received_at)
+            if before != after:
+                utc = at.astimezone(UTC)
+                quarter = utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+                moves[(quarter.strftime("%Y-%m-%dT%H:%M"), before, after)] += 1
+        if len(page) < _PAGE:
+            break
+        last = page[-1].id
+    if not moves:
         return
-    rows = [
-        {"station_id": s, "epoch": e, "events": n, "high_seq": h, "archived_at": now.isoformat()}
-        for s, e, n, h in counted
-    ]
-    stmt = pg_insert(events_archived)
+    add = pg_insert(tier_moves_archived)
     conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["station_id", "epoch"],
-            set_={
-                "events": events_archived.c.events + stmt.excluded.events,
-                "high_seq": func.greatest(events_archived.c.high_seq, stmt.excluded.high_seq),
-                "archived_at": stmt.excluded.archived_at,
-            },
+        add.on_conflict_do_update(
+            index_elements=["at_utc", "from_tier", "to_tier"],
+            set_={"changes": tier_moves_archived.c.changes + add.excluded.changes},
         ),
-        rows,
+        [
+            {"at_utc": quarter, "from_tier": before, "to_tier": after, "changes": n}
+            for (quarter, before, after), n in moves.items()
+        ],
     )

@@ -216,30 +216,41 @@ def _event_problems(conn: Connection) -> list[str]:
     ).scalars()
     found += [f"event {event_id} has no result" for event_id in odd]
     counts = {
-        (row.station_id, row.epoch): (int(row.n), int(row.low), int(row.high))
+        (row.station_id, row.epoch): (int(row.n), int(row.seqs), int(row.ids), row.low, row.high)
         for row in conn.execute(
             select(
                 events.c.station_id,
                 events.c.epoch,
                 func.count().label("n"),
+                func.count(events.c.seq.distinct()).label("seqs"),
+                func.count(events.c.event_id.distinct()).label("ids"),
                 func.min(events.c.seq).label("low"),
                 func.max(events.c.seq).label("high"),
             ).group_by(events.c.station_id, events.c.epoch)
         )
     }
-    # Events detached for the archive (partitions.py) were each station's oldest: what is
-    # stored continues the sequence where the archived run ends.
+    # Events detached for the archive (partitions.py) are counted per station and epoch:
+    # with what is stored, they make up the whole sequence up to the high-water mark.
     archived = {
         (row.station_id, row.epoch): (int(row.events), int(row.high_seq))
         for row in conn.execute(select(events_archived))
     }
     for row in conn.execute(select(high_water)):
-        gone, last_gone = archived.get((row.station_id, row.epoch), (0, row.first_seq - 1))
-        n, low, high = counts.pop((row.station_id, row.epoch), (0, last_gone + 1, last_gone))
+        key = (row.station_id, row.epoch)
+        gone, last_gone = archived.get(key, (0, row.first_seq - 1))
+        n, seqs, ids, low, high = counts.pop(key, (0, 0, 0, None, None))
         expected = row.high_water - row.first_seq + 1
-        if n + gone != expected or high != row.high_water or (n and low != last_gone + 1):
+        top = last_gone if high is None else max(int(high), last_gone)
+        if (
+            n + gone != expected
+            or seqs != n
+            or ids != n
+            or top != row.high_water
+            or (low is not None and int(low) < row.first_seq)
+        ):
             found.append(
-                f"station {row.station_id} epoch {row.epoch}: {n} events stored for "
+                f"station {row.station_id} epoch {row.epoch}: {n} events stored "
+                f"({seqs} sequence numbers, {ids} ids) and {gone} archived for "
                 f"sequence {row.first_seq}..{row.high_water}"
             )
     found += [f"station {s} epoch {e}: events without a high-water mark" for s, e in counts]

@@ -72,6 +72,7 @@ __all__ = [
     "station_pulls",
     "station_reviews",
     "stations",
+    "tier_moves_archived",
 ]
 
 metadata = MetaData()
@@ -735,4 +736,17 @@ events_archived = Table(
     PrimaryKeyConstraint("station_id", "epoch"),
 )
 
-V6_TABLES = (events_archived,)
+# The member.tier_changed events that left with their month, counted per quarter hour
+# (UTC) and tier pair: HQ's tier movements are derived from the events, and a rebuild (in
+# any chain time zone: every zone's offset is whole quarter hours) must still count them.
+tier_moves_archived = Table(
+    "tier_moves_archived",
+    metadata,
+    Column("at_utc", Text, nullable=False),  # YYYY-MM-DDTHH:MM, a quarter hour's start
+    Column("from_tier", Text, nullable=False),  # '' for none
+    Column("to_tier", Text, nullable=False),
+    Column("changes", BigInteger, nullable=False),
+    PrimaryKeyConstraint("at_utc", "from_tier", "to_tier"),
+)
+
+V6_TABLES = (events_archived, tier_moves_archived)

@@ -104,6 +104,9 @@ _ALL: Final = [
     *_codes(
         422,
         invalid="the request does not match its schema (detail names the field)",
+        partitions__none="events are not partitioned here (`cloud db partitions`; no route)",
+        partitions__cutoff="a detach cutoff is a month's first day (`cloud db partitions`)",
+        partitions__too_recent="those events are kept: a station may still send them (CLI)",
         rules__invalid="the rule set document is not valid",
         rules__unsigned="a rule set is published with its signature",
         rules__actor="a person's name is 1 to 64 characters",

@@ -221,7 +221,6 @@ class HeartbeatJob(PeriodicJob):
         super().__init__("cloud-heartbeat", every_s)
         self._db = primary
         self._wall_ms = wall_ms
-        self._every_s = every_s
         self._failing = False
 
     def beat_once(self) -> None:
