@@ -39,6 +39,8 @@ __all__ = ["SCHEMA_VERSION", "Database", "PoolSize", "bulk_insert", "normalize_u
 
 _T = TypeVar("_T")
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 6
 _BUSY_TIMEOUT_MS = 30_000
 _ATTEMPTS = 8
@@ -46,8 +48,6 @@ _RETRY_PAUSE_S = 0.01  # times the attempt, jittered: racing transactions spread
 # PostgreSQL states worth a second run of the whole transaction: serialization failure,
 # deadlock, and a unique key another transaction took between our read and our write.
 _RETRY_STATES = frozenset({"40001", "40P01", "23505"})
-log = logging.getLogger(__name__)
-
 _MIGRATION_LOCK = 0x6C70_6D69  # pg_advisory_xact_lock keys: "lpmi", "lpch"
 _CHANGES_LOCK = 0x6C70_6368
 

@@ -721,10 +721,10 @@ event_ids = Table(
 
 V5_TABLES = (member_phones, event_ids)
 
-# Schema 6: what left the ledger for the archive, per station and epoch (partitions.py):
-# each station's events there are a run of its sequence from `first_seq` to `high_seq`, so
-# the invariants still account for every sequence number up to the high-water mark, and
-# every `event_ids` row without its event.
+# Schema 6: what left the ledger for the archive, per station and epoch (partitions.py): how
+# many events and the highest sequence number among them. With the events still stored they
+# account for every sequence number up to the high-water mark, and for every `event_ids` row
+# without its event (ledger_problems).
 events_archived = Table(
     "events_archived",
     metadata,
