@@ -75,6 +75,12 @@ def _where(conn: Connection) -> dict[str, str]:
     return {str(event_id): str(table) for event_id, table in rows}
 
 
+def _numbers(conn: Connection) -> dict[str, int]:
+    """Each event id with its number."""
+    rows = conn.execute(text("SELECT event_id, id FROM events"))
+    return {str(event_id): int(number) for event_id, number in rows}
+
+
 def _postgresql_only(url: str) -> None:
     if not url.startswith("postgresql"):
         pytest.skip("events are partitioned on PostgreSQL only")
@@ -154,7 +160,7 @@ def _migrated_from_schema_5(cloud_db_url: str, chain_keys: MemberKeys) -> None:
     _to_schema_5(cloud_db_url)
     engine = create_engine(cloud_db_url)
     with engine.connect() as conn:
-        old_ids = dict(conn.execute(text("SELECT event_id, id FROM events")).all())
+        old_ids = _numbers(conn)
 
     reopened = CloudLedger.open(cloud_db_url, chain_keys=chain_keys)
     try:
@@ -173,7 +179,7 @@ def _migrated_from_schema_5(cloud_db_url: str, chain_keys: MemberKeys) -> None:
     with engine.connect() as conn:
         key = inspect(conn).get_pk_constraint("events")["constrained_columns"]
         assert key == ["id", "station_id", "received_at"]
-        numbers = dict(conn.execute(text("SELECT event_id, id FROM events")).all())
+        numbers = _numbers(conn)
         assert {k: numbers[k] for k in old_ids} == old_ids  # every event kept, as numbered
         (new,) = set(numbers) - set(old_ids)
         assert numbers[new] > max(old_ids.values())
