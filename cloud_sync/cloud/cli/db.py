@@ -12,15 +12,18 @@ so `loyalpump --help` does not pay for them.
 from __future__ import annotations
 
 import re
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cloud_sync.core.output import emit, fail
 
 from .commands import DatabaseOption, JsonOption, _one_line, _refusals, _settings
+
+KEEP_MONTHS = 13  # partitions.KEEP_MONTHS, without importing the ledger for --help
 
 if TYPE_CHECKING:
     from cloud_sync.cloud.ledger.partitions import Partition
@@ -134,14 +137,26 @@ def _apply(url: str) -> tuple[list[str], list[str]]:
     return done, skipped
 
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})", re.ASCII)
 
 
 def _month(text: str) -> date:
     match = _MONTH.fullmatch(text.strip())
-    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
-        fail(f"--detach-before wants a month as YYYY-MM, got {text[:20]!r}")
-    return date(int(match[1]), int(match[2]), 1)
+    try:
+        if match is None:
+            raise ValueError(text)
+        return date(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        fail(f"--detach-before wants a month as YYYY-MM (e.g. 2025-11), got {text[:20]!r}")
+
+
+@dataclass(frozen=True)
+class _Found:
+    partitions: list[Partition]  # as they are after this run
+    detached: list[Partition]  # by this run
+    leftover: list[str]  # detached earlier and not dropped yet
+    url: str  # for the printed archive commands, password hidden
+    now: datetime
 
 
 @db_app.command("partitions")
@@ -150,7 +165,7 @@ def partitions(
         str | None,
         typer.Option(
             "--detach-before",
-            help="Detach every month of events before this one (YYYY-MM) for the archive.",
+            help="Detach every month of events that ends by this one (YYYY-MM) for the archive.",
         ),
     ] = None,
     keep_months: Annotated[
@@ -159,9 +174,9 @@ def partitions(
             "--keep-months",
             min=1,
             max=120,
-            help="Months of events that stay whatever --detach-before says.",
+            help="Whole months kept before the current one, whatever --detach-before says.",
         ),
-    ] = 13,
+    ] = KEEP_MONTHS,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", envvar="LOYALPUMP_CLOUD_CONFIG", help="Path to cloud.toml."),
@@ -175,41 +190,91 @@ def partitions(
         fail("partitions needs --config (cloud.toml) or --database-url")
     with _refusals():
         url = database_url if config is None else _settings(config, database_url).database_url
-    listed, detached = _partitions(url or "", cutoff, keep_months)
-    rows = [
-        {
-            "name": p.name,
-            "from": None if p.start is None else p.start.isoformat(),
-            "to": None if p.end is None else p.end.isoformat(),
-            "rows": p.rows,
-            "default": p.default,
-        }
-        for p in (detached if cutoff is not None else listed)
-    ]
-    if cutoff is not None:
-        lines = [
-            f"detached {row['name']} ({row['rows']} events): keep it with "
-            f"`pg_dump -t {row['name']}`, then DROP TABLE {row['name']}"
-            for row in rows
-        ] or [f"no month of events ends by {cutoff:%Y-%m}: nothing detached"]
-        emit({"detached": rows}, as_json=as_json, text="\n".join(lines))
+    found = _partitions(url or "", cutoff, keep_months)
+    if cutoff is None:
+        emit(_listing(found, keep_months), as_json=as_json, text=_listing_text(found, keep_months))
         return
-    table = [f"{'partition':<16} {'from':<10}  {'to':<10}  rows (PostgreSQL's estimate)"]
-    for row in rows:
+    detached = [_row(p, keep_months) for p in found.detached]
+    commands = [_archive_commands(found.url, p.name) for p in found.detached]
+    lines = [
+        f"detached {p.name} ({p.rows} events); keep it, then drop it:\n  " + "\n  ".join(steps)
+        for p, steps in zip(found.detached, commands, strict=True)
+    ]
+    if not lines:
+        from cloud_sync.cloud.ledger.partitions import leaves_from  # noqa: PLC0415 - lazy
+
+        lines = [f"no month of events ends by {cutoff:%Y-%m}: nothing detached"]
+        oldest = next((p for p in found.partitions if not p.default), None)
+        leaves = None if oldest is None else leaves_from(oldest, keep_months)
+        if oldest is not None and oldest.end is not None and leaves is not None:
+            lines.append(
+                f"the oldest, {oldest.name}, holds events received before {oldest.end} and "
+                f"may leave from {leaves:%Y-%m} (--keep-months {keep_months})"
+            )
+    emit(
+        {"detached": detached, "archive_commands": commands},
+        as_json=as_json,
+        text="\n".join(lines),
+    )
+
+
+def _row(partition: Partition, keep_months: int) -> dict[str, Any]:
+    from cloud_sync.cloud.ledger.partitions import leaves_from  # noqa: PLC0415 - lazy
+
+    leaves = leaves_from(partition, keep_months)
+    return {
+        "name": partition.name,
+        "from": None if partition.start is None else partition.start.isoformat(),
+        "to": None
+        if partition.end is None or partition.end == date.max
+        else partition.end.isoformat(),
+        "rows": partition.rows,
+        "default": partition.default,
+        "leaves_from": None if leaves is None else f"{leaves:%Y-%m}",
+    }
+
+
+def _listing(found: _Found, keep_months: int) -> dict[str, Any]:
+    from cloud_sync.cloud.ledger.partitions import earliest_cutoff  # noqa: PLC0415 - lazy
+
+    return {
+        "partitions": [_row(p, keep_months) for p in found.partitions],
+        "latest_cutoff": f"{earliest_cutoff(found.now, keep_months):%Y-%m}",
+        "detached_not_dropped": found.leftover,
+    }
+
+
+def _listing_text(found: _Found, keep_months: int) -> str:
+    table = [f"{'partition':<16} {'from':<10}  {'to':<10}  {'rows (est.)':<11}  may leave from"]
+    for row in _listing(found, keep_months)["partitions"]:
         start = "DEFAULT" if row["default"] else row["from"] or "(start)"
-        end = row["to"] or ""
-        table.append(f"{row['name']:<16} {start:<10}  {end:<10}  {row['rows']}")
-    emit({"partitions": rows}, as_json=as_json, text="\n".join(table))
+        rows = "unknown" if row["rows"] is None else str(row["rows"])
+        leaves = row["leaves_from"] or "never (the default partition)"
+        table.append(f"{row['name']:<16} {start:<10}  {row['to'] or '':<10}  {rows:<11}  {leaves}")
+    listing = _listing(found, keep_months)
+    table.append(
+        f"latest --detach-before today: {listing['latest_cutoff']} (--keep-months {keep_months})"
+    )
+    if found.leftover:
+        table.append(
+            "detached, not dropped yet (they still hold events): " + ", ".join(found.leftover)
+        )
+    return "\n".join(table)
 
 
-def _partitions(
-    url: str, cutoff: date | None, keep_months: int
-) -> tuple[list[Partition], list[Partition]]:
+def _archive_commands(url: str, name: str) -> list[str]:
+    """What keeps a detached month and then drops it, for the operator to run."""
+    return [
+        f"pg_dump '{url}' --table={name} --format=custom --file={name}.dump",
+        f"psql '{url}' --command='DROP TABLE {name};'",
+    ]
+
+
+def _partitions(url: str, cutoff: date | None, keep_months: int) -> _Found:
     """The listing, or the months detached. The ledger is opened as it is, never migrated:
     a listing must not start a migration's long lock, nor a detach run on an older schema."""
-    from datetime import UTC, datetime  # noqa: PLC0415 - lazy
-
     from sqlalchemy import create_engine, inspect, select  # noqa: PLC0415 - lazy
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - lazy
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - lazy
 
     from cloud_sync.cloud.ledger import LedgerError  # noqa: PLC0415 - lazy
@@ -222,8 +287,11 @@ def _partitions(
     from cloud_sync.cloud.ledger.schema import schema_version  # noqa: PLC0415 - lazy
 
     url = normalize_url(url)
+    if url.startswith("sqlite"):
+        fail("the ledger is SQLite: events are partitioned on PostgreSQL only (one table here)")
     if not url.startswith("postgresql"):
-        fail("events are partitioned on PostgreSQL only; this ledger keeps one events table")
+        fail("the database URL is not PostgreSQL's (postgresql://USER@HOST/DB)")
+    shown = make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
     db = Database(create_engine(url))
     try:
         found = db.read(
@@ -240,13 +308,17 @@ def _partitions(
                 f"the ledger is at schema {found}, this program's is {SCHEMA_VERSION}: start "
                 "this version's `loyalpump cloud run` once (it migrates), then try again"
             )
-        if cutoff is None:
-            return db.read(parts.partitions), []
         now = datetime.now(UTC)
-        return [], db.transact(lambda conn: parts.detach_before(conn, cutoff, now, keep_months))
+        detached: list[Partition] = []
+        if cutoff is not None:
+            detached = db.transact(lambda conn: parts.detach_before(conn, cutoff, now, keep_months))
+        listed = db.read(parts.partitions)
+        leftover = db.read(parts.detached_tables)
+        return _Found(listed, detached, leftover, shown, now)
     except LedgerError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
-        fail(f"the database refused: {_one_line(exc)[:300]}")
+        reason = getattr(exc, "orig", None) or exc
+        fail(f"the database refused: {_one_line(reason)[:300]}")
     finally:
         db.close()

@@ -359,7 +359,11 @@ class Database:
         if current == SCHEMA_VERSION:
             return
         for version in range(current + 1, SCHEMA_VERSION + 1):
+            if current:  # an upgrade (a new ledger is made quietly): say what runs
+                log.info("ledger: migrating to schema %d (it commits with the last)", version)
             _MIGRATIONS[version](conn)
+        if current:
+            log.info("ledger: schema %d to %d done", current, SCHEMA_VERSION)
         conn.execute(schema_version.delete())
         conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
 

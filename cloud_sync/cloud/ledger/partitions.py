@@ -6,7 +6,7 @@ own partition (`events_2027_01` holds `received_at` from 2027-01-01 up to 2027-0
 compared as the ISO text the push stores); `events_default` takes any row whose month has
 none yet, so an insert never fails for want of a partition. A ledger migrated from schema 5
 keeps its old table as one partition, `events_v5`, from the beginning of time up to the
-month after its last row.
+end of the upgrade month (or of its newest row's month, if later).
 
 `keep_partitions` makes the months ahead (at every open, then hourly beside lot expiry).
 `detach_before` is the retention step an operator runs (`loyalpump cloud db partitions
@@ -45,7 +45,10 @@ __all__ = [
     "Partition",
     "add_months",
     "detach_before",
+    "detached_tables",
+    "earliest_cutoff",
     "keep_partitions",
+    "leaves_from",
     "month_of",
     "partition_name",
     "partitioned",
@@ -73,7 +76,7 @@ class Partition:
     name: str
     start: date | None
     end: date | None
-    rows: int  # PostgreSQL's estimate (reltuples); exact once counted for a detach
+    rows: int | None  # PostgreSQL's estimate (None: never analysed); exact once detached
     default: bool
 
 
@@ -126,7 +129,7 @@ def partitions(conn: Connection) -> list[Partition]:
     ).all()
     found: list[Partition] = []
     for name, bound, tuples in rows:
-        estimate = max(int(tuples), 0)  # -1: never analysed
+        estimate = None if tuples < 0 else int(tuples)  # -1: never analysed
         match = _BOUNDS.fullmatch(bound)
         if match is None:  # "DEFAULT"
             found.append(Partition(name, None, None, estimate, default=True))
@@ -174,6 +177,32 @@ def keep_partitions(conn: Connection, now: datetime, ahead: int = AHEAD_MONTHS) 
     return made
 
 
+def earliest_cutoff(now: datetime, keep_months: int = KEEP_MONTHS) -> date:
+    """The latest `--detach-before` allowed now: the current month and the `keep_months`
+    whole months before it stay."""
+    return add_months(month_of(now), -keep_months)
+
+
+def leaves_from(partition: Partition, keep_months: int = KEEP_MONTHS) -> date | None:
+    """The first month in which the partition may be detached (None: never, the default)."""
+    if partition.end is None or partition.end == date.max:
+        return None
+    return add_months(partition.end, keep_months)
+
+
+def detached_tables(conn: Connection) -> list[str]:
+    """Months detached and not yet dropped: standalone tables still holding events (and
+    members' sealed fields) that the archive step should dump and drop."""
+    if not partitioned(conn):
+        return []
+    found = conn.exec_driver_sql(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+        r"AND c.relname ~ '^events_(v5|[0-9]{4}_[0-9]{2})$' ORDER BY c.relname"
+    ).scalars()
+    return [str(name) for name in found]
+
+
 def detach_before(
     conn: Connection, cutoff: date, now: datetime, keep_months: int = KEEP_MONTHS
 ) -> list[Partition]:
@@ -189,12 +218,14 @@ def detach_before(
         )
     if cutoff != month_of(cutoff):
         raise LedgerError("partitions.cutoff", f"{cutoff} is not the first day of a month")
-    floor = add_months(month_of(now), -keep_months)
+    floor = earliest_cutoff(now, keep_months)
     if cutoff > floor:
+        months = "month" if keep_months == 1 else "months"
         raise LedgerError(
             "partitions.too_recent",
-            f"events from {floor:%Y-%m} on are kept ({keep_months} months): a station may "
-            f"still send them; detach before {floor:%Y-%m} at the latest",
+            f"events from {floor:%Y-%m} on are kept (this month and the {keep_months} "
+            f"{months} before it): a station may still send them; the latest cutoff is "
+            f"{floor:%Y-%m}",
         )
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
     leaving = [p for p in partitions(conn) if p.end is not None and p.end <= cutoff]

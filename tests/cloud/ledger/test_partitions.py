@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection, create_engine, inspect, select, text
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cloud_sync.cloud.cli import cloud_app
 from cloud_sync.cloud.ledger import CloudLedger, EventConflict, LedgerError, aggregates_ledger
@@ -241,37 +241,64 @@ def test_old_months_leave_for_the_archive_only_past_the_kept_months(
         ledger.close()
 
 
-def test_the_partitions_command_lists_and_refuses_in_one_line(
-    cloud_db_url: str, ledger: CloudLedger
+def test_the_partitions_command_lists_detaches_and_refuses_in_one_line(
+    cloud_db_url: str, ledger: CloudLedger, station: FakeStation
 ) -> None:
     runner = CliRunner()
-    listed = runner.invoke(cloud_app, ["db", "partitions", "--database-url", cloud_db_url])
+
+    def run(*args: str) -> Result:
+        return runner.invoke(cloud_app, ["db", "partitions", *args, "--database-url", cloud_db_url])
+
+    listed = run()
     if cloud_db_url.startswith("sqlite"):
         assert listed.exit_code == 2
         assert "PostgreSQL only" in listed.output
         assert len(listed.output.strip().splitlines()) == 1
         return
+    this_month = month_of(datetime.now(UTC))
     assert listed.exit_code == 0, listed.output
-    assert partition_name(month_of(datetime.now(UTC))) in listed.output
-    assert "DEFAULT" in listed.output
+    line = next(x for x in listed.output.splitlines() if x.startswith(partition_name(this_month)))
+    assert line.split()[-1] == f"{add_months(this_month, 14):%Y-%m}"  # may leave from
+    assert "never (the default partition)" in listed.output
+    assert f"latest --detach-before today: {add_months(this_month, -13):%Y-%m}" in listed.output
     for bad, says in (
         ("2026-13", "YYYY-MM"),
         ("soon", "YYYY-MM"),
-        (f"{month_of(datetime.now(UTC)):%Y-%m}", "are kept (13 months)"),
+        ("２０２５-01", "YYYY-MM"),  # full-width digits are not a month
+        (f"{this_month:%Y-%m}", "this month and the 13 months before it"),
     ):
-        refused = runner.invoke(
-            cloud_app,
-            ["db", "partitions", "--detach-before", bad, "--database-url", cloud_db_url],
-        )
+        refused = run("--detach-before", bad)
         assert refused.exit_code == 2, refused.output
         assert says in refused.output
         assert len(refused.output.strip().splitlines()) == 1
-    nothing = runner.invoke(
-        cloud_app,
-        ["db", "partitions", "--detach-before", "2020-01", "--database-url", cloud_db_url],
-    )
+    nothing = run("--detach-before", "2019-01")
     assert nothing.exit_code == 0, nothing.output
     assert "nothing detached" in nothing.output
+
+    # An old month, made by hand as an operator might, with one event in it.
+    engine = create_engine(cloud_db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE events_2020_01 (LIKE events INCLUDING DEFAULTS)"))
+        conn.execute(
+            text(
+                "ALTER TABLE events ATTACH PARTITION events_2020_01 "
+                "FOR VALUES FROM ('2020-01-01') TO ('2020-02-01')"
+            )
+        )
+    engine.dispose()
+    station.register("13800138000", NOW)
+    ledger.push("S001", station.request(), datetime(2020, 1, 15, tzinfo=UTC))
+    detached = run("--detach-before", "2020-02", "--json")
+    assert detached.exit_code == 0, detached.output
+    answer = json.loads(detached.output)
+    assert [(d["name"], d["rows"]) for d in answer["detached"]] == [("events_2020_01", 1)]
+    dump, drop = answer["archive_commands"][0]
+    assert "--table=events_2020_01" in dump and dump.startswith("pg_dump 'postgresql://")
+    assert drop.endswith("--command='DROP TABLE events_2020_01;'")
+    after = json.loads(run("--json").output)
+    assert after["detached_not_dropped"] == ["events_2020_01"]
+    assert "events_2020_01" not in [p["name"] for p in after["partitions"]]
+    assert ledger.ledger_problems() == []
 
 
 def _tier_moves(ledger: CloudLedger) -> dict[tuple[str, str, str], int]:
