@@ -24,6 +24,11 @@ from cloud_sync.core.output import emit, fail
 from .commands import DatabaseOption, JsonOption, _one_line, _refusals, _settings
 
 KEEP_MONTHS = 13  # partitions.KEEP_MONTHS, without importing the ledger for --help
+# Optional here: `distribute --print` and a `--database-url` need no cloud.toml.
+_ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="LOYALPUMP_CLOUD_CONFIG", help="Path to cloud.toml."),
+]
 
 if TYPE_CHECKING:
     from cloud_sync.cloud.ledger.partitions import Partition
@@ -60,10 +65,7 @@ def distribute(
     apply: Annotated[
         bool, typer.Option("--apply", help="Run it on the configured database (needs citus).")
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", envvar="LOYALPUMP_CLOUD_CONFIG", help="Path to cloud.toml."),
-    ] = None,
+    config: _ConfigFile = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -177,10 +179,7 @@ def partitions(
             help="Whole months kept before the current one, whatever --detach-before says.",
         ),
     ] = KEEP_MONTHS,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", envvar="LOYALPUMP_CLOUD_CONFIG", help="Path to cloud.toml."),
-    ] = None,
+    config: _ConfigFile = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -15,8 +15,9 @@ from sqlalchemy import Connection, create_engine, inspect, select, text
 from typer.testing import CliRunner, Result
 
 from cloud_sync.cloud.cli import cloud_app
+from cloud_sync.cloud.cli import db as db_cli
 from cloud_sync.cloud.ledger import CloudLedger, EventConflict, LedgerError, aggregates_ledger
-from cloud_sync.cloud.ledger.partitions import add_months, month_of, partition_name
+from cloud_sync.cloud.ledger.partitions import KEEP_MONTHS, add_months, month_of, partition_name
 from cloud_sync.cloud.ledger.schema import agg_tier_month
 from cloud_sync.core.privacy import MemberKeys
 
@@ -244,6 +245,7 @@ def test_old_months_leave_for_the_archive_only_past_the_kept_months(
 def test_the_partitions_command_lists_detaches_and_refuses_in_one_line(
     cloud_db_url: str, ledger: CloudLedger, station: FakeStation
 ) -> None:
+    assert db_cli.KEEP_MONTHS == KEEP_MONTHS  # the CLI's default, kept without the ledger
     runner = CliRunner()
 
     def run(*args: str) -> Result:
