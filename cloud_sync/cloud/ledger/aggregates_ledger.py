@@ -66,6 +66,7 @@ __all__ = [
     "check",
     "fill",
     "ledger_outstanding",
+    "pages",
     "read_tier_change",
     "rebuild",
     "stored",
@@ -78,7 +79,7 @@ _SHOWN: Final = 1000  # differences named per table (the count says how many mor
 # ---------------------------------------------------------------- from the ledger itself
 
 
-def _pages(conn: Connection, stmt: Select[Any], key: Any) -> Iterator[Sequence[Row[Any]]]:
+def pages(conn: Connection, stmt: Select[Any], key: Any) -> Iterator[Sequence[Row[Any]]]:
     """The rows of `stmt` a page at a time, by `key` (keyset paging: no cursor stays open
     while a page is written)."""
     last: Any = None
@@ -95,7 +96,7 @@ def _members(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
     stmt = select(members.c.member_id, members.c.registered_at, members.c.registered_station).where(
         members.c.status != "merged"
     )
-    for page in _pages(conn, stmt, members.c.member_id):
+    for page in pages(conn, stmt, members.c.member_id):
         tally = Tally(zone)
         for row in page:
             tally.member(row.registered_at, row.registered_station)
@@ -115,7 +116,7 @@ def _sales(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
         sales.c.status,
         owner.c.merged_into,
     ).outerjoin(owner, owner.c.member_id == sales.c.member_id)
-    for page in _pages(conn, stmt, sales.c.sale_id):
+    for page in pages(conn, stmt, sales.c.sale_id):
         tally = Tally(zone)
         for row in page:
             member_id = row.member_id
@@ -137,7 +138,7 @@ def _journals(conn: Connection, zone: ZoneInfo) -> Iterator[Tally]:
         journals.c.station_id,
         journals.c.at,
     ).join(journals, journals.c.journal_id == lines.c.journal_id)
-    for page in _pages(conn, stmt, lines.c.line_id):
+    for page in pages(conn, stmt, lines.c.line_id):
         tally = Tally(zone)
         for row in page:
             tally.journal(row.kind, row.station_id, row.at, [(row.account, int(row.points))])
@@ -157,7 +158,7 @@ def _tier_changes(conn: Connection, zone: ZoneInfo) -> Iterator[Counter[tuple[st
     stmt = select(events.c.id, events.c.body, events.c.received_at).where(
         events.c.status == "applied", events.c.kind == MemberTierChanged.kind
     )
-    for page in _pages(conn, stmt, events.c.id):
+    for page in pages(conn, stmt, events.c.id):
         moves: Counter[tuple[str, ...]] = Counter()
         for row in page:
             moved = tier_moved(zone, *read_tier_change(row.body, row.received_at))

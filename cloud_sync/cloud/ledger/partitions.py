@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cloud_sync.core.events import MemberTierChanged
 
-from .aggregates_ledger import read_tier_change
+from .aggregates_ledger import pages, read_tier_change
 from .errors import LedgerError
 from .schema import events_archived, tier_moves_archived
 
@@ -66,7 +66,6 @@ _UPKEEP_LOCK = 0x6C70_7061_7274  # "lppart": one upkeep at a time (pg_try_adviso
 _LOCK_TIMEOUT = "1s"
 _DEFAULT_TAKEN = "23514"  # the default partition holds rows of the month to be made
 _BOUNDS = re.compile(r"FOR VALUES FROM \((.+)\) TO \((.+)\)")
-_PAGE = 5000
 
 
 @dataclass(frozen=True)
@@ -281,23 +280,16 @@ def _archive_tier_moves(conn: Connection, name: str) -> None:
         name, column("id"), column("body"), column("received_at"), column("kind"), column("status")
     )
     moves: Counter[tuple[str, str, str]] = Counter()
-    last = None
-    while True:
-        stmt = select(month.c.id, month.c.body, month.c.received_at).where(
-            month.c.kind == MemberTierChanged.kind, month.c.status == "applied"
-        )
-        if last is not None:
-            stmt = stmt.where(month.c.id > last)
-        page = conn.execute(stmt.order_by(month.c.id).limit(_PAGE)).all()
+    stmt = select(month.c.id, month.c.body, month.c.received_at).where(
+        month.c.kind == MemberTierChanged.kind, month.c.status == "applied"
+    )
+    for page in pages(conn, stmt, month.c.id):
         for row in page:
             at, before, after = read_tier_change(row.body, row.received_at)
             if before != after:
                 utc = at.astimezone(UTC)
                 quarter = utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
                 moves[(quarter.strftime("%Y-%m-%dT%H:%M"), before, after)] += 1
-        if len(page) < _PAGE:
-            break
-        last = page[-1].id
     if not moves:
         return
     add = pg_insert(tier_moves_archived)
