@@ -191,7 +191,8 @@ def partitions(
         url = database_url if config is None else _settings(config, database_url).database_url
     found = _partitions(url or "", cutoff, keep_months)
     if cutoff is None:
-        emit(_listing(found, keep_months), as_json=as_json, text=_listing_text(found, keep_months))
+        listing = _listing(found, keep_months)
+        emit(listing, as_json=as_json, text=_listing_text(listing, keep_months))
         return
     detached = [_row(p, keep_months) for p in found.detached]
     commands = [_archive_commands(found.url, p.name) for p in found.detached]
@@ -243,21 +244,19 @@ def _listing(found: _Found, keep_months: int) -> dict[str, Any]:
     }
 
 
-def _listing_text(found: _Found, keep_months: int) -> str:
+def _listing_text(listing: dict[str, Any], keep_months: int) -> str:
     table = [f"{'partition':<16} {'from':<10}  {'to':<10}  {'rows (est.)':<11}  may leave from"]
-    for row in _listing(found, keep_months)["partitions"]:
+    for row in listing["partitions"]:
         start = "DEFAULT" if row["default"] else row["from"] or "(start)"
         rows = "unknown" if row["rows"] is None else str(row["rows"])
         leaves = row["leaves_from"] or "never (the default partition)"
         table.append(f"{row['name']:<16} {start:<10}  {row['to'] or '':<10}  {rows:<11}  {leaves}")
-    listing = _listing(found, keep_months)
     table.append(
         f"latest --detach-before today: {listing['latest_cutoff']} (--keep-months {keep_months})"
     )
-    if found.leftover:
-        table.append(
-            "detached, not dropped yet (they still hold events): " + ", ".join(found.leftover)
-        )
+    if listing["detached_not_dropped"]:
+        left = ", ".join(listing["detached_not_dropped"])
+        table.append(f"detached, not dropped yet (they still hold events): {left}")
     return "\n".join(table)
 
 
