@@ -29,7 +29,7 @@ from .schema import (
 )
 from .schema_app import feedback, invoice_requests, member_plate_adds
 
-__all__ = ["migrate_5", "primary_key", "rebuild_sqlite"]
+__all__ = ["migrate_5", "primary_key", "rebuild_sqlite", "wanted_key"]
 
 # Tables whose primary key schema 5 changed, each with its serial column (or None).
 _REKEYED: tuple[tuple[Table, str | None], ...] = (
@@ -49,7 +49,8 @@ def primary_key(conn: Connection, name: str) -> list[str]:
     return list(inspect(conn).get_pk_constraint(name).get("constrained_columns") or [])
 
 
-def _wanted_key(table: Table) -> list[str]:
+def wanted_key(table: Table) -> list[str]:
+    """The columns of the table's primary key in this program's metadata, in order."""
     return [column.name for column in table.primary_key.columns]
 
 
@@ -99,7 +100,7 @@ def _postgresql(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE journals ALTER COLUMN member_id SET NOT NULL")
     for table, _serial in (*_REKEYED, (lines, "line_id")):
         # Migration 6 follows and replaces events' keys (partitioned): no index built twice.
-        if table is not events and primary_key(conn, table.name) != _wanted_key(table):
+        if table is not events and primary_key(conn, table.name) != wanted_key(table):
             _rekey_postgresql(conn, table)
     if not [k for k in inspect(conn).get_foreign_keys("lines") if k["name"] == "fk_lines_journal"]:
         conn.exec_driver_sql(
@@ -113,7 +114,7 @@ def _postgresql(conn: Connection) -> None:
 
 def _rekey_postgresql(conn: Connection, table: Table) -> None:
     old = inspect(conn).get_pk_constraint(table.name)["name"]
-    columns = ", ".join(_wanted_key(table))
+    columns = ", ".join(wanted_key(table))
     name = table.primary_key.name
     conn.exec_driver_sql(f'ALTER TABLE {table.name} DROP CONSTRAINT "{old}"')
     conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD CONSTRAINT {name} PRIMARY KEY ({columns})")
@@ -142,7 +143,7 @@ def _sqlite(conn: Connection) -> None:
         conn.exec_driver_sql("CREATE TABLE lines_v4 AS SELECT * FROM lines")
         conn.exec_driver_sql("DROP TABLE lines")
     for table, serial in _REKEYED:
-        if primary_key(conn, table.name) != _wanted_key(table):
+        if primary_key(conn, table.name) != wanted_key(table):
             rebuild_sqlite(conn, table, serial)
     for table in (plates, sales):
         keys = inspect(conn).get_foreign_keys(table.name)

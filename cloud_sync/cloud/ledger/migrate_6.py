@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, inspect
 
-from .migrate_5 import primary_key, rebuild_sqlite
+from .migrate_5 import primary_key, rebuild_sqlite, wanted_key
 from .partitions import add_months, month_of, partitioned
 from .schema import V6_TABLES, events
 
@@ -36,8 +36,7 @@ def migrate_6(conn: Connection) -> None:
         if not partitioned(conn):
             _partition_postgresql(conn, datetime.now(UTC))
         return
-    wanted = [column.name for column in events.primary_key.columns]
-    if primary_key(conn, "events") != wanted:
+    if primary_key(conn, "events") != wanted_key(events):
         rebuild_sqlite(conn, events, "id", aside_suffix="_v5")
 
 
